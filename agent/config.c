@@ -1,0 +1,637 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "config.h"
+
+#include "p11e-config.h"
+
+#include <errno.h>
+#include <glob.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ini.h>
+
+#include "csr.h"
+#include "log.h"
+#include "p11uri.h"
+
+enum section_kind { SECTION_AGENT, SECTION_CA, SECTION_CERT };
+
+struct raw_section {
+	enum section_kind kind;
+	const char *name; /* after "ca:" / "cert:" */
+	const char *file;
+	int line;
+	struct p11e_setting *v;
+	size_t n;
+};
+
+struct parser {
+	struct p11e_config *cfg;
+	struct raw_section *sections;
+	size_t n_sections;
+	const char *file;      /* kept copy */
+	FILE *stream;
+	int line;
+	bool line_too_long;
+	struct p11e_err *err;
+};
+
+static const char *const agent_keys[] = {
+	"state_dir", "renew_before", "wait", "log", "include_dir", "allow_inline_secrets", NULL,
+};
+
+static const char *const cert_keys[] = {
+	"ca", "key", "key_type", "subject", "dns", "ip", "email", "uri", "client_auth",
+	"cert_file", "chain_file", "fullchain_file", "file_owner", "file_group", "file_mode",
+	"store_in_token", "renew_before", "wait", "rotate_key", "keep_old_keys", "post_install",
+	NULL,
+};
+
+static bool in_list(const char *const *list, const char *key)
+{
+	for (size_t i = 0; list && list[i]; i++)
+		if (strcmp(list[i], key) == 0)
+			return true;
+	return false;
+}
+
+static const char *keep(struct p11e_config *cfg, const char *s)
+{
+	if (p11e_strlist_add(&cfg->strings, s) != 0)
+		return NULL;
+	return cfg->strings.v[cfg->strings.n - 1];
+}
+
+/* fgets that counts lines and notices lines inih would cut silently. */
+static char *reader(char *str, int num, void *stream)
+{
+	struct parser *p = stream;
+	char *got = fgets(str, num, p->stream);
+	size_t len;
+
+	if (!got)
+		return NULL;
+	p->line++;
+	len = strlen(got);
+	if (len == (size_t)num - 1 && got[len - 1] != '\n' && !feof(p->stream)) {
+		p->line_too_long = true;
+		return NULL;
+	}
+	return got;
+}
+
+static struct raw_section *find_section(struct parser *p, enum section_kind kind, const char *name)
+{
+	for (size_t i = 0; i < p->n_sections; i++)
+		if (p->sections[i].kind == kind && strcmp(p->sections[i].name, name) == 0)
+			return &p->sections[i];
+	return NULL;
+}
+
+__attribute__((format(printf, 2, 3))) static int fail(struct parser *p, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	p11e_err_set(p->err, P11E_EUSAGE, "%s:%d: %s", p->file, p->line, msg);
+	return 0;
+}
+
+static int handler(void *user, const char *section, const char *key, const char *value)
+{
+	struct parser *p = user;
+	struct raw_section *s, *grown;
+	struct p11e_setting *v;
+	enum section_kind kind;
+	const char *name;
+
+	if (strcmp(section, "agent") == 0) {
+		kind = SECTION_AGENT;
+		name = "agent";
+	} else if (strncmp(section, "ca:", 3) == 0 && section[3]) {
+		kind = SECTION_CA;
+		name = section + 3;
+	} else if (strncmp(section, "cert:", 5) == 0 && section[5]) {
+		kind = SECTION_CERT;
+		name = section + 5;
+	} else if (!*section) {
+		return fail(p, "'%s' is outside any section (start with [agent], [ca:NAME] or "
+			       "[cert:NAME])",
+			    key);
+	} else {
+		return fail(p, "unknown section [%s]; sections are [agent], [ca:NAME] and "
+			       "[cert:NAME]",
+			    section);
+	}
+	s = find_section(p, kind, name);
+	if (s && s->file != p->file && kind != SECTION_AGENT)
+		return fail(p, "[%s] is defined a second time (first in %s)", section, s->file);
+	if (!s) {
+		grown = realloc(p->sections, (p->n_sections + 1) * sizeof(*grown));
+		if (!grown)
+			return 0;
+		p->sections = grown;
+		s = &p->sections[p->n_sections++];
+		memset(s, 0, sizeof(*s));
+		s->kind = kind;
+		s->name = keep(p->cfg, name);
+		s->file = p->file;
+		s->line = p->line;
+	}
+	for (size_t i = 0; i < s->n; i++) {
+		if (strcmp(s->v[i].key, key) == 0) {
+			return fail(p, "'%s' is set twice in this section (first at line %d)", key,
+				    s->v[i].line);
+		}
+	}
+	v = realloc(s->v, (s->n + 1) * sizeof(*v));
+	if (!v)
+		return 0;
+	s->v = v;
+	v[s->n] = (struct p11e_setting){ keep(p->cfg, key), keep(p->cfg, value), p->file, p->line };
+	if (!v[s->n].key || !v[s->n].value)
+		return 0;
+	s->n++;
+	return 1;
+}
+
+static p11e_status parse_file(struct parser *p, const char *path)
+{
+	int rc;
+
+	p->file = keep(p->cfg, path);
+	p->line = 0;
+	p->line_too_long = false;
+	p->stream = fopen(path, "re");
+	if (!p->stream)
+		return p11e_err_set(p->err, P11E_EUSAGE, "cannot read configuration %s: %s", path,
+				    strerror(errno));
+	rc = ini_parse_stream(reader, p, handler, p);
+	fclose(p->stream);
+	if (p->line_too_long)
+		return p11e_err_set(p->err, P11E_EUSAGE,
+				    "%s:%d: line longer than %d characters, which the INI parser "
+				    "cannot take; shorten it",
+				    path, p->line, INI_MAX_LINE - 1);
+	if (p->err->status != P11E_OK)
+		return p->err->status;
+	if (rc != 0)
+		return p11e_err_set(p->err, P11E_EUSAGE,
+				    "%s:%d: syntax error (expected [section], key = value, or a "
+				    "comment starting with ; or #)",
+				    path, rc > 0 ? rc : p->line);
+	return P11E_OK;
+}
+
+/* ---- interpretation --------------------------------------------------------- */
+
+#define AT(s) (s)->file, (s)->line
+
+static p11e_status bad(struct p11e_err *err, const struct p11e_setting *s, const char *what)
+{
+	return p11e_err_set(err, P11E_EUSAGE, "%s:%d: %s = %s: %s", AT(s), s->key, s->value, what);
+}
+
+static p11e_status get_duration(const struct p11e_setting *s, int64_t *out, struct p11e_err *err)
+{
+	int64_t d = p11e_parse_duration(s->value);
+
+	if (d < 0)
+		return bad(err, s, "not a duration (write e.g. 90s, 15m, 12h, 30d)");
+	*out = d;
+	return P11E_OK;
+}
+
+static p11e_status get_bool(const struct p11e_setting *s, bool *out, struct p11e_err *err)
+{
+	int b = p11e_parse_bool(s->value);
+
+	if (b < 0)
+		return bad(err, s, "write yes or no");
+	*out = b;
+	return P11E_OK;
+}
+
+static p11e_status load_agent(struct p11e_config *cfg, const struct raw_section *sec,
+			      struct p11e_err *err)
+{
+	for (size_t i = 0; i < sec->n; i++) {
+		const struct p11e_setting *s = &sec->v[i];
+		p11e_status rc = P11E_OK;
+
+		if (!in_list(agent_keys, s->key))
+			return p11e_err_set(err, P11E_EUSAGE,
+					    "%s:%d: unknown key '%s' in [agent] (known: state_dir, "
+					    "renew_before, wait, log, include_dir, "
+					    "allow_inline_secrets)",
+					    AT(s), s->key);
+		if (strcmp(s->key, "state_dir") == 0) {
+			cfg->state_dir = s->value;
+		} else if (strcmp(s->key, "renew_before") == 0) {
+			rc = get_duration(s, &cfg->renew_before, err);
+		} else if (strcmp(s->key, "wait") == 0) {
+			rc = get_duration(s, &cfg->wait, err);
+		} else if (strcmp(s->key, "log") == 0) {
+			cfg->log_level = p11e_log_parse_level(s->value);
+			if (cfg->log_level < 0)
+				rc = bad(err, s, "write error, warn, info or debug");
+		} else if (strcmp(s->key, "allow_inline_secrets") == 0) {
+			rc = get_bool(s, &cfg->allow_inline_secrets, err);
+		}
+		if (rc != P11E_OK)
+			return rc;
+	}
+	cfg->agent = (struct p11e_settings){ sec->v, sec->n };
+	return P11E_OK;
+}
+
+static p11e_status load_ca(struct p11e_config *cfg, const struct raw_section *sec,
+			   struct p11e_ca_conf *ca, struct p11e_err *err)
+{
+	const struct p11e_settings all = { sec->v, sec->n };
+	const struct p11e_setting *type = p11e_settings_find(&all, "type");
+	struct p11e_setting *rest;
+	size_t n = 0;
+
+	(void)cfg;
+	ca->name = (char *)sec->name;
+	ca->file = sec->file;
+	ca->line = sec->line;
+	if (!type)
+		return p11e_err_set(err, P11E_EUSAGE, "%s:%d: [ca:%s] has no type (%s)", AT(sec),
+				    sec->name, p11e_ca_types());
+	ca->ops = p11e_ca_lookup(type->value);
+	if (!ca->ops)
+		return p11e_err_set(err, P11E_EUSAGE, "%s:%d: unknown CA type '%s' (known: %s)",
+				    AT(type), type->value, p11e_ca_types());
+	rest = calloc(sec->n, sizeof(*rest));
+	if (!rest && sec->n)
+		return p11e_err_set(err, P11E_EFAIL, "out of memory");
+	for (size_t i = 0; i < sec->n; i++) {
+		const struct p11e_setting *s = &sec->v[i];
+
+		if (s == type)
+			continue;
+		if (!in_list(ca->ops->ca_keys, s->key)) {
+			free(rest);
+			return p11e_err_set(err, P11E_EUSAGE,
+					    "%s:%d: unknown key '%s' for a CA of type %s (see "
+					    "p11enroll.conf(5))",
+					    AT(s), s->key, type->value);
+		}
+		if (!cfg->allow_inline_secrets && strstr(s->key, "secret") && !strstr(s->key, "_file")) {
+			free(rest);
+			return p11e_err_set(err, P11E_EUSAGE,
+					    "%s:%d: %s holds a secret inline; use a *_file key",
+					    AT(s), s->key);
+		}
+		rest[n++] = *s;
+	}
+	ca->settings = (struct p11e_settings){ rest, n };
+	return P11E_OK;
+}
+
+static p11e_status get_list(const struct p11e_setting *s, struct p11e_strlist *list,
+			    p11e_status (*check)(const char *, struct p11e_err *),
+			    struct p11e_err *err)
+{
+	if (p11e_strlist_split(list, s->value, ',') != 0)
+		return p11e_err_set(err, P11E_EFAIL, "out of memory");
+	for (size_t i = 0; i < list->n; i++) {
+		if (check(list->v[i], err) != P11E_OK) {
+			p11e_err_prefix(err, "%s:%d", AT(s));
+			return err->status;
+		}
+	}
+	return P11E_OK;
+}
+
+static p11e_status get_owner(const struct p11e_setting *s, bool group, uid_t *uid, gid_t *gid,
+			     struct p11e_err *err)
+{
+	char *end;
+	unsigned long id = strtoul(s->value, &end, 10);
+
+	if (*s->value && !*end) {
+		if (group)
+			*gid = (gid_t)id;
+		else
+			*uid = (uid_t)id;
+		return P11E_OK;
+	}
+	if (group) {
+		struct group *g = getgrnam(s->value);
+
+		if (!g)
+			return bad(err, s, "no such group");
+		*gid = g->gr_gid;
+	} else {
+		struct passwd *pw = getpwnam(s->value);
+
+		if (!pw)
+			return bad(err, s, "no such user");
+		*uid = pw->pw_uid;
+	}
+	return P11E_OK;
+}
+
+static p11e_status check_key_uri(const struct p11e_config *cfg, const struct p11e_setting *s,
+				 struct p11e_err *err)
+{
+	struct p11e_uri *uri = NULL;
+	p11e_status rc;
+
+	if (strncmp(s->value, "provider:", 9) == 0)
+		return p11e_err_set(err, P11E_EUSAGE,
+				    "%s:%d: key = %s: OpenSSL provider keys are not supported yet; "
+				    "use a pkcs11: URI",
+				    AT(s), s->value);
+	rc = p11e_uri_parse(s->value, &uri, err);
+	if (rc != P11E_OK) {
+		p11e_err_prefix(err, "%s:%d", AT(s));
+		return rc;
+	}
+	if (uri->pin_value && !cfg->allow_inline_secrets)
+		rc = p11e_err_set(err, P11E_EUSAGE,
+				  "%s:%d: the key URI carries pin-value: secrets are not kept in "
+				  "the configuration; use pin-source=file:/path (mode 0600) or "
+				  "pin-source=env:NAME, or set allow_inline_secrets = yes in "
+				  "[agent] for a test set-up",
+				  AT(s));
+	p11e_uri_free(uri);
+	return rc;
+}
+
+static p11e_status load_cert(struct p11e_config *cfg, const struct raw_section *sec,
+			     struct p11e_cert_conf *c, struct p11e_err *err)
+{
+	const struct p11e_setting *key_type_setting = NULL;
+	const struct p11e_ca_conf *ca = NULL;
+	struct p11e_setting *over;
+	p11e_status rc = P11E_OK;
+	size_t n_over = 0;
+
+	c->name = (char *)sec->name;
+	c->file = sec->file;
+	c->line = sec->line;
+	c->settings = (struct p11e_settings){ sec->v, sec->n };
+	c->file_mode = 0644;
+	c->file_owner = (uid_t)-1;
+	c->file_group = (gid_t)-1;
+	c->renew_before = cfg->renew_before;
+	c->wait = cfg->wait;
+	c->keep_old_keys = 0;
+	over = calloc(sec->n ? sec->n : 1, sizeof(*over));
+	if (!over)
+		return p11e_err_set(err, P11E_EFAIL, "out of memory");
+	c->overrides = (struct p11e_settings){ over, 0 };
+	/* The CA first: it decides which override keys exist. */
+	for (size_t i = 0; i < sec->n; i++) {
+		if (strcmp(sec->v[i].key, "ca") == 0) {
+			c->ca = sec->v[i].value;
+			ca = p11e_config_ca(cfg, c->ca);
+			if (!ca)
+				return p11e_err_set(err, P11E_EUSAGE,
+						    "%s:%d: ca = %s: there is no [ca:%s] section",
+						    AT(&sec->v[i]), c->ca, c->ca);
+		}
+	}
+	for (size_t i = 0; i < sec->n && rc == P11E_OK; i++) {
+		const struct p11e_setting *s = &sec->v[i];
+		const char *k = s->key;
+
+		if (!in_list(cert_keys, k)) {
+			if (ca && in_list(ca->ops->cert_keys, k)) {
+				over[n_over++] = *s;
+				continue;
+			}
+			return p11e_err_set(err, P11E_EUSAGE,
+					    "%s:%d: unknown key '%s' in [cert:%s]%s (see "
+					    "p11enroll.conf(5))",
+					    AT(s), k, sec->name,
+					    ca ? "" : " (CA overrides need ca = NAME first)");
+		}
+		if (strcmp(k, "key") == 0) {
+			c->key = s->value;
+			rc = check_key_uri(cfg, s, err);
+		} else if (strcmp(k, "key_type") == 0) {
+			key_type_setting = s;
+			rc = p11e_policy_parse(s->value, &c->key_spec, err);
+			if (rc != P11E_OK)
+				p11e_err_prefix(err, "%s:%d", AT(s));
+		} else if (strcmp(k, "subject") == 0) {
+			X509_NAME *name = NULL;
+
+			c->subject = s->value;
+			rc = p11e_subject_parse(s->value, &name, err);
+			X509_NAME_free(name);
+			if (rc != P11E_OK)
+				p11e_err_prefix(err, "%s:%d", AT(s));
+		} else if (strcmp(k, "dns") == 0) {
+			rc = get_list(s, &c->dns, p11e_san_check_dns, err);
+		} else if (strcmp(k, "ip") == 0) {
+			rc = get_list(s, &c->ip, p11e_san_check_ip, err);
+		} else if (strcmp(k, "email") == 0) {
+			rc = get_list(s, &c->email, p11e_san_check_email, err);
+		} else if (strcmp(k, "uri") == 0) {
+			rc = get_list(s, &c->uri, p11e_san_check_uri, err);
+		} else if (strcmp(k, "client_auth") == 0) {
+			rc = get_bool(s, &c->client_auth, err);
+		} else if (strcmp(k, "cert_file") == 0) {
+			c->cert_file = s->value;
+		} else if (strcmp(k, "chain_file") == 0) {
+			c->chain_file = s->value;
+		} else if (strcmp(k, "fullchain_file") == 0) {
+			c->fullchain_file = s->value;
+		} else if (strcmp(k, "file_owner") == 0) {
+			rc = get_owner(s, false, &c->file_owner, &c->file_group, err);
+		} else if (strcmp(k, "file_group") == 0) {
+			rc = get_owner(s, true, &c->file_owner, &c->file_group, err);
+		} else if (strcmp(k, "file_mode") == 0) {
+			char *end;
+			unsigned long mode = strtoul(s->value, &end, 8);
+
+			if (*end || !*s->value || mode > 0777 || (mode & 0400) == 0)
+				rc = bad(err, s, "write an octal mode such as 0644 (owner-readable)");
+			c->file_mode = (mode_t)mode;
+		} else if (strcmp(k, "store_in_token") == 0) {
+			rc = get_bool(s, &c->store_in_token, err);
+		} else if (strcmp(k, "renew_before") == 0) {
+			rc = get_duration(s, &c->renew_before, err);
+		} else if (strcmp(k, "wait") == 0) {
+			rc = get_duration(s, &c->wait, err);
+		} else if (strcmp(k, "rotate_key") == 0) {
+			rc = get_bool(s, &c->rotate_key, err);
+		} else if (strcmp(k, "keep_old_keys") == 0) {
+			char *end;
+			unsigned long n = strtoul(s->value, &end, 10);
+
+			if (*end || !*s->value || n > 100)
+				rc = bad(err, s, "write a number from 0 to 100");
+			c->keep_old_keys = (unsigned)n;
+		} else if (strcmp(k, "post_install") == 0) {
+			c->post_install = s->value;
+		}
+	}
+	c->overrides.n = n_over;
+	if (rc != P11E_OK)
+		return rc;
+	if (!c->key)
+		return p11e_err_set(err, P11E_EUSAGE, "%s:%d: [cert:%s] has no key = pkcs11:… URI",
+				    AT(sec), sec->name);
+	if (!key_type_setting && p11e_policy_parse("ec-p256", &c->key_spec, err) != P11E_OK)
+		return err->status;
+	if (!c->subject) {
+		char *subject;
+
+		if (c->dns.n == 0)
+			return p11e_err_set(err, P11E_EUSAGE,
+					    "%s:%d: [cert:%s] needs subject = CN=… or dns = …",
+					    AT(sec), sec->name);
+		if (asprintf(&subject, "CN=%s", c->dns.v[0]) < 0)
+			return p11e_err_set(err, P11E_EFAIL, "out of memory");
+		c->subject = keep(cfg, subject);
+		free(subject);
+	}
+	return P11E_OK;
+}
+
+p11e_status p11e_config_load(const char *path, struct p11e_config **out, struct p11e_err *err)
+{
+	struct p11e_config *cfg = calloc(1, sizeof(*cfg));
+	struct parser p = { .cfg = cfg, .err = err };
+	const struct raw_section *agent;
+	p11e_status rc;
+	glob_t g = { 0 };
+
+	*out = NULL;
+	if (!cfg)
+		return p11e_err_set(err, P11E_EFAIL, "out of memory");
+	cfg->path = strdup(path);
+	cfg->renew_before = 30 * 86400;
+	cfg->wait = 600;
+	cfg->log_level = -1;
+	cfg->state_dir = P11E_DEFAULT_STATE_DIR;
+	rc = parse_file(&p, path);
+	if (rc != P11E_OK)
+		goto out;
+	agent = find_section(&p, SECTION_AGENT, "agent");
+	for (size_t i = 0; agent && i < agent->n; i++) {
+		if (strcmp(agent->v[i].key, "include_dir") == 0) {
+			char pattern[4096];
+
+			snprintf(pattern, sizeof(pattern), "%s/*.conf", agent->v[i].value);
+			if (glob(pattern, 0, NULL, &g) == 0) {
+				for (size_t k = 0; k < g.gl_pathc && rc == P11E_OK; k++)
+					rc = parse_file(&p, g.gl_pathv[k]);
+			}
+			if (rc != P11E_OK)
+				goto out;
+			/* parse_file may have moved the section array. */
+			agent = find_section(&p, SECTION_AGENT, "agent");
+			break;
+		}
+	}
+	if (agent) {
+		rc = load_agent(cfg, agent, err);
+		if (rc != P11E_OK)
+			goto out;
+	}
+	for (size_t i = 0; i < p.n_sections; i++)
+		if (p.sections[i].kind == SECTION_CA)
+			cfg->n_cas++;
+		else if (p.sections[i].kind == SECTION_CERT)
+			cfg->n_certs++;
+	cfg->cas = calloc(cfg->n_cas + 1, sizeof(*cfg->cas));
+	cfg->certs = calloc(cfg->n_certs + 1, sizeof(*cfg->certs));
+	if (!cfg->cas || !cfg->certs) {
+		rc = p11e_err_set(err, P11E_EFAIL, "out of memory");
+		goto out;
+	}
+	cfg->n_cas = cfg->n_certs = 0;
+	for (size_t i = 0; i < p.n_sections && rc == P11E_OK; i++)
+		if (p.sections[i].kind == SECTION_CA)
+			rc = load_ca(cfg, &p.sections[i], &cfg->cas[cfg->n_cas++], err);
+	for (size_t i = 0; i < p.n_sections && rc == P11E_OK; i++)
+		if (p.sections[i].kind == SECTION_CERT)
+			rc = load_cert(cfg, &p.sections[i], &cfg->certs[cfg->n_certs++], err);
+	if (rc != P11E_OK)
+		goto out;
+	*out = cfg;
+	cfg = NULL;
+out:
+	globfree(&g);
+	/* The settings arrays live as long as the configuration. */
+	for (size_t i = 0; i < p.n_sections; i++) {
+		struct p11e_config *owner = cfg ? cfg : *out;
+		struct p11e_setting **grown = realloc(owner->owned, (owner->n_owned + 1) * sizeof(*grown));
+
+		if (!grown) {
+			free(p.sections[i].v);
+			continue;
+		}
+		owner->owned = grown;
+		owner->owned[owner->n_owned++] = p.sections[i].v;
+	}
+	free(p.sections);
+	p11e_config_free(cfg);
+	return rc;
+}
+
+void p11e_config_free(struct p11e_config *cfg)
+{
+	if (!cfg)
+		return;
+	for (size_t i = 0; i < cfg->n_cas; i++)
+		free((void *)cfg->cas[i].settings.v);
+	for (size_t i = 0; i < cfg->n_certs; i++) {
+		struct p11e_cert_conf *c = &cfg->certs[i];
+
+		p11e_strlist_free(&c->dns);
+		p11e_strlist_free(&c->ip);
+		p11e_strlist_free(&c->email);
+		p11e_strlist_free(&c->uri);
+		free((void *)c->overrides.v);
+	}
+	for (size_t i = 0; i < cfg->n_owned; i++)
+		free(cfg->owned[i]);
+	free(cfg->owned);
+	free(cfg->cas);
+	free(cfg->certs);
+	p11e_strlist_free(&cfg->strings);
+	free(cfg->path);
+	free(cfg);
+}
+
+const struct p11e_cert_conf *p11e_config_cert(const struct p11e_config *cfg, const char *name)
+{
+	for (size_t i = 0; i < cfg->n_certs; i++)
+		if (strcmp(cfg->certs[i].name, name) == 0)
+			return &cfg->certs[i];
+	return NULL;
+}
+
+const struct p11e_ca_conf *p11e_config_ca(const struct p11e_config *cfg, const char *name)
+{
+	for (size_t i = 0; i < cfg->n_cas; i++)
+		if (cfg->cas[i].name && strcmp(cfg->cas[i].name, name) == 0)
+			return &cfg->cas[i];
+	return NULL;
+}
+
+void p11e_cert_where(const struct p11e_cert_conf *cert, const char *key, char *buf, size_t len)
+{
+	const struct p11e_setting *s = p11e_settings_find(&cert->settings, key);
+
+	if (s)
+		snprintf(buf, len, "%s:%d", s->file, s->line);
+	else
+		snprintf(buf, len, "%s:%d", cert->file, cert->line);
+}

@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The INI configuration of SPEC: [agent], [ca:NAME], [cert:NAME]. Every
+ * error names file:line; unknown sections and keys are errors. */
+#ifndef P11E_CONFIG_H
+#define P11E_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "err.h"
+#include "policy.h"
+#include "provider.h"
+#include "util.h"
+
+struct p11e_ca_conf {
+	char *name;
+	const struct p11e_ca_ops *ops;
+	struct p11e_settings settings; /* every key of the section but `type` */
+	const char *file;
+	int line;
+};
+
+struct p11e_cert_conf {
+	char *name;
+	const char *file;
+	int line;
+	const char *ca;                  /* [ca:NAME] or NULL */
+	const char *key;                 /* key URI */
+	const struct p11e_key_spec *key_spec;
+	const char *subject;             /* RFC 4514 */
+	struct p11e_strlist dns, ip, email, uri;
+	bool client_auth;
+	const char *cert_file, *chain_file, *fullchain_file;
+	mode_t file_mode;
+	uid_t file_owner;                /* (uid_t)-1: unchanged */
+	gid_t file_group;
+	bool store_in_token;
+	int64_t renew_before;            /* seconds */
+	int64_t wait;                    /* seconds */
+	bool rotate_key;
+	unsigned keep_old_keys;
+	const char *post_install;
+	struct p11e_settings settings;   /* all keys of the section, for file:line */
+	struct p11e_settings overrides;  /* the CA keys this certificate overrides */
+};
+
+struct p11e_config {
+	char *path;
+	const char *state_dir;
+	int64_t renew_before;
+	int64_t wait;
+	int log_level;                   /* -1: not set */
+	bool allow_inline_secrets;
+	struct p11e_ca_conf *cas;
+	size_t n_cas;
+	struct p11e_cert_conf *certs;
+	size_t n_certs;
+	struct p11e_strlist strings;     /* storage for every string above */
+	struct p11e_setting **owned;     /* storage of the parsed sections' settings */
+	size_t n_owned;
+	struct p11e_settings agent;      /* [agent] keys, for file:line */
+};
+
+/* Loads `path` (and include_dir). P11E_EUSAGE with "file:line: …". */
+p11e_status p11e_config_load(const char *path, struct p11e_config **out, struct p11e_err *err);
+void p11e_config_free(struct p11e_config *cfg);
+
+const struct p11e_cert_conf *p11e_config_cert(const struct p11e_config *cfg, const char *name);
+const struct p11e_ca_conf *p11e_config_ca(const struct p11e_config *cfg, const char *name);
+
+/* "file:line" of a key of a certificate (or of the section when unset). */
+void p11e_cert_where(const struct p11e_cert_conf *cert, const char *key, char *buf, size_t len);
+
+#endif

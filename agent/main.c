@@ -1,0 +1,164 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* p11enroll: certificates from CERTInext and The SSL Store for keys that
+ * never leave their HSM or TPM. This file is the command line only. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "log.h"
+#include "p11e-config.h"
+
+static const struct p11e_command commands[] = {
+	{ "keygen", "NAME",
+	  "Makes the key pair of [cert:NAME] inside its token, or finds the one already\n"
+	  "there (same label/id) and checks it against the key policy. Prints the key URI.\n"
+	  "Exit: 0 done, 2 configuration, 5 token (login, missing token, a type the\n"
+	  "token lacks, a key that breaks the policy).",
+	  p11e_cmd_keygen },
+	{ "csr", "NAME [-o FILE]",
+	  "Builds the CSR of [cert:NAME], signed by its key in the token, and writes it\n"
+	  "as PEM to FILE (atomically) or to standard output. The key must exist\n"
+	  "(p11enroll keygen NAME).\n"
+	  "Exit: 0 done, 2 configuration, 5 token.",
+	  p11e_cmd_csr },
+	{ "check", "[CA… | NAME…]",
+	  "Checks the configuration, secret-file modes, token login and key presence of\n"
+	  "certificates, and the credentials of CAs; one line per check. Without\n"
+	  "arguments, checks everything configured. Exit non-zero on any failure.",
+	  p11e_cmd_check },
+	{ "products", "CA",
+	  "Lists what the CA offers this account (code, name, category).",
+	  p11e_cmd_products },
+	{ "orders", "CA [--since YYYY-MM-DD]",
+	  "Lists the CA's inventory of orders, every page, optionally only those placed\n"
+	  "since DATE.",
+	  p11e_cmd_orders },
+};
+#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: p11enroll [-c FILE] [-v | -q] [--json] COMMAND [ARGS]\n\n"
+		"Commands:\n");
+	for (size_t i = 0; i < N_COMMANDS; i++)
+		fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].synopsis);
+	fprintf(out,
+		"\nOptions:\n"
+		"  -c, --config FILE  configuration (default: $P11ENROLL_CONFIG or %s)\n"
+		"  -v, --verbose      debug messages (never secrets)\n"
+		"  -q, --quiet        errors only\n"
+		"      --json         one JSON document on standard output\n"
+		"  -h, --help         this text; COMMAND --help for a command\n"
+		"  -V, --version      the version\n\n"
+		"Exit status: 0 done or nothing to do, 1 failure, 2 usage or configuration,\n"
+		"3 pending, 4 refused by the CA, 5 token/HSM error. See p11enroll(1).\n",
+		P11E_DEFAULT_CONFIG);
+}
+
+bool p11e_cli_wants_help(const struct p11e_command *cmd, int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			printf("usage: p11enroll %s %s\n\n%s\n", cmd->name, cmd->synopsis, cmd->help);
+			return true;
+		}
+	}
+	return false;
+}
+
+p11e_status p11e_cli_config(struct p11e_cli *cli, struct p11e_err *err)
+{
+	const char *path = cli->config_path;
+	p11e_status rc;
+
+	if (cli->cfg)
+		return P11E_OK;
+	if (!path)
+		path = getenv("P11ENROLL_CONFIG");
+	if (!path || !*path)
+		path = P11E_DEFAULT_CONFIG;
+	rc = p11e_config_load(path, &cli->cfg, err);
+	if (rc != P11E_OK)
+		return rc;
+	if (cli->verbosity == 0 && cli->cfg->log_level >= 0)
+		p11e_log_set_level((p11e_log_level)cli->cfg->log_level);
+	return P11E_OK;
+}
+
+p11e_status p11e_cli_cert(struct p11e_cli *cli, const char *name,
+			  const struct p11e_cert_conf **out, struct p11e_err *err)
+{
+	char names[512] = "";
+	p11e_status rc = p11e_cli_config(cli, err);
+
+	if (rc != P11E_OK)
+		return rc;
+	*out = p11e_config_cert(cli->cfg, name);
+	if (*out)
+		return P11E_OK;
+	for (size_t i = 0; i < cli->cfg->n_certs; i++) {
+		if (strlen(names) + strlen(cli->cfg->certs[i].name) + 3 >= sizeof(names))
+			break;
+		if (*names)
+			strcat(names, ", ");
+		strcat(names, cli->cfg->certs[i].name);
+	}
+	return p11e_err_set(err, P11E_EUSAGE, "%s has no [cert:%s] (certificates there: %s)",
+			    cli->cfg->path, name, *names ? names : "none");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option options[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct p11e_cli cli = { 0 };
+	struct p11e_err err = { 0 };
+	p11e_status rc = P11E_EUSAGE;
+	int opt;
+
+	/* '+': options after the command belong to the command. */
+	while ((opt = getopt_long(argc, argv, "+c:vqhV", options, NULL)) != -1) {
+		switch (opt) {
+		case 'c': cli.config_path = optarg; break;
+		case 'v': cli.verbosity = 1; break;
+		case 'q': cli.verbosity = -1; break;
+		case 'j': cli.json = true; break;
+		case 'h': usage(stdout); return 0;
+		case 'V': printf("p11enroll %s\n", P11E_VERSION); return 0;
+		default: usage(stderr); return P11E_EUSAGE;
+		}
+	}
+	if (cli.verbosity > 0)
+		p11e_log_set_level(P11E_LOG_DEBUG);
+	else if (cli.verbosity < 0)
+		p11e_log_set_level(P11E_LOG_ERROR);
+	if (optind >= argc) {
+		usage(stderr);
+		return P11E_EUSAGE;
+	}
+	for (size_t i = 0; i < N_COMMANDS; i++) {
+		if (strcmp(argv[optind], commands[i].name) != 0)
+			continue;
+		if (p11e_cli_wants_help(&commands[i], argc - optind, argv + optind))
+			return 0;
+		optind++;
+		/* Commands parse their own options from argv[0..]. */
+		rc = commands[i].run(&cli, argc - optind + 1, argv + optind - 1, &err);
+		if (rc != P11E_OK && rc != P11E_EPENDING && err.status != P11E_OK)
+			p11e_error("%s", err.msg);
+		p11e_config_free(cli.cfg);
+		return (int)rc;
+	}
+	p11e_error("unknown command '%s'; see p11enroll --help", argv[optind]);
+	return P11E_EUSAGE;
+}

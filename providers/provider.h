@@ -1,0 +1,162 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The one boundary between the agent and a CA. The agent calls these
+ * functions without knowing which CA is behind them and switches on the
+ * outcome (certmonger's helper vocabulary: issued, wait, rejected,
+ * unreachable, under-configured). A provider never touches the token. */
+#ifndef P11E_PROVIDER_H
+#define P11E_PROVIDER_H
+
+#include <stddef.h>
+#include <time.h>
+
+#include "err.h"
+#include "util.h"
+
+/* One `key = value` line of the configuration, with where it came from so
+ * that a provider can name file:line in its messages. */
+struct p11e_setting {
+	const char *key;
+	const char *value;
+	const char *file;
+	int line;
+};
+
+struct p11e_settings {
+	const struct p11e_setting *v;
+	size_t n;
+};
+
+/* The last setting named `key`, or NULL. */
+const struct p11e_setting *p11e_settings_find(const struct p11e_settings *s, const char *key);
+/* Its value, or `fallback`. */
+const char *p11e_settings_get(const struct p11e_settings *s, const char *key, const char *fallback);
+
+typedef enum {
+	P11E_CA_OK,            /* a call that is not an order succeeded (check, products, revoke, orders) */
+	P11E_CA_ISSUED,        /* the certificate is ready: fetch it (or chain_pem is already set) */
+	P11E_CA_PENDING,       /* the order exists and is not issued yet: order ids + retry_after */
+	P11E_CA_REJECTED,      /* the CA refused: ca_code + message; placing again will not help */
+	P11E_CA_UNREACHABLE,   /* transport error, 5xx, rate limit after the bounded retries: try later */
+	P11E_CA_MISCONFIGURED, /* our side is wrong (credentials, product, a missing field): fix config */
+	P11E_CA_UNKNOWN,       /* an order placement whose outcome is unknown: reconcile before placing again */
+	P11E_CA_NOT_FOUND,     /* reconcile found no order; the order id is unknown to the CA */
+} p11e_ca_outcome;
+
+const char *p11e_ca_outcome_name(p11e_ca_outcome outcome);
+
+struct p11e_ca_result {
+	p11e_ca_outcome outcome;
+	char ca_code[64];      /* the CA's own error code ("EMS-1162"), "" when none */
+	char message[1024];    /* the CA's message and what to do about it; never a secret */
+	char order_id[128];    /* the CA's primary order reference */
+	char request_id[128];  /* secondary reference (request number, partner order id) */
+	char status_text[128]; /* the CA's own word for the state, for progress lines */
+	unsigned retry_after;  /* seconds the CA suggests before the next poll */
+	char *chain_pem;       /* ISSUED by fetch: leaf first, then CA certificates (PEM); free() */
+	char serial[130];      /* leaf serial, hex, when known */
+	time_t not_after;      /* leaf notAfter when known, else 0 */
+};
+
+/* Frees chain_pem and clears the record. */
+void p11e_ca_result_clear(struct p11e_ca_result *res);
+
+/* An order reference: the pair of ids the CA gave (request_id may be ""). */
+struct p11e_order_ref {
+	const char *order_id;
+	const char *request_id;
+};
+
+/* What the agent asks for. Strings are owned by the caller. */
+struct p11e_order {
+	const char *name;                      /* the [cert:NAME] */
+	const char *csr_pem;                   /* PKCS#10, PEM */
+	const char *common_name;               /* CN of the subject, may be NULL */
+	const struct p11e_strlist *dns;        /* DNS SANs in configuration order */
+	const char *idempotency_id;            /* agent-made, unique per order, journalled before placing */
+	time_t placed_after;                   /* the placement happened at or after this (reconcile window) */
+	struct p11e_order_ref previous;        /* renewal: the order being replaced (ids NULL when none) */
+	time_t previous_not_after;             /* renewal: notAfter of the certificate being replaced */
+	const struct p11e_settings *overrides; /* per-certificate overrides from [cert:NAME] */
+};
+
+struct p11e_product {
+	char code[64];
+	char name[256];
+	char category[128];
+};
+
+struct p11e_order_row {
+	char order_id[128];
+	char request_id[128];
+	char status[128];
+	char domain[256];
+	char product[64];
+	char ordered[64];   /* as the CA writes the date */
+	char expires[64];
+	char serial[130];
+};
+
+struct p11e_order_page {
+	struct p11e_order_row *rows; /* free() */
+	size_t n;
+	unsigned page;      /* 1-based page these rows are */
+	unsigned pages;     /* total pages the CA reports (0 when empty) */
+};
+
+typedef enum {
+	P11E_REVOKE_UNSPECIFIED,
+	P11E_REVOKE_KEY_COMPROMISE,
+	P11E_REVOKE_CA_COMPROMISE,
+	P11E_REVOKE_AFFILIATION_CHANGED,
+	P11E_REVOKE_SUPERSEDED,
+	P11E_REVOKE_CESSATION_OF_OPERATION,
+} p11e_revoke_reason;
+
+/* Parses the SPEC reason names; -1 when unknown. */
+int p11e_revoke_reason_parse(const char *name);
+const char *p11e_revoke_reason_name(p11e_revoke_reason reason);
+
+struct p11e_ca; /* a provider's own state, opaque to the agent */
+
+struct p11e_ca_ops {
+	const char *type;             /* value of `type =` in [ca:NAME] */
+	const char *const *ca_keys;   /* keys allowed in [ca:NAME] besides `type`; NULL-terminated */
+	const char *const *cert_keys; /* keys a [cert:NAME] may set to override the CA per order */
+
+	/* Validates the section and reads its secrets; MISCONFIGURED problems
+	 * come back as P11E_EUSAGE naming file:line. */
+	p11e_status (*open)(const char *ca_name, const struct p11e_settings *ca,
+			    struct p11e_ca **out, struct p11e_err *err);
+	void (*close)(struct p11e_ca *ca);
+
+	p11e_ca_outcome (*check)(struct p11e_ca *ca, struct p11e_ca_result *res);
+	p11e_ca_outcome (*products)(struct p11e_ca *ca, struct p11e_product **list, size_t *n,
+				    struct p11e_ca_result *res);
+	/* Never retried blindly: an unknown outcome is P11E_CA_UNKNOWN. */
+	p11e_ca_outcome (*place)(struct p11e_ca *ca, const struct p11e_order *order,
+				 struct p11e_ca_result *res);
+	/* Looks for an order this order placed (idempotency id, names, time
+	 * window): PENDING/ISSUED with its ids, or NOT_FOUND when it is certain
+	 * that there is none, or UNREACHABLE. */
+	p11e_ca_outcome (*reconcile)(struct p11e_ca *ca, const struct p11e_order *order,
+				     struct p11e_ca_result *res);
+	/* Drives the order on (DCV included) and says where it stands. */
+	p11e_ca_outcome (*poll)(struct p11e_ca *ca, const struct p11e_order *order,
+				const struct p11e_order_ref *ref, struct p11e_ca_result *res);
+	/* Downloads the issued chain into res->chain_pem. */
+	p11e_ca_outcome (*fetch)(struct p11e_ca *ca, const struct p11e_order_ref *ref,
+				 struct p11e_ca_result *res);
+	/* Already revoked counts as success (P11E_CA_OK, said in message). */
+	p11e_ca_outcome (*revoke)(struct p11e_ca *ca, const struct p11e_order_ref *ref,
+				  p11e_revoke_reason reason, struct p11e_ca_result *res);
+	/* One page (1-based) of the CA's order inventory placed since `since` (0: all). */
+	p11e_ca_outcome (*list_orders)(struct p11e_ca *ca, time_t since, unsigned page,
+				       struct p11e_order_page *out, struct p11e_ca_result *res);
+};
+
+/* The provider for `type`, or NULL. */
+const struct p11e_ca_ops *p11e_ca_lookup(const char *type);
+/* "certinext, sslstore" for messages. */
+const char *p11e_ca_types(void);
+
+#endif

@@ -1,0 +1,130 @@
+# SPDX-License-Identifier: Apache-2.0
+# Shared plumbing for the shell test suites: a private work folder, throw-away
+# SoftHSM2 tokens, CA simulators on loopback, and assertions.
+# A script sources this, defines case_NAME functions and ends with t_run "$@".
+
+set -u
+: "${P11ENROLL:?run through meson test}"
+: "${P11E_SRCDIR:?run through meson test}"
+PYTHON=/usr/bin/python3
+SOFTHSM_MODULE=${SOFTHSM_MODULE:-/usr/lib/softhsm/libsofthsm2.so}
+
+T_PIDS=()
+WORK=""
+
+t_cleanup() {
+	local pid
+	for pid in "${T_PIDS[@]}"; do
+		kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+	done
+	if [ -n "$WORK" ] && [ -z "${T_KEEP:-}" ]; then
+		rm -rf "$WORK"
+	fi
+}
+
+t_fail() {
+	echo "FAIL: $*" >&2
+	exit 1
+}
+
+# Skips (77) when something the test needs is missing, but fails under CI
+# because there the scripts install everything.
+t_skip() {
+	if [ "${CI:-}" = "true" ]; then
+		echo "FAIL (skips are failures under CI): $*" >&2
+		exit 1
+	fi
+	echo "SKIP: $*" >&2
+	exit 77
+}
+
+t_need() {
+	local c
+	for c in "$@"; do
+		command -v "$c" >/dev/null 2>&1 || t_skip "$c is not installed"
+	done
+}
+
+t_setup() {
+	WORK=$(mktemp -d "${TMPDIR:-/tmp}/p11e-test.XXXXXX")
+	trap t_cleanup EXIT
+	cd "$WORK" || exit 1
+}
+
+# t_softhsm_token LABEL [PIN] — a new token in this test's own SoftHSM2 store.
+# Leaves the PIN in $WORK/pin (mode 0600).
+t_softhsm_token() {
+	local label=$1 pin=${2:-1234}
+	[ -e "$SOFTHSM_MODULE" ] || t_skip "SoftHSM2 ($SOFTHSM_MODULE) is not installed"
+	t_need softhsm2-util
+	if [ ! -f "$WORK/softhsm2.conf" ]; then
+		mkdir -p "$WORK/tokens"
+		printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' \
+			"$WORK/tokens" >"$WORK/softhsm2.conf"
+	fi
+	export SOFTHSM2_CONF="$WORK/softhsm2.conf"
+	softhsm2-util --init-token --free --label "$label" --pin "$pin" --so-pin 5678 >/dev/null ||
+		t_fail "cannot make SoftHSM2 token $label"
+	(umask 077; printf '%s\n' "$pin" >"$WORK/pin")
+}
+
+# Lists the objects of a token, one "class label id" line each.
+t_token_objects() {
+	local label=$1
+	pkcs11-tool --module "$SOFTHSM_MODULE" --token-label "$label" --login --pin "$(cat "$WORK/pin")" \
+		--list-objects 2>/dev/null | awk '
+		/Object;/ { cls=$1 }
+		/label:/ { sub(/^[ \t]*label:[ \t]*/, ""); lbl=$0 }
+		/ID:/ { print cls, lbl, $2 }'
+}
+
+# t_sim_start KIND NAME [ARGS…] — starts tests/sim/KIND_sim.py on loopback
+# in $WORK/NAME and waits until it listens. Sets SIM_DIR, SIM_URL (from the
+# sim's url file), SIM_ROOT (its root certificate: TLS trust and issuer).
+t_sim_start() {
+	local kind=$1 name=$2 i
+	shift 2
+	SIM_DIR="$WORK/$name"
+	mkdir -p "$SIM_DIR"
+	"$PYTHON" "$P11E_SRCDIR/tests/sim/${kind}_sim.py" --dir "$SIM_DIR" "$@" \
+		>"$SIM_DIR/stdout.log" 2>"$SIM_DIR/stderr.log" &
+	T_PIDS+=("$!")
+	for i in $(seq 1 300); do
+		[ -f "$SIM_DIR/ready" ] && break
+		kill -0 "$!" 2>/dev/null || { cat "$SIM_DIR/stderr.log" >&2; t_fail "$kind simulator died"; }
+		sleep 0.05
+	done
+	[ -f "$SIM_DIR/ready" ] || t_fail "$kind simulator did not start"
+	SIM_URL=$(cat "$SIM_DIR/url")
+	SIM_ROOT="$SIM_DIR/ca/root.pem"
+}
+
+# t_expect CODE CMD… — runs CMD, keeps stdout/stderr in $WORK/out and
+# $WORK/err, and fails unless it exits with CODE.
+t_expect() {
+	local want=$1 got
+	shift
+	"$@" >"$WORK/out" 2>"$WORK/err"
+	got=$?
+	if [ "$got" != "$want" ]; then
+		echo "--- stdout"; cat "$WORK/out"; echo "--- stderr"; cat "$WORK/err"
+		t_fail "'$*' exited $got, expected $want"
+	fi
+}
+
+# t_contains FILE TEXT — fixed-string match.
+t_contains() {
+	grep -qF -- "$2" "$1" || { echo "--- $1"; cat "$1"; t_fail "$1 does not say '$2'"; }
+}
+
+t_not_contains() {
+	if grep -qF -- "$2" "$1"; then echo "--- $1"; cat "$1"; t_fail "$1 says '$2'"; fi
+}
+
+t_run() {
+	local name=${1:?case name}
+	declare -F "case_$name" >/dev/null || t_fail "no case $name"
+	t_setup
+	"case_$name"
+	echo "ok: $name"
+}
