@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs the Debian packages p11enroll needs to build and test, only those
+# that are missing (apt-get; run as root, as on the CI machine).
+set -euo pipefail
+
+packages=(
+	# build
+	meson ninja-build pkg-config gcc libc6-dev
+	libssl-dev libp11-kit-dev p11-kit libcurl4-openssl-dev libcjson-dev libinih-dev
+	libcriterion-dev
+	# tokens and tests
+	softhsm2 opensc openssl curl libengine-pkcs11-openssl
+	python3 python3-cryptography
+)
+
+missing=()
+for p in "${packages[@]}"; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+		missing+=("$p")
+	fi
+done
+if [ ${#missing[@]} -eq 0 ]; then
+	exit 0
+fi
+echo "installing: ${missing[*]}" >&2
+if [ "$(id -u)" != 0 ]; then
+	echo "missing packages (${missing[*]}); run this script as root" >&2
+	exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,276 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# keygen and csr on a real SoftHSM2 token, made per test in its own folder.
+. "$P11E_SRCDIR/tests/lib.sh"
+
+PIN=918273  # distinctive, so a leak is easy to grep for
+
+# conf NAME KEY_TYPE [extra lines…] — writes $WORK/p.conf for [cert:NAME].
+conf() {
+	local name=$1 type=$2
+	shift 2
+	{
+		echo "[agent]"
+		echo "state_dir = $WORK/state"
+		echo
+		echo "[cert:$name]"
+		echo "key = pkcs11:token=edge;object=$name?module-path=$SOFTHSM_MODULE&pin-source=file:$WORK/pin"
+		echo "key_type = $type"
+		echo "subject = CN=www.example.com,O=Example\\, Corp,C=US"
+		echo "dns = www.example.com, example.com"
+		local line
+		for line in "$@"; do echo "$line"; done
+	} >"$WORK/p.conf"
+}
+
+p11e() { "$P11ENROLL" -c "$WORK/p.conf" "$@"; }
+
+no_objects_left() {
+	local objs
+	objs=$(t_token_objects edge)
+	[ -z "$objs" ] || t_fail "objects left on the token: $objs"
+}
+
+no_pin_leak() {
+	! grep -q "$PIN" "$WORK/out" "$WORK/err" || t_fail "the PIN appears in the output"
+}
+
+# keygen + csr for one type, with every check of the issue.
+keygen_and_csr() {
+	local type=$1 sigalg=$2 uri1 uri2
+	t_softhsm_token edge "$PIN"
+	conf web "$type" "ip = 192.0.2.10"
+	t_expect 0 p11e -v keygen web
+	no_pin_leak
+	uri1=$(cat "$WORK/out")
+	case "$uri1" in pkcs11:*token=edge*id=*object=web*) ;; *) t_fail "keygen printed '$uri1'" ;; esac
+	t_contains "$WORK/err" "generated $type key 'web'"
+	# The token's own view of the new key.
+	pkcs11-tool --module "$SOFTHSM_MODULE" --token-label edge --login --pin "$PIN" \
+		--list-objects --type privkey >"$WORK/priv.txt" 2>/dev/null
+	t_contains "$WORK/priv.txt" "Access:     sensitive, always sensitive, never extractable, local"
+	t_contains "$WORK/priv.txt" "Usage:      sign"
+	t_not_contains "$WORK/priv.txt" "decrypt"
+	t_not_contains "$WORK/priv.txt" "derive"
+	# A second keygen finds and reuses it.
+	t_expect 0 p11e keygen web
+	uri2=$(cat "$WORK/out")
+	[ "$uri1" = "$uri2" ] || t_fail "second keygen made another key: $uri2"
+	t_contains "$WORK/err" "reusing $type key 'web'"
+	[ "$(t_token_objects edge | wc -l)" = 2 ] || t_fail "expected one key pair on the token"
+	# The CSR: verified, signed with the right algorithm, for the token's key.
+	t_expect 0 p11e csr web -o "$WORK/web.csr"
+	openssl req -in "$WORK/web.csr" -noout -verify >/dev/null 2>&1 || t_fail "openssl req -verify failed"
+	openssl req -in "$WORK/web.csr" -noout -text >"$WORK/csr.txt"
+	t_contains "$WORK/csr.txt" "Signature Algorithm: $sigalg"
+	t_contains "$WORK/csr.txt" "DNS:www.example.com, DNS:example.com, IP Address:192.0.2.10"
+	t_contains "$WORK/csr.txt" 'Subject: C = US, O = "Example, Corp", CN = www.example.com'
+	openssl req -in "$WORK/web.csr" -noout -pubkey >"$WORK/csr-pub.pem"
+	# The token's public key object equals the CSR's key (OpenSC 0.23 cannot
+	# export P-384 public keys, so that one is proven by the signature below).
+	if [ "$type" != ec-p384 ]; then
+		pkcs11-tool --module "$SOFTHSM_MODULE" --token-label edge --read-object --type pubkey \
+			--label web -o "$WORK/pub.der" >/dev/null 2>&1 || t_fail "cannot read the public key object"
+		openssl pkey -pubin -inform DER -in "$WORK/pub.der" -outform PEM >"$WORK/token-pub.pem"
+		cmp -s "$WORK/token-pub.pem" "$WORK/csr-pub.pem" || t_fail "the CSR's key is not the token's key"
+	fi
+	# And the token's private key signs what the CSR's public key verifies.
+	printf 'proof of possession' >"$WORK/data"
+	openssl dgst -sha256 -binary "$WORK/data" >"$WORK/digest"
+	case "$type" in
+	rsa-*) pkcs11-tool --module "$SOFTHSM_MODULE" --token-label edge --login --pin "$PIN" \
+		--sign --label web -m SHA256-RSA-PKCS -i "$WORK/data" -o "$WORK/sig" >/dev/null 2>&1 ;;
+	*) pkcs11-tool --module "$SOFTHSM_MODULE" --token-label edge --login --pin "$PIN" \
+		--sign --label web -m ECDSA --signature-format openssl -i "$WORK/digest" -o "$WORK/sig" >/dev/null 2>&1 ;;
+	esac || t_fail "the token did not sign"
+	openssl dgst -sha256 -verify "$WORK/csr-pub.pem" -signature "$WORK/sig" "$WORK/data" >/dev/null ||
+		t_fail "a signature by the token key does not verify with the CSR's key"
+	# To standard output as well.
+	t_expect 0 p11e csr web
+	t_contains "$WORK/out" "-----BEGIN CERTIFICATE REQUEST-----"
+}
+
+case_keygen_rsa_2048() { keygen_and_csr rsa-2048 sha256WithRSAEncryption; }
+case_keygen_rsa_3072() { keygen_and_csr rsa-3072 sha256WithRSAEncryption; }
+case_keygen_rsa_4096() { keygen_and_csr rsa-4096 sha256WithRSAEncryption; }
+case_keygen_ec_p256() { keygen_and_csr ec-p256 ecdsa-with-SHA256; }
+case_keygen_ec_p384() { keygen_and_csr ec-p384 ecdsa-with-SHA384; }
+
+refuse_type() {
+	t_softhsm_token edge "$PIN"
+	conf web "$1"
+	t_expect 2 p11e keygen web
+	t_contains "$WORK/err" "p.conf:6: key type '$1' is not allowed; allowed: rsa-2048, rsa-3072, rsa-4096, ec-p256, ec-p384"
+	no_objects_left
+}
+case_refuse_rsa_1024() { refuse_type rsa-1024; }
+case_refuse_rsa_8192() { refuse_type rsa-8192; }
+case_refuse_ec_p521() { refuse_type ec-p521; }
+case_refuse_ed25519() { refuse_type ed25519; }
+
+case_wrong_pin() {
+	t_softhsm_token edge "$PIN"
+	conf web ec-p256
+	(umask 077; echo 000000 >"$WORK/pin")
+	t_expect 5 p11e keygen web
+	t_contains "$WORK/err" "wrong PIN for token 'edge'"
+	t_contains "$WORK/err" "not retried"
+	t_not_contains "$WORK/err" "000000"
+	# One attempt only: the right PIN still works afterwards.
+	(umask 077; echo "$PIN" >"$WORK/pin")
+	no_objects_left
+	t_expect 0 p11e keygen web
+}
+
+case_missing_token() {
+	t_softhsm_token other "$PIN"
+	conf web ec-p256
+	t_expect 5 p11e keygen web
+	t_contains "$WORK/err" "no token matches the key URI; tokens found: 'other' (SoftHSM project"
+}
+
+case_two_matching_tokens() {
+	t_softhsm_token edge "$PIN"
+	t_softhsm_token edge "$PIN"
+	conf web ec-p256
+	t_expect 5 p11e keygen web
+	t_contains "$WORK/err" "2 tokens match the key URI"
+	t_contains "$WORK/err" "add serial= to pick one"
+	# serial= picks one of them.
+	local serial
+	serial=$(softhsm2-util --show-slots | awk '/Serial number:/ { s=$3 } /Label: *edge/ { print s; exit }')
+	sed -i "s|token=edge;|token=edge;serial=$serial;|" "$WORK/p.conf"
+	t_expect 0 p11e keygen web
+}
+
+case_missing_module() {
+	t_softhsm_token edge "$PIN"
+	conf web ec-p256
+	sed -i "s|module-path=[^&]*|module-path=/nonexistent/libpkcs11.so|" "$WORK/p.conf"
+	t_expect 5 p11e keygen web
+	t_contains "$WORK/err" "PKCS#11 module /nonexistent/libpkcs11.so (module-path in the key URI): No such file or directory"
+}
+
+case_bad_uri_attribute() {
+	t_softhsm_token edge "$PIN"
+	conf web ec-p256
+	sed -i "s|object=web|objekt=web|" "$WORK/p.conf"
+	t_expect 2 p11e keygen web
+	t_contains "$WORK/err" "p.conf:5: key URI: unknown path attribute 'objekt'"
+	no_objects_left
+}
+
+case_malformed_subject() {
+	t_softhsm_token edge "$PIN"
+	conf web ec-p256
+	sed -i 's|^subject = .*|subject = CN=www.example.com,O=Bad;Corp|' "$WORK/p.conf"
+	t_expect 2 p11e keygen web
+	t_contains "$WORK/err" "p.conf:7: subject: character ';' at position 25 must be escaped"
+	no_objects_left
+}
+
+case_bad_san() {
+	t_softhsm_token edge "$PIN"
+	conf web ec-p256
+	sed -i 's|^dns = .*|dns = www.example.com, bad_name.example.com|' "$WORK/p.conf"
+	t_expect 2 p11e keygen web
+	t_contains "$WORK/err" "p.conf:8: dns: 'bad_name.example.com' is not a valid DNS name"
+	conf web ec-p256 "email = not-an-address"
+	t_expect 2 p11e csr web
+	t_contains "$WORK/err" "p.conf:9: email: 'not-an-address'"
+	no_objects_left
+}
+
+case_unknown_key() {
+	t_softhsm_token edge "$PIN"
+	conf web ec-p256 "colour = blue"
+	t_expect 2 p11e keygen web
+	t_contains "$WORK/err" "p.conf:9: unknown key 'colour' in [cert:web]"
+	no_objects_left
+}
+
+case_pin_file_readable_by_others() {
+	t_softhsm_token edge "$PIN"
+	conf web ec-p256
+	chmod 0644 "$WORK/pin"
+	t_expect 2 p11e keygen web
+	t_contains "$WORK/err" "pin-source: $WORK/pin is accessible by group or others (mode 0644); fix: chmod 600 $WORK/pin"
+	no_pin_leak
+	no_objects_left
+}
+
+case_inline_pin_refused() {
+	t_softhsm_token edge "$PIN"
+	conf web ec-p256
+	sed -i "s|pin-source=file:[^ ]*|pin-value=$PIN|" "$WORK/p.conf"
+	t_expect 2 p11e keygen web
+	t_contains "$WORK/err" "the key URI carries pin-value"
+	no_pin_leak
+	printf '[agent]\nallow_inline_secrets = yes\n' >"$WORK/head.conf"
+	sed -i '1,2d' "$WORK/p.conf"
+	cat "$WORK/head.conf" "$WORK/p.conf" >"$WORK/q.conf" && mv "$WORK/q.conf" "$WORK/p.conf"
+	t_expect 0 p11e -v keygen web
+	no_pin_leak
+}
+
+case_existing_key_of_another_type() {
+	t_softhsm_token edge "$PIN"
+	conf web ec-p384
+	t_expect 0 p11e keygen web
+	conf web ec-p256
+	t_expect 5 p11e keygen web
+	t_contains "$WORK/err" "the key 'web' on token 'edge'"
+	t_contains "$WORK/err" "is ec-p384, but [cert:web] asks for ec-p256 (" 
+	t_contains "$WORK/err" "p.conf:6); it is not replaced"
+	[ "$(t_token_objects edge | wc -l)" = 2 ] || t_fail "the existing key was touched"
+}
+
+case_existing_key_outside_policy() {
+	t_softhsm_token edge "$PIN"
+	conf web ec-p256
+	pkcs11-tool --module "$SOFTHSM_MODULE" --token-label edge --login --pin "$PIN" \
+		--keypairgen --key-type EC:secp521r1 --label web --id 99 >/dev/null 2>&1 || t_fail "pkcs11-tool keygen"
+	t_expect 5 p11e keygen web
+	t_contains "$WORK/err" "the key on the token is EC on curve"
+	t_contains "$WORK/err" "allowed: rsa-2048"
+}
+
+case_extractable_key_refused() {
+	t_softhsm_token edge "$PIN"
+	conf web ec-p256
+	pkcs11-tool --module "$SOFTHSM_MODULE" --token-label edge --login --pin "$PIN" \
+		--keypairgen --key-type EC:prime256v1 --label web --id 98 --extractable >/dev/null 2>&1 ||
+		t_fail "pkcs11-tool keygen"
+	t_expect 5 p11e csr web
+	t_contains "$WORK/err" "can be exported"
+}
+
+case_csr_without_key() {
+	t_softhsm_token edge "$PIN"
+	conf web ec-p256
+	t_expect 5 p11e csr web
+	t_contains "$WORK/err" "has no key 'web' for [cert:web]; make it with \`p11enroll keygen web\`"
+	no_objects_left
+}
+
+case_usage() {
+	t_expect 2 "$P11ENROLL"
+	t_contains "$WORK/err" "usage: p11enroll"
+	t_expect 2 "$P11ENROLL" frobnicate
+	t_contains "$WORK/err" "unknown command 'frobnicate'"
+	t_expect 0 "$P11ENROLL" --help
+	t_contains "$WORK/out" "keygen"
+	t_expect 0 "$P11ENROLL" csr --help
+	t_contains "$WORK/out" "usage: p11enroll csr NAME [-o FILE]"
+	t_expect 0 "$P11ENROLL" --version
+	t_softhsm_token edge "$PIN"
+	conf web ec-p256
+	t_expect 2 p11e keygen
+	t_expect 2 p11e keygen nosuch
+	t_contains "$WORK/err" "has no [cert:nosuch] (certificates there: web)"
+	t_expect 2 "$P11ENROLL" -c "$WORK/absent.conf" keygen web
+	t_contains "$WORK/err" "cannot read configuration $WORK/absent.conf"
+	P11ENROLL_CONFIG="$WORK/p.conf" t_expect 0 "$P11ENROLL" keygen web
+}
+
+t_run "$@"
