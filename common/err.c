@@ -31,10 +31,14 @@ void p11e_err_prefix(struct p11e_err *err, const char *fmt, ...)
 	vsnprintf(prefix, sizeof(prefix), fmt, ap);
 	va_end(ap);
 	memcpy(old, err->msg, sizeof(old));
-	/* Truncation of an over-long message is acceptable here. */
-	int n = snprintf(err->msg, sizeof(err->msg), "%s: ", prefix);
-	if (n > 0 && (size_t)n < sizeof(err->msg))
-		strncat(err->msg, old, sizeof(err->msg) - (size_t)n - 1);
+	/* An over-long message loses its tail; the context in front matters more. */
+	size_t used = (size_t)snprintf(err->msg, sizeof(err->msg), "%s: ", prefix);
+	if (used < sizeof(err->msg)) {
+		size_t room = sizeof(err->msg) - used - 1, len = strlen(old);
+
+		memcpy(err->msg + used, old, len < room ? len : room);
+		err->msg[used + (len < room ? len : room)] = '\0';
+	}
 }
 
 void p11e_err_add_openssl(struct p11e_err *err)
