@@ -20,7 +20,7 @@ p11e_status p11e_cmd_keygen(struct p11e_cli *cli, int argc, char **argv, struct 
 	rc = p11e_cli_cert(cli, argv[1], &cert, err);
 	if (rc != P11E_OK)
 		return rc;
-	rc = p11e_cert_key_open(cert, &ck, err);
+	rc = p11e_cert_key_open(cert, NULL, &ck, err);
 	if (rc == P11E_OK)
 		rc = p11e_cert_key_ensure(cert, &ck, err);
 	if (rc != P11E_OK)
@@ -57,7 +57,7 @@ p11e_status p11e_cmd_csr(struct p11e_cli *cli, int argc, char **argv, struct p11
 	rc = p11e_cli_cert(cli, name, &cert, err);
 	if (rc != P11E_OK)
 		return rc;
-	rc = p11e_cert_key_open(cert, &ck, err);
+	rc = p11e_cert_key_open(cert, NULL, &ck, err);
 	if (rc == P11E_OK)
 		rc = p11e_cert_key_csr(cert, &ck, &req, err);
 	if (rc != P11E_OK)

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The key of a [cert:NAME]: its token opened, the key found or made. */
+/* The key of a [cert:NAME], whatever holds it: a PKCS#11 token (key =
+ * pkcs11:…) or an OpenSSL 3 provider such as the TPM's (key = provider:…).
+ * The flows above this never look at which. */
 #ifndef P11E_KEYS_H
 #define P11E_KEYS_H
 
@@ -18,19 +20,38 @@ struct p11e_cert_key {
 	bool generated;          /* made by this run */
 };
 
-/* Opens the token of `cert` and looks its key up (label = object= or the
- * certificate name, id = id= when given). A key found is checked against
- * key_type and the protection SPEC asks for. */
-p11e_status p11e_cert_key_open(const struct p11e_cert_conf *cert, struct p11e_cert_key *ck,
-			       struct p11e_err *err);
+/* Opens what holds the key of `cert` and looks the key up: label = the
+ * URI's object= (or the certificate name); id = `id_hex` when given (the
+ * journal's record of the current key), else the URI's id=. A key found is
+ * checked against key_type and the protection SPEC asks for. */
+p11e_status p11e_cert_key_open(const struct p11e_cert_conf *cert, const char *id_hex,
+			       struct p11e_cert_key *ck, struct p11e_err *err);
 /* Generates the key when none was found. */
 p11e_status p11e_cert_key_ensure(const struct p11e_cert_conf *cert, struct p11e_cert_key *ck,
+				 struct p11e_err *err);
+/* Generates a further key with the same label and a new random id (key
+ * rotation); the previous key stays until the caller removes it. */
+p11e_status p11e_cert_key_rotate(const struct p11e_cert_conf *cert, struct p11e_cert_key *ck,
 				 struct p11e_err *err);
 /* The CSR of `cert`, signed by the key. */
 p11e_status p11e_cert_key_csr(const struct p11e_cert_conf *cert, struct p11e_cert_key *ck,
 			      X509_REQ **out, struct p11e_err *err);
-/* The key's URI (token, object, id, module; no PIN); free(). */
+/* The public key (borrowed). */
+EVP_PKEY *p11e_cert_key_public(const struct p11e_cert_key *ck);
+/* Hex of the key's identity (CKA_ID) into buf (at least 129 bytes). */
+void p11e_cert_key_id_hex(const struct p11e_cert_key *ck, char *buf, size_t len);
+/* Whether certificate objects can be stored beside the key (a token). */
+bool p11e_cert_key_has_objects(const struct p11e_cert_key *ck);
+/* Stores the leaf beside the key and the CA certificates (token only). */
+p11e_status p11e_cert_key_store_chain(struct p11e_cert_key *ck, X509 *leaf, STACK_OF(X509) *cas,
+				      struct p11e_err *err);
+/* Removes the key with CKA_ID `id_hex` (and its certificate objects). */
+p11e_status p11e_cert_key_remove(struct p11e_cert_key *ck, const char *id_hex,
+				 struct p11e_err *err);
+/* The key's URI (token, object, id, module; never a PIN); free(). */
 char *p11e_cert_key_uri(const struct p11e_cert_key *ck);
+/* "token 'edge' (SoftHSM …)" or the provider's description. */
+const char *p11e_cert_key_where(const struct p11e_cert_key *ck);
 void p11e_cert_key_close(struct p11e_cert_key *ck);
 
 #endif
