@@ -30,6 +30,7 @@ p11e_status p11e_cli_cert(struct p11e_cli *cli, const char *name,
 /* True (and prints the command's help) when argv holds -h/--help. */
 bool p11e_cli_wants_help(const struct p11e_command *cmd, int argc, char **argv);
 
+p11e_status p11e_cmd_enroll(struct p11e_cli *cli, int argc, char **argv, struct p11e_err *err);
 p11e_status p11e_cmd_keygen(struct p11e_cli *cli, int argc, char **argv, struct p11e_err *err);
 p11e_status p11e_cmd_csr(struct p11e_cli *cli, int argc, char **argv, struct p11e_err *err);
 p11e_status p11e_cmd_check(struct p11e_cli *cli, int argc, char **argv, struct p11e_err *err);

@@ -11,6 +11,15 @@
 #include "p11e-config.h"
 
 static const struct p11e_command commands[] = {
+	{ "enroll", "NAME [--wait DUR]",
+	  "Gets [cert:NAME] its certificate: the key (made in the token if there is none,\n"
+	  "reused otherwise), a CSR, an order at the CA, a wait of up to DUR (default: the\n"
+	  "configured wait) for issuance, then verification and installation. An\n"
+	  "interrupted run is resumed from the journal in state_dir: no second key for a\n"
+	  "submitted CSR, no second order while one is pending or its placement is unknown.\n"
+	  "Exit: 0 installed (or already), 2 configuration, 3 still pending (run again\n"
+	  "later), 4 refused by the CA, 5 token, 1 anything else.",
+	  p11e_cmd_enroll },
 	{ "keygen", "NAME",
 	  "Makes the key pair of [cert:NAME] inside its token, or finds the one already\n"
 	  "there (same label/id) and checks it against the key policy. Prints the key URI.\n"

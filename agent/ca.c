@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "ca.h"
+
+#include <string.h>
+
+p11e_status p11e_ca_handle_open(const struct p11e_config *cfg, const char *name,
+				struct p11e_ca_handle *h, struct p11e_err *err)
+{
+	char names[512] = "";
+	p11e_status rc;
+
+	memset(h, 0, sizeof(*h));
+	h->conf = p11e_config_ca(cfg, name);
+	if (!h->conf) {
+		for (size_t i = 0; i < cfg->n_cas; i++) {
+			if (strlen(names) + strlen(cfg->cas[i].name) + 3 >= sizeof(names))
+				break;
+			if (*names)
+				strcat(names, ", ");
+			strcat(names, cfg->cas[i].name);
+		}
+		return p11e_err_set(err, P11E_EUSAGE, "%s has no [ca:%s] (CAs there: %s)", cfg->path,
+				    name, *names ? names : "none");
+	}
+	h->ops = h->conf->ops;
+	rc = h->ops->open(h->conf->name, &h->conf->settings, &h->ca, err);
+	if (rc != P11E_OK)
+		p11e_err_prefix(err, "[ca:%s]", name);
+	return rc;
+}
+
+void p11e_ca_handle_close(struct p11e_ca_handle *h)
+{
+	if (h->ops && h->ca)
+		h->ops->close(h->ca);
+	memset(h, 0, sizeof(*h));
+}
+
+p11e_status p11e_ca_failure(const struct p11e_ca_result *res, const char *context,
+			    struct p11e_err *err)
+{
+	const char *code = res->ca_code[0] ? res->ca_code : NULL;
+	const char *msg = res->message[0] ? res->message : p11e_ca_outcome_name(res->outcome);
+	p11e_status status;
+
+	switch (res->outcome) {
+	case P11E_CA_REJECTED: status = P11E_EREJECTED; break;
+	case P11E_CA_MISCONFIGURED: status = P11E_EUSAGE; break;
+	case P11E_CA_PENDING: status = P11E_EPENDING; break;
+	default: status = P11E_EFAIL; break;
+	}
+	if (res->outcome == P11E_CA_UNREACHABLE)
+		return p11e_err_set(err, status, "%s: the CA could not be reached: %s%s%s (try again later)",
+				    context, code ? code : "", code ? ": " : "", msg);
+	return p11e_err_set(err, status, "%s: %s%s%s", context, code ? code : "", code ? ": " : "",
+			    msg);
+}

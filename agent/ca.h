@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* A configured CA, opened through its provider. */
+#ifndef P11E_CA_H
+#define P11E_CA_H
+
+#include "config.h"
+#include "provider.h"
+
+struct p11e_ca_handle {
+	const struct p11e_ca_conf *conf;
+	const struct p11e_ca_ops *ops;
+	struct p11e_ca *ca;
+};
+
+/* Opens [ca:NAME]; an unknown NAME is a usage error listing those there are. */
+p11e_status p11e_ca_handle_open(const struct p11e_config *cfg, const char *name,
+				struct p11e_ca_handle *h, struct p11e_err *err);
+void p11e_ca_handle_close(struct p11e_ca_handle *h);
+
+/* The process exit status for a provider outcome that is not a success,
+ * with the CA's code and message put into err. */
+p11e_status p11e_ca_failure(const struct p11e_ca_result *res, const char *context,
+			    struct p11e_err *err);
+
+#endif

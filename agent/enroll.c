@@ -1,0 +1,574 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Restart rules (what a run that finds the journal in a state does):
+ *   new, rejected    → find or make the key, new CSR, new order
+ *   key-generating   → look the key up by label first; make it only if absent
+ *   key-ready        → CSR from the recorded key (id), never a new key
+ *   csr-ready        → place an order with the recorded CSR
+ *   order-placing,
+ *   order-unknown    → reconcile with the CA; place again only when the CA
+ *                      says for certain that no order exists
+ *   order-pending    → poll the recorded order
+ *   cert-issued,
+ *   verify-failed    → verify (re-fetching after a failed verification), install
+ *   installing       → install again (idempotent)
+ *   installed        → run post_install
+ *   monitoring       → nothing to do (renewal is `renew`)
+ * Every step writes its intent to the journal before the call it guards. */
+#include "enroll.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/rand.h>
+
+#include "ca.h"
+#include "install.h"
+#include "journal.h"
+#include "keys.h"
+#include "log.h"
+
+/* Placement happened at or after placed_at minus this (clock skew). */
+#define PLACE_WINDOW_SLACK 300
+#define POLL_MIN 1
+#define POLL_MAX 300
+
+struct flow {
+	struct p11e_cli *cli;
+	const struct p11e_cert_conf *cert;
+	struct p11e_journal j;
+	struct p11e_cert_key ck;
+	bool key_open;
+	struct p11e_ca_handle ca;
+	bool ca_open;
+	int64_t wait;
+	struct timespec t0;
+	double t_token, t_csr, t_ca, t_install;
+};
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static p11e_status save(struct flow *f, p11e_state state, const char *note, struct p11e_err *err)
+{
+	p11e_status rc = p11e_journal_save(&f->j, state, note, err);
+
+	if (rc != P11E_OK)
+		p11e_err_prefix(err, "[cert:%s] cannot write its journal", f->cert->name);
+	return rc;
+}
+
+/* Records a failure in the journal without moving the state. */
+static p11e_status fail(struct flow *f, const struct p11e_err *err, const char *ca_code)
+{
+	struct p11e_err ignore = { 0 };
+
+	p11e_journal_error(&f->j, err->msg, ca_code);
+	p11e_journal_save(&f->j, f->j.state, "error", &ignore);
+	return err->status;
+}
+
+/* ---- key and CSR ------------------------------------------------------------ */
+
+static p11e_status open_key(struct flow *f, struct p11e_err *err)
+{
+	const char *id = p11e_journal_str(&f->j, "key", "id");
+	double t = now_s();
+	char id_hex[129], *uri;
+	p11e_status rc;
+
+	if (f->key_open)
+		return P11E_OK;
+	if (f->j.state == P11E_ST_KEY_GENERATING || f->j.state == P11E_ST_NEW)
+		id = NULL; /* no key recorded yet: find by label, or make one */
+	rc = p11e_cert_key_open(f->cert, id, &f->ck, err);
+	f->key_open = f->ck.tok != NULL;
+	if (rc != P11E_OK)
+		return rc;
+	if (!f->ck.have_key && id)
+		return p11e_err_set(err, P11E_ETOKEN,
+				    "the key recorded for [cert:%s] (CKA_ID %s) is no longer on "
+				    "%s; its order and CSR belong to it, so nothing more is done: "
+				    "restore the token, or remove %s to start over",
+				    f->cert->name, id, p11e_cert_key_where(&f->ck), f->j.path);
+	if (!f->ck.have_key) {
+		p11e_journal_set_str(&f->j, "key", "label", f->ck.uri->object ? f->ck.uri->object
+									: f->cert->name);
+		p11e_journal_set_str(&f->j, "key", "type", f->cert->key_spec->name);
+		rc = save(f, P11E_ST_KEY_GENERATING, "making the key", err);
+		if (rc != P11E_OK)
+			return rc;
+		rc = p11e_cert_key_ensure(f->cert, &f->ck, err);
+		if (rc != P11E_OK)
+			return fail(f, err, NULL);
+		p11e_fault_point("key-generated");
+		p11e_info("[cert:%s] generated a %s key on %s", f->cert->name,
+			  f->ck.key.spec->name, p11e_cert_key_where(&f->ck));
+	}
+	f->t_token += now_s() - t;
+	if (f->j.state >= P11E_ST_KEY_READY && f->j.state != P11E_ST_REJECTED)
+		return P11E_OK;
+	p11e_cert_key_id_hex(&f->ck, id_hex, sizeof(id_hex));
+	uri = p11e_cert_key_uri(&f->ck);
+	p11e_journal_set_str(&f->j, "key", "id", id_hex);
+	p11e_journal_set_str(&f->j, "key", "uri", uri);
+	p11e_journal_set_str(&f->j, "key", "label", f->ck.key.label);
+	p11e_journal_set_str(&f->j, "key", "type", f->ck.key.spec->name);
+	free(uri);
+	return save(f, P11E_ST_KEY_READY, f->ck.generated ? "key generated" : "existing key reused",
+		    err);
+}
+
+static p11e_status make_csr(struct flow *f, struct p11e_err *err)
+{
+	X509_REQ *req = NULL;
+	char *pem = NULL;
+	double t = now_s();
+	p11e_status rc = p11e_cert_key_csr(f->cert, &f->ck, &req, err);
+
+	if (rc != P11E_OK)
+		return fail(f, err, NULL);
+	pem = p11e_csr_to_pem(req);
+	X509_REQ_free(req);
+	if (!pem)
+		return p11e_err_set(err, P11E_EFAIL, "cannot encode the CSR");
+	p11e_journal_set_str(&f->j, "csr", "pem", pem);
+	free(pem);
+	f->t_csr += now_s() - t;
+	return save(f, P11E_ST_CSR_READY, "CSR made", err);
+}
+
+/* ---- the order -------------------------------------------------------------- */
+
+static const char *common_name(const struct p11e_cert_conf *cert, char *buf, size_t len)
+{
+	X509_NAME *name = NULL;
+	struct p11e_err ignore = { 0 };
+
+	buf[0] = '\0';
+	if (p11e_subject_parse(cert->subject, &name, &ignore) == P11E_OK)
+		X509_NAME_get_text_by_NID(name, NID_commonName, buf, (int)len);
+	X509_NAME_free(name);
+	return buf[0] ? buf : NULL;
+}
+
+static void order_input(struct flow *f, struct p11e_order *o, char *cn, size_t cn_len)
+{
+	memset(o, 0, sizeof(*o));
+	o->name = f->cert->name;
+	o->csr_pem = p11e_journal_str(&f->j, "csr", "pem");
+	o->common_name = common_name(f->cert, cn, cn_len);
+	o->dns = &f->cert->dns;
+	o->idempotency_id = p11e_journal_str(&f->j, "order", "idempotency_id");
+	o->placed_after = (time_t)p11e_journal_num(&f->j, "order", "placed_after");
+	o->previous.order_id = p11e_journal_str(&f->j, "previous", "order_id");
+	o->previous.request_id = p11e_journal_str(&f->j, "previous", "request_id");
+	o->previous_not_after = (time_t)p11e_journal_num(&f->j, "previous", "not_after");
+	o->overrides = &f->cert->overrides;
+}
+
+static p11e_status open_ca(struct flow *f, struct p11e_err *err)
+{
+	p11e_status rc;
+
+	if (f->ca_open)
+		return P11E_OK;
+	if (!f->cert->ca)
+		return p11e_err_set(err, P11E_EUSAGE, "%s:%d: [cert:%s] has no ca = NAME",
+				    f->cert->file, f->cert->line, f->cert->name);
+	rc = p11e_ca_handle_open(f->cli->cfg, f->cert->ca, &f->ca, err);
+	f->ca_open = rc == P11E_OK;
+	return rc;
+}
+
+static p11e_status record_order(struct flow *f, const struct p11e_ca_result *res, const char *note,
+				struct p11e_err *err)
+{
+	p11e_journal_set_str(&f->j, "order", "order_id", res->order_id);
+	p11e_journal_set_str(&f->j, "order", "request_id", res->request_id);
+	p11e_journal_set_str(&f->j, "order", "status", res->status_text);
+	p11e_journal_error(&f->j, NULL, NULL);
+	p11e_info("[cert:%s] %s: order %s%s%s at [ca:%s]", f->cert->name, note, res->order_id,
+		  res->request_id[0] ? " / " : "", res->request_id, f->cert->ca);
+	return save(f, P11E_ST_ORDER_PENDING, note, err);
+}
+
+static p11e_status rejected(struct flow *f, const struct p11e_ca_result *res, struct p11e_err *err)
+{
+	p11e_ca_failure(res, "the CA refused the order", err);
+	p11e_journal_error(&f->j, err->msg, res->ca_code);
+	save(f, P11E_ST_REJECTED, "refused by the CA", &(struct p11e_err){ 0 });
+	return P11E_EREJECTED;
+}
+
+static p11e_status place(struct flow *f, struct p11e_err *err)
+{
+	struct p11e_ca_result res = { 0 };
+	unsigned char rnd[12];
+	char idem[64], hex[25], cn[256];
+	struct p11e_order o;
+	double t = now_s();
+	p11e_status rc;
+
+	/* The idempotency id and time window go to disk before the CA call,
+	 * so that a crash right after it can still find the order. */
+	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+		return p11e_err_set(err, P11E_EFAIL, "no randomness for the order id");
+	p11e_hex(rnd, sizeof(rnd), hex);
+	snprintf(idem, sizeof(idem), "p11e-%s", hex);
+	p11e_journal_clear(&f->j, "order");
+	p11e_journal_set_str(&f->j, "order", "ca", f->cert->ca);
+	p11e_journal_set_str(&f->j, "order", "ca_type", f->ca.ops->type);
+	p11e_journal_set_str(&f->j, "order", "idempotency_id", idem);
+	p11e_journal_set_num(&f->j, "order", "placed_after", (double)(time(NULL) - PLACE_WINDOW_SLACK));
+	rc = save(f, P11E_ST_ORDER_PLACING, idem, err);
+	if (rc != P11E_OK)
+		return rc;
+	order_input(f, &o, cn, sizeof(cn));
+	f->ca.ops->place(f->ca.ca, &o, &res);
+	p11e_fault_point("order-placed");
+	f->t_ca += now_s() - t;
+	switch (res.outcome) {
+	case P11E_CA_ISSUED:
+	case P11E_CA_PENDING:
+		rc = record_order(f, &res, "order placed", err);
+		break;
+	case P11E_CA_REJECTED:
+		rc = rejected(f, &res, err);
+		break;
+	case P11E_CA_MISCONFIGURED:
+	case P11E_CA_UNREACHABLE:
+		/* The provider answers these only when no order can exist. */
+		p11e_ca_failure(&res, "the order was not placed", err);
+		p11e_journal_error(&f->j, err->msg, res.ca_code);
+		save(f, P11E_ST_CSR_READY, "order not placed", &(struct p11e_err){ 0 });
+		rc = err->status;
+		break;
+	default:
+		p11e_ca_failure(&res, "the outcome of the order placement is unknown", err);
+		p11e_journal_error(&f->j, err->msg, res.ca_code);
+		rc = save(f, P11E_ST_ORDER_UNKNOWN, "placement outcome unknown", err);
+		if (rc == P11E_OK) {
+			p11e_warn("[cert:%s] %s; asking the CA before anything else", f->cert->name,
+				  err->msg);
+			p11e_err_clear(err);
+		}
+		break;
+	}
+	p11e_ca_result_clear(&res);
+	return rc;
+}
+
+static p11e_status reconcile(struct flow *f, struct p11e_err *err)
+{
+	struct p11e_ca_result res = { 0 };
+	struct p11e_order o;
+	char cn[256];
+	double t = now_s();
+	p11e_status rc;
+
+	order_input(f, &o, cn, sizeof(cn));
+	f->ca.ops->reconcile(f->ca.ca, &o, &res);
+	f->t_ca += now_s() - t;
+	switch (res.outcome) {
+	case P11E_CA_ISSUED:
+	case P11E_CA_PENDING:
+		rc = record_order(f, &res, "found the order placed before the interruption", err);
+		break;
+	case P11E_CA_NOT_FOUND:
+		p11e_info("[cert:%s] the CA has no order from the interrupted placement; placing it now",
+			  f->cert->name);
+		rc = save(f, P11E_ST_CSR_READY, "reconciled: no order exists", err);
+		break;
+	default:
+		p11e_ca_failure(&res, "cannot tell whether the interrupted order placement reached the CA", err);
+		p11e_err_prefix(err, "[cert:%s] no second order is placed until it can be checked", f->cert->name);
+		p11e_journal_error(&f->j, err->msg, res.ca_code);
+		save(f, P11E_ST_ORDER_UNKNOWN, "reconciliation failed", &(struct p11e_err){ 0 });
+		rc = P11E_EFAIL;
+		break;
+	}
+	p11e_ca_result_clear(&res);
+	return rc;
+}
+
+static void progress(struct flow *f, const struct p11e_ca_result *res, unsigned delay)
+{
+	const char *id = p11e_journal_str(&f->j, "order", "order_id");
+	const char *status = res->status_text[0] ? res->status_text : p11e_ca_outcome_name(res->outcome);
+
+	if (isatty(STDERR_FILENO) && p11e_log_get_level() >= P11E_LOG_INFO)
+		fprintf(stderr, "\r\033[K[cert:%s] order %s: %s — next poll in %us", f->cert->name,
+			id ? id : "?", status, delay);
+	else
+		p11e_info("[cert:%s] order %s: %s; next poll in %us", f->cert->name, id ? id : "?",
+			  status, delay);
+}
+
+static p11e_status fetch(struct flow *f, struct p11e_err *err)
+{
+	struct p11e_order_ref ref = { p11e_journal_str(&f->j, "order", "order_id"),
+				      p11e_journal_str(&f->j, "order", "request_id") };
+	struct p11e_ca_result res = { 0 };
+	p11e_status rc;
+
+	f->ca.ops->fetch(f->ca.ca, &ref, &res);
+	if (res.outcome != P11E_CA_ISSUED && res.outcome != P11E_CA_OK) {
+		rc = p11e_ca_failure(&res, "cannot download the issued certificate", err);
+		fail(f, err, res.ca_code);
+	} else if (!res.chain_pem) {
+		rc = p11e_err_set(err, P11E_EFAIL, "the CA sent no certificate for order %s", ref.order_id);
+		fail(f, err, NULL);
+	} else {
+		p11e_journal_set_str(&f->j, "cert", "chain", res.chain_pem);
+		p11e_journal_error(&f->j, NULL, NULL);
+		rc = save(f, P11E_ST_CERT_ISSUED, "certificate downloaded", err);
+	}
+	p11e_ca_result_clear(&res);
+	return rc;
+}
+
+static p11e_status wait_issued(struct flow *f, struct p11e_err *err)
+{
+	struct p11e_order_ref ref = { p11e_journal_str(&f->j, "order", "order_id"),
+				      p11e_journal_str(&f->j, "order", "request_id") };
+	time_t deadline = time(NULL) + (time_t)f->wait;
+	unsigned backoff = 2;
+	bool tty_line = false;
+	p11e_status rc = P11E_EPENDING;
+	char cn[256];
+	struct p11e_order o;
+
+	order_input(f, &o, cn, sizeof(cn));
+	for (;;) {
+		struct p11e_ca_result res = { 0 };
+		double t = now_s();
+		unsigned delay;
+		time_t now;
+
+		f->ca.ops->poll(f->ca.ca, &o, &ref, &res);
+		f->t_ca += now_s() - t;
+		if (res.status_text[0] && strcmp(res.status_text, p11e_journal_str(&f->j, "order", "status") ?
+					      p11e_journal_str(&f->j, "order", "status") : "") != 0) {
+			p11e_journal_set_str(&f->j, "order", "status", res.status_text);
+			save(f, P11E_ST_ORDER_PENDING, res.status_text, &(struct p11e_err){ 0 });
+		}
+		if (res.outcome == P11E_CA_ISSUED) {
+			p11e_ca_result_clear(&res);
+			if (tty_line)
+				fputc('\n', stderr);
+			t = now_s();
+			rc = fetch(f, err);
+			f->t_ca += now_s() - t;
+			return rc;
+		}
+		if (res.outcome == P11E_CA_REJECTED) {
+			if (tty_line)
+				fputc('\n', stderr);
+			rc = rejected(f, &res, err);
+			p11e_ca_result_clear(&res);
+			return rc;
+		}
+		if (res.outcome != P11E_CA_PENDING && res.outcome != P11E_CA_UNREACHABLE) {
+			if (tty_line)
+				fputc('\n', stderr);
+			rc = p11e_ca_failure(&res, "cannot follow the order", err);
+			fail(f, err, res.ca_code);
+			p11e_ca_result_clear(&res);
+			return rc;
+		}
+		if (res.outcome == P11E_CA_UNREACHABLE)
+			p11e_warn("[cert:%s] the CA could not be reached (%s); will try again",
+				  f->cert->name, res.message);
+		delay = res.retry_after ? res.retry_after : backoff;
+		delay = delay < POLL_MIN ? POLL_MIN : delay > POLL_MAX ? POLL_MAX : delay;
+		backoff = backoff * 2 > POLL_MAX ? POLL_MAX : backoff * 2;
+		now = time(NULL);
+		if (now + (time_t)delay > deadline) {
+			if (tty_line)
+				fputc('\n', stderr);
+			p11e_journal_set_num(&f->j, "order", "next_poll", (double)(now + delay));
+			save(f, P11E_ST_ORDER_PENDING, "still pending", &(struct p11e_err){ 0 });
+			p11e_err_set(err, P11E_EPENDING,
+				     "[cert:%s] order %s is still pending at the CA (%s); run "
+				     "`p11enroll enroll %s` (or renew) later to continue it — no new "
+				     "order will be placed",
+				     f->cert->name, ref.order_id, res.status_text[0] ? res.status_text : "pending",
+				     f->cert->name);
+			p11e_info("%s", err->msg);
+			p11e_ca_result_clear(&res);
+			return P11E_EPENDING;
+		}
+		progress(f, &res, delay);
+		tty_line = isatty(STDERR_FILENO) && p11e_log_get_level() >= P11E_LOG_INFO;
+		p11e_ca_result_clear(&res);
+		sleep(delay);
+	}
+}
+
+/* ---- verify and install ----------------------------------------------------- */
+
+static p11e_status install(struct flow *f, struct p11e_err *err)
+{
+	struct p11e_issued issued = { 0 };
+	const char *pem = p11e_journal_str(&f->j, "cert", "chain");
+	char serial[130], *uri = NULL;
+	double t = now_s();
+	p11e_status rc;
+
+	rc = p11e_issued_parse(pem ? pem : "", p11e_cert_key_public(&f->ck), &issued, err);
+	if (rc == P11E_OK)
+		rc = p11e_issued_verify(&issued, f->cert, err);
+	if (rc != P11E_OK) {
+		p11e_err_prefix(err, "[cert:%s] the issued certificate was not installed", f->cert->name);
+		p11e_journal_error(&f->j, err->msg, NULL);
+		save(f, P11E_ST_VERIFY_FAILED, "verification failed; nothing installed",
+		     &(struct p11e_err){ 0 });
+		goto out;
+	}
+	p11e_issued_serial(&issued, serial, sizeof(serial));
+	p11e_journal_set_str(&f->j, "cert", "serial", serial);
+	p11e_journal_set_num(&f->j, "cert", "not_after", (double)p11e_issued_not_after(&issued));
+	rc = save(f, P11E_ST_INSTALLING, serial, err);
+	if (rc != P11E_OK)
+		goto out;
+	rc = p11e_install_files(f->cert, &issued, err);
+	if (rc != P11E_OK) {
+		fail(f, err, NULL);
+		goto out;
+	}
+	p11e_fault_point("files-written");
+	if (f->cert->store_in_token) {
+		rc = p11e_cert_key_store_chain(&f->ck, issued.leaf, issued.cas, err);
+		if (rc != P11E_OK) {
+			fail(f, err, NULL);
+			goto out;
+		}
+		p11e_fault_point("token-stored");
+	}
+	p11e_journal_set_num(&f->j, "cert", "installed_at", (double)time(NULL));
+	rc = save(f, P11E_ST_INSTALLED, "installed", err);
+	if (rc != P11E_OK)
+		goto out;
+	f->t_install += now_s() - t;
+	uri = p11e_cert_key_uri(&f->ck);
+	rc = p11e_run_post_install(f->cert, &issued, uri, err);
+	p11e_journal_error(&f->j, rc == P11E_OK ? NULL : err->msg, NULL);
+	save(f, P11E_ST_MONITORING, rc == P11E_OK ? "monitoring" : "monitoring; post_install failed",
+	     &(struct p11e_err){ 0 });
+	{
+		time_t not_after = p11e_issued_not_after(&issued);
+		char when[32];
+
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%SZ", gmtime(&not_after));
+		p11e_info("[cert:%s] installed certificate %s, valid until %s", f->cert->name,
+			  serial, when);
+	}
+out:
+	free(uri);
+	p11e_issued_free(&issued);
+	return rc;
+}
+
+static p11e_status run(struct flow *f, struct p11e_err *err)
+{
+	p11e_status rc = P11E_OK;
+
+	while (rc == P11E_OK) {
+		p11e_state state = f->j.state;
+
+		switch (state) {
+		case P11E_ST_MONITORING:
+			return P11E_OK;
+		case P11E_ST_REJECTED:
+			p11e_info("[cert:%s] the last order was refused (%s); starting a new one",
+				  f->cert->name, p11e_journal_str(&f->j, "last_error", "message") ?
+							 p11e_journal_str(&f->j, "last_error", "message") : "");
+			/* fall through */
+		case P11E_ST_NEW:
+		case P11E_ST_KEY_GENERATING:
+			rc = open_key(f, err);
+			break;
+		case P11E_ST_KEY_READY:
+			rc = open_key(f, err);
+			if (rc == P11E_OK)
+				rc = make_csr(f, err);
+			break;
+		case P11E_ST_CSR_READY:
+			rc = open_ca(f, err);
+			if (rc == P11E_OK)
+				rc = place(f, err);
+			break;
+		case P11E_ST_ORDER_PLACING:
+		case P11E_ST_ORDER_UNKNOWN:
+			rc = open_ca(f, err);
+			if (rc == P11E_OK)
+				rc = reconcile(f, err);
+			break;
+		case P11E_ST_ORDER_PENDING:
+			rc = open_ca(f, err);
+			if (rc == P11E_OK)
+				rc = wait_issued(f, err);
+			break;
+		case P11E_ST_VERIFY_FAILED:
+			/* The CA may have put it right: fetch again before verifying. */
+			rc = open_ca(f, err);
+			if (rc == P11E_OK)
+				rc = fetch(f, err);
+			if (rc == P11E_OK)
+				rc = open_key(f, err);
+			if (rc == P11E_OK)
+				rc = install(f, err);
+			return rc;
+		case P11E_ST_CERT_ISSUED:
+		case P11E_ST_INSTALLING:
+		case P11E_ST_INSTALLED:
+			rc = open_key(f, err);
+			if (rc == P11E_OK)
+				rc = install(f, err);
+			break;
+		}
+		if (rc == P11E_OK && f->j.state == state && state != P11E_ST_MONITORING)
+			return p11e_err_set(err, P11E_EFAIL, "[cert:%s] no progress from state %s",
+					    f->cert->name, p11e_state_name(state));
+	}
+	return rc;
+}
+
+p11e_status p11e_enroll(struct p11e_cli *cli, const struct p11e_cert_conf *cert,
+			const struct p11e_enroll_opts *opts, struct p11e_err *err)
+{
+	struct flow f = { .cli = cli, .cert = cert };
+	double start = now_s();
+	p11e_status rc;
+
+	f.wait = opts->wait >= 0 ? opts->wait : cert->wait;
+	rc = p11e_journal_open(cli->cfg->state_dir, cert->name, opts->lock_wait, &f.j, err);
+	if (rc != P11E_OK)
+		goto out;
+	if (f.j.state == P11E_ST_MONITORING) {
+		p11e_info("[cert:%s] is enrolled (certificate %s); nothing to do — `p11enroll renew` "
+			  "renews it when due",
+			  cert->name, p11e_journal_str(&f.j, "cert", "serial"));
+		goto out;
+	}
+	if (f.j.state != P11E_ST_NEW)
+		p11e_info("[cert:%s] resuming from state %s", cert->name, p11e_state_name(f.j.state));
+	rc = run(&f, err);
+	p11e_debug("[cert:%s] time: total %.3fs, token %.3fs, CSR %.3fs, CA %.3fs, install %.3fs",
+		   cert->name, now_s() - start, f.t_token, f.t_csr, f.t_ca, f.t_install);
+out:
+	if (f.ca_open)
+		p11e_ca_handle_close(&f.ca);
+	if (f.key_open)
+		p11e_cert_key_close(&f.ck);
+	p11e_journal_close(&f.j);
+	return rc;
+}
