@@ -16,6 +16,7 @@
 
 #include "csr.h"
 #include "log.h"
+#include "osslkey.h"
 #include "p11uri.h"
 
 enum section_kind { SECTION_AGENT, SECTION_CA, SECTION_CERT };
@@ -348,11 +349,15 @@ static p11e_status check_key_uri(const struct p11e_config *cfg, const struct p11
 	struct p11e_uri *uri = NULL;
 	p11e_status rc;
 
-	if (strncmp(s->value, "provider:", 9) == 0)
-		return p11e_err_set(err, P11E_EUSAGE,
-				    "%s:%d: key = %s: OpenSSL provider keys are not supported yet; "
-				    "use a pkcs11: URI",
-				    AT(s), s->value);
+	if (p11e_osslkey_uri_is(s->value)) {
+		struct p11e_osslkey_uri *puri = NULL;
+
+		rc = p11e_osslkey_uri_parse(s->value, &puri, err);
+		p11e_osslkey_uri_free(puri);
+		if (rc != P11E_OK)
+			p11e_err_prefix(err, "%s:%d: key = %s", AT(s), s->value);
+		return rc;
+	}
 	rc = p11e_uri_parse(s->value, &uri, err);
 	if (rc != P11E_OK) {
 		p11e_err_prefix(err, "%s:%d", AT(s));
@@ -486,6 +491,15 @@ static p11e_status load_cert(struct p11e_config *cfg, const struct raw_section *
 	if (!c->key)
 		return p11e_err_set(err, P11E_EUSAGE, "%s:%d: [cert:%s] has no key = pkcs11:… URI",
 				    AT(sec), sec->name);
+	if (c->store_in_token && p11e_osslkey_uri_is(c->key)) {
+		const struct p11e_setting *st = p11e_settings_find(&c->settings, "store_in_token");
+
+		return p11e_err_set(err, P11E_EUSAGE,
+				    "%s:%d: store_in_token = yes needs a PKCS#11 token, but [cert:%s] "
+				    "has a provider key (%s); the chain goes to cert_file/"
+				    "chain_file/fullchain_file: set store_in_token = no",
+				    AT(st), sec->name, c->key);
+	}
 	if (!key_type_setting && p11e_policy_parse("ec-p256", &c->key_spec, err) != P11E_OK)
 		return err->status;
 	if (!c->subject) {

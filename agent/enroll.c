@@ -391,7 +391,10 @@ static p11e_status wait_issued(struct flow *f, struct p11e_err *err)
 		delay = delay < POLL_MIN ? POLL_MIN : delay > POLL_MAX ? POLL_MAX : delay;
 		backoff = backoff * 2 > POLL_MAX ? POLL_MAX : backoff * 2;
 		now = time(NULL);
-		if (now + (time_t)delay > deadline) {
+		/* One last poll at the deadline rather than giving up early. */
+		if (now + (time_t)delay > deadline && deadline - now >= POLL_MIN)
+			delay = (unsigned)(deadline - now);
+		else if (now + (time_t)delay > deadline) {
 			if (tty_line)
 				fputc('\n', stderr);
 			p11e_journal_set_num(&f->j, "order", "next_poll", (double)(now + delay));

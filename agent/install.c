@@ -164,10 +164,13 @@ static p11e_status check_chain(const struct p11e_issued *issued, struct p11e_err
 	X509 *anchor;
 
 	if (n == 0) {
+		char issuer[256];
+
+		X509_NAME_oneline(X509_get_issuer_name(issued->leaf), issuer, sizeof(issuer));
 		rc = p11e_err_set(err, P11E_EFAIL,
 				  "the CA sent no issuer certificate for the leaf (issuer %s): the "
 				  "chain cannot be checked",
-				  "unknown");
+				  issuer);
 		goto out;
 	}
 	if (!store || !ctx || !untrusted) {

@@ -1,8 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "keys.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "util.h"
 
@@ -35,6 +39,213 @@ static bool unhex(const char *hex, unsigned char *out, size_t max, size_t *len)
 	return true;
 }
 
+/* ---- provider keys (provider:NAME:PATH) -------------------------------------- */
+
+/* Mirrors the provider key into ck->key, which callers read directly. */
+static void mirror_key(const struct p11e_cert_conf *cert, struct p11e_cert_key *ck)
+{
+	p11e_key_clear(&ck->key);
+	if (!ck->okey.priv)
+		return;
+	ck->key.spec = ck->okey.spec;
+	ck->key.pub_pkey = ck->okey.pub;
+	EVP_PKEY_up_ref(ck->okey.pub);
+	memcpy(ck->key.id, ck->okey.id, P11E_OSSLKEY_ID_LEN);
+	ck->key.id_len = P11E_OSSLKEY_ID_LEN;
+	snprintf(ck->key.label, sizeof(ck->key.label), "%s", cert->name);
+	/* check_protection() in osslkey.c has made sure of these. */
+	ck->key.sensitive = ck->key.always_sensitive = true;
+	ck->key.never_extractable = ck->key.local = true;
+	ck->key.extractable = false;
+}
+
+static p11e_status provider_open(const struct p11e_cert_conf *cert, const char *id_hex,
+				 struct p11e_cert_key *ck, struct p11e_err *err)
+{
+	unsigned char id[P11E_OSSLKEY_ID_LEN];
+	char *file = NULL, where[300];
+	size_t id_len = 0;
+	bool found = false;
+	p11e_status rc;
+
+	rc = p11e_osslkey_uri_parse(cert->key, &ck->puri, err);
+	if (rc != P11E_OK)
+		return rc;
+	if (id_hex && *id_hex &&
+	    (!unhex(id_hex, id, sizeof(id), &id_len) || id_len != sizeof(id)))
+		return p11e_err_set(err, P11E_EFAIL,
+				    "malformed key id '%s' in the journal (a provider key id has "
+				    "%zu hex digits)",
+				    id_hex, 2 * sizeof(id));
+	rc = p11e_ossl_open(ck->puri, &ck->ossl, err);
+	if (rc != P11E_OK)
+		return rc;
+	if (id_len) {
+		/* The journal's key: its own file first (a rotated key that PATH
+		 * does not name yet), else whatever PATH names if it is that key. */
+		file = p11e_ossl_key_file(ck->puri->path, id);
+		if (!file)
+			return p11e_err_set(err, P11E_EFAIL, "out of memory");
+		rc = p11e_ossl_load(ck->ossl, file, &ck->okey, &found, err);
+		free(file);
+		if (rc != P11E_OK)
+			return rc;
+		if (found && memcmp(ck->okey.id, id, sizeof(id)) != 0)
+			return p11e_err_set(err, P11E_ETOKEN,
+					    "%s holds another key than its name says (%s); restore "
+					    "it or remove it",
+					    ck->okey.file, id_hex);
+	}
+	if (!found) {
+		rc = p11e_ossl_load(ck->ossl, ck->puri->path, &ck->okey, &found, err);
+		if (rc != P11E_OK)
+			return rc;
+		if (found && id_len && memcmp(ck->okey.id, id, sizeof(id)) != 0) {
+			p11e_osslkey_clear(&ck->okey);
+			found = false;
+		}
+	}
+	ck->have_key = found;
+	mirror_key(cert, ck);
+	if (!found)
+		return P11E_OK;
+	p11e_cert_where(cert, "key_type", where, sizeof(where));
+	if (ck->key.spec != cert->key_spec)
+		return p11e_err_set(err, P11E_ETOKEN,
+				    "the key in %s is %s, but [cert:%s] asks for %s (%s); it is "
+				    "not replaced automatically: change key_type or the key URI",
+				    ck->okey.file, ck->key.spec->name, cert->name,
+				    cert->key_spec->name, where);
+	return P11E_OK;
+}
+
+/* Whether PATH names an existing file (a dangling link names none). */
+static bool path_names_key(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0;
+}
+
+static p11e_status provider_ensure(const struct p11e_cert_conf *cert, struct p11e_cert_key *ck,
+				   struct p11e_err *err)
+{
+	p11e_status rc;
+
+	rc = p11e_ossl_generate(ck->ossl, cert->key_spec, ck->puri->path, &ck->okey, err);
+	if (rc != P11E_OK)
+		return rc;
+	ck->have_key = true;
+	ck->generated = true;
+	mirror_key(cert, ck);
+	/* The first key: nothing uses PATH yet, so it can name it at once. */
+	if (!path_names_key(ck->puri->path))
+		return p11e_ossl_point(ck->puri->path, ck->okey.file, NULL, err);
+	return P11E_OK;
+}
+
+static p11e_status provider_rotate(const struct p11e_cert_conf *cert, struct p11e_cert_key *ck,
+				   struct p11e_err *err)
+{
+	struct p11e_osslkey fresh;
+	char *old_file = ck->okey.file ? strdup(ck->okey.file) : NULL;
+	struct p11e_err ignore = { 0 };
+	bool found;
+	p11e_status rc;
+
+	/* Without a resource manager the TPM holds three objects; the old
+	 * key is not needed while the new one is made. */
+	p11e_osslkey_clear(&ck->okey);
+	rc = p11e_ossl_generate(ck->ossl, cert->key_spec, ck->puri->path, &fresh, err);
+	if (rc != P11E_OK) {
+		if (old_file && p11e_ossl_load(ck->ossl, old_file, &ck->okey, &found, &ignore) !=
+				    P11E_OK)
+			p11e_osslkey_clear(&ck->okey);
+		ck->have_key = ck->okey.priv != NULL;
+		mirror_key(cert, ck);
+		free(old_file);
+		return rc;
+	}
+	free(old_file);
+	ck->okey = fresh;
+	ck->have_key = true;
+	ck->generated = true;
+	mirror_key(cert, ck);
+	return P11E_OK;
+}
+
+static p11e_status provider_commit(struct p11e_cert_key *ck, struct p11e_err *err)
+{
+	struct p11e_osslkey named;
+	struct stat st, mine;
+	bool found = false;
+	p11e_status rc;
+
+	if (!ck->have_key || strcmp(ck->okey.file, ck->puri->path) == 0)
+		return P11E_OK;
+	if (lstat(ck->puri->path, &st) == 0 && S_ISREG(st.st_mode)) {
+		if (stat(ck->okey.file, &mine) == 0 && mine.st_ino == st.st_ino &&
+		    mine.st_dev == st.st_dev)
+			return P11E_OK;
+		/* A hand-made key at PATH: learn its id to keep it as PATH.<ID>.
+		 * Loading it needs a TPM slot; ours is not used meanwhile. */
+		rc = p11e_ossl_load(ck->ossl, ck->puri->path, &named, &found, err);
+		if (rc != P11E_OK)
+			return rc;
+		rc = p11e_ossl_point(ck->puri->path, ck->okey.file, found ? named.id : NULL, err);
+		p11e_osslkey_clear(&named);
+		return rc;
+	}
+	return p11e_ossl_point(ck->puri->path, ck->okey.file, NULL, err);
+}
+
+static p11e_status provider_remove(struct p11e_cert_key *ck, const char *id_hex,
+				   struct p11e_err *err)
+{
+	unsigned char id[P11E_OSSLKEY_ID_LEN];
+	struct stat st, named;
+	size_t id_len = 0;
+	char *file;
+	p11e_status rc = P11E_OK;
+
+	if (!unhex(id_hex, id, sizeof(id), &id_len) || id_len != sizeof(id))
+		return p11e_err_set(err, P11E_EFAIL, "malformed key id '%s'", id_hex);
+	if (ck->have_key && memcmp(id, ck->okey.id, sizeof(id)) == 0)
+		return p11e_err_set(err, P11E_EFAIL, "refusing to remove the key in use");
+	file = p11e_ossl_key_file(ck->puri->path, id);
+	if (!file)
+		return p11e_err_set(err, P11E_EFAIL, "out of memory");
+	if (lstat(file, &st) != 0) {
+		if (errno != ENOENT)
+			rc = p11e_err_set(err, P11E_ETOKEN, "cannot inspect %s: %s", file,
+					  strerror(errno));
+		goto out; /* already gone */
+	}
+	if (stat(ck->puri->path, &named) == 0 && named.st_ino == st.st_ino &&
+	    named.st_dev == st.st_dev) {
+		rc = p11e_err_set(err, P11E_EFAIL,
+				  "refusing to remove %s: %s still names it (commit the new key "
+				  "first)",
+				  file, ck->puri->path);
+		goto out;
+	}
+	if (unlink(file) != 0) {
+		rc = p11e_err_set(err, P11E_ETOKEN, "cannot remove %s: %s", file, strerror(errno));
+		goto out;
+	}
+	p11e_debug("removed old key file %s", file);
+out:
+	free(file);
+	return rc;
+}
+
+bool p11e_cert_key_is_open(const struct p11e_cert_key *ck)
+{
+	return ck->tok != NULL || ck->ossl != NULL;
+}
+
+/* ---- dispatch ------------------------------------------------------------------ */
+
 p11e_status p11e_cert_key_open(const struct p11e_cert_conf *cert, const char *id_hex,
 			       struct p11e_cert_key *ck, struct p11e_err *err)
 {
@@ -45,6 +256,8 @@ p11e_status p11e_cert_key_open(const struct p11e_cert_conf *cert, const char *id
 	p11e_status rc;
 
 	memset(ck, 0, sizeof(*ck));
+	if (p11e_osslkey_uri_is(cert->key))
+		return provider_open(cert, id_hex, ck, err);
 	rc = p11e_uri_parse(cert->key, &ck->uri, err);
 	if (rc != P11E_OK)
 		return rc;
@@ -88,6 +301,8 @@ p11e_status p11e_cert_key_ensure(const struct p11e_cert_conf *cert, struct p11e_
 
 	if (ck->have_key)
 		return P11E_OK;
+	if (ck->ossl)
+		return provider_ensure(cert, ck, err);
 	rc = p11e_token_generate(ck->tok, cert->key_spec, key_label(cert, ck->uri), ck->uri->id,
 				 ck->uri->id_len, &ck->key, err);
 	if (rc != P11E_OK)
@@ -110,13 +325,21 @@ p11e_status p11e_cert_key_csr(const struct p11e_cert_conf *cert, struct p11e_cer
 	};
 	struct p11e_signer signer;
 
+	if (!ck->have_key && ck->ossl)
+		return p11e_err_set(err, P11E_ETOKEN,
+				    "there is no key %s for [cert:%s]; make it with `p11enroll "
+				    "keygen %s`",
+				    ck->puri->path, cert->name, cert->name);
 	if (!ck->have_key)
 		return p11e_err_set(err, P11E_ETOKEN,
 				    "token %s has no key '%s' for [cert:%s]; make it with "
 				    "`p11enroll keygen %s`",
 				    p11e_token_describe(ck->tok), key_label(cert, ck->uri), cert->name,
 				    cert->name);
-	p11e_token_signer(ck->tok, &ck->key, &signer);
+	if (ck->ossl)
+		p11e_ossl_signer(ck->ossl, &ck->okey, &signer);
+	else
+		p11e_token_signer(ck->tok, &ck->key, &signer);
 	return p11e_csr_build(&req, &signer, out, err);
 }
 
@@ -126,6 +349,8 @@ p11e_status p11e_cert_key_rotate(const struct p11e_cert_conf *cert, struct p11e_
 	struct p11e_key fresh;
 	p11e_status rc;
 
+	if (ck->ossl)
+		return provider_rotate(cert, ck, err);
 	/* A new random id: the URI's id= names the first key only. */
 	rc = p11e_token_generate(ck->tok, cert->key_spec, key_label(cert, ck->uri), NULL, 0, &fresh,
 				 err);
@@ -160,7 +385,17 @@ bool p11e_cert_key_has_objects(const struct p11e_cert_key *ck)
 p11e_status p11e_cert_key_store_chain(struct p11e_cert_key *ck, X509 *leaf, STACK_OF(X509) *cas,
 				      struct p11e_err *err)
 {
+	if (!ck->tok)
+		return p11e_err_set(err, P11E_EUSAGE,
+				    "%s has no token to store certificate objects in; set "
+				    "store_in_token = no",
+				    p11e_cert_key_where(ck));
 	return p11e_token_store_chain(ck->tok, &ck->key, leaf, cas, err);
+}
+
+p11e_status p11e_cert_key_commit(struct p11e_cert_key *ck, struct p11e_err *err)
+{
+	return ck->ossl ? provider_commit(ck, err) : P11E_OK;
 }
 
 p11e_status p11e_cert_key_remove(struct p11e_cert_key *ck, const char *id_hex,
@@ -172,6 +407,8 @@ p11e_status p11e_cert_key_remove(struct p11e_cert_key *ck, const char *id_hex,
 	bool found = false;
 	p11e_status rc;
 
+	if (ck->ossl)
+		return provider_remove(ck, id_hex, err);
 	if (!unhex(id_hex, id, sizeof(id), &id_len) || id_len == 0)
 		return p11e_err_set(err, P11E_EFAIL, "malformed key id '%s'", id_hex);
 	if (ck->have_key && id_len == ck->key.id_len && memcmp(id, ck->key.id, id_len) == 0)
@@ -184,11 +421,17 @@ p11e_status p11e_cert_key_remove(struct p11e_cert_key *ck, const char *id_hex,
 
 const char *p11e_cert_key_where(const struct p11e_cert_key *ck)
 {
+	if (ck->ossl)
+		return p11e_ossl_describe(ck->ossl);
 	return ck->tok ? p11e_token_describe(ck->tok) : "";
 }
 
 char *p11e_cert_key_uri(const struct p11e_cert_key *ck)
 {
+	/* The stable PATH that servers name, not PATH.<ID>: the journal
+	 * keeps the id, which finds the file. */
+	if (ck->puri)
+		return p11e_osslkey_uri_text(ck->puri);
 	return p11e_uri_for_key(ck->uri, ck->key.label, ck->key.id, ck->key.id_len);
 }
 
@@ -197,5 +440,8 @@ void p11e_cert_key_close(struct p11e_cert_key *ck)
 	p11e_key_clear(&ck->key);
 	p11e_token_close(ck->tok);
 	p11e_uri_free(ck->uri);
+	p11e_osslkey_clear(&ck->okey);
+	p11e_ossl_close(ck->ossl);
+	p11e_osslkey_uri_free(ck->puri);
 	memset(ck, 0, sizeof(*ck));
 }

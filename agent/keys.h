@@ -10,15 +10,27 @@
 #include <openssl/x509.h>
 
 #include "config.h"
+#include "osslkey.h"
 #include "token.h"
 
+/* For a provider key, uri and tok stay NULL and `key` is filled from the
+ * provider's key (spec, pub_pkey, id = first 16 bytes of the SHA-256 of
+ * the public key, label = the certificate name), so code reading
+ * ck.key.spec / ck.key.label works for both kinds. */
 struct p11e_cert_key {
-	struct p11e_uri *uri;
+	struct p11e_uri *uri;            /* pkcs11: keys */
 	struct p11e_token *tok;
 	struct p11e_key key;
 	bool have_key;
 	bool generated;          /* made by this run */
+	struct p11e_osslkey_uri *puri;   /* provider: keys */
+	struct p11e_ossl *ossl;
+	struct p11e_osslkey okey;
 };
+
+/* True when `ck` is open (a token or a provider), whether or not a key
+ * was found. */
+bool p11e_cert_key_is_open(const struct p11e_cert_key *ck);
 
 /* Opens what holds the key of `cert` and looks the key up: label = the
  * URI's object= (or the certificate name); id = `id_hex` when given (the
@@ -30,7 +42,10 @@ p11e_status p11e_cert_key_open(const struct p11e_cert_conf *cert, const char *id
 p11e_status p11e_cert_key_ensure(const struct p11e_cert_conf *cert, struct p11e_cert_key *ck,
 				 struct p11e_err *err);
 /* Generates a further key with the same label and a new random id (key
- * rotation); the previous key stays until the caller removes it. */
+ * rotation); the previous key stays until the caller removes it.
+ * Provider keys: the new key is written to PATH.<ID>; PATH keeps naming
+ * the previous key (which servers may be using) until
+ * p11e_cert_key_commit. */
 p11e_status p11e_cert_key_rotate(const struct p11e_cert_conf *cert, struct p11e_cert_key *ck,
 				 struct p11e_err *err);
 /* The CSR of `cert`, signed by the key. */
@@ -45,7 +60,14 @@ bool p11e_cert_key_has_objects(const struct p11e_cert_key *ck);
 /* Stores the leaf beside the key and the CA certificates (token only). */
 p11e_status p11e_cert_key_store_chain(struct p11e_cert_key *ck, X509 *leaf, STACK_OF(X509) *cas,
 				      struct p11e_err *err);
-/* Removes the key with CKA_ID `id_hex` (and its certificate objects). */
+/* Makes the key in use the one that the configured key names, once its
+ * certificate is installed: provider keys switch the PATH link to
+ * PATH.<ID> atomically (idempotent, so a resumed install calls it again);
+ * tokens need nothing (the same label, the journal has the id). */
+p11e_status p11e_cert_key_commit(struct p11e_cert_key *ck, struct p11e_err *err);
+/* Removes the key with CKA_ID `id_hex` (and its certificate objects);
+ * provider keys: deletes the wrapped-key file PATH.<ID>, never the one in
+ * use or the one PATH names. */
 p11e_status p11e_cert_key_remove(struct p11e_cert_key *ck, const char *id_hex,
 				 struct p11e_err *err);
 /* The key's URI (token, object, id, module; never a PIN); free(). */

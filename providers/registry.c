@@ -3,9 +3,14 @@
  * meson.build. */
 #include <string.h>
 
+#include "certinext.h"
 #include "provider.h"
 
+extern const struct p11e_ca_ops p11e_sslstore_ops;
+
 static const struct p11e_ca_ops *const providers[] = {
+	&p11e_certinext_ops,
+	&p11e_sslstore_ops,
 	NULL,
 };
 

@@ -1,0 +1,1563 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The CERTInext (eMudhra emSignHub API v1) provider. Wire details live in
+ * certinext_wire.c; this file holds the configuration, the OAuth token, the
+ * call plumbing, the order flows, reconciliation and DNS DCV through a hook.
+ * Design notes: docs/providers.md. */
+#include "certinext.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "certinext_wire.h"
+#include "http.h"
+#include "log.h"
+#include "secret.h"
+#include "util.h"
+
+#define MAX_REPORT_PAGES 100   /* reconcile never reads more than this */
+#define MAX_CSR_CHECKS 20      /* candidate orders whose CSR reconcile compares */
+#define HOOK_MAX_SECONDS 300   /* a DCV hook that runs longer is killed */
+
+static const char *const ca_keys[] = {
+	"api_url", "account_number", "auth", "access_key_file", "oauth_token_url",
+	"oauth_client_id", "oauth_client_secret_file", "default_product", "poll_interval",
+	"page_size", "dcv_hook", "dcv_record_prefix", "dcv_propagation_wait", "dcv_poll_interval",
+	"dcv_timeout", "tags", "domain_name",
+	/* the order fields of certinext_wire.c (cn_order_fields) */
+	"accounting_model", "email_notifications", "group_number", "pre_vetting",
+	"organization_number", "street_address", "street_address2", "city", "state", "country",
+	"requestor_name", "requestor_isd_code", "requestor_mobile", "requestor_email",
+	"requestor_designation", "validity", "auto_renew", "renew_criteria", "auto_secure_www",
+	"locality", "postal_code", "company_registration_number", "tpc_name", "tpc_email",
+	"tpc_isd_code", "tpc_mobile", "signer_name", "signer_place", "signer_ip",
+	"contract_signer_name", "contract_signer_email", "contract_signer_isd_code",
+	"contract_signer_mobile", "contract_signer_designation", "contract_signer_employee_id",
+	"certificate_approver_name", "certificate_approver_email", "certificate_approver_isd_code",
+	"certificate_approver_mobile", "certificate_approver_designation",
+	"certificate_approver_employee_id", "remarks",
+	P11E_HTTP_SETTING_KEYS, NULL,
+};
+
+static const char *const cert_keys[] = {
+	"product", "domain_name", "tags",
+	"group_number", "pre_vetting", "organization_number", "street_address", "street_address2",
+	"city", "state", "country", "requestor_name", "requestor_isd_code", "requestor_mobile",
+	"requestor_email", "requestor_designation", "validity", "auto_renew", "renew_criteria",
+	"auto_secure_www", "locality", "postal_code", "company_registration_number", "tpc_name",
+	"tpc_email", "tpc_isd_code", "tpc_mobile", "signer_name", "signer_place", "signer_ip",
+	"contract_signer_name", "contract_signer_email", "contract_signer_isd_code",
+	"contract_signer_mobile", "contract_signer_designation", "contract_signer_employee_id",
+	"certificate_approver_name", "certificate_approver_email", "certificate_approver_isd_code",
+	"certificate_approver_mobile", "certificate_approver_designation",
+	"certificate_approver_employee_id", "remarks", NULL,
+};
+
+/* The requestor e-mail of an order, learnt from TrackOrder, because fetch
+ * and revoke get only the order reference and the CA checks the e-mail. */
+struct email_memo {
+	char order[128];
+	char email[256];
+};
+
+struct p11e_ca {
+	char *name;
+	struct p11e_setting *sv;
+	size_t sn;
+	struct p11e_settings settings;
+	char api_url[1024];
+	const char *account;
+	char *access_key;     /* NULL in OAuth mode */
+	bool oauth;
+	const char *token_url, *client_id;
+	char *client_secret;
+	char *token;
+	time_t token_valid_until;
+	unsigned poll_interval, page_size;
+	const char *dcv_hook, *dcv_prefix;
+	unsigned dcv_wait, dcv_poll, dcv_timeout;
+	struct p11e_http_opts opts;
+	struct p11e_http *http;
+	struct email_memo memo[16];
+	unsigned memo_next;
+};
+
+/* ---------- configuration ---------- */
+
+static const char *setting_where(const struct p11e_setting *st, char *buf, size_t size)
+{
+	snprintf(buf, size, "%s:%d", st && st->file ? st->file : "?", st ? st->line : 0);
+	return buf;
+}
+
+static p11e_status copy_settings(struct p11e_ca *ca, const struct p11e_settings *s)
+{
+	ca->sv = calloc(s->n ? s->n : 1, sizeof(*ca->sv));
+	if (!ca->sv)
+		return P11E_EFAIL;
+	for (size_t i = 0; i < s->n; i++) {
+		ca->sv[i].key = strdup(s->v[i].key);
+		ca->sv[i].value = strdup(s->v[i].value ? s->v[i].value : "");
+		ca->sv[i].file = strdup(s->v[i].file ? s->v[i].file : "?");
+		ca->sv[i].line = s->v[i].line;
+		ca->sn = i + 1;
+		if (!ca->sv[i].key || !ca->sv[i].value || !ca->sv[i].file)
+			return P11E_EFAIL;
+	}
+	ca->settings.v = ca->sv;
+	ca->settings.n = ca->sn;
+	return P11E_OK;
+}
+
+static const char *get(const struct p11e_ca *ca, const char *key)
+{
+	const char *v = p11e_settings_get(&ca->settings, key, NULL);
+
+	return v && *v ? v : NULL;
+}
+
+static p11e_status need(struct p11e_ca *ca, const char *key, const char **out,
+			struct p11e_err *err)
+{
+	*out = get(ca, key);
+	if (!*out)
+		return p11e_err_set(err, P11E_EUSAGE, "[ca:%s]: %s is required for type = certinext",
+				    ca->name, key);
+	return P11E_OK;
+}
+
+static p11e_status duration_key(struct p11e_ca *ca, const char *key, unsigned deflt,
+				unsigned *out, struct p11e_err *err)
+{
+	const struct p11e_setting *st = p11e_settings_find(&ca->settings, key);
+	char where[512];
+	int64_t v;
+
+	*out = deflt;
+	if (!st)
+		return P11E_OK;
+	v = p11e_parse_duration(st->value);
+	if (v < 0 || v > 86400)
+		return p11e_err_set(err, P11E_EUSAGE, "%s: %s = '%s' is not a duration (e.g. 30s, 5m)",
+				    setting_where(st, where, sizeof(where)), key, st->value);
+	*out = (unsigned)v;
+	return P11E_OK;
+}
+
+/* Checks every order field the [ca] section sets, so that a typo shows at
+ * open (and `check`) rather than at the first order. */
+static p11e_status check_order_fields(struct p11e_ca *ca, struct p11e_err *err)
+{
+	char where[512];
+
+	for (size_t i = 0; i < cn_n_order_fields; i++) {
+		const struct cn_field *f = &cn_order_fields[i];
+		const struct p11e_setting *st = p11e_settings_find(&ca->settings, f->key);
+		const char *why = NULL;
+
+		if (st && st->value[0] && cn_check_value(f->type, st->value, &why) != 0)
+			return p11e_err_set(err, P11E_EUSAGE, "%s: %s = '%s' is %s",
+					    setting_where(st, where, sizeof(where)), f->key,
+					    st->value, why);
+	}
+	return P11E_OK;
+}
+
+static void cn_close(struct p11e_ca *ca)
+{
+	if (!ca)
+		return;
+	p11e_http_free(ca->http);
+	p11e_http_opts_free(&ca->opts);
+	p11e_secret_free(ca->access_key);
+	p11e_secret_free(ca->client_secret);
+	if (ca->token)
+		OPENSSL_cleanse(ca->token, strlen(ca->token));
+	free(ca->token);
+	for (size_t i = 0; i < ca->sn; i++) {
+		free((char *)ca->sv[i].key);
+		free((char *)ca->sv[i].value);
+		free((char *)ca->sv[i].file);
+	}
+	free(ca->sv);
+	free(ca->name);
+	free(ca);
+}
+
+static p11e_status cn_open(const char *ca_name, const struct p11e_settings *s,
+			   struct p11e_ca **out, struct p11e_err *err)
+{
+	struct p11e_ca *ca = calloc(1, sizeof(*ca));
+	const struct p11e_setting *st;
+	const char *url, *auth, *spec;
+	char where[512];
+	unsigned v;
+	p11e_status rc = P11E_OK;
+
+	*out = NULL;
+	if (!ca || !(ca->name = strdup(ca_name)) || copy_settings(ca, s) != P11E_OK) {
+		rc = p11e_err_set(err, P11E_EFAIL, "out of memory");
+		goto out;
+	}
+	if ((rc = need(ca, "api_url", &url, err)) != P11E_OK ||
+	    (rc = need(ca, "account_number", &ca->account, err)) != P11E_OK)
+		goto out;
+	st = p11e_settings_find(&ca->settings, "api_url");
+	if ((rc = p11e_http_check_url(url, "api_url", err)) != P11E_OK) {
+		p11e_err_prefix(err, "%s", setting_where(st, where, sizeof(where)));
+		goto out;
+	}
+	/* exactly one '/' between base and endpoint name (§1.2) */
+	snprintf(ca->api_url, sizeof(ca->api_url), "%s", url);
+	for (size_t l = strlen(ca->api_url); l > 0 && ca->api_url[l - 1] == '/'; l--)
+		ca->api_url[l - 1] = '\0';
+	for (const char *p = ca->account; *p; p++)
+		if (!isdigit((unsigned char)*p)) {
+			st = p11e_settings_find(&ca->settings, "account_number");
+			rc = p11e_err_set(err, P11E_EUSAGE, "%s: account_number = '%s' is not digits",
+					  setting_where(st, where, sizeof(where)), ca->account);
+			goto out;
+		}
+
+	auth = get(ca, "auth") ? get(ca, "auth") : "accesskey";
+	if (strcmp(auth, "oauth") == 0) {
+		ca->oauth = true;
+		if ((rc = need(ca, "oauth_token_url", &ca->token_url, err)) != P11E_OK ||
+		    (rc = need(ca, "oauth_client_id", &ca->client_id, err)) != P11E_OK ||
+		    (rc = need(ca, "oauth_client_secret_file", &spec, err)) != P11E_OK)
+			goto out;
+		if ((rc = p11e_http_check_url(ca->token_url, "oauth_token_url", err)) != P11E_OK)
+			goto out;
+		if ((rc = p11e_secret_read(spec, "oauth_client_secret_file", &ca->client_secret,
+					   err)) != P11E_OK)
+			goto out;
+	} else if (strcmp(auth, "accesskey") == 0 || strcmp(auth, "access_key") == 0) {
+		if ((rc = need(ca, "access_key_file", &spec, err)) != P11E_OK)
+			goto out;
+		if ((rc = p11e_secret_read(spec, "access_key_file", &ca->access_key, err)) !=
+		    P11E_OK)
+			goto out;
+	} else {
+		st = p11e_settings_find(&ca->settings, "auth");
+		rc = p11e_err_set(err, P11E_EUSAGE, "%s: auth = '%s': use accesskey or oauth",
+				  setting_where(st, where, sizeof(where)), auth);
+		goto out;
+	}
+
+	if ((rc = duration_key(ca, "poll_interval", 30, &ca->poll_interval, err)) != P11E_OK ||
+	    (rc = duration_key(ca, "dcv_propagation_wait", 30, &ca->dcv_wait, err)) != P11E_OK ||
+	    (rc = duration_key(ca, "dcv_poll_interval", 30, &ca->dcv_poll, err)) != P11E_OK ||
+	    (rc = duration_key(ca, "dcv_timeout", 600, &ca->dcv_timeout, err)) != P11E_OK)
+		goto out;
+	if (ca->poll_interval == 0)
+		ca->poll_interval = 1;
+	if (ca->dcv_poll == 0)
+		ca->dcv_poll = 1;
+	st = p11e_settings_find(&ca->settings, "page_size");
+	ca->page_size = 100;
+	if (st) {
+		char *end;
+
+		v = (unsigned)strtoul(st->value, &end, 10);
+		if (*end || v < 1 || v > 500) {
+			rc = p11e_err_set(err, P11E_EUSAGE, "%s: page_size = '%s' is not 1..500",
+					  setting_where(st, where, sizeof(where)), st->value);
+			goto out;
+		}
+		ca->page_size = v;
+	}
+	ca->dcv_prefix = get(ca, "dcv_record_prefix") ? get(ca, "dcv_record_prefix")
+						       : "_emsign-validation";
+	ca->dcv_hook = get(ca, "dcv_hook");
+	if (ca->dcv_hook && (ca->dcv_hook[0] != '/' || access(ca->dcv_hook, X_OK) != 0)) {
+		st = p11e_settings_find(&ca->settings, "dcv_hook");
+		rc = p11e_err_set(err, P11E_EUSAGE,
+				  "%s: dcv_hook = '%s' must be the absolute path of an executable "
+				  "(arguments are not supported; use a wrapper script)",
+				  setting_where(st, where, sizeof(where)), ca->dcv_hook);
+		goto out;
+	}
+	if ((rc = check_order_fields(ca, err)) != P11E_OK)
+		goto out;
+	if ((rc = p11e_http_opts_from_settings(&ca->opts, &ca->settings, err)) != P11E_OK)
+		goto out;
+	if ((rc = p11e_http_new(&ca->opts, &ca->http, err)) != P11E_OK)
+		goto out;
+	p11e_http_add_secret(ca->http, ca->access_key);
+	p11e_http_add_secret(ca->http, ca->client_secret);
+	*out = ca;
+	ca = NULL;
+out:
+	cn_close(ca);
+	return rc;
+}
+
+/* ---------- OAuth ---------- */
+
+static void drop_token(struct p11e_ca *ca)
+{
+	if (ca->token)
+		OPENSSL_cleanse(ca->token, strlen(ca->token));
+	free(ca->token);
+	ca->token = NULL;
+	ca->token_valid_until = 0;
+}
+
+/* Client-credentials grant (§2.5). Cached until shortly before expiry. */
+static p11e_ca_outcome fetch_token(struct p11e_ca *ca, struct p11e_ca_result *res)
+{
+	static const char *const keys[] = { "access_token", "client_secret", NULL };
+	const char *pairs[] = { "grant_type", "client_credentials", "client_id", ca->client_id,
+				"client_secret", ca->client_secret, NULL };
+	struct p11e_http_request req = {
+		.url = ca->token_url,
+		.content_type = "application/x-www-form-urlencoded",
+		.log_name = "CERTInext OAuth token",
+		.redact_keys = keys,
+	};
+	struct p11e_http_response resp;
+	p11e_ca_outcome outcome = P11E_CA_UNREACHABLE;
+	cJSON *root = NULL;
+	const cJSON *tok, *exp;
+	char *form = p11e_http_form_encode(pairs);
+	long life, margin;
+
+	if (!form) {
+		snprintf(res->message, sizeof(res->message), "out of memory");
+		return res->outcome = P11E_CA_MISCONFIGURED;
+	}
+	req.body = form;
+	p11e_http_perform(ca->http, &req, &resp);
+	OPENSSL_cleanse(form, strlen(form));
+	free(form);
+	if (resp.kind != P11E_HTTP_RESPONSE) {
+		outcome = resp.kind == P11E_HTTP_LOCAL ? P11E_CA_MISCONFIGURED : P11E_CA_UNREACHABLE;
+		snprintf(res->message, sizeof(res->message), "%s OAuth token: %s", ca->name,
+			 resp.error);
+		goto out;
+	}
+	if (resp.status == 400 || resp.status == 401 || resp.status == 403) {
+		outcome = P11E_CA_MISCONFIGURED;
+		snprintf(res->message, sizeof(res->message),
+			 "%s OAuth token: HTTP %ld: the token endpoint refused oauth_client_id / "
+			 "oauth_client_secret_file of [ca:%s]",
+			 ca->name, resp.status, ca->name);
+		goto out;
+	}
+	root = resp.status / 100 == 2 ? cJSON_ParseWithLength(resp.body, resp.len) : NULL;
+	tok = cJSON_GetObjectItemCaseSensitive(root, "access_token");
+	if (!cJSON_IsString(tok) || !tok->valuestring[0] || strlen(tok->valuestring) > 8192) {
+		outcome = resp.status / 100 == 2 ? P11E_CA_MISCONFIGURED : P11E_CA_UNREACHABLE;
+		snprintf(res->message, sizeof(res->message),
+			 "%s OAuth token: HTTP %ld without an access_token; check oauth_token_url",
+			 ca->name, resp.status);
+		goto out;
+	}
+	drop_token(ca);
+	ca->token = strdup(tok->valuestring);
+	if (!ca->token) {
+		outcome = P11E_CA_MISCONFIGURED;
+		goto out;
+	}
+	p11e_http_add_secret(ca->http, ca->token);
+	exp = cJSON_GetObjectItemCaseSensitive(root, "expires_in");
+	life = cJSON_IsNumber(exp) ? (long)exp->valuedouble : 30;
+	if (life < 1)
+		life = 1;
+	/* Refresh a minute early, or a quarter of a short lifetime. */
+	margin = life >= 240 ? 60 : life / 4;
+	ca->token_valid_until = time(NULL) + life - margin;
+	outcome = P11E_CA_OK;
+out:
+	if (root) {
+		tok = cJSON_GetObjectItemCaseSensitive(root, "access_token");
+		if (cJSON_IsString(tok))
+			OPENSSL_cleanse(tok->valuestring, strlen(tok->valuestring));
+	}
+	cJSON_Delete(root);
+	if (resp.body)
+		OPENSSL_cleanse(resp.body, resp.len);
+	p11e_http_response_clear(&resp);
+	res->outcome = outcome;
+	return outcome;
+}
+
+/* ---------- one API call ---------- */
+
+struct body_ctx {
+	struct p11e_ca *ca;
+	cJSON *payload;
+};
+
+/* A fresh meta (ts, txn, authKey) for every attempt, retries included. */
+static char *build_body(void *vctx, unsigned attempt)
+{
+	struct body_ctx *ctx = vctx;
+	cJSON *meta = cn_meta_new(ctx->ca->account, ctx->ca->oauth ? NULL : ctx->ca->access_key,
+				  time(NULL));
+
+	(void)attempt;
+	if (!meta || cn_set_meta(ctx->payload, meta) != 0) {
+		cJSON_Delete(meta);
+		return NULL;
+	}
+	return cJSON_PrintUnformatted(ctx->payload);
+}
+
+/* POSTs payload (meta added) to the endpoint; see cn_interpret. In OAuth
+ * mode a 401 gets one token refresh and one more try. */
+static cn_call_rc call(struct p11e_ca *ca, const char *endpoint, cJSON *payload, bool placement,
+		       cJSON **root, struct cn_meta *meta, struct p11e_ca_result *res)
+{
+	char url[1200], auth_header[8300];
+	const char *headers[] = { auth_header, NULL };
+	struct body_ctx ctx = { ca, payload };
+	char log_name[96];
+	struct p11e_http_request req = {
+		.url = url,
+		.build_body = build_body,
+		.build_ctx = &ctx,
+		.no_retry_after_send = placement,
+		.log_name = log_name,
+	};
+	struct p11e_http_response resp = { 0 };
+	cn_call_rc rc;
+
+	*root = NULL;
+	snprintf(url, sizeof(url), "%s/%s", ca->api_url, endpoint);
+	snprintf(log_name, sizeof(log_name), "CERTInext %s", endpoint);
+	for (int pass = 0; pass < 2; pass++) {
+		if (ca->oauth) {
+			if (!ca->token || time(NULL) >= ca->token_valid_until) {
+				if (fetch_token(ca, res) != P11E_CA_OK)
+					return CN_CALL_FAILED;
+			}
+			snprintf(auth_header, sizeof(auth_header), "Authorization: Bearer %s",
+				 ca->token);
+			req.headers = headers;
+		}
+		p11e_http_perform(ca->http, &req, &resp);
+		OPENSSL_cleanse(auth_header, sizeof(auth_header));
+		if (ca->oauth && pass == 0 && resp.kind == P11E_HTTP_RESPONSE && resp.status == 401) {
+			p11e_info("%s: %s answered 401; refreshing the OAuth token once", ca->name,
+				  endpoint);
+			drop_token(ca);
+			p11e_http_response_clear(&resp);
+			continue;
+		}
+		break;
+	}
+	cJSON_DeleteItemFromObjectCaseSensitive(payload, "meta");
+	rc = cn_interpret(&resp, placement, ca->name, endpoint, root, meta, res);
+	p11e_http_response_clear(&resp);
+	return rc;
+}
+
+/* The CA's error, with advice, into res; returns the outcome to report. */
+static p11e_ca_outcome ca_error(struct p11e_ca *ca, const struct cn_meta *meta,
+				const char *context, p11e_ca_outcome outcome,
+				struct p11e_ca_result *res)
+{
+	cn_describe_error(res, ca->name, meta->code, meta->message, context);
+	res->outcome = outcome;
+	return outcome;
+}
+
+static void remember_email(struct p11e_ca *ca, const char *order, const char *email)
+{
+	struct email_memo *m;
+
+	if (!order[0] || !email[0])
+		return;
+	for (size_t i = 0; i < sizeof(ca->memo) / sizeof(ca->memo[0]); i++)
+		if (strcmp(ca->memo[i].order, order) == 0) {
+			snprintf(ca->memo[i].email, sizeof(ca->memo[i].email), "%s", email);
+			return;
+		}
+	m = &ca->memo[ca->memo_next++ % (sizeof(ca->memo) / sizeof(ca->memo[0]))];
+	snprintf(m->order, sizeof(m->order), "%s", order);
+	snprintf(m->email, sizeof(m->email), "%s", email);
+}
+
+static const char *email_for(const struct p11e_ca *ca, const char *order)
+{
+	for (size_t i = 0; i < sizeof(ca->memo) / sizeof(ca->memo[0]); i++)
+		if (ca->memo[i].order[0] && strcmp(ca->memo[i].order, order) == 0)
+			return ca->memo[i].email;
+	return get(ca, "requestor_email") ? get(ca, "requestor_email") : "";
+}
+
+/* ---------- check, products ---------- */
+
+static p11e_ca_outcome cn_check(struct p11e_ca *ca, struct p11e_ca_result *res)
+{
+	cJSON *payload = cJSON_CreateObject(), *root = NULL;
+	struct cn_meta meta;
+	p11e_ca_outcome outcome;
+
+	memset(res, 0, sizeof(*res));
+	if (!payload)
+		return res->outcome = P11E_CA_MISCONFIGURED;
+	switch (call(ca, "ValidateCredentials", payload, false, &root, &meta, res)) {
+	case CN_CALL_OK:
+		snprintf(res->message, sizeof(res->message),
+			 "%s: CERTInext accepted the credentials of account %s (%s)", ca->name,
+			 ca->account, ca->oauth ? "OAuth" : "access key");
+		outcome = res->outcome = P11E_CA_OK;
+		break;
+	case CN_CALL_CA_ERROR:
+		outcome = ca_error(ca, &meta, "ValidateCredentials", P11E_CA_MISCONFIGURED, res);
+		break;
+	default:
+		outcome = res->outcome;
+		break;
+	}
+	if (outcome == P11E_CA_OK) {
+		static const char *const order_keys[] = { "requestor_name", "requestor_email",
+							  "signer_place", "signer_ip",
+							  "default_product", NULL };
+
+		for (size_t i = 0; order_keys[i]; i++)
+			if (!get(ca, order_keys[i]))
+				p11e_warn("[ca:%s]: %s is not set; every [cert] using this CA must "
+					  "set it (orders need it)",
+					  ca->name, strcmp(order_keys[i], "default_product") == 0
+							    ? "default_product (or product)"
+							    : order_keys[i]);
+	}
+	cJSON_Delete(root);
+	cJSON_Delete(payload);
+	return outcome;
+}
+
+static p11e_ca_outcome cn_products(struct p11e_ca *ca, struct p11e_product **list, size_t *n,
+				   struct p11e_ca_result *res)
+{
+	cJSON *payload = cn_build_products(get(ca, "group_number")), *root = NULL;
+	struct cn_meta meta;
+	p11e_ca_outcome outcome;
+
+	memset(res, 0, sizeof(*res));
+	*list = NULL;
+	*n = 0;
+	if (!payload)
+		return res->outcome = P11E_CA_MISCONFIGURED;
+	switch (call(ca, "GetProductDetails", payload, false, &root, &meta, res)) {
+	case CN_CALL_OK:
+		if (cn_parse_products(root, list, n) != 0) {
+			snprintf(res->message, sizeof(res->message),
+				 "%s GetProductDetails: productDetails is not the list the API sends",
+				 ca->name);
+			outcome = res->outcome = P11E_CA_UNREACHABLE;
+			break;
+		}
+		if (*n == 0 && !get(ca, "group_number"))
+			snprintf(res->message, sizeof(res->message),
+				 "%s: no products listed; some accounts list products only for a "
+				 "group: set group_number", ca->name);
+		outcome = res->outcome = P11E_CA_OK;
+		break;
+	case CN_CALL_CA_ERROR:
+		outcome = ca_error(ca, &meta, "GetProductDetails",
+				   cn_classify_error(meta.code, meta.message) == CN_ERR_CREDENTIALS
+					   ? P11E_CA_MISCONFIGURED
+					   : P11E_CA_UNREACHABLE,
+				   res);
+		break;
+	default:
+		outcome = res->outcome;
+		break;
+	}
+	cJSON_Delete(root);
+	cJSON_Delete(payload);
+	return outcome;
+}
+
+/* ---------- orders ---------- */
+
+struct order_view {
+	const struct p11e_ca *ca;
+	const struct p11e_order *order;
+};
+
+/* [cert] override first, then [ca]. */
+static const struct p11e_setting *order_lookup(void *vctx, const char *key)
+{
+	const struct order_view *v = vctx;
+	const struct p11e_setting *st = v->order ? p11e_settings_find(v->order->overrides, key)
+						 : NULL;
+
+	if (st && st->value && st->value[0])
+		return st;
+	return p11e_settings_find(&v->ca->settings, key);
+}
+
+struct order_names {
+	char product[64];
+	char domain[256];
+	struct p11e_strlist dns;
+};
+
+static void lower(char *s)
+{
+	for (; *s; s++)
+		*s = (char)tolower((unsigned char)*s);
+}
+
+/* The product and names an order is placed (and reconciled) with. */
+static int resolve_names(const struct p11e_ca *ca, const struct p11e_order *order,
+			 struct order_names *out)
+{
+	struct order_view view = { ca, order };
+	const struct p11e_setting *st;
+
+	memset(out, 0, sizeof(*out));
+	st = order_lookup(&view, "product");
+	if (!st || !st->value[0])
+		st = order_lookup(&view, "default_product");
+	if (st)
+		snprintf(out->product, sizeof(out->product), "%s", st->value);
+	st = order_lookup(&view, "domain_name");
+	if (st && st->value[0])
+		snprintf(out->domain, sizeof(out->domain), "%s", st->value);
+	else if (order->common_name && *order->common_name)
+		snprintf(out->domain, sizeof(out->domain), "%s", order->common_name);
+	else if (order->dns && order->dns->n > 0)
+		snprintf(out->domain, sizeof(out->domain), "%s", order->dns->v[0]);
+	/* DNS names are case-insensitive; the CA compares lower-case */
+	lower(out->domain);
+	for (size_t i = 0; order->dns && i < order->dns->n; i++) {
+		if (p11e_strlist_add(&out->dns, order->dns->v[i]) != 0)
+			return -1;
+		lower(out->dns.v[i]);
+	}
+	return 0;
+}
+
+static p11e_ca_outcome misconfigured_field(struct p11e_ca *ca, const struct p11e_order *order,
+					   const char *key, const char *why,
+					   const struct p11e_setting *bad,
+					   struct p11e_ca_result *res)
+{
+	char where[512];
+
+	if (bad)
+		snprintf(res->message, sizeof(res->message), "%.300s: %.600s",
+			 setting_where(bad, where, sizeof(where)), why);
+	else
+		snprintf(res->message, sizeof(res->message),
+			 "[cert:%s] with [ca:%s]: %s (set %s in either section)",
+			 order->name ? order->name : "?", ca->name, why, key ? key : "it");
+	return res->outcome = P11E_CA_MISCONFIGURED;
+}
+
+static p11e_ca_outcome cn_place(struct p11e_ca *ca, const struct p11e_order *order,
+				struct p11e_ca_result *res)
+{
+	struct order_view view = { ca, order };
+	struct order_names names;
+	struct cn_order_input in = { 0 };
+	const struct p11e_setting *bad = NULL;
+	const char *why_key = NULL;
+	char why[512];
+	cJSON *payload = NULL, *od = NULL, *root = NULL;
+	struct cn_meta meta;
+	struct cn_placed placed;
+	unsigned long started = (unsigned long)time(NULL);
+	p11e_ca_outcome outcome = P11E_CA_MISCONFIGURED;
+
+	memset(res, 0, sizeof(*res));
+	if (resolve_names(ca, order, &names) != 0) {
+		snprintf(res->message, sizeof(res->message), "out of memory");
+		res->outcome = outcome;
+		goto out;
+	}
+	in.lookup = order_lookup;
+	in.lookup_ctx = &view;
+	in.product = names.product;
+	in.domain_name = names.domain;
+	in.dns = (const char *const *)names.dns.v;
+	in.n_dns = names.dns.n;
+	in.csr_pem = order->csr_pem;
+	in.idempotency_id = order->idempotency_id;
+	if (!order->csr_pem || !*order->csr_pem) {
+		snprintf(res->message, sizeof(res->message), "no CSR to send");
+		res->outcome = outcome;
+		goto out;
+	}
+	od = cn_build_order(&in, &why_key, why, sizeof(why), &bad);
+	if (!od) {
+		outcome = misconfigured_field(ca, order, why_key, why, bad, res);
+		goto out;
+	}
+	payload = cJSON_CreateObject();
+	if (!payload || !cJSON_AddItemToObject(payload, "orderDetails", od)) {
+		cJSON_Delete(od);
+		snprintf(res->message, sizeof(res->message), "out of memory");
+		res->outcome = outcome;
+		goto out;
+	}
+
+	for (unsigned attempt = 1;; attempt++) {
+		cn_call_rc rc = call(ca, "GenerateOrderSSL", payload, true, &root, &meta, res);
+		unsigned delay;
+
+		if (rc == CN_CALL_FAILED) {
+			outcome = res->outcome;
+			goto out;
+		}
+		if (rc == CN_CALL_CA_ERROR) {
+			cn_err_kind kind = cn_classify_error(meta.code, meta.message);
+
+			cJSON_Delete(root);
+			root = NULL;
+			/* The burst limit refuses the order outright (§5.3), so
+			 * trying again with a fresh meta cannot duplicate it. */
+			if (kind == CN_ERR_RATE_LIMIT &&
+			    p11e_http_should_retry(&ca->opts, false, attempt,
+						   ((unsigned long)time(NULL) - started) * 1000,
+						   P11E_HTTP_NOT_SENT, 0, 0, 0.5 + attempt % 2 * 0.25,
+						   &delay)) {
+				p11e_info("%s: CERTInext rate limit (\"%s\"); trying again in %.1fs",
+					  ca->name, meta.message, delay / 1000.0);
+				usleep((useconds_t)delay * 1000);
+				continue;
+			}
+			outcome = ca_error(ca, &meta, "GenerateOrderSSL", cn_error_outcome(kind), res);
+			if (kind == CN_ERR_RATE_LIMIT)
+				res->retry_after = 60;
+			if (outcome == P11E_CA_NOT_FOUND || outcome == P11E_CA_PENDING)
+				outcome = res->outcome = P11E_CA_REJECTED;
+			goto out;
+		}
+		break;
+	}
+	if (cn_parse_placed(root, &placed) != 0) {
+		snprintf(res->request_id, sizeof(res->request_id), "%s", placed.request_number);
+		snprintf(res->message, sizeof(res->message),
+			 "%s GenerateOrderSSL: success without an orderNumber (requestNumber '%s'); "
+			 "the order is looked up before another is placed",
+			 ca->name, placed.request_number);
+		outcome = res->outcome = P11E_CA_UNKNOWN;
+		goto out;
+	}
+	snprintf(res->order_id, sizeof(res->order_id), "%s", placed.order_number);
+	snprintf(res->request_id, sizeof(res->request_id), "%s", placed.request_number);
+	snprintf(res->status_text, sizeof(res->status_text), "placed");
+	snprintf(res->message, sizeof(res->message), "%s: order %s placed (request %s, product %s)",
+		 ca->name, placed.order_number, placed.request_number, names.product);
+	/* DV orders with cached validation issue within seconds: look soon. */
+	res->retry_after = ca->poll_interval < 5 ? ca->poll_interval : 5;
+	outcome = res->outcome = P11E_CA_PENDING;
+out:
+	p11e_strlist_free(&names.dns);
+	cJSON_Delete(root);
+	cJSON_Delete(payload);
+	return outcome;
+}
+
+/* TrackOrder of one order number. */
+static cn_call_rc track(struct p11e_ca *ca, const char *order_number, struct cn_tracked *t,
+			struct cn_meta *meta, struct p11e_ca_result *res)
+{
+	cJSON *payload = cn_build_track(order_number), *root = NULL;
+	cn_call_rc rc;
+
+	memset(t, 0, sizeof(*t));
+	if (!payload) {
+		snprintf(res->message, sizeof(res->message), "out of memory");
+		res->outcome = P11E_CA_UNREACHABLE;
+		return CN_CALL_FAILED;
+	}
+	rc = call(ca, "TrackOrder", payload, false, &root, meta, res);
+	if (rc == CN_CALL_OK && cn_parse_track(root, t) != 0) {
+		snprintf(res->message, sizeof(res->message),
+			 "%s TrackOrder: the answer has no orderDetails", ca->name);
+		res->outcome = P11E_CA_UNREACHABLE;
+		rc = CN_CALL_FAILED;
+	}
+	if (rc == CN_CALL_OK)
+		remember_email(ca, order_number, t->requestor_email);
+	cJSON_Delete(root);
+	cJSON_Delete(payload);
+	return rc;
+}
+
+/* A TrackOrder error as an outcome of poll/revoke. */
+static p11e_ca_outcome track_error(struct p11e_ca *ca, const struct cn_meta *meta,
+				   const char *order_number, struct p11e_ca_result *res)
+{
+	cn_err_kind kind = cn_classify_error(meta->code, meta->message);
+	char context[192];
+
+	snprintf(context, sizeof(context), "TrackOrder %s", order_number);
+	if (kind == CN_ERR_NOT_FOUND)
+		return ca_error(ca, meta, context, P11E_CA_NOT_FOUND, res);
+	if (kind == CN_ERR_CREDENTIALS)
+		return ca_error(ca, meta, context, P11E_CA_MISCONFIGURED, res);
+	return ca_error(ca, meta, context, P11E_CA_UNREACHABLE, res);
+}
+
+/* Where a tracked order stands, as an outcome (no DCV work). */
+static p11e_ca_outcome tracked_outcome(struct p11e_ca *ca, const char *order_number,
+				       const struct cn_tracked *t, struct p11e_ca_result *res)
+{
+	cn_state state = cn_cert_state(t->status_id);
+
+	snprintf(res->status_text, sizeof(res->status_text), "%s",
+		 t->status_text[0] ? t->status_text : cn_state_name(state));
+	switch (state) {
+	case CN_STATE_ISSUED:
+		snprintf(res->message, sizeof(res->message), "%s: order %s is issued (%s)", ca->name,
+			 order_number, res->status_text);
+		return res->outcome = P11E_CA_ISSUED;
+	case CN_STATE_REVOKED:
+	case CN_STATE_EXPIRED:
+	case CN_STATE_FAILED:
+		snprintf(res->message, sizeof(res->message),
+			 "%s: order %s ended as \"%s\" (certificateStatusId %s); it will not be "
+			 "issued — check the order in the CERTInext portal, then enrol again",
+			 ca->name, order_number, res->status_text, t->status_id);
+		return res->outcome = P11E_CA_REJECTED;
+	case CN_STATE_UNKNOWN:
+		p11e_warn("%s: order %s has certificateStatusId %s (\"%s\"), which p11enroll does "
+			  "not know; treating it as pending",
+			  ca->name, order_number, t->status_id, t->status_text);
+		/* fall through */
+	case CN_STATE_PENDING:
+		break;
+	}
+	snprintf(res->message, sizeof(res->message), "%s: order %s is pending (%s)", ca->name,
+		 order_number, res->status_text);
+	res->retry_after = ca->poll_interval;
+	return res->outcome = P11E_CA_PENDING;
+}
+
+/* ---------- DNS DCV through the hook ---------- */
+
+static bool dns_method(const char *method)
+{
+	return !method[0] || strcmp(method, "1") == 0 || strcasestr(method, "DNS") != NULL;
+}
+
+/* Runs the hook without a shell, with a clean environment: the four
+ * P11ENROLL_DCV_* variables and PATH only, so no secret of ours (an env:
+ * access key, say) can leak into it. 0 when it exits 0. */
+static int run_hook(const struct p11e_ca *ca, const char *action, const char *domain,
+		    const char *record, const char *value, char *why, size_t why_size)
+{
+	char e_action[64], e_domain[512], e_record[600], e_value[1100], e_path[1200];
+	const char *path = getenv("PATH");
+	char *const envp[] = { e_action, e_domain, e_record, e_value, e_path, NULL };
+	char *const argv[] = { (char *)ca->dcv_hook, NULL };
+	time_t deadline = time(NULL) + (ca->dcv_timeout < HOOK_MAX_SECONDS ? ca->dcv_timeout + 60
+									   : HOOK_MAX_SECONDS);
+	int status = 0;
+	pid_t pid, done;
+
+	snprintf(e_action, sizeof(e_action), "P11ENROLL_DCV_ACTION=%s", action);
+	snprintf(e_domain, sizeof(e_domain), "P11ENROLL_DCV_DOMAIN=%s", domain);
+	snprintf(e_record, sizeof(e_record), "P11ENROLL_DCV_RECORD=%s", record);
+	snprintf(e_value, sizeof(e_value), "P11ENROLL_DCV_VALUE=%s", value);
+	snprintf(e_path, sizeof(e_path), "PATH=%.1180s",
+		 path ? path : "/usr/sbin:/usr/bin:/sbin:/bin");
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0) {
+		snprintf(why, why_size, "cannot start dcv_hook: %s", strerror(errno));
+		return -1;
+	}
+	if (pid == 0) {
+		/* stdout is for results: the hook's chatter goes to stderr */
+		dup2(STDERR_FILENO, STDOUT_FILENO);
+		for (int fd = 3; fd < 1024; fd++)
+			close(fd);
+		execve(ca->dcv_hook, argv, envp);
+		_exit(127);
+	}
+	while ((done = waitpid(pid, &status, WNOHANG)) == 0) {
+		if (time(NULL) > deadline) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			snprintf(why, why_size, "dcv_hook %s (%s %s) did not finish in time; killed",
+				 ca->dcv_hook, action, domain);
+			return -1;
+		}
+		usleep(50 * 1000);
+	}
+	if (done < 0) {
+		snprintf(why, why_size, "dcv_hook: %s", strerror(errno));
+		return -1;
+	}
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return 0;
+	snprintf(why, why_size, "dcv_hook %s (%s %s) failed: %s %d", ca->dcv_hook, action, domain,
+		 WIFEXITED(status) ? "exit status" : "signal",
+		 WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+	return -1;
+}
+
+struct published {
+	char domain[256];
+	char record[320];
+	char value[512];
+};
+
+static void sleep_seconds(unsigned s)
+{
+	struct timespec ts = { .tv_sec = s, .tv_nsec = 0 };
+
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+static cn_call_rc dcv_call(struct p11e_ca *ca, const char *endpoint, const char *order_number,
+			   const char *domain, cJSON **root, struct cn_meta *meta,
+			   struct p11e_ca_result *res)
+{
+	cJSON *payload = cn_build_dcv(order_number, email_for(ca, order_number), domain);
+	cn_call_rc rc;
+
+	if (!payload) {
+		snprintf(res->message, sizeof(res->message), "out of memory");
+		res->outcome = P11E_CA_UNREACHABLE;
+		return CN_CALL_FAILED;
+	}
+	rc = call(ca, endpoint, payload, false, root, meta, res);
+	cJSON_Delete(payload);
+	return rc;
+}
+
+/* §9.6: GetDcv → publish → wait → VerifyDcv → TrackOrder until every
+ * domain is validated or rejected → remove. Returns the outcome to report. */
+static p11e_ca_outcome drive_dcv(struct p11e_ca *ca, const char *order_number,
+				 struct cn_tracked *t, struct p11e_ca_result *res)
+{
+	struct published *pub = calloc(t->n_dcv ? t->n_dcv : 1, sizeof(*pub));
+	size_t n_pub = 0;
+	cJSON *root = NULL;
+	struct cn_meta meta;
+	char why[600], context[320];
+	p11e_ca_outcome outcome = P11E_CA_PENDING;
+	time_t deadline;
+	bool done = false, failed_dcv = false;
+
+	if (!pub) {
+		snprintf(res->message, sizeof(res->message), "out of memory");
+		return res->outcome = P11E_CA_UNREACHABLE;
+	}
+	for (size_t i = 0; i < t->n_dcv; i++) {
+		const struct cn_dcv_domain *d = &t->dcv[i];
+		struct published *p = &pub[n_pub];
+		cn_call_rc rc;
+
+		if (strcmp(d->status, "0") != 0 || !dns_method(d->method))
+			continue;
+		snprintf(context, sizeof(context), "GetDcv %s", d->domain);
+		rc = dcv_call(ca, "GetDcv", order_number, d->domain, &root, &meta, res);
+		if (rc == CN_CALL_FAILED) {
+			outcome = res->outcome == P11E_CA_UNKNOWN ? P11E_CA_UNREACHABLE : res->outcome;
+			goto remove;
+		}
+		if (rc == CN_CALL_CA_ERROR) {
+			cn_err_kind kind = cn_classify_error(meta.code, meta.message);
+
+			outcome = ca_error(ca, &meta, context,
+					   kind == CN_ERR_DCV_NOT_READY ? P11E_CA_PENDING
+					   : kind == CN_ERR_CREDENTIALS ? P11E_CA_MISCONFIGURED
+									: P11E_CA_UNREACHABLE,
+					   res);
+			res->retry_after = ca->dcv_poll;
+			goto remove;
+		}
+		if (cn_parse_dcv_token(root, p->value, sizeof(p->value)) != 0) {
+			snprintf(res->message, sizeof(res->message),
+				 "%s GetDcv %s: the answer has no token", ca->name, d->domain);
+			outcome = res->outcome = P11E_CA_UNREACHABLE;
+			goto remove;
+		}
+		cJSON_Delete(root);
+		root = NULL;
+		snprintf(p->domain, sizeof(p->domain), "%s", d->domain);
+		cn_dcv_record_name(ca->dcv_prefix, d->domain, p->record, sizeof(p->record));
+		p11e_info("%s: DCV for %s: publishing TXT %s", ca->name, p->domain, p->record);
+		if (run_hook(ca, "publish", p->domain, p->record, p->value, why, sizeof(why)) != 0) {
+			/* a failed publish may have half-happened: remove it too */
+			n_pub++;
+			snprintf(res->message, sizeof(res->message), "%.200s: %.600s", ca->name, why);
+			outcome = res->outcome = P11E_CA_MISCONFIGURED;
+			goto remove;
+		}
+		n_pub++;
+	}
+	if (n_pub == 0) {
+		outcome = tracked_outcome(ca, order_number, t, res);
+		goto remove;
+	}
+	sleep_seconds(ca->dcv_wait);
+	for (size_t i = 0; i < n_pub; i++) {
+		cn_call_rc rc = dcv_call(ca, "VerifyDcv", order_number, pub[i].domain, &root, &meta,
+					 res);
+
+		cJSON_Delete(root);
+		root = NULL;
+		if (rc == CN_CALL_FAILED) {
+			outcome = res->outcome == P11E_CA_UNKNOWN ? P11E_CA_UNREACHABLE : res->outcome;
+			goto remove;
+		}
+		if (rc == CN_CALL_CA_ERROR) {
+			snprintf(context, sizeof(context), "VerifyDcv %s", pub[i].domain);
+			outcome = ca_error(ca, &meta, context, P11E_CA_UNREACHABLE, res);
+			goto remove;
+		}
+	}
+	deadline = time(NULL) + ca->dcv_timeout;
+	while (!done) {
+		cn_call_rc rc;
+		size_t open = 0;
+
+		if (time(NULL) >= deadline) {
+			snprintf(res->message, sizeof(res->message),
+				 "%s: order %s: DCV not finished within dcv_timeout; the next poll "
+				 "tries again", ca->name, order_number);
+			res->retry_after = ca->poll_interval;
+			outcome = res->outcome = P11E_CA_PENDING;
+			goto remove;
+		}
+		sleep_seconds(ca->dcv_poll);
+		cn_tracked_free(t);
+		rc = track(ca, order_number, t, &meta, res);
+		if (rc == CN_CALL_FAILED) {
+			outcome = res->outcome;
+			goto remove;
+		}
+		if (rc == CN_CALL_CA_ERROR) {
+			outcome = track_error(ca, &meta, order_number, res);
+			goto remove;
+		}
+		if (cn_cert_state(t->status_id) != CN_STATE_PENDING &&
+		    cn_cert_state(t->status_id) != CN_STATE_UNKNOWN)
+			break;
+		for (size_t i = 0; i < n_pub; i++)
+			for (size_t k = 0; k < t->n_dcv; k++) {
+				if (strcmp(t->dcv[k].domain, pub[i].domain) != 0)
+					continue;
+				if (strcmp(t->dcv[k].status, "2") == 0) {
+					failed_dcv = true;
+					snprintf(why, sizeof(why), "%s", pub[i].domain);
+				} else if (strcmp(t->dcv[k].status, "1") != 0) {
+					open++;
+				}
+			}
+		done = failed_dcv || open == 0 || strcmp(t->dcv_status, "1") == 0;
+	}
+	if (failed_dcv) {
+		snprintf(res->message, sizeof(res->message),
+			 "%s: order %s: the CA rejected domain validation of %.255s (TXT "
+			 "%s.%.255s); check the dcv_hook and the DNS zone",
+			 ca->name, order_number, why, ca->dcv_prefix, why);
+		outcome = res->outcome = P11E_CA_REJECTED;
+		goto remove;
+	}
+	outcome = tracked_outcome(ca, order_number, t, res);
+	if (outcome == P11E_CA_PENDING)
+		res->retry_after = ca->dcv_poll; /* issuance follows validation shortly */
+remove:
+	cJSON_Delete(root);
+	for (size_t i = 0; i < n_pub; i++) {
+		p11e_info("%s: DCV for %s: removing TXT %s", ca->name, pub[i].domain, pub[i].record);
+		if (run_hook(ca, "remove", pub[i].domain, pub[i].record, pub[i].value, why,
+			     sizeof(why)) != 0)
+			p11e_warn("%s: %s; remove the record by hand", ca->name, why);
+	}
+	if (pub)
+		OPENSSL_cleanse(pub, (t->n_dcv ? t->n_dcv : 1) * sizeof(*pub));
+	free(pub);
+	return outcome;
+}
+
+/* Without a hook: say what to publish (GetDcv shows the token). */
+static p11e_ca_outcome dcv_instructions(struct p11e_ca *ca, const char *order_number,
+					const struct cn_tracked *t, struct p11e_ca_result *res)
+{
+	size_t used = 0;
+
+	tracked_outcome(ca, order_number, t, res);
+	used = (size_t)snprintf(res->message, sizeof(res->message),
+				"%s: order %s waits for domain validation; set dcv_hook to automate "
+				"it, or publish:", ca->name, order_number);
+	for (size_t i = 0; i < t->n_dcv && used < sizeof(res->message); i++) {
+		const struct cn_dcv_domain *d = &t->dcv[i];
+		cJSON *root = NULL;
+		struct cn_meta meta;
+		struct p11e_ca_result scratch = { 0 };
+		char token[512] = "", record[320];
+
+		if (strcmp(d->status, "0") != 0 || !dns_method(d->method))
+			continue;
+		if (dcv_call(ca, "GetDcv", order_number, d->domain, &root, &meta, &scratch) ==
+		    CN_CALL_OK)
+			cn_parse_dcv_token(root, token, sizeof(token));
+		cJSON_Delete(root);
+		cn_dcv_record_name(ca->dcv_prefix, d->domain, record, sizeof(record));
+		used += (size_t)snprintf(res->message + used, sizeof(res->message) - used,
+					 " TXT %s \"%s\";", record,
+					 token[0] ? token : "(token not available yet)");
+	}
+	res->retry_after = ca->poll_interval;
+	return res->outcome = P11E_CA_PENDING;
+}
+
+static p11e_ca_outcome cn_poll(struct p11e_ca *ca, const struct p11e_order *order,
+			       const struct p11e_order_ref *ref, struct p11e_ca_result *res)
+{
+	struct cn_tracked t;
+	struct cn_meta meta;
+	p11e_ca_outcome outcome;
+	cn_call_rc rc;
+
+	(void)order;
+	memset(res, 0, sizeof(*res));
+	if (!ref || !ref->order_id || !*ref->order_id) {
+		snprintf(res->message, sizeof(res->message),
+			 "%s: no CERTInext order number to track; reconcile the order", ca->name);
+		return res->outcome = P11E_CA_NOT_FOUND;
+	}
+	snprintf(res->order_id, sizeof(res->order_id), "%s", ref->order_id);
+	if (ref->request_id)
+		snprintf(res->request_id, sizeof(res->request_id), "%s", ref->request_id);
+	rc = track(ca, ref->order_id, &t, &meta, res);
+	if (rc == CN_CALL_FAILED)
+		return res->outcome;
+	if (rc == CN_CALL_CA_ERROR)
+		return track_error(ca, &meta, ref->order_id, res);
+
+	outcome = tracked_outcome(ca, ref->order_id, &t, res);
+	if (outcome == P11E_CA_PENDING && t.has_dcv && strcmp(t.dcv_status, "1") != 0) {
+		bool open = false, rejected = false;
+
+		for (size_t i = 0; i < t.n_dcv; i++) {
+			open |= strcmp(t.dcv[i].status, "0") == 0;
+			rejected |= strcmp(t.dcv[i].status, "2") == 0;
+		}
+		if (rejected || strcmp(t.dcv_status, "2") == 0) {
+			snprintf(res->message, sizeof(res->message),
+				 "%s: order %s: the CA rejected domain validation; check the DNS "
+				 "records and enrol again",
+				 ca->name, ref->order_id);
+			outcome = res->outcome = P11E_CA_REJECTED;
+		} else if (open && ca->dcv_hook) {
+			outcome = drive_dcv(ca, ref->order_id, &t, res);
+		} else if (open) {
+			outcome = dcv_instructions(ca, ref->order_id, &t, res);
+		}
+	}
+	cn_tracked_free(&t);
+	return outcome;
+}
+
+static p11e_ca_outcome cn_fetch(struct p11e_ca *ca, const struct p11e_order_ref *ref,
+				struct p11e_ca_result *res)
+{
+	cJSON *payload, *root = NULL;
+	struct cn_meta meta;
+	char api_serial[130], why[256];
+	p11e_ca_outcome outcome;
+
+	memset(res, 0, sizeof(*res));
+	if (!ref || !ref->order_id || !*ref->order_id) {
+		snprintf(res->message, sizeof(res->message), "%s: no order number to fetch",
+			 ca->name);
+		return res->outcome = P11E_CA_NOT_FOUND;
+	}
+	snprintf(res->order_id, sizeof(res->order_id), "%s", ref->order_id);
+	if (ref->request_id)
+		snprintf(res->request_id, sizeof(res->request_id), "%s", ref->request_id);
+	payload = cn_build_get_certificate(ref->order_id, email_for(ca, ref->order_id));
+	if (!payload)
+		return res->outcome = P11E_CA_UNREACHABLE;
+	switch (call(ca, "GetCertificate", payload, false, &root, &meta, res)) {
+	case CN_CALL_OK:
+		if (cn_parse_certificate(root, &res->chain_pem, res->serial, &res->not_after,
+					 api_serial, sizeof(api_serial), why, sizeof(why)) != 0) {
+			snprintf(res->message, sizeof(res->message),
+				 "%s GetCertificate %s: %s; try again later", ca->name,
+				 ref->order_id, why);
+			outcome = res->outcome = P11E_CA_UNREACHABLE;
+			break;
+		}
+		if (api_serial[0] && strcasecmp(api_serial, res->serial) != 0)
+			p11e_warn("%s: order %s: the CA says serial %s, the certificate carries %s "
+				  "(using the certificate's)",
+				  ca->name, ref->order_id, api_serial, res->serial);
+		snprintf(res->message, sizeof(res->message), "%s: order %s: certificate %s fetched",
+			 ca->name, ref->order_id, res->serial);
+		snprintf(res->status_text, sizeof(res->status_text), "issued");
+		outcome = res->outcome = P11E_CA_ISSUED;
+		break;
+	case CN_CALL_CA_ERROR: {
+		cn_err_kind kind = cn_classify_error(meta.code, meta.message);
+		char context[192];
+
+		snprintf(context, sizeof(context), "GetCertificate %s", ref->order_id);
+		outcome = ca_error(ca, &meta, context,
+				   kind == CN_ERR_NOT_FOUND	 ? P11E_CA_NOT_FOUND
+				   : kind == CN_ERR_CREDENTIALS ? P11E_CA_MISCONFIGURED
+								: P11E_CA_PENDING,
+				   res);
+		res->retry_after = ca->poll_interval;
+		break;
+	}
+	default:
+		outcome = res->outcome;
+		break;
+	}
+	cJSON_Delete(root);
+	cJSON_Delete(payload);
+	return outcome;
+}
+
+static p11e_ca_outcome cn_revoke(struct p11e_ca *ca, const struct p11e_order_ref *ref,
+				 p11e_revoke_reason reason, struct p11e_ca_result *res)
+{
+	const char *reason_id = cn_revoke_reason_id(reason);
+	struct cn_tracked t = { 0 };
+	struct cn_meta meta;
+	cJSON *payload = NULL, *root = NULL;
+	char remarks[128], context[192];
+	p11e_ca_outcome outcome;
+	cn_state state;
+	cn_call_rc rc;
+
+	memset(res, 0, sizeof(*res));
+	if (!reason_id) {
+		snprintf(res->message, sizeof(res->message),
+			 "%s: CERTInext cannot revoke with reason %s; it accepts keyCompromise, "
+			 "affiliationChanged, superseded and cessationOfOperation — choose one "
+			 "with --reason",
+			 ca->name, p11e_revoke_reason_name(reason));
+		return res->outcome = P11E_CA_MISCONFIGURED;
+	}
+	if (!ref || !ref->order_id || !*ref->order_id) {
+		snprintf(res->message, sizeof(res->message), "%s: no order number to revoke",
+			 ca->name);
+		return res->outcome = P11E_CA_NOT_FOUND;
+	}
+	snprintf(res->order_id, sizeof(res->order_id), "%s", ref->order_id);
+	rc = track(ca, ref->order_id, &t, &meta, res);
+	if (rc == CN_CALL_FAILED) {
+		outcome = res->outcome;
+		goto out;
+	}
+	if (rc == CN_CALL_CA_ERROR) {
+		outcome = track_error(ca, &meta, ref->order_id, res);
+		goto out;
+	}
+	state = cn_cert_state(t.status_id);
+	if (state == CN_STATE_REVOKED || t.revoke_status_id[0]) {
+		snprintf(res->message, sizeof(res->message), "%s: order %s is already revoked%s",
+			 ca->name, ref->order_id,
+			 state == CN_STATE_REVOKED ? "" : " (revocation in progress)");
+		snprintf(res->status_text, sizeof(res->status_text), "revoked");
+		outcome = res->outcome = P11E_CA_OK;
+		goto out;
+	}
+	if (state != CN_STATE_ISSUED) {
+		snprintf(res->message, sizeof(res->message),
+			 "%s: order %s is \"%s\" (certificateStatusId %s); only an issued "
+			 "certificate can be revoked",
+			 ca->name, ref->order_id, t.status_text, t.status_id);
+		outcome = res->outcome = P11E_CA_REJECTED;
+		goto out;
+	}
+	snprintf(remarks, sizeof(remarks), "revoked by p11enroll (%s)",
+		 p11e_revoke_reason_name(reason));
+	payload = cn_build_revoke(ref->order_id, email_for(ca, ref->order_id), reason_id, remarks);
+	if (!payload) {
+		outcome = res->outcome = P11E_CA_UNREACHABLE;
+		goto out;
+	}
+	rc = call(ca, "RevokeOrder", payload, false, &root, &meta, res);
+	if (rc == CN_CALL_FAILED) {
+		outcome = res->outcome;
+	} else if (rc == CN_CALL_CA_ERROR) {
+		if (strcasestr(meta.message, "already revoked")) {
+			snprintf(res->message, sizeof(res->message),
+				 "%s: order %s is already revoked", ca->name, ref->order_id);
+			outcome = res->outcome = P11E_CA_OK;
+		} else {
+			snprintf(context, sizeof(context), "RevokeOrder %s", ref->order_id);
+			outcome = ca_error(ca, &meta, context,
+					   cn_classify_error(meta.code, meta.message) ==
+							   CN_ERR_CREDENTIALS
+						   ? P11E_CA_MISCONFIGURED
+						   : P11E_CA_REJECTED,
+					   res);
+		}
+	} else {
+		snprintf(res->message, sizeof(res->message),
+			 "%s: order %s revoked (revokeReasonId %s, %s)", ca->name, ref->order_id,
+			 reason_id, p11e_revoke_reason_name(reason));
+		snprintf(res->status_text, sizeof(res->status_text), "revoked");
+		outcome = res->outcome = P11E_CA_OK;
+	}
+out:
+	cn_tracked_free(&t);
+	cJSON_Delete(root);
+	cJSON_Delete(payload);
+	return outcome;
+}
+
+/* One GetOrderReport page. */
+static cn_call_rc report_page(struct p11e_ca *ca, unsigned page, time_t since,
+			      struct cn_report *rep, struct cn_meta *meta,
+			      struct p11e_ca_result *res)
+{
+	cJSON *payload = cn_build_report(page, ca->page_size, since), *root = NULL;
+	cn_call_rc rc;
+
+	memset(rep, 0, sizeof(*rep));
+	if (!payload) {
+		res->outcome = P11E_CA_UNREACHABLE;
+		return CN_CALL_FAILED;
+	}
+	rc = call(ca, "GetOrderReport", payload, false, &root, meta, res);
+	if (rc == CN_CALL_OK && cn_parse_report(root, rep) != 0) {
+		snprintf(res->message, sizeof(res->message),
+			 "%s GetOrderReport: the answer is not the listing the API sends", ca->name);
+		res->outcome = P11E_CA_UNREACHABLE;
+		rc = CN_CALL_FAILED;
+	}
+	/* "no records" as a meta failure is an empty listing (§8) */
+	if (rc == CN_CALL_CA_ERROR && (strcasestr(meta->message, "no record") ||
+				       strcasestr(meta->message, "no data") ||
+				       strcasestr(meta->message, "not found")))
+		rc = CN_CALL_OK;
+	cJSON_Delete(root);
+	cJSON_Delete(payload);
+	return rc;
+}
+
+static p11e_ca_outcome cn_list_orders(struct p11e_ca *ca, time_t since, unsigned page,
+				      struct p11e_order_page *out, struct p11e_ca_result *res)
+{
+	struct cn_report rep;
+	struct cn_meta meta;
+	cn_call_rc rc;
+
+	memset(res, 0, sizeof(*res));
+	memset(out, 0, sizeof(*out));
+	out->page = page ? page : 1;
+	rc = report_page(ca, out->page, since, &rep, &meta, res);
+	if (rc == CN_CALL_FAILED)
+		return res->outcome;
+	if (rc == CN_CALL_CA_ERROR)
+		return ca_error(ca, &meta, "GetOrderReport",
+				cn_classify_error(meta.code, meta.message) == CN_ERR_CREDENTIALS
+					? P11E_CA_MISCONFIGURED
+					: P11E_CA_UNREACHABLE,
+				res);
+	out->rows = rep.rows;
+	out->n = rep.n;
+	out->pages = rep.pages;
+	rep.rows = NULL;
+	cn_report_free(&rep);
+	return res->outcome = P11E_CA_OK;
+}
+
+/* ---------- reconciliation ---------- */
+
+struct candidate {
+	char order[128];
+	char request[128];
+};
+
+/* The rule (docs/providers.md): list the orders placed since the day before
+ * placed_after; keep those with our domainName and productCode (drafts and
+ * the order being renewed excluded). A row tagged "p11enroll:<our id>" is
+ * ours; a row tagged with another p11enroll id is not. Otherwise TrackOrder
+ * each candidate, newest first, and take the one whose CSR is ours — CERTInext
+ * refuses a CSR twice (EMS-1099), so the CSR names one order. */
+static p11e_ca_outcome cn_reconcile(struct p11e_ca *ca, const struct p11e_order *order,
+				    struct p11e_ca_result *res)
+{
+	struct order_names names;
+	struct candidate *cands = NULL;
+	size_t n_cands = 0, unverifiable = 0;
+	char tag[192], found[128] = "", found_request[128] = "";
+	time_t since = order->placed_after > 86400 ? order->placed_after - 86400 : 0;
+	p11e_ca_outcome outcome = P11E_CA_UNREACHABLE;
+	struct cn_meta meta;
+
+	memset(res, 0, sizeof(*res));
+	if (resolve_names(ca, order, &names) != 0 || !names.product[0] || !names.domain[0]) {
+		snprintf(res->message, sizeof(res->message),
+			 "%s: cannot reconcile [cert:%s]: no product or domain name", ca->name,
+			 order->name ? order->name : "?");
+		outcome = res->outcome = P11E_CA_MISCONFIGURED;
+		goto out;
+	}
+	cn_idempotency_tag(order->idempotency_id ? order->idempotency_id : "", tag, sizeof(tag));
+
+	for (unsigned page = 1; page <= MAX_REPORT_PAGES && !found[0]; page++) {
+		struct cn_report rep;
+		cn_call_rc rc = report_page(ca, page, since, &rep, &meta, res);
+
+		if (rc == CN_CALL_FAILED) {
+			outcome = res->outcome == P11E_CA_UNKNOWN ? P11E_CA_UNREACHABLE : res->outcome;
+			goto out;
+		}
+		if (rc == CN_CALL_CA_ERROR) {
+			outcome = ca_error(ca, &meta, "GetOrderReport (reconcile)",
+					   P11E_CA_UNREACHABLE, res);
+			goto out;
+		}
+		for (size_t i = 0; i < rep.n && !found[0]; i++) {
+			const struct p11e_order_row *r = &rep.rows[i];
+			bool ours = false, theirs = false;
+			struct candidate *c;
+
+			if (!r->order_id[0] || strcasecmp(r->domain, names.domain) != 0 ||
+			    strcmp(r->product, names.product) != 0)
+				continue;
+			if (order->previous.order_id && strcmp(r->order_id, order->previous.order_id) == 0)
+				continue;
+			for (size_t k = 0; k < rep.tags[i].n; k++) {
+				if (order->idempotency_id && strcmp(rep.tags[i].v[k], tag) == 0)
+					ours = true;
+				else if (strncmp(rep.tags[i].v[k], "p11enroll:", 10) == 0)
+					theirs = true;
+			}
+			if (ours) {
+				snprintf(found, sizeof(found), "%s", r->order_id);
+				snprintf(found_request, sizeof(found_request), "%s", r->request_id);
+				p11e_info("%s: reconcile: order %s carries our tag %s", ca->name,
+					  r->order_id, tag);
+				break;
+			}
+			if (theirs)
+				continue;
+			c = realloc(cands, (n_cands + 1) * sizeof(*c));
+			if (!c) {
+				cn_report_free(&rep);
+				goto out;
+			}
+			cands = c;
+			snprintf(cands[n_cands].order, sizeof(cands[0].order), "%s", r->order_id);
+			snprintf(cands[n_cands].request, sizeof(cands[0].request), "%s", r->request_id);
+			n_cands++;
+		}
+		if (rep.n == 0 || page >= rep.pages) {
+			cn_report_free(&rep);
+			break;
+		}
+		cn_report_free(&rep);
+	}
+
+	/* Newest first: the report lists oldest first. */
+	for (size_t j = 0; !found[0] && j < n_cands && j < MAX_CSR_CHECKS; j++) {
+		const struct candidate *c = &cands[n_cands - 1 - j];
+		struct cn_tracked t;
+		cn_call_rc rc = track(ca, c->order, &t, &meta, res);
+
+		if (rc == CN_CALL_FAILED) {
+			outcome = res->outcome;
+			goto out;
+		}
+		if (rc == CN_CALL_CA_ERROR) {
+			cn_tracked_free(&t);
+			unverifiable++;
+			continue;
+		}
+		if (!t.csr)
+			unverifiable++;
+		else if (cn_same_csr(t.csr, order->csr_pem))
+			snprintf(found, sizeof(found), "%s", c->order);
+		cn_tracked_free(&t);
+	}
+	if (!found[0] && unverifiable == 1 && n_cands == 1) {
+		/* The CA does not show CSRs: one order for these names in the
+		 * window is taken to be ours. */
+		snprintf(found, sizeof(found), "%s", cands[0].order);
+		p11e_warn("%s: reconcile: order %s matches domain and product but its CSR cannot "
+			  "be compared; taking it as ours", ca->name, found);
+	}
+	if (!found[0]) {
+		memset(res, 0, sizeof(*res));
+		if (unverifiable > 0 || n_cands > MAX_CSR_CHECKS) {
+			snprintf(res->message, sizeof(res->message),
+				 "%s: reconcile: %zu orders for %s (product %s) could be ours and "
+				 "cannot be told apart; check `p11enroll orders %s` and the portal "
+				 "before placing another",
+				 ca->name, n_cands, names.domain, names.product, ca->name);
+			outcome = res->outcome = P11E_CA_UNKNOWN;
+			goto out;
+		}
+		snprintf(res->message, sizeof(res->message),
+			 "%s: reconcile: no order for %s (product %s) with our CSR since %s; "
+			 "placing again is safe",
+			 ca->name, names.domain, names.product, since ? "the day before" : "ever");
+		outcome = res->outcome = P11E_CA_NOT_FOUND;
+		goto out;
+	}
+	{
+		struct cn_tracked t;
+		cn_call_rc rc = track(ca, found, &t, &meta, res);
+
+		if (rc == CN_CALL_FAILED) {
+			outcome = res->outcome;
+			goto out;
+		}
+		if (rc == CN_CALL_CA_ERROR) {
+			outcome = track_error(ca, &meta, found, res);
+			goto out;
+		}
+		outcome = tracked_outcome(ca, found, &t, res);
+		cn_tracked_free(&t);
+		snprintf(res->order_id, sizeof(res->order_id), "%s", found);
+		snprintf(res->request_id, sizeof(res->request_id), "%s", found_request);
+		for (size_t i = 0; i < n_cands; i++)
+			if (strcmp(cands[i].order, found) == 0)
+				snprintf(res->request_id, sizeof(res->request_id), "%s",
+					 cands[i].request);
+		{
+			char note[sizeof(res->message)];
+
+			snprintf(note, sizeof(note), "%s", res->message);
+			snprintf(res->message, sizeof(res->message),
+				 "reconciled: the earlier placement created order %.127s; %.800s", found,
+				 note);
+		}
+	}
+out:
+	p11e_strlist_free(&names.dns);
+	free(cands);
+	return outcome;
+}
+
+const struct p11e_ca_ops p11e_certinext_ops = {
+	.type = "certinext",
+	.ca_keys = ca_keys,
+	.cert_keys = cert_keys,
+	.open = cn_open,
+	.close = cn_close,
+	.check = cn_check,
+	.products = cn_products,
+	.place = cn_place,
+	.reconcile = cn_reconcile,
+	.poll = cn_poll,
+	.fetch = cn_fetch,
+	.revoke = cn_revoke,
+	.list_orders = cn_list_orders,
+};
