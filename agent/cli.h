@@ -31,10 +31,14 @@ p11e_status p11e_cli_cert(struct p11e_cli *cli, const char *name,
 bool p11e_cli_wants_help(const struct p11e_command *cmd, int argc, char **argv);
 
 p11e_status p11e_cmd_enroll(struct p11e_cli *cli, int argc, char **argv, struct p11e_err *err);
+p11e_status p11e_cmd_renew(struct p11e_cli *cli, int argc, char **argv, struct p11e_err *err);
 p11e_status p11e_cmd_keygen(struct p11e_cli *cli, int argc, char **argv, struct p11e_err *err);
 p11e_status p11e_cmd_csr(struct p11e_cli *cli, int argc, char **argv, struct p11e_err *err);
 p11e_status p11e_cmd_check(struct p11e_cli *cli, int argc, char **argv, struct p11e_err *err);
 p11e_status p11e_cmd_products(struct p11e_cli *cli, int argc, char **argv, struct p11e_err *err);
 p11e_status p11e_cmd_orders(struct p11e_cli *cli, int argc, char **argv, struct p11e_err *err);
+p11e_status p11e_cmd_status(struct p11e_cli *cli, int argc, char **argv, struct p11e_err *err);
+p11e_status p11e_cmd_revoke(struct p11e_cli *cli, int argc, char **argv, struct p11e_err *err);
+p11e_status p11e_cmd_agent(struct p11e_cli *cli, int argc, char **argv, struct p11e_err *err);
 
 #endif

@@ -42,7 +42,8 @@ struct parser {
 };
 
 static const char *const agent_keys[] = {
-	"state_dir", "renew_before", "wait", "log", "include_dir", "allow_inline_secrets", NULL,
+	"state_dir", "renew_before", "wait", "log", "include_dir", "allow_inline_secrets",
+	"prometheus_file", NULL,
 };
 
 static const char *const cert_keys[] = {
@@ -231,7 +232,7 @@ static p11e_status load_agent(struct p11e_config *cfg, const struct raw_section 
 			return p11e_err_set(err, P11E_EUSAGE,
 					    "%s:%d: unknown key '%s' in [agent] (known: state_dir, "
 					    "renew_before, wait, log, include_dir, "
-					    "allow_inline_secrets)",
+					    "allow_inline_secrets, prometheus_file)",
 					    AT(s), s->key);
 		if (strcmp(s->key, "state_dir") == 0) {
 			cfg->state_dir = s->value;

@@ -11,10 +11,11 @@
  *   cert-issued,
  *   verify-failed    → verify (re-fetching after a failed verification), install
  *   installing       → install again (idempotent)
- *   installed        → run post_install
+ *   installed        → remove keys replaced by rotation, run post_install
  *   monitoring       → nothing to do (renewal is `renew`)
  * Every step writes its intent to the journal before the call it guards. */
 #include "enroll.h"
+#include "renew.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,19 +78,58 @@ static p11e_status fail(struct flow *f, const struct p11e_err *err, const char *
 
 /* ---- key and CSR ------------------------------------------------------------ */
 
+static p11e_status record_key(struct flow *f, const char *note, struct p11e_err *err)
+{
+	char id_hex[129], *uri;
+
+	p11e_cert_key_id_hex(&f->ck, id_hex, sizeof(id_hex));
+	uri = p11e_cert_key_uri(&f->ck);
+	p11e_journal_set_str(&f->j, "key", "id", id_hex);
+	p11e_journal_set_str(&f->j, "key", "uri", uri);
+	p11e_journal_set_str(&f->j, "key", "label", f->ck.key.label);
+	p11e_journal_set_str(&f->j, "key", "type", f->ck.key.spec->name);
+	p11e_journal_set_str(&f->j, "key", "next_id", NULL);
+	free(uri);
+	return save(f, P11E_ST_KEY_READY, note, err);
+}
+
+/* Renewal with a new key: its id was chosen and journalled before, so a
+ * crash right after the generation finds that key instead of making one
+ * more. */
+static p11e_status rotate_key(struct flow *f, struct p11e_err *err)
+{
+	const char *next = p11e_journal_str(&f->j, "key", "next_id");
+	double t = now_s();
+	p11e_status rc;
+
+	rc = p11e_cert_key_open(f->cert, next, &f->ck, err);
+	f->key_open = p11e_cert_key_is_open(&f->ck);
+	if (rc == P11E_OK)
+		rc = p11e_cert_key_rotate(f->cert, &f->ck, next, err);
+	if (rc != P11E_OK)
+		return fail(f, err, NULL);
+	p11e_fault_point("key-generated");
+	if (f->ck.generated)
+		p11e_info("[cert:%s] generated a new %s key on %s for the renewal", f->cert->name,
+			  f->ck.key.spec->name, p11e_cert_key_where(&f->ck));
+	f->t_token += now_s() - t;
+	return record_key(f, "new key for the renewal", err);
+}
+
 static p11e_status open_key(struct flow *f, struct p11e_err *err)
 {
 	const char *id = p11e_journal_str(&f->j, "key", "id");
 	double t = now_s();
-	char id_hex[129], *uri;
 	p11e_status rc;
 
 	if (f->key_open)
 		return P11E_OK;
+	if (f->j.state == P11E_ST_KEY_GENERATING && p11e_journal_str(&f->j, "key", "next_id"))
+		return rotate_key(f, err);
 	if (f->j.state == P11E_ST_KEY_GENERATING || f->j.state == P11E_ST_NEW)
 		id = NULL; /* no key recorded yet: find by label, or make one */
 	rc = p11e_cert_key_open(f->cert, id, &f->ck, err);
-	f->key_open = f->ck.tok != NULL;
+	f->key_open = p11e_cert_key_is_open(&f->ck);
 	if (rc != P11E_OK)
 		return rc;
 	if (!f->ck.have_key && id)
@@ -99,8 +139,8 @@ static p11e_status open_key(struct flow *f, struct p11e_err *err)
 				    "restore the token, or remove %s to start over",
 				    f->cert->name, id, p11e_cert_key_where(&f->ck), f->j.path);
 	if (!f->ck.have_key) {
-		p11e_journal_set_str(&f->j, "key", "label", f->ck.uri->object ? f->ck.uri->object
-									: f->cert->name);
+		p11e_journal_set_str(&f->j, "key", "label",
+				     f->ck.uri && f->ck.uri->object ? f->ck.uri->object : f->cert->name);
 		p11e_journal_set_str(&f->j, "key", "type", f->cert->key_spec->name);
 		rc = save(f, P11E_ST_KEY_GENERATING, "making the key", err);
 		if (rc != P11E_OK)
@@ -115,15 +155,7 @@ static p11e_status open_key(struct flow *f, struct p11e_err *err)
 	f->t_token += now_s() - t;
 	if (f->j.state >= P11E_ST_KEY_READY && f->j.state != P11E_ST_REJECTED)
 		return P11E_OK;
-	p11e_cert_key_id_hex(&f->ck, id_hex, sizeof(id_hex));
-	uri = p11e_cert_key_uri(&f->ck);
-	p11e_journal_set_str(&f->j, "key", "id", id_hex);
-	p11e_journal_set_str(&f->j, "key", "uri", uri);
-	p11e_journal_set_str(&f->j, "key", "label", f->ck.key.label);
-	p11e_journal_set_str(&f->j, "key", "type", f->ck.key.spec->name);
-	free(uri);
-	return save(f, P11E_ST_KEY_READY, f->ck.generated ? "key generated" : "existing key reused",
-		    err);
+	return record_key(f, f->ck.generated ? "key generated" : "existing key reused", err);
 }
 
 static p11e_status make_csr(struct flow *f, struct p11e_err *err)
@@ -422,7 +454,7 @@ static p11e_status install(struct flow *f, struct p11e_err *err)
 {
 	struct p11e_issued issued = { 0 };
 	const char *pem = p11e_journal_str(&f->j, "cert", "chain");
-	char serial[130], *uri = NULL;
+	char serial[130];
 	double t = now_s();
 	p11e_status rc;
 
@@ -448,6 +480,12 @@ static p11e_status install(struct flow *f, struct p11e_err *err)
 		goto out;
 	}
 	p11e_fault_point("files-written");
+	/* A provider key's file name moves to the new key only now. */
+	rc = p11e_cert_key_commit(&f->ck, err);
+	if (rc != P11E_OK) {
+		fail(f, err, NULL);
+		goto out;
+	}
 	if (f->cert->store_in_token) {
 		rc = p11e_cert_key_store_chain(&f->ck, issued.leaf, issued.cas, err);
 		if (rc != P11E_OK) {
@@ -457,15 +495,11 @@ static p11e_status install(struct flow *f, struct p11e_err *err)
 		p11e_fault_point("token-stored");
 	}
 	p11e_journal_set_num(&f->j, "cert", "installed_at", (double)time(NULL));
+	p11e_journal_clear(&f->j, "revocation");
 	rc = save(f, P11E_ST_INSTALLED, "installed", err);
 	if (rc != P11E_OK)
 		goto out;
 	f->t_install += now_s() - t;
-	uri = p11e_cert_key_uri(&f->ck);
-	rc = p11e_run_post_install(f->cert, &issued, uri, err);
-	p11e_journal_error(&f->j, rc == P11E_OK ? NULL : err->msg, NULL);
-	save(f, P11E_ST_MONITORING, rc == P11E_OK ? "monitoring" : "monitoring; post_install failed",
-	     &(struct p11e_err){ 0 });
 	{
 		time_t not_after = p11e_issued_not_after(&issued);
 		char when[32];
@@ -475,9 +509,83 @@ static p11e_status install(struct flow *f, struct p11e_err *err)
 			  serial, when);
 	}
 out:
+	p11e_issued_free(&issued);
+	return rc;
+}
+
+/* Keys replaced by rotation go once the new certificate is installed,
+ * except the newest keep_old_keys of them. */
+static p11e_status remove_old_keys(struct flow *f, struct p11e_err *err)
+{
+	cJSON *old = cJSON_GetObjectItemCaseSensitive(f->j.doc, "old_keys");
+	int n = cJSON_GetArraySize(old);
+
+	while (n > (int)f->cert->keep_old_keys) {
+		const char *id = cJSON_GetStringValue(cJSON_GetArrayItem(old, 0));
+		p11e_status rc = id ? p11e_cert_key_remove(&f->ck, id, err) : P11E_OK;
+
+		if (rc != P11E_OK)
+			return rc;
+		p11e_info("[cert:%s] removed the replaced key %s", f->cert->name, id);
+		cJSON_DeleteItemFromArray(old, 0);
+		n--;
+		rc = save(f, P11E_ST_INSTALLED, "old key removed", err);
+		if (rc != P11E_OK)
+			return rc;
+	}
+	return P11E_OK;
+}
+
+/* installed → post_install, old keys removed → monitoring. */
+static p11e_status finish(struct flow *f, struct p11e_err *err)
+{
+	struct p11e_issued issued = { 0 };
+	const char *pem = p11e_journal_str(&f->j, "cert", "chain");
+	struct p11e_err hook_err = { 0 };
+	p11e_status rc, hook_rc;
+	char *uri = NULL;
+
+	rc = p11e_issued_parse(pem ? pem : "", p11e_cert_key_public(&f->ck), &issued, err);
+	if (rc != P11E_OK)
+		return fail(f, err, NULL);
+	rc = remove_old_keys(f, err);
+	if (rc != P11E_OK) {
+		p11e_warn("[cert:%s] %s", f->cert->name, err->msg);
+		p11e_err_clear(err);
+	}
+	uri = p11e_cert_key_uri(&f->ck);
+	hook_rc = p11e_run_post_install(f->cert, &issued, uri, &hook_err);
+	p11e_journal_error(&f->j, hook_rc == P11E_OK ? NULL : hook_err.msg, NULL);
+	rc = save(f, P11E_ST_MONITORING,
+		  hook_rc == P11E_OK ? "monitoring" : "monitoring; post_install failed", err);
+	if (rc == P11E_OK && hook_rc != P11E_OK) {
+		*err = hook_err;
+		rc = hook_rc;
+	}
 	free(uri);
 	p11e_issued_free(&issued);
 	return rc;
+}
+
+/* The current key joins old_keys (removed after the next install) and the
+ * id of its successor is journalled before it is made. */
+static p11e_status plan_rotation(struct flow *f, struct p11e_err *err)
+{
+	unsigned char rnd[16];
+	cJSON *old_keys;
+	char hex[33];
+
+	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+		return p11e_err_set(err, P11E_EFAIL, "no randomness for the key id");
+	p11e_hex(rnd, sizeof(rnd), hex);
+	old_keys = cJSON_GetObjectItemCaseSensitive(f->j.doc, "old_keys");
+	if (!cJSON_IsArray(old_keys)) {
+		cJSON_DeleteItemFromObjectCaseSensitive(f->j.doc, "old_keys");
+		old_keys = cJSON_AddArrayToObject(f->j.doc, "old_keys");
+	}
+	cJSON_AddItemToArray(old_keys, cJSON_CreateString(p11e_journal_str(&f->j, "key", "id")));
+	p11e_journal_set_str(&f->j, "key", "next_id", hex);
+	return save(f, P11E_ST_KEY_GENERATING, "renewal with a new key", err);
 }
 
 static p11e_status run(struct flow *f, struct p11e_err *err)
@@ -494,6 +602,13 @@ static p11e_status run(struct flow *f, struct p11e_err *err)
 			p11e_info("[cert:%s] the last order was refused (%s); starting a new one",
 				  f->cert->name, p11e_journal_str(&f->j, "last_error", "message") ?
 							 p11e_journal_str(&f->j, "last_error", "message") : "");
+			/* A refused renewal with rotate_key gets its new key now. */
+			if (f->cert->rotate_key && p11e_journal_str(&f->j, "previous", "key_id") &&
+			    strcmp(p11e_journal_str(&f->j, "previous", "key_id"),
+				   p11e_journal_str(&f->j, "key", "id") ? p11e_journal_str(&f->j, "key", "id") : "") == 0) {
+				rc = plan_rotation(f, err);
+				break;
+			}
 			/* fall through */
 		case P11E_ST_NEW:
 		case P11E_ST_KEY_GENERATING:
@@ -529,13 +644,19 @@ static p11e_status run(struct flow *f, struct p11e_err *err)
 				rc = open_key(f, err);
 			if (rc == P11E_OK)
 				rc = install(f, err);
+			if (rc == P11E_OK)
+				rc = finish(f, err);
 			return rc;
 		case P11E_ST_CERT_ISSUED:
 		case P11E_ST_INSTALLING:
-		case P11E_ST_INSTALLED:
 			rc = open_key(f, err);
 			if (rc == P11E_OK)
 				rc = install(f, err);
+			break;
+		case P11E_ST_INSTALLED:
+			rc = open_key(f, err);
+			if (rc == P11E_OK)
+				rc = finish(f, err);
 			break;
 		}
 		if (rc == P11E_OK && f->j.state == state && state != P11E_ST_MONITORING)
@@ -545,11 +666,29 @@ static p11e_status run(struct flow *f, struct p11e_err *err)
 	return rc;
 }
 
+static void close_flow(struct flow *f)
+{
+	if (f->ca_open)
+		p11e_ca_handle_close(&f->ca);
+	if (f->key_open)
+		p11e_cert_key_close(&f->ck);
+	p11e_journal_close(&f->j);
+}
+
+static p11e_status run_timed(struct flow *f, struct p11e_err *err)
+{
+	double start = now_s();
+	p11e_status rc = run(f, err);
+
+	p11e_debug("[cert:%s] time: total %.3fs, token %.3fs, CSR %.3fs, CA %.3fs, install %.3fs",
+		   f->cert->name, now_s() - start, f->t_token, f->t_csr, f->t_ca, f->t_install);
+	return rc;
+}
+
 p11e_status p11e_enroll(struct p11e_cli *cli, const struct p11e_cert_conf *cert,
 			const struct p11e_enroll_opts *opts, struct p11e_err *err)
 {
 	struct flow f = { .cli = cli, .cert = cert };
-	double start = now_s();
 	p11e_status rc;
 
 	f.wait = opts->wait >= 0 ? opts->wait : cert->wait;
@@ -564,14 +703,88 @@ p11e_status p11e_enroll(struct p11e_cli *cli, const struct p11e_cert_conf *cert,
 	}
 	if (f.j.state != P11E_ST_NEW)
 		p11e_info("[cert:%s] resuming from state %s", cert->name, p11e_state_name(f.j.state));
-	rc = run(&f, err);
-	p11e_debug("[cert:%s] time: total %.3fs, token %.3fs, CSR %.3fs, CA %.3fs, install %.3fs",
-		   cert->name, now_s() - start, f.t_token, f.t_csr, f.t_ca, f.t_install);
+	rc = run_timed(&f, err);
 out:
-	if (f.ca_open)
-		p11e_ca_handle_close(&f.ca);
-	if (f.key_open)
-		p11e_cert_key_close(&f.ck);
-	p11e_journal_close(&f.j);
+	close_flow(&f);
+	return rc;
+}
+
+/* ---- renewal ---------------------------------------------------------------- */
+
+time_t p11e_renew_due(const struct p11e_config *cfg, const struct p11e_cert_conf *cert)
+{
+	struct p11e_journal j;
+	struct p11e_err ignore = { 0 };
+	bool found = false;
+	time_t due = 0;
+
+	if (p11e_journal_peek(cfg->state_dir, cert->name, &j, &found, &ignore) == P11E_OK && found &&
+	    j.state == P11E_ST_MONITORING &&
+	    !cJSON_GetObjectItemCaseSensitive(j.doc, "revocation"))
+		due = (time_t)p11e_journal_num(&j, "cert", "not_after") - (time_t)cert->renew_before;
+	p11e_journal_close(&j);
+	return due;
+}
+
+/* Turns a monitored certificate into a renewal: the current order becomes
+ * `previous` (the CA links or reissues through it), a rotation journals
+ * the id of the key to make, and the installed certificate stays
+ * recorded until its successor is installed. */
+static p11e_status start_renewal(struct flow *f, struct p11e_err *err)
+{
+	static const char *const carried[] = { "order_id", "request_id", "ca", "ca_type" };
+
+	p11e_journal_clear(&f->j, "previous");
+	for (size_t i = 0; i < sizeof(carried) / sizeof(carried[0]); i++)
+		p11e_journal_set_str(&f->j, "previous", carried[i],
+				     p11e_journal_str(&f->j, "order", carried[i]));
+	p11e_journal_set_str(&f->j, "previous", "serial", p11e_journal_str(&f->j, "cert", "serial"));
+	p11e_journal_set_num(&f->j, "previous", "not_after", p11e_journal_num(&f->j, "cert", "not_after"));
+	p11e_journal_set_str(&f->j, "previous", "key_id", p11e_journal_str(&f->j, "key", "id"));
+	p11e_journal_clear(&f->j, "order");
+	p11e_journal_clear(&f->j, "csr");
+	p11e_journal_error(&f->j, NULL, NULL);
+	if (!f->cert->rotate_key)
+		return save(f, P11E_ST_KEY_READY, "renewal with the same key", err);
+	return plan_rotation(f, err);
+}
+
+p11e_status p11e_renew(struct p11e_cli *cli, const struct p11e_cert_conf *cert,
+		       const struct p11e_renew_opts *opts, bool *did, struct p11e_err *err)
+{
+	struct flow f = { .cli = cli, .cert = cert };
+	time_t due = p11e_renew_due(cli->cfg, cert), now = time(NULL);
+	char when[32];
+	p11e_status rc;
+
+	*did = false;
+	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%SZ", gmtime(&due));
+	if (due > now && !opts->force) {
+		p11e_debug("[cert:%s] not due until %s", cert->name, when);
+		return P11E_OK;
+	}
+	if (opts->dry_run) {
+		p11e_info("[cert:%s] would %s (due %s)", cert->name,
+			  due == 0 ? "enrol or resume its enrolment" : "renew",
+			  due == 0 ? "now" : when);
+		return P11E_OK;
+	}
+	*did = true;
+	f.wait = opts->wait >= 0 ? opts->wait : cert->wait;
+	rc = p11e_journal_open(cli->cfg->state_dir, cert->name, opts->lock_wait, &f.j, err);
+	if (rc != P11E_OK)
+		goto out;
+	if (f.j.state == P11E_ST_MONITORING) {
+		p11e_info("[cert:%s] renewing%s (certificate %s)", cert->name,
+			  cert->rotate_key ? " with a new key" : "",
+			  p11e_journal_str(&f.j, "cert", "serial"));
+		rc = start_renewal(&f, err);
+	} else if (f.j.state != P11E_ST_NEW) {
+		p11e_info("[cert:%s] resuming from state %s", cert->name, p11e_state_name(f.j.state));
+	}
+	if (rc == P11E_OK)
+		rc = run_timed(&f, err);
+out:
+	close_flow(&f);
 	return rc;
 }

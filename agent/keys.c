@@ -87,14 +87,25 @@ static p11e_status provider_open(const struct p11e_cert_conf *cert, const char *
 		if (!file)
 			return p11e_err_set(err, P11E_EFAIL, "out of memory");
 		rc = p11e_ossl_load(ck->ossl, file, &ck->okey, &found, err);
-		free(file);
-		if (rc != P11E_OK)
+		if (rc != P11E_OK) {
+			free(file);
 			return rc;
-		if (found && memcmp(ck->okey.id, id, sizeof(id)) != 0)
-			return p11e_err_set(err, P11E_ETOKEN,
-					    "%s holds another key than its name says (%s); restore "
-					    "it or remove it",
-					    ck->okey.file, id_hex);
+		}
+		if (found && memcmp(ck->okey.id, id, sizeof(id)) != 0) {
+			struct stat st;
+
+			/* PATH.<NONCE>: the key a journalled rotation made. */
+			if (lstat(file, &st) != 0 || !S_ISLNK(st.st_mode)) {
+				rc = p11e_err_set(err, P11E_ETOKEN,
+						  "%s holds another key than its name says (%s); "
+						  "restore it or remove it",
+						  file, id_hex);
+				free(file);
+				return rc;
+			}
+			ck->via_alias = true;
+		}
+		free(file);
 	}
 	if (!found) {
 		rc = p11e_ossl_load(ck->ossl, ck->puri->path, &ck->okey, &found, err);
@@ -145,14 +156,26 @@ static p11e_status provider_ensure(const struct p11e_cert_conf *cert, struct p11
 }
 
 static p11e_status provider_rotate(const struct p11e_cert_conf *cert, struct p11e_cert_key *ck,
-				   struct p11e_err *err)
+				   const char *new_id_hex, struct p11e_err *err)
 {
+	unsigned char nonce[P11E_OSSLKEY_ID_LEN];
 	struct p11e_osslkey fresh;
-	char *old_file = ck->okey.file ? strdup(ck->okey.file) : NULL;
+	char *old_file;
 	struct p11e_err ignore = { 0 };
+	size_t nonce_len = 0;
 	bool found;
 	p11e_status rc;
 
+	if (new_id_hex && (!unhex(new_id_hex, nonce, sizeof(nonce), &nonce_len) ||
+			   nonce_len != sizeof(nonce)))
+		return p11e_err_set(err, P11E_EFAIL, "malformed key id '%s' (%zu hex digits)",
+				    new_id_hex, 2 * sizeof(nonce));
+	/* Opened by this nonce: the key was made by an earlier run. */
+	if (ck->have_key && ck->via_alias && new_id_hex) {
+		ck->generated = false;
+		return P11E_OK;
+	}
+	old_file = ck->okey.file ? strdup(ck->okey.file) : NULL;
 	/* Without a resource manager the TPM holds three objects; the old
 	 * key is not needed while the new one is made. */
 	p11e_osslkey_clear(&ck->okey);
@@ -170,8 +193,9 @@ static p11e_status provider_rotate(const struct p11e_cert_conf *cert, struct p11
 	ck->okey = fresh;
 	ck->have_key = true;
 	ck->generated = true;
+	ck->via_alias = nonce_len != 0;
 	mirror_key(cert, ck);
-	return P11E_OK;
+	return nonce_len ? p11e_ossl_alias(ck->puri->path, ck->okey.file, nonce, err) : P11E_OK;
 }
 
 static p11e_status provider_commit(struct p11e_cert_key *ck, struct p11e_err *err)
@@ -183,6 +207,10 @@ static p11e_status provider_commit(struct p11e_cert_key *ck, struct p11e_err *er
 
 	if (!ck->have_key || strcmp(ck->okey.file, ck->puri->path) == 0)
 		return P11E_OK;
+	rc = p11e_ossl_drop_aliases(ck->puri->path, ck->okey.file, err);
+	if (rc != P11E_OK)
+		return rc;
+	ck->via_alias = false;
 	if (lstat(ck->puri->path, &st) == 0 && S_ISREG(st.st_mode)) {
 		if (stat(ck->okey.file, &mine) == 0 && mine.st_ino == st.st_ino &&
 		    mine.st_dev == st.st_dev)
@@ -344,22 +372,28 @@ p11e_status p11e_cert_key_csr(const struct p11e_cert_conf *cert, struct p11e_cer
 }
 
 p11e_status p11e_cert_key_rotate(const struct p11e_cert_conf *cert, struct p11e_cert_key *ck,
-				 struct p11e_err *err)
+				 const char *new_id_hex, struct p11e_err *err)
 {
 	struct p11e_key fresh;
+	unsigned char id[64];
+	size_t id_len;
+	bool found = false;
 	p11e_status rc;
 
 	if (ck->ossl)
-		return provider_rotate(cert, ck, err);
-	/* A new random id: the URI's id= names the first key only. */
-	rc = p11e_token_generate(ck->tok, cert->key_spec, key_label(cert, ck->uri), NULL, 0, &fresh,
-				 err);
+		return provider_rotate(cert, ck, new_id_hex, err);
+	if (!unhex(new_id_hex, id, sizeof(id), &id_len) || id_len == 0)
+		return p11e_err_set(err, P11E_EFAIL, "malformed key id '%s'", new_id_hex);
+	rc = p11e_token_find_key(ck->tok, NULL, id, id_len, &fresh, &found, err);
+	if (rc == P11E_OK && !found)
+		rc = p11e_token_generate(ck->tok, cert->key_spec, key_label(cert, ck->uri), id, id_len,
+					 &fresh, err);
 	if (rc != P11E_OK)
 		return rc;
 	p11e_key_clear(&ck->key);
 	ck->key = fresh;
 	ck->have_key = true;
-	ck->generated = true;
+	ck->generated = !found;
 	return P11E_OK;
 }
 

@@ -26,6 +26,7 @@ struct p11e_cert_key {
 	struct p11e_osslkey_uri *puri;   /* provider: keys */
 	struct p11e_ossl *ossl;
 	struct p11e_osslkey okey;
+	bool via_alias;                  /* okey was opened/made for a rotation nonce */
 };
 
 /* True when `ck` is open (a token or a provider), whether or not a key
@@ -41,13 +42,18 @@ p11e_status p11e_cert_key_open(const struct p11e_cert_conf *cert, const char *id
 /* Generates the key when none was found. */
 p11e_status p11e_cert_key_ensure(const struct p11e_cert_conf *cert, struct p11e_cert_key *ck,
 				 struct p11e_err *err);
-/* Generates a further key with the same label and a new random id (key
- * rotation); the previous key stays until the caller removes it.
- * Provider keys: the new key is written to PATH.<ID>; PATH keeps naming
- * the previous key (which servers may be using) until
- * p11e_cert_key_commit. */
+/* Key rotation: finds the key with id `new_id_hex` (chosen and journalled
+ * by the caller beforehand, so that a crash right after the generation
+ * finds it again) or generates it with the same label. Provider keys take
+ * their id from their public key, so for them new_id_hex is a nonce: the
+ * key goes to PATH.<ID> and the link PATH.<NONCE> names it, so that
+ * p11e_cert_key_open(new_id_hex) finds it again (ck's id is then the key's
+ * own, which the caller journals); only a crash between writing PATH.<ID>
+ * and that link leaves an unused key file. PATH keeps naming the previous
+ * key (servers may be using it) until p11e_cert_key_commit.
+ * The previous key stays until the caller removes it. */
 p11e_status p11e_cert_key_rotate(const struct p11e_cert_conf *cert, struct p11e_cert_key *ck,
-				 struct p11e_err *err);
+				 const char *new_id_hex, struct p11e_err *err);
 /* The CSR of `cert`, signed by the key. */
 p11e_status p11e_cert_key_csr(const struct p11e_cert_conf *cert, struct p11e_cert_key *ck,
 			      X509_REQ **out, struct p11e_err *err);
@@ -62,8 +68,11 @@ p11e_status p11e_cert_key_store_chain(struct p11e_cert_key *ck, X509 *leaf, STAC
 				      struct p11e_err *err);
 /* Makes the key in use the one that the configured key names, once its
  * certificate is installed: provider keys switch the PATH link to
- * PATH.<ID> atomically (idempotent, so a resumed install calls it again);
- * tokens need nothing (the same label, the journal has the id). */
+ * PATH.<ID> atomically and drop its rotation link (idempotent, so a
+ * resumed install calls it again); call it after the certificate files
+ * are written and before removing old keys (removal refuses the key PATH
+ * still names). Tokens need nothing (the same label, the journal has the
+ * id). */
 p11e_status p11e_cert_key_commit(struct p11e_cert_key *ck, struct p11e_err *err);
 /* Removes the key with CKA_ID `id_hex` (and its certificate objects);
  * provider keys: deletes the wrapped-key file PATH.<ID>, never the one in

@@ -20,6 +20,17 @@ static const struct p11e_command commands[] = {
 	  "Exit: 0 installed (or already), 2 configuration, 3 still pending (run again\n"
 	  "later), 4 refused by the CA, 5 token, 1 anything else.",
 	  p11e_cmd_enroll },
+	{ "renew", "[NAME… | --all] [--force] [--dry-run] [--wait DUR]",
+	  "Renews the named certificates (or all) that are inside their renewal window\n"
+	  "(renew_before before notAfter), resumes unfinished enrolments (a pending order is\n"
+	  "followed, never placed again) and enrols certificates that have none yet.\n"
+	  "rotate_key = yes makes a new key pair (new CKA_ID) for the renewal; the old key\n"
+	  "and its certificate object are removed once the new certificate is installed\n"
+	  "(keep_old_keys keeps the newest N). --force ignores the window; --dry-run says\n"
+	  "what would be done and calls nothing that costs money or changes the token.\n"
+	  "Exit: 0 done or nothing due, 3 an order is still pending, else the first\n"
+	  "failure's status; one certificate's failure does not stop the others.",
+	  p11e_cmd_renew },
 	{ "keygen", "NAME",
 	  "Makes the key pair of [cert:NAME] inside its token, or finds the one already\n"
 	  "there (same label/id) and checks it against the key policy. Prints the key URI.\n"
@@ -44,6 +55,40 @@ static const struct p11e_command commands[] = {
 	  "Lists the CA's inventory of orders, every page, optionally only those placed\n"
 	  "since DATE.",
 	  p11e_cmd_orders },
+	{ "status", "[NAME…] [--json] [--prometheus FILE]",
+	  "Shows where each certificate (or those named) stands: journal state, CA, order,\n"
+	  "serial, notAfter and days left, the next action and when, the last error, a\n"
+	  "revocation. Reads the journals without locking. --json (or the global --json)\n"
+	  "prints one JSON document whose shape p11enroll(1) documents. --prometheus FILE\n"
+	  "also writes node_exporter textfile metrics to FILE atomically (\"-\": print them\n"
+	  "instead); without NAMEs, [agent] prometheus_file is written when set.\n"
+	  "Exit: 0 all healthy, 1 a certificate needs attention (rejected, verify-failed,\n"
+	  "order-unknown, post_install failed, revoked and not yet replaced, expired or\n"
+	  "expiring within a day), 2 configuration.",
+	  p11e_cmd_status },
+	{ "revoke", "NAME [--reason R]",
+	  "Asks the CA that issued the installed certificate of [cert:NAME] to revoke it,\n"
+	  "and records the outcome in the journal (section revocation); `renew` then\n"
+	  "replaces the certificate at once. R: unspecified, keyCompromise, caCompromise,\n"
+	  "affiliationChanged, superseded (the default), cessationOfOperation; CERTInext\n"
+	  "refuses unspecified and caCompromise. The SSL Store has no revocation call: a\n"
+	  "refund request is filed, and its staff cancel and revoke. Repeating it is\n"
+	  "harmless (already revoked is success).\n"
+	  "Exit: 0 revoked (or already), 1 failure or nothing to revoke, 2 configuration\n"
+	  "or a reason the CA cannot take, 4 refused by the CA.",
+	  p11e_cmd_revoke },
+	{ "agent", "[--interval-min DUR] [--wait DUR]",
+	  "Stays in the foreground: renews what is due (as `renew`), enrols certificates\n"
+	  "that have none yet, writes [agent] prometheus_file after each round, and sleeps\n"
+	  "until the next due time plus jitter (at most 1 h, at least --interval-min,\n"
+	  "default 60s; a shorter one is a testing aid). A failing certificate is retried\n"
+	  "with its own backoff (1 min doubling to 6 h); a pending order is asked again\n"
+	  "after 30 s doubling to 15 min. Each renewal waits at most --wait (default 30s,\n"
+	  "or the configured wait if shorter) for issuance. SIGTERM/SIGINT stop it (a\n"
+	  "second one during a renewal stops at once), SIGHUP reloads the configuration\n"
+	  "(an invalid one is logged and the previous kept).\n"
+	  "Exit: 0 stopped by a signal, 2 usage or configuration at start.",
+	  p11e_cmd_agent },
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 

@@ -639,9 +639,12 @@ p11e_status p11e_token_generate(struct p11e_token *tok, const struct p11e_key_sp
 		id = random_id;
 		id_len = sizeof(random_id);
 	}
+	/* No CKA_VERIFY/CKA_ENCRYPT on the public half: tpm2-pkcs11 maps them
+	 * onto the one TPM key's attributes (VERIFY = decrypt, ENCRYPT = sign),
+	 * so VERIFY=true would contradict DECRYPT=false below and ENCRYPT=false
+	 * would take away signing; it refuses such a pair. Public-key usage
+	 * grants nothing secret, so the token's defaults are fine. */
 	pub_tmpl[n_pub++] = (CK_ATTRIBUTE){ CKA_TOKEN, &ck_true, sizeof(ck_true) };
-	pub_tmpl[n_pub++] = (CK_ATTRIBUTE){ CKA_VERIFY, &ck_true, sizeof(ck_true) };
-	pub_tmpl[n_pub++] = (CK_ATTRIBUTE){ CKA_ENCRYPT, &ck_false, sizeof(ck_false) };
 	pub_tmpl[n_pub++] = (CK_ATTRIBUTE){ CKA_WRAP, &ck_false, sizeof(ck_false) };
 	pub_tmpl[n_pub++] = (CK_ATTRIBUTE){ CKA_LABEL, (void *)label, strlen(label) };
 	pub_tmpl[n_pub++] = (CK_ATTRIBUTE){ CKA_ID, (void *)id, id_len };
@@ -801,17 +804,63 @@ out:
 	return rc;
 }
 
+/* PKCS#1 v1.5 over the data, hashed by the token (RSA only). */
+static p11e_status token_sign_data(void *ctx, const unsigned char *data, size_t data_len,
+				   unsigned char **sig, size_t *sig_len, struct p11e_err *err)
+{
+	struct token_signer *ts = ctx;
+	struct p11e_token *tok = ts->tok;
+	CK_MECHANISM mech = { strcmp(ts->key->spec->digest, "SHA384") == 0 ? CKM_SHA384_RSA_PKCS
+									   : CKM_SHA256_RSA_PKCS,
+			      NULL, 0 };
+	CK_ULONG len = 0;
+	CK_RV rv;
+
+	*sig = NULL;
+	rv = tok->module->C_SignInit(tok->session, &mech, ts->key->priv);
+	/* Size first: an RSA-3072 signature is 384 bytes, and no guessing. */
+	if (rv == CKR_OK)
+		rv = tok->module->C_Sign(tok->session, (CK_BYTE_PTR)data, data_len, NULL, &len);
+	if (rv == CKR_OK && (len == 0 || len > 4096))
+		rv = CKR_GENERAL_ERROR;
+	if (rv == CKR_OK) {
+		*sig = OPENSSL_malloc(len);
+		if (!*sig)
+			return p11e_err_set(err, P11E_EFAIL, "out of memory");
+		rv = tok->module->C_Sign(tok->session, (CK_BYTE_PTR)data, data_len, *sig, &len);
+	}
+	if (rv != CKR_OK) {
+		OPENSSL_free(*sig);
+		*sig = NULL;
+		return p11e_err_set(err, P11E_ETOKEN, "token %s could not sign with '%s': %s",
+				    tok->desc, ts->key->label, p11_kit_strerror(rv));
+	}
+	*sig_len = len;
+	return P11E_OK;
+}
+
 void p11e_token_signer(struct p11e_token *tok, struct p11e_key *key, struct p11e_signer *signer)
 {
 	/* One signer per token handle is all any command needs. */
 	static struct token_signer ts;
+	CK_MECHANISM_INFO mi;
 
 	ts.tok = tok;
 	ts.key = key;
+	memset(signer, 0, sizeof(*signer));
 	signer->pub = key->pub_pkey;
 	signer->spec = key->spec;
 	signer->sign = token_sign;
 	signer->ctx = &ts;
+	/* RSA: let the token hash when it can, since some tokens (tpm2-pkcs11)
+	 * implement CKM_RSA_PKCS on a digest as a decryption, which our
+	 * sign-only keys are not allowed to do. */
+	if (key->spec->alg == P11E_ALG_RSA &&
+	    mech_ok(tok,
+		    strcmp(key->spec->digest, "SHA384") == 0 ? CKM_SHA384_RSA_PKCS
+							     : CKM_SHA256_RSA_PKCS,
+		    CKF_SIGN, key->spec->bits, &mi))
+		signer->sign_data = token_sign_data;
 }
 
 /* ---- certificate objects --------------------------------------------------- */

@@ -478,7 +478,10 @@ static p11e_status sign_req(X509_REQ *req, const struct p11e_signer *signer, str
 		rc = p11e_err_set(err, P11E_EFAIL, "cannot encode and hash the CSR");
 		goto out;
 	}
-	rc = signer->sign(signer->ctx, digest, digest_len, &sig, &sig_len, err);
+	if (signer->sign_data)
+		rc = signer->sign_data(signer->ctx, tbs, (size_t)tbs_len, &sig, &sig_len, err);
+	else
+		rc = signer->sign(signer->ctx, digest, digest_len, &sig, &sig_len, err);
 	if (rc != P11E_OK)
 		goto out;
 	bits = ASN1_BIT_STRING_new();

@@ -22,6 +22,13 @@ struct p11e_signer {
 	p11e_status (*sign)(void *ctx, const unsigned char *digest, size_t digest_len,
 			    unsigned char **sig, size_t *sig_len, struct p11e_err *err);
 	void *ctx;
+	/* Optional; when set it is used instead of `sign`: it gets the data
+	 * itself and the token hashes it with spec->digest (a hash-and-sign
+	 * mechanism such as CKM_SHA256_RSA_PKCS). tpm2-pkcs11 needs this for
+	 * RSA: its CKM_RSA_PKCS is a raw RSA decryption, which a sign-only key
+	 * refuses. Same output as `sign`. */
+	p11e_status (*sign_data)(void *ctx, const unsigned char *data, size_t data_len,
+				 unsigned char **sig, size_t *sig_len, struct p11e_err *err);
 };
 
 struct p11e_csr_request {

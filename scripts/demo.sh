@@ -10,7 +10,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$(pwd)
-demo=${DEMO_DIR:-$top/demo}
+# Under meson test: inside that build folder, so builds never share it.
+demo=${DEMO_DIR:-${P11E_BUILDDIR:+$P11E_BUILDDIR/demo}}
+demo=${demo:-$top/demo}
 softhsm=/usr/lib/softhsm/libsofthsm2.so
 
 if [ -z "${P11ENROLL:-}" ]; then

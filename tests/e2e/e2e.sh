@@ -338,4 +338,212 @@ case_crash_files_written() { crash_at files-written; }
 case_crash_token_stored() { crash_at token-stored; }
 case_crash_installed() { crash_at installed; }
 
+# ---- the CA verbs, and secrets ----------------------------------------------------
+
+ca_verbs() {
+	setup "$1" ec-p256
+	t_expect 0 p11e check sim
+	t_contains "$WORK/out" "ok   ca:sim"
+	t_contains "$WORK/out" "credentials"
+	t_expect 0 p11e products sim
+	t_contains "$WORK/out" "$2"
+	t_expect 0 p11e --json products sim
+	"$PYTHON" -c "import json,sys; d=json.load(open('$WORK/out')); assert d['ca']=='sim' and d['products'] and all(set(p)=={'code','name','category'} for p in d['products'])" ||
+		t_fail "products --json shape"
+	t_expect 0 p11e enroll web
+	t_expect 0 p11e orders sim
+	t_contains "$WORK/out" "$(journal 'j["order"]["order_id"]')"
+	t_expect 0 p11e --json orders sim --since "$(date -u +%Y-%m-%d)"
+	"$PYTHON" -c "import json; d=json.load(open('$WORK/out')); assert len(d['orders'])==1 and d['orders'][0]['order_id']=='$(journal 'j["order"]["order_id"]')'" ||
+		t_fail "orders --json"
+	t_expect 2 p11e orders sim --since yesterday
+	t_contains "$WORK/err" "YYYY-MM-DD"
+	t_expect 0 p11e --json check
+	"$PYTHON" -c "import json; d=json.load(open('$WORK/out')); assert d['ok'] is True and any(c['target']=='cert:web' and c['check']=='key' for c in d['checks'])" ||
+		t_fail "check --json"
+	# A broken credential is a failing check.
+	chmod 0644 "$SIM_DIR"/*.key "$SIM_DIR"/*.token 2>/dev/null
+	t_expect 2 p11e check sim
+	t_contains "$WORK/out" "FAIL ca:sim"
+	t_contains "$WORK/out" "chmod 600"
+}
+case_certinext_ca_verbs() { ca_verbs certinext "DV SSL"; }
+case_sslstore_ca_verbs() { ca_verbs sslstore positivessl; }
+
+# No secret reaches output, debug output, the journal or the files.
+case_no_secret_leaks() {
+	setup certinext ec-p256
+	local secrets=("$PIN" "$(cat "$SIM_DIR/access.key")")
+	t_expect 0 p11e -v enroll web
+	cat "$WORK/out" "$WORK/err" >"$WORK/all.txt"
+	t_expect 0 p11e -v check
+	cat "$WORK/out" "$WORK/err" >>"$WORK/all.txt"
+	t_contains "$WORK/all.txt" "authKey"
+	local s f
+	for s in "${secrets[@]}"; do
+		for f in "$WORK/all.txt" "$WORK/state/web.json" "$WORK"/tls/*.pem "$WORK/hook.env"; do
+			grep -qF -- "$s" "$f" && t_fail "a secret appears in $f"
+		done
+	done
+	return 0
+}
+
+case_sslstore_no_secret_leaks() {
+	setup sslstore ec-p256
+	t_expect 0 p11e -v enroll web
+	cat "$WORK/out" "$WORK/err" "$WORK/state/web.json" "$WORK/hook.env" >"$WORK/all.txt"
+	t_contains "$WORK/all.txt" "AuthToken"
+	t_not_contains "$WORK/all.txt" "$(cat "$SIM_DIR/auth.token")"
+	t_not_contains "$WORK/all.txt" "$PIN"
+}
+
+# ---- renewal ----------------------------------------------------------------
+
+key_ids() {
+	pkcs11-tool --module "$SOFTHSM_MODULE" --token-label edge --login --pin "$PIN" \
+		--list-objects --type privkey 2>/dev/null | awk '/ID:/ {print $2}' | sort | tr '\n' ' '
+}
+
+cert_object_ids() {
+	pkcs11-tool --module "$SOFTHSM_MODULE" --token-label edge --list-objects --type cert 2>/dev/null |
+		awk '/Certificate Object/ { label="" } /label:/ { label=$2 } /ID:/ { if (label == "web") print $2 }'
+}
+
+serial() { openssl x509 -in "$WORK/tls/cert.pem" -noout -serial | cut -d= -f2; }
+
+case_renew_not_due() {
+	setup certinext ec-p256
+	t_expect 0 p11e enroll web
+	t_expect 0 p11e renew --all
+	[ "$(orders_placed)" = 1 ] || t_fail "renew placed an order for a certificate that is not due"
+	t_expect 0 p11e renew --all --dry-run
+	t_not_contains "$WORK/err" "would renew"
+	t_expect 2 p11e renew
+	t_contains "$WORK/err" "name certificates or give --all"
+}
+
+# Inside the window: a new order with the same key, the new certificate installed.
+# (The simulator refuses a public key seen before, EMS-1099, unless told that
+# the real API's scope is the CSR's bytes; the notes leave that open.)
+case_renew_same_key() {
+	setup certinext ec-p256 '{"duplicate_csr_scope": "csr"}'
+	t_expect 0 p11e enroll web
+	local key old
+	key=$(key_ids)
+	old=$(serial)
+	echo "renew_before = 365d" >>"$WORK/p.conf"
+	t_expect 0 p11e renew --all --dry-run
+	t_contains "$WORK/err" "[cert:web] would renew"
+	[ "$(orders_placed)" = 1 ] || t_fail "--dry-run placed an order"
+	t_expect 0 p11e renew web
+	assert_installed
+	[ "$(orders_placed)" = 2 ] || t_fail "the CA saw $(orders_placed) orders"
+	[ "$(serial)" != "$old" ] || t_fail "the certificate was not replaced"
+	[ "$(key_ids)" = "$key" ] || t_fail "the key changed without rotate_key"
+	[ "$(journal 'j["previous"]["serial"]')" = "$old" ] || t_fail "previous serial not journalled"
+}
+
+case_renew_force() {
+	setup certinext ec-p256 '{"duplicate_csr_scope": "csr"}'
+	t_expect 0 p11e enroll web
+	t_expect 0 p11e renew web --force
+	[ "$(orders_placed)" = 2 ] || t_fail "--force did not renew"
+}
+
+# Where the CA refuses a key it has seen (EMS-1099), the refusal says what to do.
+case_renew_same_key_refused() {
+	setup certinext ec-p256
+	t_expect 0 p11e enroll web
+	t_expect 4 p11e renew web --force
+	t_contains "$WORK/err" "EMS-1099"
+	t_contains "$WORK/err" "make a new key/CSR"
+	[ "$(journal 'j["state"]')" = rejected ] || t_fail "state $(journal 'j["state"]')"
+	# The installed certificate stays where it was.
+	openssl verify -CAfile "$SIM_ROOT" -untrusted "$WORK/tls/chain.pem" "$WORK/tls/cert.pem" >/dev/null ||
+		t_fail "the installed certificate was touched"
+	# The fix the message points at: a new key, and the renewal goes through.
+	local old_key
+	old_key=$(key_ids)
+	echo "rotate_key = yes" >>"$WORK/p.conf"
+	t_expect 0 p11e renew web
+	assert_installed
+	[ "$(key_ids)" != "$old_key" ] || t_fail "no new key"
+	[ "$(orders_placed)" = 2 ] || t_fail "the CA saw $(orders_placed) orders"
+}
+
+# rotate_key: a new key pair; the old one goes only after the new install.
+case_renew_rotate() {
+	setup certinext ec-p256
+	echo "rotate_key = yes" >>"$WORK/p.conf"
+	t_expect 0 p11e enroll web
+	local old_key new_key
+	old_key=$(key_ids)
+	echo "renew_before = 365d" >>"$WORK/p.conf"
+	# Stop right after the new certificate was downloaded: both keys still there.
+	P11ENROLL_FAULT=cert-issued t_expect 137 p11e renew --all
+	[ "$(echo $(key_ids) | wc -w)" = 2 ] || t_fail "the old key went before the new install: $(key_ids)"
+	t_expect 0 p11e renew --all
+	assert_installed
+	new_key=$(key_ids)
+	[ "$new_key" != "$old_key" ] || t_fail "no new key"
+	[ "$(echo $new_key | wc -w)" = 1 ] || t_fail "old key not removed: $new_key"
+	[ "$(cert_object_ids)" = "$(echo $new_key)" ] || t_fail "the certificate object is not beside the new key"
+	[ "$(journal 'j["key"]["id"]')" = "$(echo $new_key)" ] || t_fail "journal key id"
+	[ "$(orders_placed)" = 2 ] || t_fail "the CA saw $(orders_placed) orders"
+	openssl x509 -in "$WORK/tls/cert.pem" -noout -pubkey >"$WORK/leaf.pub"
+	pkcs11-tool --module "$SOFTHSM_MODULE" --token-label edge --read-object --type pubkey \
+		--id "$(echo $new_key)" -o "$WORK/new.der" >/dev/null 2>&1
+	openssl pkey -pubin -inform DER -in "$WORK/new.der" | cmp -s - "$WORK/leaf.pub" ||
+		t_fail "the installed certificate is not for the new key"
+}
+
+case_renew_rotate_keep_old() {
+	setup certinext ec-p256
+	printf 'rotate_key = yes\nkeep_old_keys = 1\n' >>"$WORK/p.conf"
+	t_expect 0 p11e enroll web
+	echo "renew_before = 365d" >>"$WORK/p.conf"
+	t_expect 0 p11e renew --all
+	[ "$(echo $(key_ids) | wc -w)" = 2 ] || t_fail "keep_old_keys = 1 should keep one old key: $(key_ids)"
+	t_expect 0 p11e renew --all
+	[ "$(echo $(key_ids) | wc -w)" = 2 ] || t_fail "only the newest old key is kept: $(key_ids)"
+}
+
+# A crash right after the new key was made finds that key, not a third.
+case_renew_rotate_crash_after_keygen() {
+	setup certinext ec-p256
+	echo "rotate_key = yes" >>"$WORK/p.conf"
+	t_expect 0 p11e enroll web
+	echo "renew_before = 365d" >>"$WORK/p.conf"
+	P11ENROLL_FAULT=key-generated t_expect 137 p11e renew --all
+	[ "$(echo $(key_ids) | wc -w)" = 2 ] || t_fail "expected old + new key: $(key_ids)"
+	t_expect 0 p11e renew --all
+	[ "$(echo $(key_ids) | wc -w)" = 1 ] || t_fail "expected the new key only: $(key_ids)"
+	assert_installed
+	[ "$(orders_placed)" = 2 ] || t_fail "the CA saw $(orders_placed) orders"
+}
+
+# The SSL Store: inside renewal_window a linked new order, outside a reissue.
+case_sslstore_renewal() {
+	setup sslstore ec-p256 '{"leaf_days": 20}'
+	t_expect 0 p11e enroll web
+	echo "renew_before = 365d" >>"$WORK/p.conf"
+	t_expect 0 p11e renew --all
+	assert_installed
+	[ "$(orders_placed)" = 2 ] || t_fail "a renewal is a new order; the CA saw $(orders_placed)"
+	[ "$(sim_stat 's["orders"][1]["IsRenewal"]')" = True ] || t_fail "the new order is not a renewal"
+}
+
+case_sslstore_reissue() {
+	setup sslstore ec-p256
+	t_expect 0 p11e enroll web
+	local order
+	order=$(journal 'j["order"]["order_id"]')
+	echo "renew_before = 400d" >>"$WORK/p.conf"
+	t_expect 0 p11e renew --all
+	assert_installed
+	[ "$(orders_placed)" = 1 ] || t_fail "a reissue is no new order; the CA saw $(orders_placed)"
+	[ "$(sim_stat 's["orders"][0]["reissues"]')" = 1 ] || t_fail "no reissue at the CA"
+	[ "$(journal 'j["order"]["order_id"]')" = "$order" ] || t_fail "a reissue keeps the order id"
+}
+
 t_run "$@"

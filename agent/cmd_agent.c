@@ -1,0 +1,290 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* agent: the foreground scheduler. Each round renews what is due (the
+ * same p11e_renew as `renew`), writes the metrics file, and sleeps until
+ * the next due time plus a little jitter, never longer than an hour so
+ * that configuration changes and retries are picked up. SIGTERM/SIGINT
+ * stop it (at once while it sleeps), SIGHUP reloads the configuration.
+ * A certificate that fails is retried with its own exponential backoff;
+ * the others go on. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "log.h"
+#include "renew.h"
+#include "status.h"
+
+#define USAGE "usage: p11enroll agent [--interval-min DUR] [--wait DUR]"
+#define SLEEP_MAX 3600        /* re-read due times at least hourly */
+#define BACKOFF_MIN 60        /* after a failure: 1 min, 2 min, … */
+#define BACKOFF_MAX (6 * 3600)
+#define PENDING_MIN 30        /* an order still pending: 30 s, 1 min, … */
+#define PENDING_MAX 900
+#define JITTER_MAX 300
+
+static volatile sig_atomic_t stop_sig, reload_req, busy;
+static int wake_pipe[2] = { -1, -1 };
+
+static void on_signal(int sig)
+{
+	int saved = errno;
+
+	if (sig == SIGHUP) {
+		reload_req = 1;
+	} else {
+		/* A second stop request during a renewal does not wait for it:
+		 * the journal makes an interruption at any point safe. */
+		if (stop_sig && busy)
+			_exit(128 + sig);
+		stop_sig = sig;
+	}
+	if (wake_pipe[1] >= 0 && write(wake_pipe[1], "x", 1) < 0) {
+		/* full pipe: a wake-up is pending anyway */
+	}
+	errno = saved;
+}
+
+struct slot {
+	char name[128];
+	time_t retry_at;    /* not before this (backoff), 0: none */
+	int64_t backoff;    /* seconds of the last failure backoff, 0: none */
+	int64_t pending;    /* seconds of the last pending backoff, 0: none */
+	bool seen;
+};
+
+struct agent {
+	struct p11e_cli *cli;
+	struct slot *slots;
+	size_t n_slots;
+	int64_t interval_min;
+	int64_t wait;
+};
+
+static struct slot *slot_for(struct agent *a, const char *name)
+{
+	struct slot *grown;
+
+	for (size_t i = 0; i < a->n_slots; i++)
+		if (strcmp(a->slots[i].name, name) == 0)
+			return &a->slots[i];
+	grown = realloc(a->slots, (a->n_slots + 1) * sizeof(*grown));
+	if (!grown)
+		return NULL;
+	a->slots = grown;
+	memset(&a->slots[a->n_slots], 0, sizeof(*grown));
+	snprintf(a->slots[a->n_slots].name, sizeof(grown->name), "%s", name);
+	return &a->slots[a->n_slots++];
+}
+
+static const char *when(time_t t, char *buf, size_t len)
+{
+	struct tm tm;
+
+	if (!gmtime_r(&t, &tm) || !strftime(buf, len, "%Y-%m-%d %H:%M:%SZ", &tm))
+		snprintf(buf, len, "?");
+	return buf;
+}
+
+static int64_t grow(int64_t cur, int64_t min, int64_t max)
+{
+	return cur <= 0 ? min : cur * 2 > max ? max : cur * 2;
+}
+
+/* Renews `cert` if due; returns when it wants to be looked at next. */
+static time_t visit(struct agent *a, const struct p11e_cert_conf *cert, time_t now)
+{
+	struct p11e_renew_opts opts = { .wait = a->wait, .lock_wait = 5 };
+	struct p11e_err err = { 0 };
+	struct slot *s = slot_for(a, cert->name);
+	time_t due = p11e_renew_due(a->cli->cfg, cert), next;
+	char t[40];
+	bool did = false;
+	p11e_status rc;
+
+	if (!s)
+		return now + BACKOFF_MIN;
+	s->seen = true;
+	if (s->retry_at > due)
+		due = s->retry_at;
+	if (due > now)
+		return due;
+	if (cert->wait < opts.wait)
+		opts.wait = cert->wait;
+	busy = 1;
+	rc = p11e_renew(a->cli, cert, &opts, &did, &err);
+	busy = 0;
+	now = time(NULL);
+	if (rc == P11E_OK) {
+		s->backoff = s->pending = 0;
+		s->retry_at = 0;
+	} else if (rc == P11E_EPENDING) {
+		s->backoff = 0;
+		s->pending = grow(s->pending, PENDING_MIN, PENDING_MAX);
+		s->retry_at = now + s->pending;
+		p11e_info("[cert:%s] order still pending; asking again at %s", cert->name,
+			  when(s->retry_at, t, sizeof(t)));
+	} else {
+		s->pending = 0;
+		s->backoff = grow(s->backoff, BACKOFF_MIN, BACKOFF_MAX);
+		s->retry_at = now + s->backoff;
+		p11e_error("%s", err.msg);
+		p11e_warn("[cert:%s] renewal failed (exit status %d); next try at %s (backoff %llds)",
+			  cert->name, (int)rc, when(s->retry_at, t, sizeof(t)), (long long)s->backoff);
+	}
+	next = p11e_renew_due(a->cli->cfg, cert);
+	if (s->retry_at > next)
+		next = s->retry_at;
+	/* Still due after a run that said it was done: do not spin on it. */
+	if (next <= now)
+		next = s->retry_at = now + (a->interval_min > 0 ? a->interval_min : 1);
+	return next;
+}
+
+static void reload(struct agent *a)
+{
+	struct p11e_config *cfg = NULL;
+	struct p11e_err err = { 0 };
+	char *path = strdup(a->cli->cfg->path);
+
+	reload_req = 0;
+	if (!path) {
+		p11e_error("agent: cannot reload the configuration: out of memory");
+		return;
+	}
+	if (p11e_config_load(path, &cfg, &err) != P11E_OK) {
+		p11e_error("agent: the configuration was not reloaded (the previous one stays in use): %s",
+			   err.msg);
+		free(path);
+		return;
+	}
+	p11e_config_free(a->cli->cfg);
+	a->cli->cfg = cfg;
+	if (a->cli->verbosity == 0 && cfg->log_level >= 0)
+		p11e_log_set_level((p11e_log_level)cfg->log_level);
+	p11e_info("agent: reloaded %s (%zu certificate(s))", path, cfg->n_certs);
+	free(path);
+}
+
+/* Waits until `deadline` or a signal, whichever comes first. */
+static void sleep_until(time_t deadline)
+{
+	struct pollfd pfd = { .fd = wake_pipe[0], .events = POLLIN };
+	char drain[64];
+
+	while (!stop_sig && !reload_req) {
+		time_t now = time(NULL);
+		int64_t left = (int64_t)(deadline - now);
+
+		if (left <= 0)
+			return;
+		/* Short slices notice a wall-clock jump (suspend, NTP step). */
+		if (poll(&pfd, 1, (int)(left > 60 ? 60000 : left * 1000)) > 0)
+			while (read(wake_pipe[0], drain, sizeof(drain)) > 0)
+				;
+	}
+}
+
+static p11e_status setup_signals(struct p11e_err *err)
+{
+	struct sigaction sa;
+
+	if (pipe2(wake_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
+		return p11e_err_set(err, P11E_EFAIL, "agent: cannot make a pipe: %s", strerror(errno));
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = SA_RESTART;
+	if (sigaction(SIGTERM, &sa, NULL) != 0 || sigaction(SIGINT, &sa, NULL) != 0 ||
+	    sigaction(SIGHUP, &sa, NULL) != 0)
+		return p11e_err_set(err, P11E_EFAIL, "agent: cannot handle signals: %s", strerror(errno));
+	return P11E_OK;
+}
+
+p11e_status p11e_cmd_agent(struct p11e_cli *cli, int argc, char **argv, struct p11e_err *err)
+{
+	struct agent a = { .cli = cli, .interval_min = 60, .wait = 30 };
+	unsigned seed = (unsigned)time(NULL) ^ (unsigned)getpid();
+	p11e_status rc;
+
+	for (int i = 1; i < argc; i++) {
+		int64_t *target = NULL;
+
+		if (strcmp(argv[i], "--interval-min") == 0 && i + 1 < argc)
+			target = &a.interval_min;
+		else if (strcmp(argv[i], "--wait") == 0 && i + 1 < argc)
+			target = &a.wait;
+		else
+			return p11e_err_set(err, P11E_EUSAGE, USAGE);
+		*target = p11e_parse_duration(argv[++i]);
+		if (*target < 0)
+			return p11e_err_set(err, P11E_EUSAGE, "%s %s: not a duration (e.g. 1s, 10m)",
+					    argv[i - 1], argv[i]);
+	}
+	if (a.interval_min < 1 || a.interval_min > SLEEP_MAX)
+		return p11e_err_set(err, P11E_EUSAGE, "--interval-min: between 1s and 1h");
+	rc = p11e_cli_config(cli, err);
+	if (rc != P11E_OK)
+		return rc;
+	rc = setup_signals(err);
+	if (rc != P11E_OK)
+		goto out;
+	p11e_info("agent: started (pid %ld); %s, %zu certificate(s), state in %s", (long)getpid(),
+		  cli->cfg->path, cli->cfg->n_certs, cli->cfg->state_dir);
+	while (!stop_sig) {
+		time_t now = time(NULL), wake = now + SLEEP_MAX, next;
+		const char *prom;
+		struct p11e_err perr = { 0 };
+		int64_t sleep_s, jitter;
+		char t[40];
+
+		if (reload_req)
+			reload(&a);
+		for (size_t i = 0; i < a.n_slots; i++)
+			a.slots[i].seen = false;
+		for (size_t i = 0; i < cli->cfg->n_certs && !stop_sig && !reload_req; i++) {
+			next = visit(&a, &cli->cfg->certs[i], time(NULL));
+			if (next < wake)
+				wake = next;
+		}
+		/* Forget certificates that left the configuration. */
+		for (size_t i = 0; i < a.n_slots;) {
+			if (!a.slots[i].seen && !reload_req && !stop_sig)
+				a.slots[i] = a.slots[--a.n_slots];
+			else
+				i++;
+		}
+		prom = p11e_settings_get(&cli->cfg->agent, "prometheus_file", NULL);
+		if (prom && p11e_status_write_prometheus(cli->cfg, prom, &perr) != P11E_OK)
+			p11e_warn("agent: %s", perr.msg);
+		if (stop_sig || reload_req)
+			continue;
+		now = time(NULL);
+		sleep_s = (int64_t)(wake - now);
+		/* Spread a fleet's renewals: up to a tenth of the wait, 5 min at most. */
+		jitter = sleep_s / 10 > JITTER_MAX ? JITTER_MAX : sleep_s / 10;
+		if (jitter > 0)
+			sleep_s += (int64_t)(rand_r(&seed) % (unsigned)(jitter + 1));
+		if (sleep_s < a.interval_min)
+			sleep_s = a.interval_min;
+		if (sleep_s > SLEEP_MAX)
+			sleep_s = SLEEP_MAX;
+		p11e_info("agent: next round at %s", when(now + (time_t)sleep_s, t, sizeof(t)));
+		sleep_until(now + (time_t)sleep_s);
+	}
+	p11e_info("agent: stopping (%s)", stop_sig == SIGINT ? "SIGINT" : "SIGTERM");
+out:
+	free(a.slots);
+	if (wake_pipe[0] >= 0) {
+		close(wake_pipe[0]);
+		close(wake_pipe[1]);
+		wake_pipe[0] = wake_pipe[1] = -1;
+	}
+	return rc;
+}

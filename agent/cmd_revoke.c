@@ -1,0 +1,126 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* revoke: asks the CA that issued the current certificate of [cert:NAME]
+ * to revoke it (The SSL Store: files a refund request), and records that
+ * in the journal's `revocation` section. The state is left as it is, so
+ * enroll's restart rules still hold; `renew` sees the section and renews
+ * at once, and the next installation drops it. */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "ca.h"
+#include "cli.h"
+#include "journal.h"
+#include "log.h"
+
+#define USAGE                                                                               \
+	"usage: p11enroll revoke NAME [--reason unspecified|keyCompromise|caCompromise|"     \
+	"affiliationChanged|superseded|cessationOfOperation]"
+
+/* The subscriber's usual reason when it replaces a certificate, which is
+ * what follows a revocation here (renew runs next); CERTInext refuses
+ * `unspecified` and `caCompromise` anyway. */
+#define DEFAULT_REASON P11E_REVOKE_SUPERSEDED
+
+p11e_status p11e_cmd_revoke(struct p11e_cli *cli, int argc, char **argv, struct p11e_err *err)
+{
+	p11e_revoke_reason reason = DEFAULT_REASON;
+	const struct p11e_cert_conf *cert;
+	struct p11e_journal j = { .lock_fd = -1 };
+	struct p11e_ca_handle h = { 0 };
+	struct p11e_ca_result res = { 0 };
+	struct p11e_order_ref ref;
+	const char *name = NULL, *ca_name, *serial, *prev_serial, *sect = "order";
+	bool ca_open = false;
+	p11e_status rc;
+
+	for (int i = 1; i < argc; i++) {
+		const char *r = NULL;
+		int parsed;
+
+		if (strcmp(argv[i], "--reason") == 0 && i + 1 < argc)
+			r = argv[++i];
+		else if (strncmp(argv[i], "--reason=", 9) == 0)
+			r = argv[i] + 9;
+		else if (argv[i][0] != '-' && !name) {
+			name = argv[i];
+			continue;
+		} else
+			return p11e_err_set(err, P11E_EUSAGE, USAGE);
+		parsed = p11e_revoke_reason_parse(r);
+		if (parsed < 0)
+			return p11e_err_set(err, P11E_EUSAGE, "--reason %s: not a reason; %s", r, USAGE);
+		reason = (p11e_revoke_reason)parsed;
+	}
+	if (!name)
+		return p11e_err_set(err, P11E_EUSAGE, USAGE);
+	rc = p11e_cli_cert(cli, name, &cert, err);
+	if (rc != P11E_OK)
+		return rc;
+	rc = p11e_journal_open(cli->cfg->state_dir, cert->name, 10, &j, err);
+	if (rc != P11E_OK)
+		goto out;
+	/* During a renewal the installed certificate is the previous order's. */
+	serial = p11e_journal_str(&j, "cert", "serial");
+	prev_serial = p11e_journal_str(&j, "previous", "serial");
+	if (serial && prev_serial && strcmp(serial, prev_serial) == 0 &&
+	    p11e_journal_str(&j, "previous", "order_id"))
+		sect = "previous";
+	ref.order_id = p11e_journal_str(&j, sect, "order_id");
+	ref.request_id = p11e_journal_str(&j, sect, "request_id");
+	if (!ref.order_id || !*ref.order_id) {
+		rc = p11e_err_set(err, P11E_EFAIL,
+				  "[cert:%s] has no order to revoke (journal state %s): nothing was "
+				  "ordered, or its order number is not known yet",
+				  cert->name, p11e_state_name(j.state));
+		goto out;
+	}
+	if (!ref.request_id)
+		ref.request_id = "";
+	/* The CA that holds the order, even if the configuration moved on. */
+	ca_name = p11e_journal_str(&j, sect, "ca");
+	if (!ca_name || !*ca_name)
+		ca_name = cert->ca;
+	if (!ca_name) {
+		rc = p11e_err_set(err, P11E_EUSAGE, "%s:%d: [cert:%s] has no ca = NAME", cert->file,
+				  cert->line, cert->name);
+		goto out;
+	}
+	rc = p11e_ca_handle_open(cli->cfg, ca_name, &h, err);
+	if (rc != P11E_OK)
+		goto out;
+	ca_open = true;
+	p11e_info("[cert:%s] asking [ca:%s] to revoke order %s (reason %s)", cert->name, ca_name,
+		  ref.order_id, p11e_revoke_reason_name(reason));
+	h.ops->revoke(h.ca, &ref, reason, &res);
+	if (res.outcome != P11E_CA_OK) {
+		rc = p11e_ca_failure(&res, "the revocation was not done", err);
+		p11e_err_prefix(err, "[cert:%s] order %s", cert->name, ref.order_id);
+		/* A note in the history, not last_error: the enrolment did not fail. */
+		p11e_journal_save(&j, j.state, "revocation refused or failed", &(struct p11e_err){ 0 });
+		goto out;
+	}
+	p11e_journal_clear(&j, "revocation");
+	p11e_journal_set_num(&j, "revocation", "at", (double)time(NULL));
+	p11e_journal_set_str(&j, "revocation", "reason", p11e_revoke_reason_name(reason));
+	p11e_journal_set_str(&j, "revocation", "order_id", ref.order_id);
+	p11e_journal_set_str(&j, "revocation", "serial", serial);
+	p11e_journal_set_str(&j, "revocation", "message", res.message);
+	rc = p11e_journal_save(&j, j.state, res.status_text[0] ? res.status_text : "revoked", err);
+	if (rc != P11E_OK) {
+		p11e_err_prefix(err, "[cert:%s] the CA accepted the revocation (%s), but the journal "
+				     "could not record it",
+				cert->name, res.message);
+		goto out;
+	}
+	/* The CA's own words: for The SSL Store, that this is a refund request. */
+	printf("%s: %s\n", cert->name, res.message[0] ? res.message : "revoked");
+	p11e_info("[cert:%s] `p11enroll renew %s` (or the timer/agent) now replaces it", cert->name,
+		  cert->name);
+out:
+	p11e_ca_result_clear(&res);
+	if (ca_open)
+		p11e_ca_handle_close(&h);
+	p11e_journal_close(&j);
+	return rc;
+}

@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Where each certificate stands, read from its journal without locking:
+ * the one view behind `status` (text, JSON) and the Prometheus textfile
+ * that `status` and `agent` write. */
+#ifndef P11E_STATUS_H
+#define P11E_STATUS_H
+
+#include <stdbool.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
+
+#include "config.h"
+#include "journal.h"
+
+/* Below this many seconds before notAfter a certificate is a failure. */
+#define P11E_STATUS_EXPIRY_ALARM 86400
+
+struct p11e_cert_status {
+	const struct p11e_cert_conf *cert;
+	struct p11e_journal j;   /* owns the strings below */
+	bool found;              /* a journal exists */
+	bool damaged;            /* it cannot be read */
+	p11e_state state;
+	const char *ca, *ca_type;
+	const char *order_id, *request_id, *order_status;
+	const char *serial, *key_type;
+	time_t not_after;        /* 0: no certificate */
+	time_t installed_at;     /* 0: never installed */
+	time_t last_error_at;
+	const char *last_error, *last_error_code;
+	time_t revoked_at;       /* 0: not revoked */
+	const char *revocation_reason, *revocation_message;
+	const char *next_action; /* enroll resume poll reconcile install renew retry */
+	time_t next_at;
+	const char *problem;     /* NULL when healthy: why it fails the check */
+	char problem_buf[160];
+};
+
+/* Reads the journal of `cert` and works out the rest as of `now`. */
+void p11e_status_read(const struct p11e_config *cfg, const struct p11e_cert_conf *cert,
+		      time_t now, struct p11e_cert_status *st);
+void p11e_status_release(struct p11e_cert_status *st);
+
+/* The documented JSON document of p11enroll(1) for n certificates. */
+cJSON *p11e_status_json(const struct p11e_cert_status *st, size_t n, time_t now);
+
+/* The node_exporter textfile (HELP/TYPE lines included); free(). */
+char *p11e_status_prometheus(const struct p11e_cert_status *st, size_t n, time_t now);
+/* Reads every certificate of cfg and writes that text to `path` atomically
+ * (mode 0644). */
+p11e_status p11e_status_write_prometheus(const struct p11e_config *cfg, const char *path,
+					 struct p11e_err *err);
+
+#endif

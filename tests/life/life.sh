@@ -1,0 +1,434 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# The life of an enrolled certificate: status (text, JSON, exit codes,
+# Prometheus), revoke, check, and the agent (renewal while it runs,
+# signals, failures). SoftHSM2 + a CA simulator on loopback + the CLI.
+. "$P11E_SRCDIR/tests/lib.sh"
+
+PIN=918273
+
+# setup CA-KIND [SCENARIO-JSON] — token, simulator, $WORK/p.conf with [cert:web]
+# (the same pattern as tests/e2e/e2e.sh).
+setup() {
+	local kind=$1 scenario=${2:-}
+	t_need openssl curl pkcs11-tool
+	t_softhsm_token edge "$PIN"
+	if [ -n "$scenario" ]; then
+		printf '%s\n' "$scenario" >"$WORK/scenario.json"
+		t_sim_start "$kind" sim --scenario "$WORK/scenario.json"
+	else
+		t_sim_start "$kind" sim
+	fi
+	SIM_BASE=${SIM_URL%/emSignHub-API}
+	{
+		echo "[agent]"
+		echo "state_dir = $WORK/state"
+		echo "wait = 60s"
+		echo
+		echo "[ca:sim]"
+		if [ "$kind" = certinext ]; then
+			echo "type = certinext"
+			echo "api_url = $SIM_URL"
+			echo "account_number = 5550001234"
+			echo "access_key_file = $SIM_DIR/access.key"
+			echo "requestor_name = PKI Automation"
+			echo "requestor_email = pki@example.com"
+			echo "signer_place = Austin"
+			echo "signer_ip = 203.0.113.10"
+			echo "default_product = 842"
+			echo "poll_interval = 1s"
+		else
+			echo "type = sslstore"
+			echo "api_url = $SIM_URL"
+			echo "partner_code = 12345678"
+			echo "auth_token_file = $SIM_DIR/auth.token"
+			echo "default_product = positivessl"
+			echo "approver_email = admin@example.com"
+			echo "admin_email = pki@example.com"
+			echo "validity = 365d"
+			echo "renewal_window = 30d"
+			echo "poll_interval = 1s"
+		fi
+		echo "ca_bundle = $SIM_ROOT"
+		echo "timeout = 10s"
+		echo "max_retries = 2"
+		echo "max_retry_time = 10s"
+		echo
+		cert_section web
+	} >"$WORK/p.conf"
+}
+
+# cert_section NAME [OBJECT] — a [cert:NAME] on the test token.
+cert_section() {
+	local name=$1 object=${2:-$1}
+	echo "[cert:$name]"
+	echo "ca = sim"
+	echo "key = pkcs11:token=edge;object=$object?module-path=$SOFTHSM_MODULE&pin-source=file:$WORK/pin"
+	echo "key_type = ec-p256"
+	echo "subject = CN=$name.example.com"
+	echo "dns = $name.example.com"
+	echo "cert_file = $WORK/tls/$name/cert.pem"
+	echo "fullchain_file = $WORK/tls/$name/fullchain.pem"
+	echo
+}
+
+p11e() { "$P11ENROLL" -c "$WORK/p.conf" "$@"; }
+
+sim_stat() {
+	curl -s --cacert "$SIM_ROOT" "$SIM_BASE/_sim/stats" |
+		"$PYTHON" -c "import json,sys; s=json.load(sys.stdin); print($1)"
+}
+
+sim_scenario() {
+	curl -s --cacert "$SIM_ROOT" -X POST -H 'Content-Type: application/json' \
+		-d "$1" "$SIM_BASE/_sim/scenario" >/dev/null || t_fail "cannot set the scenario"
+}
+
+journal() {
+	"$PYTHON" -c "import json,sys; j=json.load(open('$WORK/state/${2:-web}.json')); print($1)"
+}
+
+# py FILE EXPR… — asserts over the JSON in FILE (bound to `d`); the
+# expressions are Python asserts, run in order.
+py_assert() {
+	local file=$1
+	shift
+	"$PYTHON" - "$file" "$@" <<'PY' || { echo "--- $file"; cat "$file"; t_fail "JSON assertion failed"; }
+import json, sys
+d = json.load(open(sys.argv[1]))
+for expr in sys.argv[2:]:
+    try:
+        ok = eval(expr)
+    except Exception as e:  # a missing key is a failure, said as such
+        print("assertion raised %r: %s" % (e, expr), file=sys.stderr)
+        sys.exit(1)
+    if not ok:
+        print("assertion failed: " + expr, file=sys.stderr)
+        sys.exit(1)
+PY
+}
+
+# ---- revoke -------------------------------------------------------------------
+
+case_revoke_certinext_twice() {
+	setup certinext
+	# A renewal at CERTInext needs a new key (EMS-1099 for the same one).
+	echo "rotate_key = yes" >>"$WORK/p.conf"
+	t_expect 0 p11e enroll web
+	local serial
+	serial=$(journal 'j["cert"]["serial"]')
+	# CERTInext refuses these locally: a configuration-type error, nothing sent.
+	t_expect 2 p11e revoke web --reason unspecified
+	t_contains "$WORK/err" "cannot revoke with reason unspecified"
+	t_expect 2 p11e revoke web --reason nonsense
+	t_contains "$WORK/err" "not a reason"
+	[ "$(sim_stat 's["calls"].get("RevokeOrder", 0)')" = 0 ] || t_fail "a refused reason reached the CA"
+	t_expect 0 p11e revoke web
+	t_contains "$WORK/out" "revoked (revokeReasonId 4, superseded)"
+	[ "$(journal 'j["state"]')" = monitoring ] || t_fail "revoke moved the state to $(journal 'j["state"]')"
+	[ "$(journal 'j["revocation"]["reason"]')" = superseded ] || t_fail "no revocation.reason"
+	[ "$(journal 'j["revocation"]["serial"]')" = "$serial" ] || t_fail "revocation.serial"
+	[ "$(journal 'type(j["revocation"]["at"]).__name__')" = int ] || t_fail "revocation.at"
+	[ "$(journal '[h.get("note") for h in j["history"]][-1]')" = revoked ] || t_fail "no history line for the revocation"
+	# Again: harmless, success, and no second RevokeOrder.
+	t_expect 0 p11e revoke web --reason keyCompromise
+	t_contains "$WORK/out" "already revoked"
+	[ "$(sim_stat 's["calls"].get("RevokeOrder", 0)')" = 1 ] || t_fail "RevokeOrder was sent again"
+	# A revoked certificate needs attention until renew replaces it, which it does at once.
+	t_expect 1 p11e status
+	t_contains "$WORK/out" "revoked"
+	t_expect 0 p11e renew web
+	[ "$(journal 'j["cert"]["serial"]')" != "$serial" ] || t_fail "renew did not replace the revoked certificate"
+	[ "$(journal '"revocation" in j')" = False ] || t_fail "the revocation section outlived the renewal"
+	t_expect 0 p11e status
+}
+
+case_revoke_sslstore_twice() {
+	setup sslstore
+	t_expect 0 p11e enroll web
+	t_expect 0 p11e revoke web --reason cessationOfOperation
+	t_contains "$WORK/out" "refund request"
+	t_contains "$WORK/out" "not an immediate revocation"
+	[ "$(journal 'j["revocation"]["reason"]')" = cessationOfOperation ] || t_fail "reason not journalled"
+	t_contains "$WORK/state/web.json" "refund request"
+	t_expect 0 p11e revoke web --reason cessationOfOperation
+	t_contains "$WORK/out" "refund request"
+	t_contains "$WORK/out" "nothing more to do"
+	[ "$(journal 'j["state"]')" = monitoring ] || t_fail "state $(journal 'j["state"]')"
+}
+
+case_revoke_nothing() {
+	setup certinext
+	t_expect 1 p11e revoke web
+	t_contains "$WORK/err" "has no order to revoke"
+	t_expect 2 p11e revoke
+	t_expect 2 p11e revoke nosuch
+	t_contains "$WORK/err" "no [cert:nosuch]"
+}
+
+# ---- status -------------------------------------------------------------------
+
+case_status_json() {
+	setup certinext
+	cert_section spare >>"$WORK/p.conf"
+	t_expect 0 p11e enroll web
+	t_expect 0 p11e status --json
+	local now
+	now=$(date +%s)
+	py_assert "$WORK/out" \
+		'sorted(d) == ["certificates", "ok", "time", "version"]' \
+		'd["version"] == 1 and d["ok"] is True and isinstance(d["time"], int)' \
+		'[c["name"] for c in d["certificates"]] == ["web", "spare"]' \
+		'all(sorted(c) == sorted(["name", "ca", "ca_type", "journal", "state", "ok", "problem", "key_type", "order", "serial", "not_after", "seconds_left", "days_left", "installed_at", "next_action", "next_action_at", "last_error", "revocation"]) for c in d["certificates"])' \
+		'd["certificates"][0]["state"] == "monitoring" and d["certificates"][0]["ok"] is True and d["certificates"][0]["problem"] is None' \
+		'd["certificates"][0]["ca"] == "sim" and d["certificates"][0]["ca_type"] == "certinext" and d["certificates"][0]["key_type"] == "ec-p256"' \
+		'isinstance(d["certificates"][0]["order"]["order_id"], str) and d["certificates"][0]["order"]["order_id"]' \
+		'set(d["certificates"][0]["order"]) == {"order_id", "request_id", "status"}' \
+		"abs(d['certificates'][0]['not_after'] - $now - 90*86400) < 2*86400" \
+		'd["certificates"][0]["days_left"] in (88, 89, 90) and isinstance(d["certificates"][0]["seconds_left"], int)' \
+		'isinstance(d["certificates"][0]["installed_at"], int)' \
+		'd["certificates"][0]["next_action"] == "renew"' \
+		'd["certificates"][0]["next_action_at"] == d["certificates"][0]["not_after"] - 30*86400' \
+		'd["certificates"][0]["last_error"] is None and d["certificates"][0]["revocation"] is None' \
+		'd["certificates"][1]["journal"] is False and d["certificates"][1]["state"] == "new"' \
+		'd["certificates"][1]["next_action"] == "enroll" and d["certificates"][1]["serial"] is None and d["certificates"][1]["order"] is None' \
+		'd["certificates"][1]["ok"] is True'
+	[ "$(journal 'j["cert"]["serial"]')" = "$("$PYTHON" -c 'import json,sys; print(json.load(open(sys.argv[1]))["certificates"][0]["serial"])' "$WORK/out")" ] ||
+		t_fail "status serial differs from the journal"
+	# The global --json and one name.
+	t_expect 0 p11e --json status web
+	py_assert "$WORK/out" 'len(d["certificates"]) == 1 and d["certificates"][0]["name"] == "web"'
+	# Text for people.
+	t_expect 0 p11e status
+	t_contains "$WORK/out" "web: monitoring"
+	t_contains "$WORK/out" "days left"
+	t_contains "$WORK/out" "next        renew"
+	t_contains "$WORK/out" "spare: new"
+	t_not_contains "$WORK/out" "NEEDS ATTENTION"
+	t_expect 2 p11e status nosuch
+	t_expect 2 p11e status --bogus
+	# Status never waits for the lock of a running enroll.
+	exec 9>"$WORK/state/web.lock"
+	flock 9
+	t_expect 0 timeout 5 "$P11ENROLL" -c "$WORK/p.conf" status web
+	exec 9>&-
+}
+
+case_status_rejected() {
+	setup certinext '{"reject": {"code": "EMS-1234", "message": "Order refused by policy"}}'
+	t_expect 4 p11e enroll web
+	t_expect 1 p11e status --json
+	py_assert "$WORK/out" 'd["ok"] is False' \
+		'd["certificates"][0]["state"] == "rejected" and d["certificates"][0]["ok"] is False' \
+		'd["certificates"][0]["problem"] == "the CA refused the order"' \
+		'd["certificates"][0]["last_error"]["ca_code"] == "EMS-1234"' \
+		'"Order refused by policy" in d["certificates"][0]["last_error"]["message"]' \
+		'isinstance(d["certificates"][0]["last_error"]["at"], int)' \
+		'd["certificates"][0]["next_action"] == "retry"'
+	t_contains "$WORK/err" "1 certificate(s) need attention: web"
+	t_expect 1 p11e status
+	t_contains "$WORK/out" "NEEDS ATTENTION: the CA refused the order"
+	t_contains "$WORK/out" "last error"
+	t_contains "$WORK/out" "EMS-1234"
+}
+
+case_status_expiring() {
+	# A leaf of 2 hours: inside a day, and renew_before (30d) covers it.
+	setup certinext '{"leaf_seconds": 7200}'
+	echo "rotate_key = yes" >>"$WORK/p.conf"
+	t_expect 0 p11e enroll web
+	t_expect 1 p11e status --json
+	py_assert "$WORK/out" 'd["ok"] is False' \
+		'd["certificates"][0]["state"] == "monitoring"' \
+		'd["certificates"][0]["problem"] == "the certificate expires in less than a day"' \
+		'd["certificates"][0]["days_left"] == 0 and 0 < d["certificates"][0]["seconds_left"] <= 7200'
+	# With a healthy certificate again, the check passes.
+	sim_scenario '{"leaf_seconds": null}'
+	t_expect 0 p11e renew web
+	t_expect 0 p11e status
+}
+
+# post_install failed: the certificate is installed but the service may not use it.
+case_status_post_install_failed() {
+	setup certinext
+	echo "post_install = exit 3" >>"$WORK/p.conf"
+	t_expect 1 p11e enroll web
+	t_expect 1 p11e status --json
+	py_assert "$WORK/out" 'd["certificates"][0]["problem"] == "post_install failed"' \
+		'"post_install" in d["certificates"][0]["last_error"]["message"]'
+}
+
+case_prometheus() {
+	setup certinext '{"reject": {"code": "EMS-1234", "message": "no", "count": 1}}'
+	cert_section spare >>"$WORK/p.conf"
+	sed -i "/^state_dir/a prometheus_file = $WORK/metrics/p11enroll.prom" "$WORK/p.conf"
+	mkdir -p "$WORK/metrics"
+	t_expect 4 p11e enroll spare
+	t_expect 0 p11e enroll web
+	# Without names, status writes the configured file too.
+	t_expect 1 p11e status
+	local f=$WORK/metrics/p11enroll.prom
+	[ -f "$f" ] || t_fail "no metrics file"
+	[ "$(stat -c %a "$f")" = 644 ] || t_fail "metrics file mode $(stat -c %a "$f")"
+	ls "$WORK/metrics" | grep -v '^p11enroll.prom$' && t_fail "temporary files left beside the metrics"
+	local not_after installed
+	not_after=$(journal 'int(j["cert"]["not_after"])')
+	installed=$(journal 'int(j["cert"]["installed_at"])')
+	t_contains "$f" "# TYPE p11enroll_certificate_not_after_seconds gauge"
+	t_contains "$f" "p11enroll_certificate_not_after_seconds{name=\"web\",ca=\"sim\"} $not_after"
+	t_contains "$f" "p11enroll_last_success_timestamp_seconds{name=\"web\",ca=\"sim\"} $installed"
+	t_contains "$f" "p11enroll_last_failure_timestamp_seconds{name=\"web\",ca=\"sim\"} 0"
+	t_contains "$f" "p11enroll_last_success_timestamp_seconds{name=\"spare\",ca=\"sim\"} 0"
+	t_contains "$f" "p11enroll_state{name=\"web\",ca=\"sim\",state=\"monitoring\"} 1"
+	t_contains "$f" "p11enroll_state{name=\"web\",ca=\"sim\",state=\"rejected\"} 0"
+	t_contains "$f" "p11enroll_state{name=\"spare\",ca=\"sim\",state=\"rejected\"} 1"
+	t_contains "$f" "p11enroll_certificate_ok{name=\"web\",ca=\"sim\"} 1"
+	t_contains "$f" "p11enroll_certificate_ok{name=\"spare\",ca=\"sim\"} 0"
+	t_contains "$f" "p11enroll_certificate_next_action_timestamp_seconds{name=\"web\",ca=\"sim\",action=\"renew\"} $((not_after - 30 * 86400))"
+	grep -q 'p11enroll_certificate_not_after_seconds{name="spare"' "$f" && t_fail "a not_after for a certificate that has none"
+	grep -Eq "^p11enroll_last_failure_timestamp_seconds\{name=\"spare\",ca=\"sim\"\} [1-9][0-9]+$" "$f" ||
+		t_fail "no failure time for spare"
+	# Every line is a comment or `name{labels} number`; every metric has HELP and TYPE.
+	"$PYTHON" - "$f" <<'PY' || t_fail "not the exposition format"
+import re, sys
+seen, typed = set(), set()
+for line in open(sys.argv[1]):
+    line = line.rstrip("\n")
+    m = re.match(r"# (HELP|TYPE) (\w+) (.+)$", line)
+    if m:
+        (typed if m.group(1) == "TYPE" else seen).add(m.group(2))
+        continue
+    m = re.match(r'([a-z0-9_]+)(\{([a-z_]+="[^"\\]*",?)*\})? -?[0-9]+$', line)
+    assert m, line
+    assert m.group(1) in seen and m.group(1) in typed, line
+PY
+	# status --prometheus FILE for a named certificate; "-" prints.
+	t_expect 0 p11e status web --prometheus "$WORK/web.prom"
+	t_contains "$WORK/web.prom" 'name="web"'
+	t_not_contains "$WORK/web.prom" 'name="spare"'
+	t_expect 0 p11e status web --prometheus -
+	t_contains "$WORK/out" "# HELP p11enroll_state"
+	t_not_contains "$WORK/out" "web: monitoring"
+}
+
+# ---- check --------------------------------------------------------------------
+
+case_check_bad_key_mode() {
+	setup certinext
+	t_expect 0 p11e check
+	t_contains "$WORK/out" "ok   ca:sim"
+	chmod 0644 "$SIM_DIR/access.key"
+	"$P11ENROLL" -c "$WORK/p.conf" check >"$WORK/out" 2>"$WORK/err" && t_fail "check passed with a world-readable access key"
+	grep -E '^FAIL +ca:sim +configuration' "$WORK/out" >/dev/null || { cat "$WORK/out"; t_fail "no FAIL line for the access key"; }
+	t_contains "$WORK/out" "access_key_file"
+	t_not_contains "$WORK/out" "sim-access-key"
+	t_not_contains "$WORK/err" "sim-access-key"
+}
+
+# ---- agent --------------------------------------------------------------------
+
+# agent_start [ARGS…] — the agent in the background, its log in $WORK/agent.log.
+agent_start() {
+	"$P11ENROLL" -c "$WORK/p.conf" agent --interval-min 1s "$@" >"$WORK/agent.out" 2>"$WORK/agent.log" &
+	AGENT=$!
+	T_PIDS+=("$AGENT")
+}
+
+# wait_for SECONDS CMD… — until CMD succeeds.
+wait_for() {
+	local limit=$1 i
+	shift
+	for i in $(seq 1 $((limit * 10))); do
+		"$@" && return 0
+		kill -0 "$AGENT" 2>/dev/null || { cat "$WORK/agent.log"; t_fail "the agent died"; }
+		sleep 0.1
+	done
+	return 1
+}
+
+# agent_stop — SIGTERM; it must exit 0 within 2 s.
+agent_stop() {
+	local start rc i
+	start=$(date +%s%N)
+	kill -TERM "$AGENT"
+	for i in $(seq 1 20); do
+		kill -0 "$AGENT" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -0 "$AGENT" 2>/dev/null && { cat "$WORK/agent.log"; t_fail "the agent did not stop within 2 s of SIGTERM"; }
+	wait "$AGENT"
+	rc=$?
+	[ "$rc" = 0 ] || { cat "$WORK/agent.log"; t_fail "the agent exited $rc after SIGTERM"; }
+	echo "agent stopped in $((($(date +%s%N) - start) / 1000000)) ms"
+}
+
+serial_is_not() { [ -f "$WORK/state/web.json" ] && [ "$(journal 'j["state"]+j.get("cert",{}).get("serial","")')" != "monitoring$1" ] && [ "$(journal 'j["state"]')" = monitoring ]; }
+has_line() { grep -qF -- "$2" "$1"; }
+
+case_agent_renews() {
+	# 40 s leaves, renewal window 30 s: due 10 s after each issuance.
+	setup certinext '{"leaf_seconds": 40}'
+	sed -i "/^state_dir/a renew_before = 30s\nprometheus_file = $WORK/agent.prom" "$WORK/p.conf"
+	echo "rotate_key = yes" >>"$WORK/p.conf"
+	t_expect 0 p11e enroll web
+	local serial
+	serial=$(journal 'j["cert"]["serial"]')
+	agent_start
+	wait_for 5 has_line "$WORK/agent.log" "next round at" || t_fail "the agent did not plan a round"
+	# Not due yet: nothing happened at once.
+	[ "$(journal 'j["cert"]["serial"]')" = "$serial" ] || t_fail "renewed before the window opened"
+	wait_for 20 serial_is_not "$serial" || { cat "$WORK/agent.log"; t_fail "the agent did not renew when the window opened"; }
+	t_contains "$WORK/agent.log" "renewing"
+	[ "$(sim_stat 's["orders_placed"]')" -ge 2 ] || t_fail "no renewal order"
+	[ -s "$WORK/agent.prom" ] || t_fail "the agent wrote no metrics"
+	t_contains "$WORK/agent.prom" 'p11enroll_state{name="web",ca="sim",state="monitoring"}'
+	# SIGHUP: reload, keep running.
+	kill -HUP "$AGENT"
+	wait_for 5 has_line "$WORK/agent.log" "agent: reloaded" || t_fail "no reload on SIGHUP"
+	sleep 0.5
+	kill -0 "$AGENT" || t_fail "the agent died on SIGHUP"
+	agent_stop
+	t_contains "$WORK/agent.log" "agent: stopping (SIGTERM)"
+}
+
+# An invalid configuration on SIGHUP is logged and the old one kept; the
+# agent enrols a certificate that has none and keeps going past one that fails.
+case_agent_failures() {
+	setup certinext
+	# [cert:broken] names a token that does not exist: a token error every time.
+	{
+		echo "[cert:broken]"
+		echo "ca = sim"
+		echo "key = pkcs11:token=absent;object=x?module-path=$SOFTHSM_MODULE&pin-source=file:$WORK/pin"
+		echo "dns = broken.example.com"
+	} >>"$WORK/p.conf"
+	cp "$WORK/p.conf" "$WORK/good.conf"
+	agent_start
+	wait_for 30 serial_is_not "none" || { cat "$WORK/agent.log"; t_fail "the agent did not enrol web"; }
+	wait_for 10 has_line "$WORK/agent.log" "[cert:broken] renewal failed (exit status 5); next try at" ||
+		t_fail "no backoff line for the failing certificate"
+	t_contains "$WORK/agent.log" "backoff 60s"
+	echo "colour = blue" >>"$WORK/p.conf"
+	kill -HUP "$AGENT"
+	wait_for 5 has_line "$WORK/agent.log" "the configuration was not reloaded" || t_fail "no error for the bad configuration"
+	t_contains "$WORK/agent.log" "unknown key 'colour'"
+	sleep 0.3
+	kill -0 "$AGENT" || t_fail "the agent died on a bad configuration"
+	# The old configuration is still in use: web stays monitored, the agent keeps running.
+	cp "$WORK/good.conf" "$WORK/p.conf"
+	kill -HUP "$AGENT"
+	wait_for 5 has_line "$WORK/agent.log" "agent: reloaded" || t_fail "no reload after the fix"
+	agent_stop
+	[ "$(journal 'j["state"]')" = monitoring ] || t_fail "web state $(journal 'j["state"]')"
+}
+
+case_agent_usage() {
+	setup certinext
+	t_expect 2 p11e agent --interval-min 0s
+	t_expect 2 p11e agent --bogus
+	echo "colour = blue" >>"$WORK/p.conf"
+	t_expect 2 p11e agent
+	t_contains "$WORK/err" "unknown key 'colour'"
+}
+
+t_run "$@"
