@@ -324,6 +324,24 @@ case_oauth_refresh() {
 	t_contains "$WORK/err" "Authorization: <redacted>"
 }
 
+case_oauth_401_refresh() {
+	oauth_sim
+	# The gateway drops the token the client still holds: one 401, one new
+	# token, one retry, and the order goes through.
+	cn_scenario '{"oauth_revoke_next": 1}'
+	cn_csr "$WORK/a.csr" www.example.com
+	drive 0 "$WORK/ca.conf" -v enroll --csr "$WORK/a.csr" --cn www.example.com --max-sleep 1
+	t_contains "$WORK/out" "final.outcome=issued"
+	t_contains "$WORK/err" "answered 401; refreshing the OAuth token once"
+	cn_stats
+	[ "$(cn_stat 'd["token_requests"]')" = 2 ] || t_fail "expected exactly one refresh, token requests: $(cn_stat 'd["token_requests"]')"
+	[ "$(cn_stat 'd["orders_placed"]')" = 1 ] || t_fail "orders placed: $(cn_stat 'd["orders_placed"]')"
+	# Twice in a row: one refresh only, then a clear failure.
+	cn_scenario '{"oauth_revoke_next": 2}'
+	drive 2 "$WORK/ca.conf" check
+	t_contains "$WORK/out" "oauth"
+}
+
 case_oauth_bad_secret() {
 	oauth_sim
 	printf 'wrong-secret\n' >"$WORK/client.secret"

@@ -286,7 +286,7 @@ DEFAULT_SCENARIO = {
     "groups": None, "requestor_emails": None,
     # auth
     "bad_auth_code": "EMS-001", "bad_auth_http": 200, "strict_ts_skew_s": 0,
-    "reject_duplicate_txn": True, "oauth_expires_in": 3600,
+    "reject_duplicate_txn": True, "oauth_expires_in": 3600, "oauth_revoke_next": 0,
     # certificate text
     "empty_root": False, "bare_base64": False, "crlf": False,
     # listing and catalogue
@@ -336,6 +336,14 @@ class Scenario:
     def __getitem__(self, key):
         with self.lock:
             return self.data[key]
+
+    def consume(self, knob):
+        """Counts a plain-number knob down; True while it was above zero."""
+        with self.lock:
+            left = int(self.data.get(knob) or 0)
+            if left > 0:
+                self.data[knob] = left - 1
+            return left > 0
 
     def take(self, knob, endpoint, unlimited=False):
         """The knob's settings if it applies to this endpoint now, consuming
@@ -1367,6 +1375,12 @@ class Simulator:
             raise reject("access token (unknown)")
         if time.monotonic() >= expiry:
             raise reject("access token (expired)")
+        # Revoked at the gateway before its expiry (the client cannot know):
+        # the next N calls with a live token are refused and it is forgotten.
+        if self.scenario.consume("oauth_revoke_next"):
+            with self.store.lock:
+                self.store.tokens.pop(token, None)
+            raise reject("access token (revoked)")
 
     def issue_token(self, form):
         """§2.5 client-credentials grant; returns (http status, body)."""
