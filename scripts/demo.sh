@@ -41,7 +41,8 @@ printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR
 export SOFTHSM2_CONF=$demo/softhsm2.conf
 pin=$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')
 softhsm2-util --init-token --free --label demo --pin "$pin" --so-pin "$pin$pin" >/dev/null
-(umask 077; echo "$pin" >"$demo/pin")
+# No newline: the pkcs11 engine of libp11 0.4.12 would take it as part of the PIN.
+(umask 077; printf '%s' "$pin" >"$demo/pin")
 
 step "the CERTInext simulator on 127.0.0.1"
 /usr/bin/python3 tests/sim/certinext_sim.py --dir "$demo/sim" >"$demo/sim.log" 2>&1 &
