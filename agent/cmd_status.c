@@ -55,10 +55,13 @@ static void print_text(const struct p11e_cert_status *s, time_t now)
 		       s->order_status ? ")" : "");
 	if (s->serial)
 		printf("  serial      %s\n", s->serial);
-	if (s->not_after)
+	if (s->not_after > now)
 		printf("  not after   %s (%s, %lld days left)\n", when(s->not_after, t1, sizeof(t1)),
 		       span(s->not_after, now, t2, sizeof(t2)),
 		       (long long)((s->not_after - now) / 86400));
+	else if (s->not_after)
+		printf("  not after   %s (expired %s)\n", when(s->not_after, t1, sizeof(t1)),
+		       span(s->not_after, now, t2, sizeof(t2)));
 	if (s->installed_at)
 		printf("  installed   %s\n", when(s->installed_at, t1, sizeof(t1)));
 	printf("  next        %s %s (%s)\n", s->next_action, when(s->next_at, t1, sizeof(t1)),

@@ -103,7 +103,7 @@ static p11e_status rotate_key(struct flow *f, struct p11e_err *err)
 	p11e_status rc;
 
 	rc = p11e_cert_key_open(f->cert, next, &f->ck, err);
-	f->key_open = p11e_cert_key_is_open(&f->ck);
+	f->key_open = true; /* closing a half-opened key is safe and frees its URI */
 	if (rc == P11E_OK)
 		rc = p11e_cert_key_rotate(f->cert, &f->ck, next, err);
 	if (rc != P11E_OK)
@@ -129,7 +129,7 @@ static p11e_status open_key(struct flow *f, struct p11e_err *err)
 	if (f->j.state == P11E_ST_KEY_GENERATING || f->j.state == P11E_ST_NEW)
 		id = NULL; /* no key recorded yet: find by label, or make one */
 	rc = p11e_cert_key_open(f->cert, id, &f->ck, err);
-	f->key_open = p11e_cert_key_is_open(&f->ck);
+	f->key_open = true; /* closing a half-opened key is safe and frees its URI */
 	if (rc != P11E_OK)
 		return rc;
 	if (!f->ck.have_key && id)

@@ -31,7 +31,7 @@ struct p11e_cert_status {
 	const char *last_error, *last_error_code;
 	time_t revoked_at;       /* 0: not revoked */
 	const char *revocation_reason, *revocation_message;
-	const char *next_action; /* enroll resume poll reconcile install renew retry */
+	const char *next_action; /* enroll resume reconcile poll renew retry */
 	time_t next_at;
 	const char *problem;     /* NULL when healthy: why it fails the check */
 	char problem_buf[160];

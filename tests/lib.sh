@@ -97,6 +97,45 @@ t_sim_start() {
 	[ -f "$SIM_DIR/ready" ] || t_fail "$kind simulator did not start"
 	SIM_URL=$(cat "$SIM_DIR/url")
 	SIM_ROOT="$SIM_DIR/ca/root.pem"
+	SIM_BASE=${SIM_URL%/emSignHub-API}
+}
+
+# t_ca_section KIND — a [ca:sim] section for the simulator t_sim_start ran.
+t_ca_section() {
+	echo "[ca:sim]"
+	if [ "$1" = certinext ]; then
+		echo "type = certinext"
+		echo "api_url = $SIM_URL"
+		echo "account_number = 5550001234"
+		echo "access_key_file = $SIM_DIR/access.key"
+		echo "requestor_name = PKI Automation"
+		echo "requestor_email = pki@example.com"
+		echo "signer_place = Austin"
+		echo "signer_ip = 203.0.113.10"
+		echo "default_product = 842"
+	else
+		echo "type = sslstore"
+		echo "api_url = $SIM_URL"
+		echo "partner_code = 12345678"
+		echo "auth_token_file = $SIM_DIR/auth.token"
+		echo "default_product = positivessl"
+		echo "approver_email = admin@example.com"
+		echo "admin_email = pki@example.com"
+		echo "validity = 365d"
+		echo "renewal_window = 30d"
+	fi
+	echo "poll_interval = 1s"
+	echo "ca_bundle = $SIM_ROOT"
+	echo "timeout = 10s"
+	echo "max_retries = 2"
+	echo "max_retry_time = 10s"
+	echo
+}
+
+# t_sim_stat PY-EXPR — EXPR over the simulator's /_sim/stats, bound to `s`.
+t_sim_stat() {
+	curl -s --cacert "$SIM_ROOT" "$SIM_BASE/_sim/stats" |
+		"$PYTHON" -c "import json,sys; s=json.load(sys.stdin); print($1)"
 }
 
 # t_expect CODE CMD… — runs CMD, keeps stdout/stderr in $WORK/out and

@@ -17,41 +17,12 @@ setup() {
 	else
 		t_sim_start "$kind" sim
 	fi
-	SIM_BASE=${SIM_URL%/emSignHub-API}
 	{
 		echo "[agent]"
 		echo "state_dir = $WORK/state"
 		echo "wait = 60s"
 		echo
-		echo "[ca:sim]"
-		if [ "$kind" = certinext ]; then
-			echo "type = certinext"
-			echo "api_url = $SIM_URL"
-			echo "account_number = 5550001234"
-			echo "access_key_file = $SIM_DIR/access.key"
-			echo "requestor_name = PKI Automation"
-			echo "requestor_email = pki@example.com"
-			echo "signer_place = Austin"
-			echo "signer_ip = 203.0.113.10"
-			echo "default_product = 842"
-			echo "poll_interval = 1s"
-		else
-			echo "type = sslstore"
-			echo "api_url = $SIM_URL"
-			echo "partner_code = 12345678"
-			echo "auth_token_file = $SIM_DIR/auth.token"
-			echo "default_product = positivessl"
-			echo "approver_email = admin@example.com"
-			echo "admin_email = pki@example.com"
-			echo "validity = 365d"
-			echo "renewal_window = 30d"
-			echo "poll_interval = 1s"
-		fi
-		echo "ca_bundle = $SIM_ROOT"
-		echo "timeout = 10s"
-		echo "max_retries = 2"
-		echo "max_retry_time = 10s"
-		echo
+		t_ca_section "$kind"
 		echo "[cert:web]"
 		echo "ca = sim"
 		echo "key = pkcs11:token=edge;object=web?module-path=$SOFTHSM_MODULE&pin-source=file:$WORK/pin"
@@ -68,11 +39,7 @@ setup() {
 
 p11e() { "$P11ENROLL" -c "$WORK/p.conf" "$@"; }
 
-# sim_stat PY-EXPR — evaluates EXPR over the simulator's /_sim/stats as `s`.
-sim_stat() {
-	curl -s --cacert "$SIM_ROOT" "$SIM_BASE/_sim/stats" |
-		"$PYTHON" -c "import json,sys; s=json.load(sys.stdin); print($1)"
-}
+sim_stat() { t_sim_stat "$@"; }
 
 sim_scenario() {
 	curl -s --cacert "$SIM_ROOT" -X POST -H 'Content-Type: application/json' \

@@ -19,41 +19,12 @@ setup() {
 	else
 		t_sim_start "$kind" sim
 	fi
-	SIM_BASE=${SIM_URL%/emSignHub-API}
 	{
 		echo "[agent]"
 		echo "state_dir = $WORK/state"
 		echo "wait = 60s"
 		echo
-		echo "[ca:sim]"
-		if [ "$kind" = certinext ]; then
-			echo "type = certinext"
-			echo "api_url = $SIM_URL"
-			echo "account_number = 5550001234"
-			echo "access_key_file = $SIM_DIR/access.key"
-			echo "requestor_name = PKI Automation"
-			echo "requestor_email = pki@example.com"
-			echo "signer_place = Austin"
-			echo "signer_ip = 203.0.113.10"
-			echo "default_product = 842"
-			echo "poll_interval = 1s"
-		else
-			echo "type = sslstore"
-			echo "api_url = $SIM_URL"
-			echo "partner_code = 12345678"
-			echo "auth_token_file = $SIM_DIR/auth.token"
-			echo "default_product = positivessl"
-			echo "approver_email = admin@example.com"
-			echo "admin_email = pki@example.com"
-			echo "validity = 365d"
-			echo "renewal_window = 30d"
-			echo "poll_interval = 1s"
-		fi
-		echo "ca_bundle = $SIM_ROOT"
-		echo "timeout = 10s"
-		echo "max_retries = 2"
-		echo "max_retry_time = 10s"
-		echo
+		t_ca_section "$kind"
 		cert_section web
 	} >"$WORK/p.conf"
 }
@@ -74,10 +45,7 @@ cert_section() {
 
 p11e() { "$P11ENROLL" -c "$WORK/p.conf" "$@"; }
 
-sim_stat() {
-	curl -s --cacert "$SIM_ROOT" "$SIM_BASE/_sim/stats" |
-		"$PYTHON" -c "import json,sys; s=json.load(sys.stdin); print($1)"
-}
+sim_stat() { t_sim_stat "$@"; }
 
 sim_scenario() {
 	curl -s --cacert "$SIM_ROOT" -X POST -H 'Content-Type: application/json' \
@@ -246,6 +214,21 @@ case_status_expiring() {
 	sim_scenario '{"leaf_seconds": null}'
 	t_expect 0 p11e renew web
 	t_expect 0 p11e status
+}
+
+# A pending order is not a failure; a journal that cannot be read is.
+case_status_pending_damaged() {
+	setup certinext '{"pending_polls": 100}'
+	t_expect 3 p11e enroll web --wait 1s
+	t_expect 0 p11e status --json
+	py_assert "$WORK/out" 'd["ok"] is True' \
+		'd["certificates"][0]["state"] == "order-pending" and d["certificates"][0]["next_action"] == "poll"' \
+		'd["certificates"][0]["order"]["order_id"] and d["certificates"][0]["not_after"] is None' \
+		'd["certificates"][0]["ca_type"] == "certinext"'
+	echo '{"state": "' >"$WORK/state/web.json"
+	t_expect 1 p11e status --json
+	py_assert "$WORK/out" 'd["certificates"][0]["state"] == "damaged"' \
+		'd["certificates"][0]["problem"].startswith("journal unreadable")'
 }
 
 # post_install failed: the certificate is installed but the service may not use it.

@@ -395,21 +395,8 @@ case_prov_config_errors() {
 ca_lines() {
 	t_need curl
 	t_sim_start certinext sim --scenario "$WORK/scenario.json"
-	cat <<CONF
-
-[ca:sim]
-type = certinext
-api_url = $SIM_URL
-account_number = 5550001234
-access_key_file = $SIM_DIR/access.key
-ca_bundle = $SIM_ROOT
-requestor_name = PKI Automation
-requestor_email = pki@example.com
-signer_place = Austin
-signer_ip = 203.0.113.10
-default_product = 844
-poll_interval = 1s
-CONF
+	echo
+	t_ca_section certinext | sed 's/^default_product = .*/default_product = 844/'
 }
 
 # enrol_checks — files verify against the simulator's root and carry the key.
@@ -423,10 +410,7 @@ enrol_checks() {
 	no_transient_objects
 }
 
-sim_orders() {
-	curl -s --cacert "$SIM_ROOT" "${SIM_URL%/emSignHub-API}/_sim/stats" |
-		"$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["orders_placed"])'
-}
+sim_orders() { t_sim_stat 's["orders_placed"]'; }
 
 # UCC product 844: the configuration's two DNS names; the simulator takes a
 # renewal with the same key (EMS-1099 scope: CSR bytes).
