@@ -35,7 +35,7 @@ seconds() {
 	t0=$(date +%s.%N)
 	"$@" >/dev/null 2>&1
 	t1=$(date +%s.%N)
-	echo "$t1 - $t0" | bc -l
+	awk "BEGIN { print $t1 - $t0 }"
 }
 
 echo "== keygen and CSR on SoftHSM2 (whole p11enroll process, $runs runs each)"
@@ -90,7 +90,7 @@ CONF
 	t0=$(date +%s.%N)
 	"$P11ENROLL" -v -c "$work/e.conf" enroll web >/dev/null 2>"$work/enroll.log"
 	t1=$(date +%s.%N)
-	echo "$t1 - $t0" | bc -l >>"$work/enroll"
+	awk "BEGIN { print $t1 - $t0 }" >>"$work/enroll"
 	grep -o 'time: .*' "$work/enroll.log" | sed 's/^/  in-process /'
 done
 stats "enroll (wall, whole process)" "$work/enroll"
