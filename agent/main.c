@@ -2,6 +2,8 @@
 /* p11enroll: certificates from CERTInext and The SSL Store for keys that
  * never leave their HSM or TPM. This file is the command line only. */
 #include <getopt.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -164,6 +166,16 @@ p11e_status p11e_cli_cert(struct p11e_cli *cli, const char *name,
 			    cli->cfg->path, name, *names ? names : "none");
 }
 
+/* PINs, access keys and tokens live in this process's memory: no core
+ * file of it, and no other process of the same user reading it. */
+static void protect_secrets(void)
+{
+	struct rlimit none = { 0, 0 };
+
+	setrlimit(RLIMIT_CORE, &none);
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option options[] = {
@@ -180,6 +192,7 @@ int main(int argc, char **argv)
 	p11e_status rc = P11E_EUSAGE;
 	int opt;
 
+	protect_secrets();
 	/* '+': options after the command belong to the command. */
 	while ((opt = getopt_long(argc, argv, "+c:vqhV", options, NULL)) != -1) {
 		switch (opt) {

@@ -270,6 +270,8 @@ case_lock() {
 	done
 	t_expect 1 p11e enroll web --wait 1s
 	t_contains "$WORK/err" "another p11enroll (pid $first) is working on [cert:web]"
+	# While it holds secrets: no core file.
+	grep -q "^Max core file size *0 *0" "/proc/$first/limits" || t_fail "p11enroll may dump core"
 	kill "$first"
 	[ "$(orders_placed)" = 1 ] || t_fail "the CA saw $(orders_placed) orders"
 }
