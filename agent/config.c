@@ -37,6 +37,7 @@ struct parser {
 	const char *file;      /* kept copy */
 	FILE *stream;
 	int line;
+	bool line_indented;    /* the line starts with a blank: inih's continuation */
 	bool line_too_long;
 	struct p11e_err *err;
 };
@@ -78,6 +79,7 @@ static char *reader(char *str, int num, void *stream)
 	if (!got)
 		return NULL;
 	p->line++;
+	p->line_indented = got[0] == ' ' || got[0] == '\t';
 	len = strlen(got);
 	if (len == (size_t)num - 1 && got[len - 1] != '\n' && !feof(p->stream)) {
 		p->line_too_long = true;
@@ -147,6 +149,18 @@ static int handler(void *user, const char *section, const char *key, const char 
 		s->file = p->file;
 		s->line = p->line;
 	}
+	/* An indented line continues the value above it (inih hands it over
+	 * under the same key): long key URIs can be split over lines. */
+	if (p->line_indented && s->n > 0 && strcmp(s->v[s->n - 1].key, key) == 0 &&
+	    s->v[s->n - 1].file == p->file) {
+		char *joined;
+
+		if (asprintf(&joined, "%s%s", s->v[s->n - 1].value, value) < 0)
+			return 0;
+		s->v[s->n - 1].value = keep(p->cfg, joined);
+		free(joined);
+		return s->v[s->n - 1].value != NULL;
+	}
 	for (size_t i = 0; i < s->n; i++) {
 		if (strcmp(s->v[i].key, key) == 0) {
 			return fail(p, "'%s' is set twice in this section (first at line %d)", key,
@@ -180,7 +194,8 @@ static p11e_status parse_file(struct parser *p, const char *path)
 	if (p->line_too_long)
 		return p11e_err_set(p->err, P11E_EUSAGE,
 				    "%s:%d: line longer than %d characters, which the INI parser "
-				    "cannot take; shorten it",
+				    "cannot take; split the value over lines that start with a "
+				    "blank (they are joined without a separator)",
 				    path, p->line, INI_MAX_LINE - 1);
 	if (p->err->status != P11E_OK)
 		return p->err->status;

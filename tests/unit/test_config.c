@@ -137,6 +137,28 @@ Test(config, overlong_lines_are_refused_not_cut)
 
 	snprintf(text, sizeof(text), "[cert:a]\n" KEY "subject = CN=%0300d\n", 0);
 	refused(text, "bad.conf:3: line longer than");
+	refused(text, "split the value over lines that start with a blank");
+}
+
+Test(config, indented_lines_continue_a_value)
+{
+	struct p11e_config *cfg = NULL;
+	struct p11e_err err = { 0 };
+	const struct p11e_cert_conf *c;
+
+	cr_assert_eq(p11e_config_load(write_conf("cont.conf",
+						 "[cert:a]\n"
+						 "key = pkcs11:token=edge;object=k\n"
+						 "      ?module-path=/usr/lib/softhsm/libsofthsm2.so\n"
+						 "      &pin-source=file:/etc/p11enroll/pin\n"
+						 "dns = a.example.com\n"
+						 "subject = CN=a.example.com\n"),
+				      &cfg, &err),
+		     P11E_OK, "%s", err.msg);
+	c = p11e_config_cert(cfg, "a");
+	cr_assert_str_eq(c->key, "pkcs11:token=edge;object=k?module-path=/usr/lib/softhsm/libsofthsm2.so"
+				 "&pin-source=file:/etc/p11enroll/pin");
+	p11e_config_free(cfg);
 }
 
 Test(config, include_dir_in_name_order)
