@@ -226,6 +226,7 @@ static p11e_status record_order(struct flow *f, const struct p11e_ca_result *res
 	p11e_journal_set_str(&f->j, "order", "order_id", res->order_id);
 	p11e_journal_set_str(&f->j, "order", "request_id", res->request_id);
 	p11e_journal_set_str(&f->j, "order", "status", res->status_text);
+	p11e_journal_set_num(&f->j, "order", "recorded_at", (double)time(NULL));
 	p11e_journal_error(&f->j, NULL, NULL);
 	p11e_info("[cert:%s] %s: order %s%s%s at [ca:%s]", f->cert->name, note, res->order_id,
 		  res->request_id[0] ? " / " : "", res->request_id, f->cert->ca);
@@ -360,6 +361,7 @@ static p11e_status fetch(struct flow *f, struct p11e_err *err)
 		fail(f, err, NULL);
 	} else {
 		p11e_journal_set_str(&f->j, "cert", "chain", res.chain_pem);
+		p11e_journal_set_num(&f->j, "order", "issued_at", (double)time(NULL));
 		p11e_journal_error(&f->j, NULL, NULL);
 		rc = save(f, P11E_ST_CERT_ISSUED, "certificate downloaded", err);
 	}

@@ -219,21 +219,10 @@ p11e_status p11e_issued_verify(const struct p11e_issued *issued,
 static char *pem_of(X509 *const *certs, int n)
 {
 	BIO *bio = BIO_new(BIO_s_mem());
-	char *data = NULL, *copy = NULL;
-	long len;
 
 	for (int i = 0; bio && i < n; i++)
 		PEM_write_bio_X509(bio, certs[i]);
-	if (bio) {
-		len = BIO_get_mem_data(bio, &data);
-		copy = malloc((size_t)len + 1);
-		if (copy) {
-			memcpy(copy, data, (size_t)len);
-			copy[len] = '\0';
-		}
-	}
-	BIO_free(bio);
-	return copy;
+	return p11e_bio_text(bio);
 }
 
 char *p11e_issued_leaf_pem(const struct p11e_issued *issued)

@@ -12,6 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/bio.h>
+
 int64_t p11e_parse_duration(const char *text)
 {
 	char *end;
@@ -228,6 +230,23 @@ p11e_status p11e_read_file(const char *path, size_t limit, char **out, size_t *l
 	if (len)
 		*len = n;
 	return P11E_OK;
+}
+
+char *p11e_bio_text(BIO *bio)
+{
+	char *data = NULL, *copy = NULL;
+	long len;
+
+	if (!bio)
+		return NULL;
+	len = BIO_get_mem_data(bio, &data);
+	copy = malloc((size_t)len + 1);
+	if (copy) {
+		memcpy(copy, data, (size_t)len);
+		copy[len] = '\0';
+	}
+	BIO_free(bio);
+	return copy;
 }
 
 void p11e_hex(const unsigned char *in, size_t len, char *out)

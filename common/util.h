@@ -35,6 +35,11 @@ p11e_status p11e_mkdirs(const char *path, mode_t mode, struct p11e_err *err);
 p11e_status p11e_read_file(const char *path, size_t limit, char **out, size_t *len,
 			   struct p11e_err *err);
 
+/* The contents of a memory BIO as a NUL-terminated malloc'd string, and
+ * frees the BIO (NULL in, NULL out). */
+struct bio_st;
+char *p11e_bio_text(struct bio_st *bio);
+
 /* Lower-case hex of `len` bytes into out (2*len+1). */
 void p11e_hex(const unsigned char *in, size_t len, char *out);
 

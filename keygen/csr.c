@@ -552,17 +552,10 @@ out:
 char *p11e_csr_to_pem(X509_REQ *req)
 {
 	BIO *bio = BIO_new(BIO_s_mem());
-	char *data = NULL, *copy = NULL;
-	long len;
 
-	if (bio && PEM_write_bio_X509_REQ(bio, req)) {
-		len = BIO_get_mem_data(bio, &data);
-		copy = malloc((size_t)len + 1);
-		if (copy) {
-			memcpy(copy, data, (size_t)len);
-			copy[len] = '\0';
-		}
+	if (bio && !PEM_write_bio_X509_REQ(bio, req)) {
+		BIO_free(bio);
+		return NULL;
 	}
-	BIO_free(bio);
-	return copy;
+	return p11e_bio_text(bio);
 }

@@ -168,9 +168,8 @@ static cn_call_rc failed(struct p11e_ca_result *res, p11e_ca_outcome outcome, co
 {
 	va_list ap;
 
-	res->outcome = outcome;
 	va_start(ap, fmt);
-	vsnprintf(res->message, sizeof(res->message), fmt, ap);
+	p11e_ca_vfail(res, outcome, fmt, ap);
 	va_end(ap);
 	return CN_CALL_FAILED;
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "provider.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,6 +41,25 @@ void p11e_ca_result_clear(struct p11e_ca_result *res)
 {
 	free(res->chain_pem);
 	memset(res, 0, sizeof(*res));
+}
+
+p11e_ca_outcome p11e_ca_vfail(struct p11e_ca_result *res, p11e_ca_outcome outcome, const char *fmt,
+			      va_list ap)
+{
+	vsnprintf(res->message, sizeof(res->message), fmt, ap);
+	res->outcome = outcome;
+	return outcome;
+}
+
+p11e_ca_outcome p11e_ca_fail(struct p11e_ca_result *res, p11e_ca_outcome outcome, const char *fmt,
+			     ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	p11e_ca_vfail(res, outcome, fmt, ap);
+	va_end(ap);
+	return outcome;
 }
 
 static const char *const reason_names[] = {

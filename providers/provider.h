@@ -6,6 +6,7 @@
 #ifndef P11E_PROVIDER_H
 #define P11E_PROVIDER_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <time.h>
 
@@ -59,6 +60,11 @@ struct p11e_ca_result {
 
 /* Frees chain_pem and clears the record. */
 void p11e_ca_result_clear(struct p11e_ca_result *res);
+/* Sets res->outcome and res->message (printf-style); returns the outcome. */
+p11e_ca_outcome p11e_ca_fail(struct p11e_ca_result *res, p11e_ca_outcome outcome, const char *fmt,
+			     ...) __attribute__((format(printf, 3, 4)));
+p11e_ca_outcome p11e_ca_vfail(struct p11e_ca_result *res, p11e_ca_outcome outcome, const char *fmt,
+			      va_list ap) __attribute__((format(printf, 3, 0)));
 
 /* An order reference: the pair of ids the CA gave (request_id may be ""). */
 struct p11e_order_ref {

@@ -88,19 +88,6 @@ static void msgf(struct p11e_ca_result *res, const char *fmt, ...)
 	va_end(ap);
 }
 
-static p11e_ca_outcome fail(struct p11e_ca_result *res, p11e_ca_outcome outcome, const char *fmt,
-			    ...) __attribute__((format(printf, 3, 4)));
-static p11e_ca_outcome fail(struct p11e_ca_result *res, p11e_ca_outcome outcome, const char *fmt,
-			    ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(res->message, sizeof(res->message), fmt, ap);
-	va_end(ap);
-	res->outcome = outcome;
-	return outcome;
-}
 
 static const char *where(const struct p11e_setting *s, char *buf, size_t size)
 {
@@ -447,7 +434,7 @@ static p11e_ca_outcome ss_post(struct p11e_ca *ca, const struct ss_call *call, c
 	snprintf(url, sizeof(url), "%s%s", ca->api_url, call->path);
 	payload = body ? cJSON_PrintUnformatted(body) : NULL;
 	if (!payload) {
-		rc = fail(res, P11E_CA_UNREACHABLE, "The SSL Store %s: out of memory", call->what);
+		rc = p11e_ca_fail(res, P11E_CA_UNREACHABLE, "The SSL Store %s: out of memory", call->what);
 		goto out;
 	}
 	req.method = "POST";
@@ -463,7 +450,7 @@ static p11e_ca_outcome ss_post(struct p11e_ca *ca, const struct ss_call *call, c
 		 * request again when a reused connection turns out closed, which
 		 * for neworder would be a second order. */
 		if (p11e_http_new(&ca->opts, &fresh, &err) != P11E_OK) {
-			rc = fail(res, P11E_CA_UNREACHABLE, "The SSL Store %s: %s", call->what,
+			rc = p11e_ca_fail(res, P11E_CA_UNREACHABLE, "The SSL Store %s: %s", call->what,
 				  err.msg);
 			goto out;
 		}
@@ -490,14 +477,14 @@ static p11e_ca_outcome refusal(struct p11e_ca *ca, enum ss_errkind kind, const c
 
 	snprintf(camsg, sizeof(camsg), "%s", res->message);
 	if (kind == SS_ERR_AUTH)
-		return fail(res, P11E_CA_MISCONFIGURED,
+		return p11e_ca_fail(res, P11E_CA_MISCONFIGURED,
 			    "The SSL Store refused the credentials (%s): %s; check partner_code "
 			    "and auth_token_file of [ca:%s] (sandbox and production credentials "
 			    "differ)",
 			    what, camsg, ca->name);
 	if (kind == SS_ERR_NOT_FOUND)
-		return fail(res, P11E_CA_NOT_FOUND, "The SSL Store %s: %s", what, camsg);
-	return fail(res, P11E_CA_REJECTED, "The SSL Store %s: %s%s%s", what, camsg,
+		return p11e_ca_fail(res, P11E_CA_NOT_FOUND, "The SSL Store %s: %s", what, camsg);
+	return p11e_ca_fail(res, P11E_CA_REJECTED, "The SSL Store %s: %s%s%s", what, camsg,
 		    what_to_do ? "; " : "", what_to_do ? what_to_do : "");
 }
 
@@ -529,7 +516,7 @@ static p11e_ca_outcome ss_status(struct p11e_ca *ca, const char *order_id, const
 	if (rc == P11E_CA_OK) {
 		ss_parse_order(json, info);
 		if (!info->order_id[0])
-			rc = fail(res, P11E_CA_UNREACHABLE,
+			rc = p11e_ca_fail(res, P11E_CA_UNREACHABLE,
 				  "The SSL Store order status: the answer names no TheSSLStoreOrderID");
 	}
 	cJSON_Delete(json);
@@ -684,7 +671,7 @@ static p11e_ca_outcome resolve(struct p11e_ca *ca, const struct p11e_order *orde
 			continue;
 		check_value(s, why, sizeof(why));
 		if (why[0])
-			return fail(res, P11E_CA_MISCONFIGURED, "%s: [cert:%s] %s = '%s' %s",
+			return p11e_ca_fail(res, P11E_CA_MISCONFIGURED, "%s: [cert:%s] %s = '%s' %s",
 				    where(s, at, sizeof(at)), order->name ? order->name : "?",
 				    s->key, s->value, why);
 	}
@@ -692,7 +679,7 @@ static p11e_ca_outcome resolve(struct p11e_ca *ca, const struct p11e_order *orde
 	if (!s || !*s->value)
 		c->product_from = s = lookup(ca, NULL, "default_product");
 	if (!s)
-		return fail(res, P11E_CA_MISCONFIGURED,
+		return p11e_ca_fail(res, P11E_CA_MISCONFIGURED,
 			    "[ca:%s] has no default_product and [cert:%s] no product; set one "
 			    "(e.g. positivessl; `p11enroll products %s` lists them)",
 			    ca->name, order->name ? order->name : "?", ca->name);
@@ -705,7 +692,7 @@ static p11e_ca_outcome resolve(struct p11e_ca *ca, const struct p11e_order *orde
 	p->months = ss_days_to_months((long)(validity / 86400), ss_family_is_digicert(p->family));
 
 	if (ss_custom_order_id(order->idempotency_id, c->custom_id, sizeof(c->custom_id)) != 0)
-		return fail(res, P11E_CA_MISCONFIGURED,
+		return p11e_ca_fail(res, P11E_CA_MISCONFIGURED,
 			    "the order of [cert:%s] has no idempotency id; p11enroll journals one "
 			    "before placing (this is a bug)",
 			    order->name ? order->name : "?");
@@ -713,7 +700,7 @@ static p11e_ca_outcome resolve(struct p11e_ca *ca, const struct p11e_order *orde
 
 	c->csr = ss_csr_normalize(order->csr_pem);
 	if (!c->csr)
-		return fail(res, P11E_CA_MISCONFIGURED,
+		return p11e_ca_fail(res, P11E_CA_MISCONFIGURED,
 			    "the CSR of [cert:%s] is not a PKCS#10 request; run `p11enroll csr %s` "
 			    "to make a new one",
 			    order->name ? order->name : "?", order->name ? order->name : "?");
@@ -748,7 +735,7 @@ static p11e_ca_outcome resolve(struct p11e_ca *ca, const struct p11e_order *orde
 	s = lookup(ca, order, "cname_auth_dcv");
 	p->cname_dcv = s && p11e_parse_bool(s->value) == 1;
 	if (p->file_dcv && p->cname_dcv)
-		return fail(res, P11E_CA_MISCONFIGURED,
+		return p11e_ca_fail(res, P11E_CA_MISCONFIGURED,
 			    "[cert:%s]: file_auth_dcv and cname_auth_dcv are both on; choose one "
 			    "domain validation method",
 			    order->name ? order->name : "?");
@@ -756,7 +743,7 @@ static p11e_ca_outcome resolve(struct p11e_ca *ca, const struct p11e_order *orde
 	c->approver_from = lookup(ca, order, "approver_email");
 	if (ss_approver_split(c->approver_from ? c->approver_from->value : NULL,
 			      &c->approver_list) != 0)
-		return fail(res, P11E_CA_UNREACHABLE, "out of memory");
+		return p11e_ca_fail(res, P11E_CA_UNREACHABLE, "out of memory");
 	if (c->approver_list.n > 0 && !p->file_dcv && !p->cname_dcv &&
 	    p->family != SS_DIGICERT_EO) {
 		size_t len = 0;
@@ -765,7 +752,7 @@ static p11e_ca_outcome resolve(struct p11e_ca *ca, const struct p11e_order *orde
 			len += strlen(c->approver_list.v[i]) + 1;
 		c->approvers = calloc(1, len + 1);
 		if (!c->approvers)
-			return fail(res, P11E_CA_UNREACHABLE, "out of memory");
+			return p11e_ca_fail(res, P11E_CA_UNREACHABLE, "out of memory");
 		for (size_t i = 0; i < c->approver_list.n; i++) {
 			if (i)
 				strcat(c->approvers, ",");
@@ -776,7 +763,7 @@ static p11e_ca_outcome resolve(struct p11e_ca *ca, const struct p11e_order *orde
 
 	if (ss_family_missing(p, missing, sizeof(missing)) > 0 &&
 	    strcmp(missing, "approver_email") != 0)
-		return fail(res, P11E_CA_MISCONFIGURED,
+		return p11e_ca_fail(res, P11E_CA_MISCONFIGURED,
 			    "product %s (%s%s%s) needs %s; set %s in [ca:%s] or [cert:%s]",
 			    c->product, ss_family_name(p->family), c->product_from ? ", from " : "",
 			    c->product_from ? where(c->product_from, at, sizeof(at)) : "", missing,
@@ -806,7 +793,7 @@ static p11e_ca_outcome fetch_approvers(struct p11e_ca *ca, const char *product, 
 		snprintf(camsg, sizeof(camsg), "%s", res->message);
 		if (kind == SS_ERR_AUTH)
 			return refusal(ca, kind, "approver list", NULL, res);
-		return fail(res, P11E_CA_MISCONFIGURED,
+		return p11e_ca_fail(res, P11E_CA_MISCONFIGURED,
 			    "The SSL Store has no approver list for %s with product %s: %s; check "
 			    "the product and the names",
 			    domain, product, camsg);
@@ -818,7 +805,7 @@ static p11e_ca_outcome fetch_approvers(struct p11e_ca *ca, const char *product, 
 		arr = cJSON_GetObjectItem(json, "ApproverEmailList");
 	cJSON_ArrayForEach(e, (cJSON_IsArray(arr) ? arr : NULL))
 		if (cJSON_IsString(e) && p11e_strlist_add(list, e->valuestring) != 0)
-			rc = fail(res, P11E_CA_UNREACHABLE, "out of memory");
+			rc = p11e_ca_fail(res, P11E_CA_UNREACHABLE, "out of memory");
 	cJSON_Delete(json);
 	return rc;
 }
@@ -839,7 +826,7 @@ static p11e_ca_outcome check_approvers(struct p11e_ca *ca, const struct p11e_ord
 	domains = calloc(cap, sizeof(*domains));
 	lists = calloc(cap, sizeof(*lists));
 	if (!domains || !lists) {
-		rc = fail(res, P11E_CA_UNREACHABLE, "out of memory");
+		rc = p11e_ca_fail(res, P11E_CA_UNREACHABLE, "out of memory");
 		goto out;
 	}
 	/* the CN first, then each SAN that differs from it (§6.2) */
@@ -860,7 +847,7 @@ static p11e_ca_outcome check_approvers(struct p11e_ca *ca, const struct p11e_ord
 	}
 	if (ss_approver_rule(digicert, &c->approver_list, domains, lists, digicert && n ? 1 : n,
 			     why, sizeof(why)) != 0)
-		rc = fail(res, P11E_CA_MISCONFIGURED,
+		rc = p11e_ca_fail(res, P11E_CA_MISCONFIGURED,
 			  "%s%s[ca:%s] product %s: %s; nothing was ordered",
 			  c->approver_from ? where(c->approver_from, at, sizeof(at)) : "",
 			  c->approver_from ? ": " : "", ca->name, c->product, why);
@@ -921,7 +908,7 @@ static p11e_ca_outcome check_org(struct p11e_ca *ca, struct ss_order_ctx *c,
 		else
 			snprintf(state, sizeof(state),
 				 "not in the account's DigiCert organisation list");
-		rc = fail(res, P11E_CA_MISCONFIGURED,
+		rc = p11e_ca_fail(res, P11E_CA_MISCONFIGURED,
 			  "%s%s[ca:%s] org_id %ld is %s for product %s; active organisations: %s",
 			  c->org_id_from ? where(c->org_id_from, at, sizeof(at)) : "",
 			  c->org_id_from ? ": " : "", ca->name, c->p.org.id, state, c->product,
@@ -1045,7 +1032,7 @@ static p11e_ca_outcome ss_place(struct p11e_ca *ca, const struct p11e_order *ord
 			rc = refusal(ca, kind, mode_name(mode), NULL, res);
 			goto out;
 		}
-		rc = fail(res, P11E_CA_REJECTED,
+		rc = p11e_ca_fail(res, P11E_CA_REJECTED,
 			  "The SSL Store refused the %s for %s (product %s): %s; fix the order data "
 			  "in [ca:%s] or [cert:%s] and enrol again",
 			  mode_name(mode), c.p.domain_name, c.product, camsg, ca->name,
@@ -1057,7 +1044,7 @@ static p11e_ca_outcome ss_place(struct p11e_ca *ca, const struct p11e_order *ord
 		goto out;
 	ss_parse_order(json, &info);
 	if (!info.order_id[0]) {
-		rc = fail(res, P11E_CA_UNKNOWN,
+		rc = p11e_ca_fail(res, P11E_CA_UNKNOWN,
 			  "The SSL Store %s: the answer names no TheSSLStoreOrderID; the order may "
 			  "exist: it is looked up by its CustomOrderID before any new order",
 			  mode_name(mode));
@@ -1092,7 +1079,7 @@ static p11e_ca_outcome ss_reconcile(struct p11e_ca *ca, const struct p11e_order 
 
 	p11e_ca_result_clear(res);
 	if (ss_custom_order_id(order->idempotency_id, custom, sizeof(custom)) != 0)
-		return fail(res, P11E_CA_MISCONFIGURED,
+		return p11e_ca_fail(res, P11E_CA_MISCONFIGURED,
 			    "the order of [cert:%s] has no idempotency id (this is a bug)",
 			    order->name ? order->name : "?");
 	/* 1. a new order or renewal carries our CustomOrderID (§3.5) */
@@ -1142,7 +1129,7 @@ static p11e_ca_outcome ss_reconcile(struct p11e_ca *ca, const struct p11e_order 
 		cJSON_Delete(arr);
 		if ((unsigned)n < ca->page_size) {
 			p11e_ca_result_clear(res);
-			return fail(res, P11E_CA_NOT_FOUND,
+			return p11e_ca_fail(res, P11E_CA_NOT_FOUND,
 				    "The SSL Store has no order with CustomOrderID %s%s; it was never "
 				    "placed, a new order is safe",
 				    custom,
@@ -1151,7 +1138,7 @@ static p11e_ca_outcome ss_reconcile(struct p11e_ca *ca, const struct p11e_order 
 					    : "");
 		}
 	}
-	return fail(res, P11E_CA_UNREACHABLE,
+	return p11e_ca_fail(res, P11E_CA_UNREACHABLE,
 		    "The SSL Store order query: more than %d pages since the placement; cannot "
 		    "be sure the order does not exist, try again later",
 		    SS_RECONCILE_PAGES);
@@ -1170,7 +1157,7 @@ static p11e_ca_outcome ss_poll(struct p11e_ca *ca, const struct p11e_order *orde
 	p11e_ca_result_clear(res);
 	if ((!ref || !ref->order_id || !*ref->order_id) &&
 	    (!order || ss_custom_order_id(order->idempotency_id, custom, sizeof(custom)) != 0))
-		return fail(res, P11E_CA_MISCONFIGURED, "poll without an order id (this is a bug)");
+		return p11e_ca_fail(res, P11E_CA_MISCONFIGURED, "poll without an order id (this is a bug)");
 	rc = ss_status(ca, ref && ref->order_id && *ref->order_id ? ref->order_id : NULL, custom,
 		       &info, &kind, res);
 	if (rc == P11E_CA_REJECTED)
@@ -1199,7 +1186,7 @@ static p11e_ca_outcome ss_fetch(struct p11e_ca *ca, const struct p11e_order_ref 
 
 	p11e_ca_result_clear(res);
 	if (!ref || !ref->order_id || !*ref->order_id)
-		return fail(res, P11E_CA_MISCONFIGURED, "fetch without an order id (this is a bug)");
+		return p11e_ca_fail(res, P11E_CA_MISCONFIGURED, "fetch without an order id (this is a bug)");
 	new_auth(ca, &auth, replay, sizeof(replay));
 	rc = ss_post(ca, &CALL_DOWNLOAD, ss_req_order(&auth, ref->order_id, NULL), replay, &json,
 		     &kind, res);
@@ -1230,7 +1217,7 @@ static p11e_ca_outcome ss_fetch(struct p11e_ca *ca, const struct p11e_order_ref 
 	pems = calloc((size_t)(cJSON_IsArray(certs) ? cJSON_GetArraySize(certs) : 0) + 1,
 		      sizeof(*pems));
 	if (!pems) {
-		rc = fail(res, P11E_CA_UNREACHABLE, "out of memory");
+		rc = p11e_ca_fail(res, P11E_CA_UNREACHABLE, "out of memory");
 		goto out;
 	}
 	cJSON_ArrayForEach(e, (cJSON_IsArray(certs) ? certs : NULL)) {
@@ -1242,7 +1229,7 @@ static p11e_ca_outcome ss_fetch(struct p11e_ca *ca, const struct p11e_order_ref 
 			pems[n++] = fc->valuestring;
 	}
 	if (n == 0) {
-		rc = fail(res, P11E_CA_REJECTED,
+		rc = p11e_ca_fail(res, P11E_CA_REJECTED,
 			  "The SSL Store download of order %s holds no certificate (an order "
 			  "cancelled before issuance has none)",
 			  ref->order_id);
@@ -1250,7 +1237,7 @@ static p11e_ca_outcome ss_fetch(struct p11e_ca *ca, const struct p11e_order_ref 
 	}
 	if (ss_select_chain(pems, n, &res->chain_pem, res->serial, sizeof(res->serial),
 			    &res->not_after, why, sizeof(why)) != 0) {
-		rc = fail(res, P11E_CA_UNREACHABLE, "The SSL Store download of order %s: %s",
+		rc = p11e_ca_fail(res, P11E_CA_UNREACHABLE, "The SSL Store download of order %s: %s",
 			  ref->order_id, why);
 		goto out;
 	}
@@ -1287,7 +1274,7 @@ static p11e_ca_outcome ss_revoke(struct p11e_ca *ca, const struct p11e_order_ref
 
 	p11e_ca_result_clear(res);
 	if (!ref || !ref->order_id || !*ref->order_id)
-		return fail(res, P11E_CA_MISCONFIGURED, "revoke without an order id (this is a bug)");
+		return p11e_ca_fail(res, P11E_CA_MISCONFIGURED, "revoke without an order id (this is a bug)");
 	ss_refund_reason(reason, why, sizeof(why));
 	new_auth(ca, &auth, replay, sizeof(replay));
 	rc = ss_post(ca, &CALL_REFUND, ss_req_refund(&auth, ref->order_id, why), replay, &json,
@@ -1367,7 +1354,7 @@ static p11e_ca_outcome query_page(struct p11e_ca *ca, time_t since, unsigned pag
 		if (rc == P11E_CA_OK && !cJSON_IsArray(json)) {
 			cJSON_Delete(json);
 			json = NULL;
-			rc = fail(res, P11E_CA_UNREACHABLE,
+			rc = p11e_ca_fail(res, P11E_CA_UNREACHABLE,
 				  "The SSL Store order query: page %u is not a list", page);
 		}
 		if (rc == P11E_CA_OK) {
@@ -1405,7 +1392,7 @@ static p11e_ca_outcome ss_list_orders(struct p11e_ca *ca, time_t since, unsigned
 	out->rows = calloc(n ? n : 1, sizeof(*out->rows));
 	if (!out->rows) {
 		cJSON_Delete(arr);
-		return fail(res, P11E_CA_UNREACHABLE, "out of memory");
+		return p11e_ca_fail(res, P11E_CA_UNREACHABLE, "out of memory");
 	}
 	cJSON_ArrayForEach(e, arr) {
 		struct p11e_order_row *row = &out->rows[out->n];
@@ -1444,7 +1431,7 @@ static p11e_ca_outcome ss_check(struct p11e_ca *ca, struct p11e_ca_result *res)
 	p11e_ca_result_clear(res);
 	if (strncmp(ca->token_spec, "env:", 4) != 0 &&
 	    p11e_secret_check_file(ca->token_spec, "auth_token_file", &err) != P11E_OK)
-		return fail(res, P11E_CA_MISCONFIGURED, "[ca:%s] %s", ca->name, err.msg);
+		return p11e_ca_fail(res, P11E_CA_MISCONFIGURED, "[ca:%s] %s", ca->name, err.msg);
 	new_auth(ca, &auth, replay, sizeof(replay));
 	rc = ss_post(ca, &CALL_VALIDATE, ss_req_validate(&auth), replay, &json, &kind, res);
 	cJSON_Delete(json);
@@ -1452,7 +1439,7 @@ static p11e_ca_outcome ss_check(struct p11e_ca *ca, struct p11e_ca_result *res)
 		char camsg[sizeof(res->message)];
 
 		snprintf(camsg, sizeof(camsg), "%s", res->message);
-		return fail(res, P11E_CA_MISCONFIGURED,
+		return p11e_ca_fail(res, P11E_CA_MISCONFIGURED,
 			    "The SSL Store refused the credentials of [ca:%s] (partner %s): %s; "
 			    "check partner_code and auth_token_file (sandbox and production "
 			    "credentials differ)",
@@ -1487,12 +1474,12 @@ static p11e_ca_outcome ss_products(struct p11e_ca *ca, struct p11e_product **lis
 		return rc;
 	if (!cJSON_IsArray(json)) {
 		cJSON_Delete(json);
-		return fail(res, P11E_CA_UNREACHABLE, "The SSL Store product query: not a list");
+		return p11e_ca_fail(res, P11E_CA_UNREACHABLE, "The SSL Store product query: not a list");
 	}
 	*list = calloc((size_t)cJSON_GetArraySize(json) + 1, sizeof(**list));
 	if (!*list) {
 		cJSON_Delete(json);
-		return fail(res, P11E_CA_UNREACHABLE, "out of memory");
+		return p11e_ca_fail(res, P11E_CA_UNREACHABLE, "out of memory");
 	}
 	cJSON_ArrayForEach(e, json) {
 		struct p11e_product *p = &(*list)[*n];

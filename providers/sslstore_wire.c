@@ -1194,19 +1194,6 @@ void ss_refund_reason(p11e_revoke_reason reason, char *out, size_t size)
 
 /* ---- one HTTP answer -------------------------------------------------------- */
 
-static p11e_ca_outcome judged(struct p11e_ca_result *res, p11e_ca_outcome outcome,
-			      const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static p11e_ca_outcome judged(struct p11e_ca_result *res, p11e_ca_outcome outcome,
-			      const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(res->message, sizeof(res->message), fmt, ap);
-	va_end(ap);
-	res->outcome = outcome;
-	return outcome;
-}
 
 #define MAYBE_PLACED                                                                    \
 	"the order may exist: it is looked up by its CustomOrderID before any new order"
@@ -1225,33 +1212,33 @@ p11e_ca_outcome ss_judge(const struct p11e_http_response *resp, const char *what
 		*kind = SS_ERR_OTHER;
 	switch (resp->kind) {
 	case P11E_HTTP_LOCAL:
-		return judged(res, P11E_CA_MISCONFIGURED,
+		return p11e_ca_fail(res, P11E_CA_MISCONFIGURED,
 			      "The SSL Store %s at %s: %s (check api_url and ca_bundle)", what, api_url,
 			      resp->error);
 	case P11E_HTTP_NOT_SENT:
-		return judged(res, P11E_CA_UNREACHABLE,
+		return p11e_ca_fail(res, P11E_CA_UNREACHABLE,
 			      "The SSL Store %s: cannot reach %s: %s; nothing was sent, try again later",
 			      what, api_url, resp->error);
 	case P11E_HTTP_MAYBE_SENT:
 	case P11E_HTTP_TOO_LARGE:
-		return place ? judged(res, P11E_CA_UNKNOWN, "The SSL Store %s: %s after the request "
+		return place ? p11e_ca_fail(res, P11E_CA_UNKNOWN, "The SSL Store %s: %s after the request "
 							  "was sent; " MAYBE_PLACED,
 				      what, resp->error)
-			     : judged(res, P11E_CA_UNREACHABLE, "The SSL Store %s: %s; try again later",
+			     : p11e_ca_fail(res, P11E_CA_UNREACHABLE, "The SSL Store %s: %s; try again later",
 				      what, resp->error);
 	case P11E_HTTP_RESPONSE:
 		break;
 	}
 	res->retry_after = resp->retry_after;
 	if (resp->status >= 500)
-		return place ? judged(res, P11E_CA_UNKNOWN,
+		return place ? p11e_ca_fail(res, P11E_CA_UNKNOWN,
 				      "The SSL Store %s: HTTP %ld after the request was sent; " MAYBE_PLACED,
 				      what, resp->status)
-			     : judged(res, P11E_CA_UNREACHABLE,
+			     : p11e_ca_fail(res, P11E_CA_UNREACHABLE,
 				      "The SSL Store %s: HTTP %ld from %s; try again later", what,
 				      resp->status, api_url);
 	if (resp->status == 429)
-		return judged(res, P11E_CA_UNREACHABLE,
+		return p11e_ca_fail(res, P11E_CA_UNREACHABLE,
 			      "The SSL Store %s: rate limited (HTTP 429); try again %s", what,
 			      resp->retry_after ? "after the time it asked for" : "later");
 	json = resp->body ? cJSON_ParseWithLength(resp->body, resp->len) : NULL;
@@ -1266,7 +1253,7 @@ p11e_ca_outcome ss_judge(const struct p11e_http_response *resp, const char *what
 		goto out;
 	}
 	if (resp->status == 401 || resp->status == 403) {
-		rc = judged(res, P11E_CA_MISCONFIGURED,
+		rc = p11e_ca_fail(res, P11E_CA_MISCONFIGURED,
 			    "The SSL Store %s: HTTP %ld: the partner code or the auth token was "
 			    "refused; check partner_code and auth_token_file (sandbox and production "
 			    "credentials differ)",
@@ -1275,7 +1262,7 @@ p11e_ca_outcome ss_judge(const struct p11e_http_response *resp, const char *what
 	}
 	if (resp->status < 200 || resp->status > 299) {
 		/* the request was refused as a whole: nothing was created */
-		rc = judged(res, P11E_CA_MISCONFIGURED, "The SSL Store %s: HTTP %ld from %s%s; check api_url",
+		rc = p11e_ca_fail(res, P11E_CA_MISCONFIGURED, "The SSL Store %s: HTTP %ld from %s%s; check api_url",
 			    what, resp->status, api_url,
 			    resp->status == 404 ? " (no such endpoint)" : "");
 		goto out;
@@ -1285,9 +1272,9 @@ p11e_ca_outcome ss_judge(const struct p11e_http_response *resp, const char *what
 				  : is_error < 0 ? "an answer without AuthResponse.isError"
 						 : "an answer to another request (ReplayToken differs)";
 
-		rc = place ? judged(res, P11E_CA_UNKNOWN, "The SSL Store %s: %s; " MAYBE_PLACED, what,
+		rc = place ? p11e_ca_fail(res, P11E_CA_UNKNOWN, "The SSL Store %s: %s; " MAYBE_PLACED, what,
 				    why)
-			   : judged(res, P11E_CA_UNREACHABLE, "The SSL Store %s: %s; try again later",
+			   : p11e_ca_fail(res, P11E_CA_UNREACHABLE, "The SSL Store %s: %s; try again later",
 				    what, why);
 		goto out;
 	}
