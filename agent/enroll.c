@@ -208,6 +208,7 @@ static void order_input(struct flow *f, struct p11e_order *o, char *cn, size_t c
 
 static p11e_status open_ca(struct flow *f, struct p11e_err *err)
 {
+	const char *ordered_at = p11e_journal_str(&f->j, "order", "ca");
 	p11e_status rc;
 
 	if (f->ca_open)
@@ -215,6 +216,17 @@ static p11e_status open_ca(struct flow *f, struct p11e_err *err)
 	if (!f->cert->ca)
 		return p11e_err_set(err, P11E_EUSAGE, "%s:%d: [cert:%s] has no ca = NAME",
 				    f->cert->file, f->cert->line, f->cert->name);
+	/* An order in flight belongs to the CA it was placed with. */
+	if (ordered_at && strcmp(ordered_at, f->cert->ca) != 0 && f->j.state >= P11E_ST_ORDER_PLACING &&
+	    f->j.state <= P11E_ST_CERT_ISSUED)
+		return p11e_err_set(err, P11E_EUSAGE,
+				    "[cert:%s] has order %s in progress at [ca:%s], but its "
+				    "configuration now names [ca:%s]; put ca = %s back until it "
+				    "is installed, or revoke/cancel it there and move %s aside",
+				    f->cert->name,
+				    p11e_journal_str(&f->j, "order", "order_id") ?
+					    p11e_journal_str(&f->j, "order", "order_id") : "(unknown)",
+				    ordered_at, f->cert->ca, ordered_at, f->j.path);
 	rc = p11e_ca_handle_open(f->cli->cfg, f->cert->ca, &f->ca, err);
 	f->ca_open = rc == P11E_OK;
 	return rc;

@@ -159,6 +159,19 @@ case_pending_then_resume() {
 	[ "$(orders_placed)" = 1 ] || t_fail "the CA saw $(orders_placed) orders"
 }
 
+# An order in flight stays with its CA when the configuration changes.
+case_ca_changed_mid_order() {
+	setup certinext ec-p256 '{"pending_polls": 3}'
+	t_expect 3 p11e enroll web --wait 0s
+	sed -i 's|^ca = sim$|ca = other|' "$WORK/p.conf"
+	sed 's/^\[ca:sim\]/[ca:other]/' "$WORK/p.conf" | sed -n '/^\[ca:other\]/,/^$/p' >>"$WORK/p.conf"
+	t_expect 2 p11e enroll web
+	t_contains "$WORK/err" "in progress at [ca:sim], but its configuration now names [ca:other]"
+	sed -i 's|^ca = other$|ca = sim|' "$WORK/p.conf"
+	t_expect 0 p11e enroll web
+	[ "$(orders_placed)" = 1 ] || t_fail "the CA saw $(orders_placed) orders"
+}
+
 # The placement's answer is lost: the order is found again, not placed twice.
 unknown_outcome() {
 	setup "$1" ec-p256 "$2"
