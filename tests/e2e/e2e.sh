@@ -528,4 +528,20 @@ case_sslstore_reissue() {
 	[ "$(journal 'j["order"]["order_id"]')" = "$order" ] || t_fail "a reissue keeps the order id"
 }
 
+# A reissue may carry a new key: rotate_key outside the renewal window.
+case_sslstore_reissue_rotate() {
+	setup sslstore ec-p256
+	echo "rotate_key = yes" >>"$WORK/p.conf"
+	t_expect 0 p11e enroll web
+	local old_key
+	old_key=$(key_ids)
+	echo "renew_before = 400d" >>"$WORK/p.conf"
+	t_expect 0 p11e renew --all
+	assert_installed
+	[ "$(orders_placed)" = 1 ] || t_fail "a reissue is no new order; the CA saw $(orders_placed)"
+	[ "$(sim_stat 's["orders"][0]["reissues"]')" = 1 ] || t_fail "no reissue at the CA"
+	[ "$(key_ids)" != "$old_key" ] || t_fail "no new key"
+	[ "$(echo $(key_ids) | wc -w)" = 1 ] || t_fail "old key not removed: $(key_ids)"
+}
+
 t_run "$@"
