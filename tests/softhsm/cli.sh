@@ -147,7 +147,7 @@ case_two_matching_tokens() {
 case_module_name() {
 	[ -e /usr/share/p11-kit/modules/softhsm2.module ] || t_skip "softhsm2 is not in the p11-kit registry"
 	# p11-kit loads every registered module to find the named one; another
-	# (OpenSC's) keeps an allocation that LSan reports once the module is
+	# registered module keeps an allocation that LSan reports once it is
 	# unloaded, where no suppression can name it. Leak checks stay on for
 	# every other case; ASan's other checks stay on here.
 	export ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=0"
