@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """A local simulator of the CERTInext (eMudhra emSignHub) REST API v1.
 
-Follows /work/shared/protocols/certinext.md (the "protocol notes"; section
+Follows the project notes shared/protocols/certinext.md (the "protocol notes"; section
 numbers below refer to it) and validates every request as strictly as the
 notes allow.  HTTPS on 127.0.0.1 only, with the test CA of simca.py, which
 also issues the certificates (root -> intermediate -> leaf from the CSR).

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """The SSL Store WBAPI simulator (HTTPS on 127.0.0.1) for p11enroll's tests.
 
-It follows /work/shared/protocols/sslstore.md ("the notes"; section numbers
+It follows the project notes shared/protocols/sslstore.md ("the notes"; section numbers
 below refer to it): JSON over POST under /rest/…, credentials inside the body,
 business errors as HTTP 200 with AuthResponse.isError, real certificates from
 the submitted CSR signed by tests/sim/simca.py.  A scenario (JSON, file at
