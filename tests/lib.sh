@@ -100,6 +100,20 @@ t_sim_start() {
 	SIM_BASE=${SIM_URL%/emSignHub-API}
 }
 
+# t_token_and_sim KIND PIN [SCENARIO-JSON] — the token "edge" and a CA
+# simulator (tests/sim/KIND_sim.py) started with that scenario.
+t_token_and_sim() {
+	local kind=$1 pin=$2 scenario=${3:-}
+	t_need openssl curl pkcs11-tool
+	t_softhsm_token edge "$pin"
+	if [ -n "$scenario" ]; then
+		printf '%s\n' "$scenario" >"$WORK/scenario.json"
+		t_sim_start "$kind" sim --scenario "$WORK/scenario.json"
+	else
+		t_sim_start "$kind" sim
+	fi
+}
+
 # t_ca_section KIND — a [ca:sim] section for the simulator t_sim_start ran.
 t_ca_section() {
 	echo "[ca:sim]"

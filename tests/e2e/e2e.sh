@@ -9,14 +9,7 @@ PIN=918273
 # setup CA-KIND KEY-TYPE [SCENARIO-JSON] — token, simulator, $WORK/p.conf
 setup() {
 	local kind=$1 type=$2 scenario=${3:-}
-	t_need openssl curl pkcs11-tool
-	t_softhsm_token edge "$PIN"
-	if [ -n "$scenario" ]; then
-		printf '%s\n' "$scenario" >"$WORK/scenario.json"
-		t_sim_start "$kind" sim --scenario "$WORK/scenario.json"
-	else
-		t_sim_start "$kind" sim
-	fi
+	t_token_and_sim "$kind" "$PIN" "$scenario"
 	{
 		echo "[agent]"
 		echo "state_dir = $WORK/state"

@@ -11,14 +11,7 @@ PIN=918273
 # (the same pattern as tests/e2e/e2e.sh).
 setup() {
 	local kind=$1 scenario=${2:-}
-	t_need openssl curl pkcs11-tool
-	t_softhsm_token edge "$PIN"
-	if [ -n "$scenario" ]; then
-		printf '%s\n' "$scenario" >"$WORK/scenario.json"
-		t_sim_start "$kind" sim --scenario "$WORK/scenario.json"
-	else
-		t_sim_start "$kind" sim
-	fi
+	t_token_and_sim "$kind" "$PIN" "$scenario"
 	{
 		echo "[agent]"
 		echo "state_dir = $WORK/state"
