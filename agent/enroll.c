@@ -788,6 +788,19 @@ p11e_status p11e_renew(struct p11e_cli *cli, const struct p11e_cert_conf *cert,
 	rc = p11e_journal_open(cli->cfg->state_dir, cert->name, opts->lock_wait, &f.j, err);
 	if (rc != P11E_OK)
 		goto out;
+	/* A refusal or a failed verification waits for the operator: the timer
+	 * must not order again and again on its own. */
+	if ((f.j.state == P11E_ST_REJECTED || f.j.state == P11E_ST_VERIFY_FAILED) && !opts->force) {
+		*did = false;
+		rc = p11e_err_set(err, f.j.state == P11E_ST_REJECTED ? P11E_EREJECTED : P11E_EFAIL,
+				  "[cert:%s] needs operator action (%s: %s); fix the cause, then "
+				  "run `p11enroll enroll %s` (or renew --force)",
+				  cert->name, p11e_state_name(f.j.state),
+				  p11e_journal_str(&f.j, "last_error", "message") ?
+					  p11e_journal_str(&f.j, "last_error", "message") : "see status",
+				  cert->name);
+		goto out;
+	}
 	if (f.j.state == P11E_ST_MONITORING) {
 		p11e_info("[cert:%s] renewing%s (certificate %s)", cert->name,
 			  cert->rotate_key ? " with a new key" : "",

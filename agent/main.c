@@ -26,6 +26,8 @@ static const struct p11e_command commands[] = {
 	  "Renews the named certificates (or all) that are inside their renewal window\n"
 	  "(renew_before before notAfter), resumes unfinished enrolments (a pending order is\n"
 	  "followed, never placed again) and enrols certificates that have none yet.\n"
+	  "A refused order or a failed verification waits for the operator (`enroll`\n"
+	  "after the fix, or --force); renew reports it and orders nothing.\n"
 	  "rotate_key = yes makes a new key pair (new CKA_ID) for the renewal; the old key\n"
 	  "and its certificate object are removed once the new certificate is installed\n"
 	  "(keep_old_keys keeps the newest N). --force ignores the window; --dry-run says\n"

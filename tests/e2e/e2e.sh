@@ -436,11 +436,15 @@ case_renew_same_key_refused() {
 	# The installed certificate stays where it was.
 	openssl verify -CAfile "$SIM_ROOT" -untrusted "$WORK/tls/chain.pem" "$WORK/tls/cert.pem" >/dev/null ||
 		t_fail "the installed certificate was touched"
+	# The timer does not order again on its own; the operator does.
+	t_expect 4 p11e renew --all
+	t_contains "$WORK/err" "needs operator action (rejected"
+	[ "$(orders_placed)" = 1 ] || t_fail "renew ordered again after a refusal"
 	# The fix the message points at: a new key, and the renewal goes through.
 	local old_key
 	old_key=$(key_ids)
 	echo "rotate_key = yes" >>"$WORK/p.conf"
-	t_expect 0 p11e renew web
+	t_expect 0 p11e enroll web
 	assert_installed
 	[ "$(key_ids)" != "$old_key" ] || t_fail "no new key"
 	[ "$(orders_placed)" = 2 ] || t_fail "the CA saw $(orders_placed) orders"
