@@ -43,7 +43,7 @@ static const char *next_action(const struct p11e_cert_status *st)
 	case P11E_ST_ORDER_PENDING: return "poll";
 	case P11E_ST_MONITORING: return "renew";
 	case P11E_ST_REJECTED:
-	case P11E_ST_VERIFY_FAILED: return "retry";
+	case P11E_ST_VERIFY_FAILED: return "operator"; /* renew waits for enroll after the fix */
 	default: return "resume";
 	}
 }

@@ -185,7 +185,7 @@ case_status_rejected() {
 		'd["certificates"][0]["last_error"]["ca_code"] == "EMS-1234"' \
 		'"Order refused by policy" in d["certificates"][0]["last_error"]["message"]' \
 		'isinstance(d["certificates"][0]["last_error"]["at"], int)' \
-		'd["certificates"][0]["next_action"] == "retry"'
+		'd["certificates"][0]["next_action"] == "operator"'
 	t_contains "$WORK/err" "1 certificate(s) need attention: web"
 	t_expect 1 p11e status
 	t_contains "$WORK/out" "NEEDS ATTENTION: the CA refused the order"
