@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "log.h"
@@ -138,6 +139,11 @@ p11e_status p11e_cli_config(struct p11e_cli *cli, struct p11e_err *err)
 		path = getenv("P11ENROLL_CONFIG");
 	if (!path || !*path)
 		path = P11E_DEFAULT_CONFIG;
+	if (access(path, F_OK) != 0)
+		return p11e_err_set(err, P11E_EUSAGE,
+				    "no configuration at %s; give -c FILE or set P11ENROLL_CONFIG "
+				    "(see p11enroll.conf(5))",
+				    path);
 	rc = p11e_config_load(path, &cli->cfg, err);
 	if (rc != P11E_OK)
 		return rc;

@@ -288,7 +288,7 @@ case_usage() {
 	t_expect 2 p11e keygen nosuch
 	t_contains "$WORK/err" "has no [cert:nosuch] (certificates there: web)"
 	t_expect 2 "$P11ENROLL" -c "$WORK/absent.conf" keygen web
-	t_contains "$WORK/err" "cannot read configuration $WORK/absent.conf"
+	t_contains "$WORK/err" "no configuration at $WORK/absent.conf; give -c FILE or set P11ENROLL_CONFIG"
 	P11ENROLL_CONFIG="$WORK/p.conf" t_expect 0 "$P11ENROLL" keygen web
 }
 
