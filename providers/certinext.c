@@ -776,15 +776,13 @@ static cn_call_rc track(struct p11e_ca *ca, const char *order_number, struct cn_
 
 	memset(t, 0, sizeof(*t));
 	if (!payload) {
-		snprintf(res->message, sizeof(res->message), "out of memory");
-		res->outcome = P11E_CA_UNREACHABLE;
+		p11e_ca_fail(res, P11E_CA_UNREACHABLE, "out of memory");
 		return CN_CALL_FAILED;
 	}
 	rc = call(ca, "TrackOrder", payload, false, &root, meta, res);
 	if (rc == CN_CALL_OK && cn_parse_track(root, t) != 0) {
-		snprintf(res->message, sizeof(res->message),
-			 "%s TrackOrder: the answer has no orderDetails", ca->name);
-		res->outcome = P11E_CA_UNREACHABLE;
+		p11e_ca_fail(res, P11E_CA_UNREACHABLE, "%s TrackOrder: the answer has no orderDetails",
+			     ca->name);
 		rc = CN_CALL_FAILED;
 	}
 	if (rc == CN_CALL_OK)
@@ -930,8 +928,7 @@ static cn_call_rc dcv_call(struct p11e_ca *ca, const char *endpoint, const char 
 	cn_call_rc rc;
 
 	if (!payload) {
-		snprintf(res->message, sizeof(res->message), "out of memory");
-		res->outcome = P11E_CA_UNREACHABLE;
+		p11e_ca_fail(res, P11E_CA_UNREACHABLE, "out of memory");
 		return CN_CALL_FAILED;
 	}
 	rc = call(ca, endpoint, payload, false, root, meta, res);
@@ -1329,14 +1326,14 @@ static cn_call_rc report_page(struct p11e_ca *ca, unsigned page, time_t since,
 
 	memset(rep, 0, sizeof(*rep));
 	if (!payload) {
-		res->outcome = P11E_CA_UNREACHABLE;
+		p11e_ca_fail(res, P11E_CA_UNREACHABLE, "out of memory");
 		return CN_CALL_FAILED;
 	}
 	rc = call(ca, "GetOrderReport", payload, false, &root, meta, res);
 	if (rc == CN_CALL_OK && cn_parse_report(root, rep) != 0) {
-		snprintf(res->message, sizeof(res->message),
-			 "%s GetOrderReport: the answer is not the listing the API sends", ca->name);
-		res->outcome = P11E_CA_UNREACHABLE;
+		p11e_ca_fail(res, P11E_CA_UNREACHABLE,
+			     "%s GetOrderReport: the answer is not the listing the API sends",
+			     ca->name);
 		rc = CN_CALL_FAILED;
 	}
 	/* "no records" as a meta failure is an empty listing (§8) */

@@ -146,6 +146,17 @@ t_ca_section() {
 	echo
 }
 
+# t_sim_scenario JSON — merged into the running simulator's scenario.
+t_sim_scenario() {
+	curl -s --cacert "$SIM_ROOT" -X POST -H 'Content-Type: application/json' \
+		-d "$1" "$SIM_BASE/_sim/scenario" >/dev/null || t_fail "cannot set the scenario"
+}
+
+# t_journal PY-EXPR [NAME] — EXPR over the journal of [cert:NAME] (web), bound to `j`.
+t_journal() {
+	"$PYTHON" -c "import json; j=json.load(open('$WORK/state/${2:-web}.json')); print($1)"
+}
+
 # t_sim_stat PY-EXPR — EXPR over the simulator's /_sim/stats, bound to `s`.
 t_sim_stat() {
 	curl -s --cacert "$SIM_ROOT" "$SIM_BASE/_sim/stats" |

@@ -32,23 +32,15 @@ setup() {
 
 p11e() { "$P11ENROLL" -c "$WORK/p.conf" "$@"; }
 
-sim_stat() { t_sim_stat "$@"; }
 
-sim_scenario() {
-	curl -s --cacert "$SIM_ROOT" -X POST -H 'Content-Type: application/json' \
-		-d "$1" "$SIM_BASE/_sim/scenario" >/dev/null || t_fail "cannot set the scenario"
-}
 
-journal() {
-	"$PYTHON" -c "import json,sys; j=json.load(open('$WORK/state/web.json')); print($1)"
-}
 
-orders_placed() { sim_stat 's["orders_placed"]'; }
+orders_placed() { t_sim_stat 's["orders_placed"]'; }
 
 # Everything a finished enrolment must show.
 assert_installed() {
 	local f
-	[ "$(journal 'j["state"]')" = monitoring ] || t_fail "journal state is $(journal 'j["state"]')"
+	[ "$(t_journal 'j["state"]')" = monitoring ] || t_fail "journal state is $(t_journal 'j["state"]')"
 	for f in cert chain fullchain; do
 		[ -s "$WORK/tls/$f.pem" ] || t_fail "$f.pem missing"
 	done
@@ -72,7 +64,7 @@ assert_installed() {
 	# The journal's serial is the installed leaf's.
 	local serial
 	serial=$(openssl x509 -in "$WORK/tls/cert.pem" -noout -serial | cut -d= -f2)
-	[ "$(journal 'j["cert"]["serial"]')" = "$serial" ] || t_fail "journal serial differs from cert.pem"
+	[ "$(t_journal 'j["cert"]["serial"]')" = "$serial" ] || t_fail "journal serial differs from cert.pem"
 }
 
 enroll_ok() {
@@ -120,7 +112,7 @@ case_post_install() {
 	t_expect 0 p11e enroll web
 	t_contains "$WORK/hook.env" "P11ENROLL_NAME=web"
 	t_contains "$WORK/hook.env" "P11ENROLL_CERT_FILE=$WORK/tls/cert.pem"
-	t_contains "$WORK/hook.env" "P11ENROLL_SERIAL=$(journal 'j["cert"]["serial"]')"
+	t_contains "$WORK/hook.env" "P11ENROLL_SERIAL=$(t_journal 'j["cert"]["serial"]')"
 	t_contains "$WORK/hook.env" "P11ENROLL_KEY_URI=pkcs11:"
 	t_not_contains "$WORK/hook.env" "$PIN"
 	t_not_contains "$WORK/hook.env" "pin-"
@@ -134,7 +126,7 @@ case_post_install_failure() {
 	t_expect 1 p11e enroll web
 	t_contains "$WORK/err" "post_install (exit 7) exited with status 7; the certificate is installed"
 	assert_installed
-	[ -n "$(journal 'j["last_error"]["message"]')" ] || t_fail "the hook's failure is not in the journal"
+	[ -n "$(t_journal 'j["last_error"]["message"]')" ] || t_fail "the hook's failure is not in the journal"
 }
 
 # Pending for a while: enroll gives up with 3, the next enroll resumes the same order.
@@ -142,13 +134,13 @@ case_pending_then_resume() {
 	setup certinext ec-p256 '{"pending_polls": 4}'
 	t_expect 3 p11e enroll web --wait 2s
 	t_contains "$WORK/err" "is still pending at the CA"
-	[ "$(journal 'j["state"]')" = order-pending ] || t_fail "state $(journal 'j["state"]')"
+	[ "$(t_journal 'j["state"]')" = order-pending ] || t_fail "state $(t_journal 'j["state"]')"
 	local order
-	order=$(journal 'j["order"]["order_id"]')
+	order=$(t_journal 'j["order"]["order_id"]')
 	t_expect 0 p11e enroll web --wait 60s
 	t_contains "$WORK/err" "resuming from state order-pending"
 	assert_installed
-	[ "$(journal 'j["order"]["order_id"]')" = "$order" ] || t_fail "another order was followed"
+	[ "$(t_journal 'j["order"]["order_id"]')" = "$order" ] || t_fail "another order was followed"
 	[ "$(orders_placed)" = 1 ] || t_fail "the CA saw $(orders_placed) orders"
 }
 
@@ -182,14 +174,14 @@ case_rejected() {
 	t_expect 4 p11e enroll web
 	t_contains "$WORK/err" "EMS-1234"
 	t_contains "$WORK/err" "Order refused by policy"
-	[ "$(journal 'j["state"]')" = rejected ] || t_fail "state $(journal 'j["state"]')"
-	[ "$(journal 'j["last_error"]["ca_code"]')" = EMS-1234 ] || t_fail "CA code not journalled"
+	[ "$(t_journal 'j["state"]')" = rejected ] || t_fail "state $(t_journal 'j["state"]')"
+	[ "$(t_journal 'j["last_error"]["ca_code"]')" = EMS-1234 ] || t_fail "CA code not journalled"
 	[ ! -e "$WORK/tls/cert.pem" ] || t_fail "something was installed"
 	# The operator fixes things; the next enroll places a new order with the same key.
 	local key
-	key=$(journal 'j["key"]["id"]')
+	key=$(t_journal 'j["key"]["id"]')
 	t_expect 0 p11e enroll web
-	[ "$(journal 'j["key"]["id"]')" = "$key" ] || t_fail "a new key was made"
+	[ "$(t_journal 'j["key"]["id"]')" = "$key" ] || t_fail "a new key was made"
 	assert_installed
 }
 
@@ -198,7 +190,7 @@ case_verify_wrong_key() {
 	setup certinext ec-p256 '{"wrong_key": true}'
 	t_expect 1 p11e enroll web
 	t_contains "$WORK/err" "the CA's certificate is for another key"
-	[ "$(journal 'j["state"]')" = verify-failed ] || t_fail "state $(journal 'j["state"]')"
+	[ "$(t_journal 'j["state"]')" = verify-failed ] || t_fail "state $(t_journal 'j["state"]')"
 	t_contains "$WORK/state/web.json" "for another key"
 	[ ! -e "$WORK/tls" ] || t_fail "files were written"
 	[ "$(t_token_objects edge | grep -c '^Certificate')" = 0 ] || t_fail "a certificate object was stored"
@@ -211,7 +203,7 @@ case_verify_other_names() {
 	sed -i 's|^dns = .*|dns = www.example.com, api.example.com|' "$WORK/p.conf"
 	t_expect 1 p11e enroll web
 	t_contains "$WORK/err" "does not cover the requested name api.example.com"
-	[ "$(journal 'j["state"]')" = verify-failed ] || t_fail "state $(journal 'j["state"]')"
+	[ "$(t_journal 'j["state"]')" = verify-failed ] || t_fail "state $(t_journal 'j["state"]')"
 	[ ! -e "$WORK/tls" ] || t_fail "files were written"
 }
 
@@ -243,7 +235,7 @@ case_product_not_provisioned() {
 	t_expect 2 p11e enroll web
 	t_contains "$WORK/err" "EMS-1162"
 	t_contains "$WORK/err" "p11enroll products sim"
-	[ "$(journal 'j["state"]')" = csr-ready ] || t_fail "state $(journal 'j["state"]')"
+	[ "$(t_journal 'j["state"]')" = csr-ready ] || t_fail "state $(t_journal 'j["state"]')"
 	sed -i 's|^default_product = .*|default_product = 842|' "$WORK/p.conf"
 	t_expect 0 p11e enroll web
 	assert_installed
@@ -327,9 +319,9 @@ ca_verbs() {
 		t_fail "products --json shape"
 	t_expect 0 p11e enroll web
 	t_expect 0 p11e orders sim
-	t_contains "$WORK/out" "$(journal 'j["order"]["order_id"]')"
+	t_contains "$WORK/out" "$(t_journal 'j["order"]["order_id"]')"
 	t_expect 0 p11e --json orders sim --since "$(date -u +%Y-%m-%d)"
-	"$PYTHON" -c "import json; d=json.load(open('$WORK/out')); assert len(d['orders'])==1 and d['orders'][0]['order_id']=='$(journal 'j["order"]["order_id"]')'" ||
+	"$PYTHON" -c "import json; d=json.load(open('$WORK/out')); assert len(d['orders'])==1 and d['orders'][0]['order_id']=='$(t_journal 'j["order"]["order_id"]')'" ||
 		t_fail "orders --json"
 	t_expect 2 p11e orders sim --since yesterday
 	t_contains "$WORK/err" "YYYY-MM-DD"
@@ -415,7 +407,7 @@ case_renew_same_key() {
 	[ "$(orders_placed)" = 2 ] || t_fail "the CA saw $(orders_placed) orders"
 	[ "$(serial)" != "$old" ] || t_fail "the certificate was not replaced"
 	[ "$(key_ids)" = "$key" ] || t_fail "the key changed without rotate_key"
-	[ "$(journal 'j["previous"]["serial"]')" = "$old" ] || t_fail "previous serial not journalled"
+	[ "$(t_journal 'j["previous"]["serial"]')" = "$old" ] || t_fail "previous serial not journalled"
 }
 
 case_renew_force() {
@@ -432,7 +424,7 @@ case_renew_same_key_refused() {
 	t_expect 4 p11e renew web --force
 	t_contains "$WORK/err" "EMS-1099"
 	t_contains "$WORK/err" "make a new key/CSR"
-	[ "$(journal 'j["state"]')" = rejected ] || t_fail "state $(journal 'j["state"]')"
+	[ "$(t_journal 'j["state"]')" = rejected ] || t_fail "state $(t_journal 'j["state"]')"
 	# The installed certificate stays where it was.
 	openssl verify -CAfile "$SIM_ROOT" -untrusted "$WORK/tls/chain.pem" "$WORK/tls/cert.pem" >/dev/null ||
 		t_fail "the installed certificate was touched"
@@ -467,7 +459,7 @@ case_renew_rotate() {
 	[ "$new_key" != "$old_key" ] || t_fail "no new key"
 	[ "$(echo $new_key | wc -w)" = 1 ] || t_fail "old key not removed: $new_key"
 	[ "$(cert_object_ids)" = "$(echo $new_key)" ] || t_fail "the certificate object is not beside the new key"
-	[ "$(journal 'j["key"]["id"]')" = "$(echo $new_key)" ] || t_fail "journal key id"
+	[ "$(t_journal 'j["key"]["id"]')" = "$(echo $new_key)" ] || t_fail "journal key id"
 	[ "$(orders_placed)" = 2 ] || t_fail "the CA saw $(orders_placed) orders"
 	openssl x509 -in "$WORK/tls/cert.pem" -noout -pubkey >"$WORK/leaf.pub"
 	pkcs11-tool --module "$SOFTHSM_MODULE" --token-label edge --read-object --type pubkey \
@@ -509,20 +501,20 @@ case_sslstore_renewal() {
 	t_expect 0 p11e renew --all
 	assert_installed
 	[ "$(orders_placed)" = 2 ] || t_fail "a renewal is a new order; the CA saw $(orders_placed)"
-	[ "$(sim_stat 's["orders"][1]["IsRenewal"]')" = True ] || t_fail "the new order is not a renewal"
+	[ "$(t_sim_stat 's["orders"][1]["IsRenewal"]')" = True ] || t_fail "the new order is not a renewal"
 }
 
 case_sslstore_reissue() {
 	setup sslstore ec-p256
 	t_expect 0 p11e enroll web
 	local order
-	order=$(journal 'j["order"]["order_id"]')
+	order=$(t_journal 'j["order"]["order_id"]')
 	echo "renew_before = 400d" >>"$WORK/p.conf"
 	t_expect 0 p11e renew --all
 	assert_installed
 	[ "$(orders_placed)" = 1 ] || t_fail "a reissue is no new order; the CA saw $(orders_placed)"
-	[ "$(sim_stat 's["orders"][0]["reissues"]')" = 1 ] || t_fail "no reissue at the CA"
-	[ "$(journal 'j["order"]["order_id"]')" = "$order" ] || t_fail "a reissue keeps the order id"
+	[ "$(t_sim_stat 's["orders"][0]["reissues"]')" = 1 ] || t_fail "no reissue at the CA"
+	[ "$(t_journal 'j["order"]["order_id"]')" = "$order" ] || t_fail "a reissue keeps the order id"
 }
 
 # A reissue may carry a new key: rotate_key outside the renewal window.
@@ -536,7 +528,7 @@ case_sslstore_reissue_rotate() {
 	t_expect 0 p11e renew --all
 	assert_installed
 	[ "$(orders_placed)" = 1 ] || t_fail "a reissue is no new order; the CA saw $(orders_placed)"
-	[ "$(sim_stat 's["orders"][0]["reissues"]')" = 1 ] || t_fail "no reissue at the CA"
+	[ "$(t_sim_stat 's["orders"][0]["reissues"]')" = 1 ] || t_fail "no reissue at the CA"
 	[ "$(key_ids)" != "$old_key" ] || t_fail "no new key"
 	[ "$(echo $(key_ids) | wc -w)" = 1 ] || t_fail "old key not removed: $(key_ids)"
 }

@@ -38,16 +38,8 @@ cert_section() {
 
 p11e() { "$P11ENROLL" -c "$WORK/p.conf" "$@"; }
 
-sim_stat() { t_sim_stat "$@"; }
 
-sim_scenario() {
-	curl -s --cacert "$SIM_ROOT" -X POST -H 'Content-Type: application/json' \
-		-d "$1" "$SIM_BASE/_sim/scenario" >/dev/null || t_fail "cannot set the scenario"
-}
 
-journal() {
-	"$PYTHON" -c "import json,sys; j=json.load(open('$WORK/state/${2:-web}.json')); print($1)"
-}
 
 # py FILE EXPR… — asserts over the JSON in FILE (bound to `d`); the
 # expressions are Python asserts, run in order.
@@ -77,30 +69,30 @@ case_revoke_certinext_twice() {
 	echo "rotate_key = yes" >>"$WORK/p.conf"
 	t_expect 0 p11e enroll web
 	local serial
-	serial=$(journal 'j["cert"]["serial"]')
+	serial=$(t_journal 'j["cert"]["serial"]')
 	# CERTInext refuses these locally: a configuration-type error, nothing sent.
 	t_expect 2 p11e revoke web --reason unspecified
 	t_contains "$WORK/err" "cannot revoke with reason unspecified"
 	t_expect 2 p11e revoke web --reason nonsense
 	t_contains "$WORK/err" "not a reason"
-	[ "$(sim_stat 's["calls"].get("RevokeOrder", 0)')" = 0 ] || t_fail "a refused reason reached the CA"
+	[ "$(t_sim_stat 's["calls"].get("RevokeOrder", 0)')" = 0 ] || t_fail "a refused reason reached the CA"
 	t_expect 0 p11e revoke web
 	t_contains "$WORK/out" "revoked (revokeReasonId 4, superseded)"
-	[ "$(journal 'j["state"]')" = monitoring ] || t_fail "revoke moved the state to $(journal 'j["state"]')"
-	[ "$(journal 'j["revocation"]["reason"]')" = superseded ] || t_fail "no revocation.reason"
-	[ "$(journal 'j["revocation"]["serial"]')" = "$serial" ] || t_fail "revocation.serial"
-	[ "$(journal 'type(j["revocation"]["at"]).__name__')" = int ] || t_fail "revocation.at"
-	[ "$(journal '[h.get("note") for h in j["history"]][-1]')" = revoked ] || t_fail "no history line for the revocation"
+	[ "$(t_journal 'j["state"]')" = monitoring ] || t_fail "revoke moved the state to $(t_journal 'j["state"]')"
+	[ "$(t_journal 'j["revocation"]["reason"]')" = superseded ] || t_fail "no revocation.reason"
+	[ "$(t_journal 'j["revocation"]["serial"]')" = "$serial" ] || t_fail "revocation.serial"
+	[ "$(t_journal 'type(j["revocation"]["at"]).__name__')" = int ] || t_fail "revocation.at"
+	[ "$(t_journal '[h.get("note") for h in j["history"]][-1]')" = revoked ] || t_fail "no history line for the revocation"
 	# Again: harmless, success, and no second RevokeOrder.
 	t_expect 0 p11e revoke web --reason keyCompromise
 	t_contains "$WORK/out" "already revoked"
-	[ "$(sim_stat 's["calls"].get("RevokeOrder", 0)')" = 1 ] || t_fail "RevokeOrder was sent again"
+	[ "$(t_sim_stat 's["calls"].get("RevokeOrder", 0)')" = 1 ] || t_fail "RevokeOrder was sent again"
 	# A revoked certificate needs attention until renew replaces it, which it does at once.
 	t_expect 1 p11e status
 	t_contains "$WORK/out" "revoked"
 	t_expect 0 p11e renew web
-	[ "$(journal 'j["cert"]["serial"]')" != "$serial" ] || t_fail "renew did not replace the revoked certificate"
-	[ "$(journal '"revocation" in j')" = False ] || t_fail "the revocation section outlived the renewal"
+	[ "$(t_journal 'j["cert"]["serial"]')" != "$serial" ] || t_fail "renew did not replace the revoked certificate"
+	[ "$(t_journal '"revocation" in j')" = False ] || t_fail "the revocation section outlived the renewal"
 	t_expect 0 p11e status
 }
 
@@ -110,12 +102,12 @@ case_revoke_sslstore_twice() {
 	t_expect 0 p11e revoke web --reason cessationOfOperation
 	t_contains "$WORK/out" "refund request"
 	t_contains "$WORK/out" "not an immediate revocation"
-	[ "$(journal 'j["revocation"]["reason"]')" = cessationOfOperation ] || t_fail "reason not journalled"
+	[ "$(t_journal 'j["revocation"]["reason"]')" = cessationOfOperation ] || t_fail "reason not journalled"
 	t_contains "$WORK/state/web.json" "refund request"
 	t_expect 0 p11e revoke web --reason cessationOfOperation
 	t_contains "$WORK/out" "refund request"
 	t_contains "$WORK/out" "nothing more to do"
-	[ "$(journal 'j["state"]')" = monitoring ] || t_fail "state $(journal 'j["state"]')"
+	[ "$(t_journal 'j["state"]')" = monitoring ] || t_fail "state $(t_journal 'j["state"]')"
 }
 
 case_revoke_nothing() {
@@ -154,7 +146,7 @@ case_status_json() {
 		'd["certificates"][1]["journal"] is False and d["certificates"][1]["state"] == "new"' \
 		'd["certificates"][1]["next_action"] == "enroll" and d["certificates"][1]["serial"] is None and d["certificates"][1]["order"] is None' \
 		'd["certificates"][1]["ok"] is True'
-	[ "$(journal 'j["cert"]["serial"]')" = "$("$PYTHON" -c 'import json,sys; print(json.load(open(sys.argv[1]))["certificates"][0]["serial"])' "$WORK/out")" ] ||
+	[ "$(t_journal 'j["cert"]["serial"]')" = "$("$PYTHON" -c 'import json,sys; print(json.load(open(sys.argv[1]))["certificates"][0]["serial"])' "$WORK/out")" ] ||
 		t_fail "status serial differs from the journal"
 	# The global --json and one name.
 	t_expect 0 p11e --json status web
@@ -204,7 +196,7 @@ case_status_expiring() {
 		'd["certificates"][0]["problem"] == "the certificate expires in less than a day"' \
 		'd["certificates"][0]["days_left"] == 0 and 0 < d["certificates"][0]["seconds_left"] <= 7200'
 	# With a healthy certificate again, the check passes.
-	sim_scenario '{"leaf_seconds": null}'
+	t_sim_scenario '{"leaf_seconds": null}'
 	t_expect 0 p11e renew web
 	t_expect 0 p11e status
 }
@@ -248,8 +240,8 @@ case_prometheus() {
 	[ "$(stat -c %a "$f")" = 644 ] || t_fail "metrics file mode $(stat -c %a "$f")"
 	ls "$WORK/metrics" | grep -v '^p11enroll.prom$' && t_fail "temporary files left beside the metrics"
 	local not_after installed
-	not_after=$(journal 'int(j["cert"]["not_after"])')
-	installed=$(journal 'int(j["cert"]["installed_at"])')
+	not_after=$(t_journal 'int(j["cert"]["not_after"])')
+	installed=$(t_journal 'int(j["cert"]["installed_at"])')
 	t_contains "$f" "# TYPE p11enroll_certificate_not_after_seconds gauge"
 	t_contains "$f" "p11enroll_certificate_not_after_seconds{name=\"web\",ca=\"sim\"} $not_after"
 	t_contains "$f" "p11enroll_last_success_timestamp_seconds{name=\"web\",ca=\"sim\"} $installed"
@@ -338,7 +330,7 @@ agent_stop() {
 	echo "agent stopped in $((($(date +%s%N) - start) / 1000000)) ms"
 }
 
-serial_is_not() { [ -f "$WORK/state/web.json" ] && [ "$(journal 'j["state"]+j.get("cert",{}).get("serial","")')" != "monitoring$1" ] && [ "$(journal 'j["state"]')" = monitoring ]; }
+serial_is_not() { [ -f "$WORK/state/web.json" ] && [ "$(t_journal 'j["state"]+j.get("cert",{}).get("serial","")')" != "monitoring$1" ] && [ "$(t_journal 'j["state"]')" = monitoring ]; }
 has_line() { grep -qF -- "$2" "$1"; }
 
 case_agent_renews() {
@@ -348,14 +340,14 @@ case_agent_renews() {
 	echo "rotate_key = yes" >>"$WORK/p.conf"
 	t_expect 0 p11e enroll web
 	local serial
-	serial=$(journal 'j["cert"]["serial"]')
+	serial=$(t_journal 'j["cert"]["serial"]')
 	agent_start
 	wait_for 5 has_line "$WORK/agent.log" "next round at" || t_fail "the agent did not plan a round"
 	# Not due yet: nothing happened at once.
-	[ "$(journal 'j["cert"]["serial"]')" = "$serial" ] || t_fail "renewed before the window opened"
+	[ "$(t_journal 'j["cert"]["serial"]')" = "$serial" ] || t_fail "renewed before the window opened"
 	wait_for 20 serial_is_not "$serial" || { cat "$WORK/agent.log"; t_fail "the agent did not renew when the window opened"; }
 	t_contains "$WORK/agent.log" "renewing"
-	[ "$(sim_stat 's["orders_placed"]')" -ge 2 ] || t_fail "no renewal order"
+	[ "$(t_sim_stat 's["orders_placed"]')" -ge 2 ] || t_fail "no renewal order"
 	[ -s "$WORK/agent.prom" ] || t_fail "the agent wrote no metrics"
 	t_contains "$WORK/agent.prom" 'p11enroll_state{name="web",ca="sim",state="monitoring"}'
 	# SIGHUP: reload, keep running.
@@ -395,7 +387,7 @@ case_agent_failures() {
 	kill -HUP "$AGENT"
 	wait_for 5 has_line "$WORK/agent.log" "agent: reloaded" || t_fail "no reload after the fix"
 	agent_stop
-	[ "$(journal 'j["state"]')" = monitoring ] || t_fail "web state $(journal 'j["state"]')"
+	[ "$(t_journal 'j["state"]')" = monitoring ] || t_fail "web state $(t_journal 'j["state"]')"
 }
 
 case_agent_usage() {
