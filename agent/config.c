@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <ini.h>
 
@@ -39,6 +41,7 @@ struct parser {
 	int line;
 	bool line_indented;    /* the line starts with a blank: inih's continuation */
 	bool line_too_long;
+	bool line_has_nul;     /* a NUL byte, which would cut the line silently */
 	struct p11e_err *err;
 };
 
@@ -73,7 +76,9 @@ static const char *keep(struct p11e_config *cfg, const char *s)
 static char *reader(char *str, int num, void *stream)
 {
 	struct parser *p = stream;
+	long before = ftell(p->stream);
 	char *got = fgets(str, num, p->stream);
+	long after = ftell(p->stream);
 	size_t len;
 
 	if (!got)
@@ -81,6 +86,10 @@ static char *reader(char *str, int num, void *stream)
 	p->line++;
 	p->line_indented = got[0] == ' ' || got[0] == '\t';
 	len = strlen(got);
+	if (before >= 0 && after >= 0 && (size_t)(after - before) != len) {
+		p->line_has_nul = true;
+		return NULL;
+	}
 	if (len == (size_t)num - 1 && got[len - 1] != '\n' && !feof(p->stream)) {
 		p->line_too_long = true;
 		return NULL;
@@ -108,14 +117,84 @@ __attribute__((format(printf, 2, 3))) static int fail(struct parser *p, const ch
 	return 0;
 }
 
+/* NULL when `s` is UTF-8 without control characters (C0, DEL, C1), else
+ * what is wrong; *at is the byte offset. Such values would reach a CA, a
+ * file name or a log line changed or cut. */
+static const char *bad_text(const char *s, size_t *at)
+{
+	const unsigned char *u = (const unsigned char *)s;
+
+	for (size_t i = 0; u[i];) {
+		unsigned c = u[i], n, cp;
+
+		*at = i;
+		if (c < 0x20 || c == 0x7f)
+			return "a control character";
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf) {
+			n = 1;
+			cp = c & 0x1f;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			n = 2;
+			cp = c & 0x0f;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			n = 3;
+			cp = c & 0x07;
+		} else {
+			return "bytes that are not UTF-8";
+		}
+		for (unsigned k = 1; k <= n; k++) {
+			if ((u[i + k] & 0xc0) != 0x80)
+				return "bytes that are not UTF-8";
+			cp = cp << 6 | (u[i + k] & 0x3f);
+		}
+		if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
+		    (cp >= 0xd800 && cp <= 0xdfff))
+			return "bytes that are not UTF-8";
+		if (cp >= 0x80 && cp <= 0x9f)
+			return "a control character";
+		i += n + 1;
+	}
+	return NULL;
+}
+
+/* [ca:NAME] and [cert:NAME]: NAME becomes a file name in state_dir. */
+#define NAME_MAX_LEN 64
+
+static bool safe_name(const char *name)
+{
+	size_t len = strlen(name);
+
+	if (len == 0 || len > NAME_MAX_LEN || name[0] == '.')
+		return false;
+	return strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") ==
+	       len;
+}
+
 static int handler(void *user, const char *section, const char *key, const char *value)
 {
 	struct parser *p = user;
 	struct raw_section *s, *grown;
 	struct p11e_setting *v;
 	enum section_kind kind;
-	const char *name;
+	const char *name, *why;
+	size_t at;
 
+	if (p->err->status != P11E_OK)
+		return 0; /* the first error is the one reported */
+	if ((why = bad_text(section, &at)))
+		return fail(p, "the section name holds %s (byte %zu); write it in UTF-8 without "
+			       "control characters", why, at + 1);
+	if ((why = bad_text(key, &at)))
+		return fail(p, "a key name holds %s (byte %zu); write it in UTF-8 without "
+			       "control characters", why, at + 1);
+	/* The value is not shown: it may be an inline secret. */
+	if ((why = bad_text(value, &at)))
+		return fail(p, "the value of '%s' holds %s (byte %zu of the value); values are "
+			       "UTF-8 text without control characters (no tabs)", key, why, at + 1);
 	if (strcmp(section, "agent") == 0) {
 		kind = SECTION_AGENT;
 		name = "agent";
@@ -134,6 +213,10 @@ static int handler(void *user, const char *section, const char *key, const char 
 			       "[cert:NAME]",
 			    section);
 	}
+	if (kind != SECTION_AGENT && !safe_name(name))
+		return fail(p, "[%s]: a %s name has 1 to %d letters, digits, '.', '_' or '-' and does "
+			       "not start with '.' (it names files in state_dir)",
+			    section, kind == SECTION_CA ? "CA" : "certificate", NAME_MAX_LEN);
 	s = find_section(p, kind, name);
 	if (s && s->file != p->file && kind != SECTION_AGENT)
 		return fail(p, "[%s] is defined a second time (first in %s)", section, s->file);
@@ -185,6 +268,7 @@ static p11e_status parse_file(struct parser *p, const char *path)
 	p->file = keep(p->cfg, path);
 	p->line = 0;
 	p->line_too_long = false;
+	p->line_has_nul = false;
 	p->stream = fopen(path, "re");
 	if (!p->stream)
 		return p11e_err_set(p->err, P11E_EUSAGE, "cannot read configuration %s: %s", path,
@@ -197,6 +281,11 @@ static p11e_status parse_file(struct parser *p, const char *path)
 				    "cannot take; split the value over lines that start with a "
 				    "blank (they are joined without a separator)",
 				    path, p->line, INI_MAX_LINE - 1);
+	if (p->line_has_nul)
+		return p11e_err_set(p->err, P11E_EUSAGE,
+				    "%s:%d: the line holds a NUL byte; the configuration is UTF-8 "
+				    "text",
+				    path, p->line);
 	if (p->err->status != P11E_OK)
 		return p->err->status;
 	if (rc != 0)
@@ -397,7 +486,7 @@ static p11e_status load_cert(struct p11e_config *cfg, const struct raw_section *
 	const struct p11e_ca_conf *ca = NULL;
 	struct p11e_setting *over;
 	p11e_status rc = P11E_OK;
-	size_t n_over = 0;
+	size_t n_over = 0, ca_index = 0;
 
 	c->name = (char *)sec->name;
 	c->file = sec->file;
@@ -416,6 +505,7 @@ static p11e_status load_cert(struct p11e_config *cfg, const struct raw_section *
 	/* The CA first: it decides which override keys exist. */
 	for (size_t i = 0; i < sec->n; i++) {
 		if (strcmp(sec->v[i].key, "ca") == 0) {
+			ca_index = i;
 			c->ca = sec->v[i].value;
 			ca = p11e_config_ca(cfg, c->ca);
 			if (!ca)
@@ -429,6 +519,11 @@ static p11e_status load_cert(struct p11e_config *cfg, const struct raw_section *
 		const char *k = s->key;
 
 		if (!in_list(cert_keys, k)) {
+			if (ca && in_list(ca->ops->cert_keys, k) && i < ca_index)
+				return p11e_err_set(err, P11E_EUSAGE,
+						    "%s:%d: '%s' overrides a setting of the CA, so it "
+						    "comes after ca = %s (line %d) in [cert:%s]",
+						    AT(s), k, c->ca, sec->v[ca_index].line, sec->name);
 			if (ca && in_list(ca->ops->cert_keys, k)) {
 				over[n_over++] = *s;
 				continue;
@@ -533,6 +628,72 @@ static p11e_status load_cert(struct p11e_config *cfg, const struct raw_section *
 	return P11E_OK;
 }
 
+/* Every [ca:] alone, then what each [cert:] with a CA needs of it: the
+ * providers' own rules, so that no mistake waits for a token or CA call. */
+static p11e_status validate_cas(const struct p11e_config *cfg, struct p11e_err *err)
+{
+	char where[512];
+	p11e_status rc;
+
+	for (size_t i = 0; i < cfg->n_cas; i++) {
+		const struct p11e_ca_conf *ca = &cfg->cas[i];
+
+		if (!ca->ops->validate)
+			continue;
+		rc = ca->ops->validate(ca->name, &ca->settings, NULL, NULL, NULL, err);
+		if (rc != P11E_OK) {
+			/* messages without a line ("needs api_url") get the section's */
+			if (strncmp(err->msg, ca->file, strlen(ca->file)) != 0)
+				p11e_err_prefix(err, "%s:%d", ca->file, ca->line);
+			return rc;
+		}
+	}
+	for (size_t i = 0; i < cfg->n_certs; i++) {
+		const struct p11e_cert_conf *c = &cfg->certs[i];
+		const struct p11e_ca_conf *ca = c->ca ? p11e_config_ca(cfg, c->ca) : NULL;
+
+		if (!ca || !ca->ops->validate)
+			continue;
+		snprintf(where, sizeof(where), "%s:%d", c->file, c->line);
+		rc = ca->ops->validate(ca->name, &ca->settings, c->name, where, &c->overrides, err);
+		if (rc != P11E_OK)
+			return rc;
+	}
+	return P11E_OK;
+}
+
+/* The journals decide which orders exist: a state_dir that another user may
+ * write (or that is not ours or root's) is refused, not repaired. A missing
+ * one is made 0700 by the journal. */
+static p11e_status check_state_dir(const struct p11e_config *cfg, struct p11e_err *err)
+{
+	const struct p11e_setting *s = p11e_settings_find(&cfg->agent, "state_dir");
+	char where[512] = "";
+	struct stat st;
+
+	if (s)
+		snprintf(where, sizeof(where), "%s:%d: ", s->file, s->line);
+	if (stat(cfg->state_dir, &st) != 0)
+		return P11E_OK;
+	if (!S_ISDIR(st.st_mode))
+		return p11e_err_set(err, P11E_EUSAGE, "%sstate_dir %s is not a directory", where,
+				    cfg->state_dir);
+	if (st.st_uid != geteuid() && st.st_uid != 0)
+		return p11e_err_set(err, P11E_EUSAGE,
+				    "%sstate_dir %s belongs to uid %u, not to this user (uid %u) or "
+				    "root; another user could change the journals: chown it or "
+				    "choose another state_dir",
+				    where, cfg->state_dir, (unsigned)st.st_uid, (unsigned)geteuid());
+	if (st.st_mode & (S_IWGRP | S_IWOTH))
+		return p11e_err_set(err, P11E_EUSAGE,
+				    "%sstate_dir %s may be written by %s (mode %04o); fix: chmod 700 "
+				    "%s",
+				    where, cfg->state_dir,
+				    (st.st_mode & S_IWOTH) ? "others" : "its group",
+				    (unsigned)(st.st_mode & 07777), cfg->state_dir);
+	return P11E_OK;
+}
+
 p11e_status p11e_config_load(const char *path, struct p11e_config **out, struct p11e_err *err)
 {
 	struct p11e_config *cfg = calloc(1, sizeof(*cfg));
@@ -592,6 +753,10 @@ p11e_status p11e_config_load(const char *path, struct p11e_config **out, struct 
 	for (size_t i = 0; i < p.n_sections && rc == P11E_OK; i++)
 		if (p.sections[i].kind == SECTION_CERT)
 			rc = load_cert(cfg, &p.sections[i], &cfg->certs[cfg->n_certs++], err);
+	if (rc == P11E_OK)
+		rc = validate_cas(cfg, err);
+	if (rc == P11E_OK)
+		rc = check_state_dir(cfg, err);
 	if (rc != P11E_OK)
 		goto out;
 	*out = cfg;

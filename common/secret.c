@@ -25,39 +25,76 @@ static p11e_status check_mode(const char *path, const struct stat *st, const cha
 	return P11E_OK;
 }
 
+/* Opens a secret file the one way both `check` and the read use. Symbolic
+ * links are followed (Kubernetes mounts secrets as a chain of links into
+ * ..data/): what counts is the file they end at, which must be a regular
+ * file that only its owner may access. O_NONBLOCK: a FIFO does not hang. */
+static p11e_status open_secret(const char *path, const char *what, int *fd_out,
+			       struct stat *st, struct p11e_err *err)
+{
+	p11e_status rc;
+	int fd;
+
+	*fd_out = -1;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0)
+		return p11e_err_set(err, P11E_EUSAGE, "%s: cannot open %s: %s", what, path,
+				    strerror(errno));
+	if (fstat(fd, st) != 0) {
+		rc = p11e_err_set(err, P11E_EUSAGE, "%s: cannot stat %s: %s", what, path,
+				  strerror(errno));
+		close(fd);
+		return rc;
+	}
+	rc = check_mode(path, st, what, err);
+	if (rc == P11E_OK && st->st_size == 0)
+		rc = p11e_err_set(err, P11E_EUSAGE, "%s: %s is empty", what, path);
+	if (rc == P11E_OK && st->st_size >= SECRET_MAX)
+		rc = p11e_err_set(err, P11E_EUSAGE, "%s: %s is larger than %d bytes", what, path,
+				  SECRET_MAX);
+	if (rc != P11E_OK) {
+		close(fd);
+		return rc;
+	}
+	*fd_out = fd;
+	return P11E_OK;
+}
+
 p11e_status p11e_secret_check_file(const char *path, const char *what, struct p11e_err *err)
 {
 	struct stat st;
+	p11e_status rc;
+	int fd;
 
+	if (strncmp(path, "env:", 4) == 0) {
+		const char *value = getenv(path + 4);
+
+		if (!value || !*value)
+			return p11e_err_set(err, P11E_EUSAGE,
+					    "%s: environment variable %s is not set or empty", what,
+					    path + 4);
+		return P11E_OK;
+	}
 	if (strncmp(path, "file:", 5) == 0)
 		path += 5;
-	if (stat(path, &st) != 0)
-		return p11e_err_set(err, P11E_EUSAGE, "%s: cannot read %s: %s", what, path,
-				    strerror(errno));
-	return check_mode(path, &st, what, err);
+	rc = open_secret(path, what, &fd, &st, err);
+	if (fd >= 0)
+		close(fd);
+	return rc;
 }
 
 static p11e_status read_file(const char *path, const char *what, char **out, struct p11e_err *err)
 {
-	p11e_status rc = P11E_OK;
+	p11e_status rc;
 	struct stat st;
 	char *buf = NULL;
 	size_t len = 0;
 	ssize_t n;
 	int fd;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
-		return p11e_err_set(err, P11E_EUSAGE, "%s: cannot open %s: %s", what, path,
-				    strerror(errno));
-	if (fstat(fd, &st) != 0) {
-		rc = p11e_err_set(err, P11E_EUSAGE, "%s: cannot stat %s: %s", what, path,
-				  strerror(errno));
-		goto out;
-	}
-	rc = check_mode(path, &st, what, err);
+	rc = open_secret(path, what, &fd, &st, err);
 	if (rc != P11E_OK)
-		goto out;
+		return rc;
 	buf = calloc(1, SECRET_MAX + 1);
 	if (!buf) {
 		rc = p11e_err_set(err, P11E_EFAIL, "out of memory");
@@ -76,6 +113,11 @@ static p11e_status read_file(const char *path, const char *what, char **out, str
 	if (len == SECRET_MAX) {
 		rc = p11e_err_set(err, P11E_EUSAGE, "%s: %s is larger than %d bytes", what, path,
 				  SECRET_MAX);
+		goto out;
+	}
+	/* A NUL would cut the secret silently where it is used as a string. */
+	if (memchr(buf, '\0', len)) {
+		rc = p11e_err_set(err, P11E_EUSAGE, "%s: %s holds a NUL byte", what, path);
 		goto out;
 	}
 	if (len > 0 && buf[len - 1] == '\n')

@@ -195,28 +195,25 @@ static void cn_close(struct p11e_ca *ca)
 	free(ca);
 }
 
-static p11e_status cn_open(const char *ca_name, const struct p11e_settings *s,
-			   struct p11e_ca **out, struct p11e_err *err)
+/* Everything open checks without a secret or the network: run by open and
+ * by validate (when the configuration loads). Leaves ca->opts filled. */
+static p11e_status parse_settings(struct p11e_ca *ca, const char **key_spec,
+				  const char **secret_spec, struct p11e_err *err)
 {
-	struct p11e_ca *ca = calloc(1, sizeof(*ca));
 	const struct p11e_setting *st;
-	const char *url, *auth, *spec;
+	const char *url, *auth;
 	char where[512];
 	unsigned v;
-	p11e_status rc = P11E_OK;
+	p11e_status rc;
 
-	*out = NULL;
-	if (!ca || !(ca->name = strdup(ca_name)) || copy_settings(ca, s) != P11E_OK) {
-		rc = p11e_err_set(err, P11E_EFAIL, "out of memory");
-		goto out;
-	}
+	*key_spec = *secret_spec = NULL;
 	if ((rc = need(ca, "api_url", &url, err)) != P11E_OK ||
 	    (rc = need(ca, "account_number", &ca->account, err)) != P11E_OK)
-		goto out;
+		return rc;
 	st = p11e_settings_find(&ca->settings, "api_url");
 	if ((rc = p11e_http_check_url(url, "api_url", err)) != P11E_OK) {
 		p11e_err_prefix(err, "%s", setting_where(st, where, sizeof(where)));
-		goto out;
+		return rc;
 	}
 	/* exactly one '/' between base and endpoint name (§1.2) */
 	snprintf(ca->api_url, sizeof(ca->api_url), "%s", url);
@@ -225,9 +222,8 @@ static p11e_status cn_open(const char *ca_name, const struct p11e_settings *s,
 	for (const char *p = ca->account; *p; p++)
 		if (!isdigit((unsigned char)*p)) {
 			st = p11e_settings_find(&ca->settings, "account_number");
-			rc = p11e_err_set(err, P11E_EUSAGE, "%s: account_number = '%s' is not digits",
-					  setting_where(st, where, sizeof(where)), ca->account);
-			goto out;
+			return p11e_err_set(err, P11E_EUSAGE, "%s: account_number = '%s' is not digits",
+					    setting_where(st, where, sizeof(where)), ca->account);
 		}
 
 	auth = get(ca, "auth") ? get(ca, "auth") : "accesskey";
@@ -235,31 +231,27 @@ static p11e_status cn_open(const char *ca_name, const struct p11e_settings *s,
 		ca->oauth = true;
 		if ((rc = need(ca, "oauth_token_url", &ca->token_url, err)) != P11E_OK ||
 		    (rc = need(ca, "oauth_client_id", &ca->client_id, err)) != P11E_OK ||
-		    (rc = need(ca, "oauth_client_secret_file", &spec, err)) != P11E_OK)
-			goto out;
-		if ((rc = p11e_http_check_url(ca->token_url, "oauth_token_url", err)) != P11E_OK)
-			goto out;
-		if ((rc = p11e_secret_read(spec, "oauth_client_secret_file", &ca->client_secret,
-					   err)) != P11E_OK)
-			goto out;
+		    (rc = need(ca, "oauth_client_secret_file", secret_spec, err)) != P11E_OK)
+			return rc;
+		if ((rc = p11e_http_check_url(ca->token_url, "oauth_token_url", err)) != P11E_OK) {
+			st = p11e_settings_find(&ca->settings, "oauth_token_url");
+			p11e_err_prefix(err, "%s", setting_where(st, where, sizeof(where)));
+			return rc;
+		}
 	} else if (strcmp(auth, "accesskey") == 0 || strcmp(auth, "access_key") == 0) {
-		if ((rc = need(ca, "access_key_file", &spec, err)) != P11E_OK)
-			goto out;
-		if ((rc = p11e_secret_read(spec, "access_key_file", &ca->access_key, err)) !=
-		    P11E_OK)
-			goto out;
+		if ((rc = need(ca, "access_key_file", key_spec, err)) != P11E_OK)
+			return rc;
 	} else {
 		st = p11e_settings_find(&ca->settings, "auth");
-		rc = p11e_err_set(err, P11E_EUSAGE, "%s: auth = '%s': use accesskey or oauth",
-				  setting_where(st, where, sizeof(where)), auth);
-		goto out;
+		return p11e_err_set(err, P11E_EUSAGE, "%s: auth = '%s': use accesskey or oauth",
+				    setting_where(st, where, sizeof(where)), auth);
 	}
 
 	if ((rc = duration_key(ca, "poll_interval", 30, &ca->poll_interval, err)) != P11E_OK ||
 	    (rc = duration_key(ca, "dcv_propagation_wait", 30, &ca->dcv_wait, err)) != P11E_OK ||
 	    (rc = duration_key(ca, "dcv_poll_interval", 30, &ca->dcv_poll, err)) != P11E_OK ||
 	    (rc = duration_key(ca, "dcv_timeout", 600, &ca->dcv_timeout, err)) != P11E_OK)
-		goto out;
+		return rc;
 	if (ca->poll_interval == 0)
 		ca->poll_interval = 1;
 	if (ca->dcv_poll == 0)
@@ -270,11 +262,9 @@ static p11e_status cn_open(const char *ca_name, const struct p11e_settings *s,
 		char *end;
 
 		v = (unsigned)strtoul(st->value, &end, 10);
-		if (*end || v < 1 || v > 500) {
-			rc = p11e_err_set(err, P11E_EUSAGE, "%s: page_size = '%s' is not 1..500",
-					  setting_where(st, where, sizeof(where)), st->value);
-			goto out;
-		}
+		if (*end || !isdigit((unsigned char)st->value[0]) || v < 1 || v > 500)
+			return p11e_err_set(err, P11E_EUSAGE, "%s: page_size = '%s' is not 1..500",
+					    setting_where(st, where, sizeof(where)), st->value);
 		ca->page_size = v;
 	}
 	ca->dcv_prefix = get(ca, "dcv_record_prefix") ? get(ca, "dcv_record_prefix")
@@ -282,15 +272,35 @@ static p11e_status cn_open(const char *ca_name, const struct p11e_settings *s,
 	ca->dcv_hook = get(ca, "dcv_hook");
 	if (ca->dcv_hook && (ca->dcv_hook[0] != '/' || access(ca->dcv_hook, X_OK) != 0)) {
 		st = p11e_settings_find(&ca->settings, "dcv_hook");
-		rc = p11e_err_set(err, P11E_EUSAGE,
-				  "%s: dcv_hook = '%s' must be the absolute path of an executable "
-				  "(arguments are not supported; use a wrapper script)",
-				  setting_where(st, where, sizeof(where)), ca->dcv_hook);
-		goto out;
+		return p11e_err_set(err, P11E_EUSAGE,
+				    "%s: dcv_hook = '%s' must be the absolute path of an executable "
+				    "(arguments are not supported; use a wrapper script)",
+				    setting_where(st, where, sizeof(where)), ca->dcv_hook);
 	}
 	if ((rc = check_order_fields(ca, err)) != P11E_OK)
+		return rc;
+	return p11e_http_opts_from_settings(&ca->opts, &ca->settings, err);
+}
+
+static p11e_status cn_open(const char *ca_name, const struct p11e_settings *s,
+			   struct p11e_ca **out, struct p11e_err *err)
+{
+	struct p11e_ca *ca = calloc(1, sizeof(*ca));
+	const char *key_spec, *secret_spec;
+	p11e_status rc = P11E_OK;
+
+	*out = NULL;
+	if (!ca || !(ca->name = strdup(ca_name)) || copy_settings(ca, s) != P11E_OK) {
+		rc = p11e_err_set(err, P11E_EFAIL, "out of memory");
 		goto out;
-	if ((rc = p11e_http_opts_from_settings(&ca->opts, &ca->settings, err)) != P11E_OK)
+	}
+	if ((rc = parse_settings(ca, &key_spec, &secret_spec, err)) != P11E_OK)
+		goto out;
+	if (secret_spec && (rc = p11e_secret_read(secret_spec, "oauth_client_secret_file",
+						  &ca->client_secret, err)) != P11E_OK)
+		goto out;
+	if (key_spec && (rc = p11e_secret_read(key_spec, "access_key_file", &ca->access_key,
+					       err)) != P11E_OK)
 		goto out;
 	if ((rc = p11e_http_new(&ca->opts, &ca->http, err)) != P11E_OK)
 		goto out;
@@ -1543,12 +1553,74 @@ out:
 	return outcome;
 }
 
+/* ---------- validate ---------- */
+
+/* What cn_place would find missing or malformed in an order of `cert_name`,
+ * found without a CSR (the domain comes from the subject or dns, which the
+ * configuration always has). */
+static p11e_status validate_order(struct p11e_ca *ca, const char *cert_name,
+				  const char *cert_where, const struct p11e_settings *overrides,
+				  struct p11e_err *err)
+{
+	struct p11e_order order = { .name = cert_name, .overrides = overrides };
+	struct order_view view = { ca, &order };
+	struct cn_order_input in = { 0 };
+	struct order_names names;
+	const struct p11e_setting *bad = NULL;
+	const char *why_key = NULL;
+	char why[512], where[512];
+	p11e_status rc = P11E_OK;
+	cJSON *od;
+
+	if (resolve_names(ca, &order, &names) != 0) {
+		p11e_strlist_free(&names.dns);
+		return p11e_err_set(err, P11E_EFAIL, "out of memory");
+	}
+	in.lookup = order_lookup;
+	in.lookup_ctx = &view;
+	in.product = names.product;
+	in.domain_name = "validate.invalid";
+	in.csr_pem = "";
+	od = cn_build_order(&in, &why_key, why, sizeof(why), &bad);
+	if (!od && bad)
+		rc = p11e_err_set(err, P11E_EUSAGE, "%s: [cert:%s] %s",
+				  setting_where(bad, where, sizeof(where)), cert_name, why);
+	else if (!od)
+		rc = p11e_err_set(err, P11E_EUSAGE, "%s: [cert:%s] with [ca:%s]: %s (set %s in either "
+				  "section)", cert_where ? cert_where : "?", cert_name, ca->name, why,
+				  why_key ? why_key : "it");
+	cJSON_Delete(od);
+	p11e_strlist_free(&names.dns);
+	return rc;
+}
+
+static p11e_status cn_validate(const char *ca_name, const struct p11e_settings *s,
+			       const char *cert_name, const char *cert_where,
+			       const struct p11e_settings *overrides, struct p11e_err *err)
+{
+	struct p11e_ca *ca = calloc(1, sizeof(*ca));
+	const char *key_spec, *secret_spec;
+	p11e_status rc;
+
+	if (!ca || !(ca->name = strdup(ca_name)) || copy_settings(ca, s) != P11E_OK) {
+		rc = p11e_err_set(err, P11E_EFAIL, "out of memory");
+		goto out;
+	}
+	rc = parse_settings(ca, &key_spec, &secret_spec, err);
+	if (rc == P11E_OK && cert_name)
+		rc = validate_order(ca, cert_name, cert_where, overrides, err);
+out:
+	cn_close(ca);
+	return rc;
+}
+
 const struct p11e_ca_ops p11e_certinext_ops = {
 	.type = "certinext",
 	.ca_keys = ca_keys,
 	.cert_keys = cert_keys,
 	.open = cn_open,
 	.close = cn_close,
+	.validate = cn_validate,
 	.check = cn_check,
 	.products = cn_products,
 	.place = cn_place,

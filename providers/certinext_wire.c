@@ -486,18 +486,29 @@ int cn_check_value(cn_value_type type, const char *v, const char **why)
 			return -1;
 		}
 		return 0;
-	case CN_V_IPV4:
+	case CN_V_IPV4: {
+		/* The signer's public IPv4 address (docs/p11enroll.conf.5); the
+		 * reason is composed once, the program has one thread. */
+		static char reason[160];
+		const char *not_public;
+
 		if (sscanf(v, "%u.%u.%u.%u%c", &a, &b, &c, &d, &tail) != 4 || a > 255 || b > 255 ||
 		    c > 255 || d > 255) {
-			*why = "not an IPv4 address";
+			*why = "not an IPv4 address (CERTInext takes the signer's public IPv4 "
+			       "address)";
 			return -1;
 		}
-		if (a == 127) {
-			*why = "a loopback address, which CERTInext refuses (EMS-1091); use this "
-			       "host's public address";
+		not_public = p11e_ip_not_public(v);
+		if (not_public) {
+			snprintf(reason, sizeof(reason),
+				 "%s, not a public address (CERTInext refuses 127.0.0.1 with "
+				 "EMS-1091); use this host's public IPv4 address",
+				 not_public);
+			*why = reason;
 			return -1;
 		}
 		return 0;
+	}
 	case CN_V_EMAIL: {
 		const char *at = strchr(v, '@');
 

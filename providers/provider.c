@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "provider.h"
 
+#include <arpa/inet.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,4 +80,81 @@ int p11e_revoke_reason_parse(const char *name)
 const char *p11e_revoke_reason_name(p11e_revoke_reason reason)
 {
 	return reason_names[reason];
+}
+
+/* IPv4 ranges that are not public (RFC 6890 and the RFCs it lists). */
+static const struct {
+	uint32_t net;
+	unsigned bits;
+	const char *why;
+} v4_ranges[] = {
+	{ 0x00000000, 8, "an unspecified address (0.0.0.0/8)" },
+	{ 0x0a000000, 8, "a private address (RFC 1918)" },
+	{ 0x64400000, 10, "a shared carrier-grade NAT address (100.64.0.0/10)" },
+	{ 0x7f000000, 8, "a loopback address" },
+	{ 0xa9fe0000, 16, "a link-local address (169.254.0.0/16)" },
+	{ 0xac100000, 12, "a private address (RFC 1918)" },
+	{ 0xc0000000, 24, "a reserved address (192.0.0.0/24)" },
+	{ 0xc0000200, 24, "a documentation address (192.0.2.0/24)" },
+	{ 0xc0a80000, 16, "a private address (RFC 1918)" },
+	{ 0xc6120000, 15, "a benchmarking address (198.18.0.0/15)" },
+	{ 0xc6336400, 24, "a documentation address (198.51.100.0/24)" },
+	{ 0xcb007100, 24, "a documentation address (203.0.113.0/24)" },
+	{ 0xe0000000, 4, "a multicast address" },
+	{ 0xf0000000, 4, "a reserved or broadcast address (240.0.0.0/4)" },
+};
+
+static const char *v4_not_public(const unsigned char a[4])
+{
+	uint32_t ip = (uint32_t)a[0] << 24 | (uint32_t)a[1] << 16 | (uint32_t)a[2] << 8 | a[3];
+
+	for (size_t i = 0; i < sizeof(v4_ranges) / sizeof(v4_ranges[0]); i++)
+		if ((ip ^ v4_ranges[i].net) >> (32 - v4_ranges[i].bits) == 0)
+			return v4_ranges[i].why;
+	return NULL;
+}
+
+static bool v6_prefix(const unsigned char *a, const unsigned char *net, unsigned bits)
+{
+	unsigned bytes = bits / 8, rest = bits % 8;
+
+	if (memcmp(a, net, bytes) != 0)
+		return false;
+	return rest == 0 || ((a[bytes] ^ net[bytes]) >> (8 - rest)) == 0;
+}
+
+const char *p11e_ip_not_public(const char *text)
+{
+	static const unsigned char mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+	static const unsigned char doc1[4] = { 0x20, 0x01, 0x0d, 0xb8 };
+	static const unsigned char doc2[3] = { 0x3f, 0xff, 0x00 };
+	static const unsigned char bench[6] = { 0x20, 0x01, 0x00, 0x02, 0x00, 0x00 };
+	static const unsigned char zero[16] = { 0 };
+	unsigned char a[16];
+
+	if (!text || !*text)
+		return "not an IP address";
+	if (inet_pton(AF_INET, text, a) == 1)
+		return v4_not_public(a);
+	if (inet_pton(AF_INET6, text, a) != 1)
+		return "not an IP address";
+	if (memcmp(a, zero, 16) == 0)
+		return "an unspecified address (::)";
+	if (memcmp(a, zero, 15) == 0 && a[15] == 1)
+		return "a loopback address (::1)";
+	if (memcmp(a, mapped, 12) == 0)
+		return v4_not_public(a + 12);
+	if (a[0] == 0xff)
+		return "a multicast address (ff00::/8)";
+	if ((a[0] & 0xfe) == 0xfc)
+		return "a unique-local (private) address (fc00::/7)";
+	if (a[0] == 0xfe && (a[1] & 0xc0) == 0x80)
+		return "a link-local address (fe80::/10)";
+	if (v6_prefix(a, doc1, 32) || v6_prefix(a, doc2, 20))
+		return "a documentation address (2001:db8::/32, 3fff::/20)";
+	if (v6_prefix(a, bench, 48))
+		return "a benchmarking address (2001:2::/48)";
+	if ((a[0] & 0xe0) != 0x20)
+		return "a reserved address (outside 2000::/3)";
+	return NULL;
 }

@@ -7,6 +7,7 @@
 #define P11E_PROVIDER_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <time.h>
 
@@ -134,6 +135,15 @@ struct p11e_ca_ops {
 	p11e_status (*open)(const char *ca_name, const struct p11e_settings *ca,
 			    struct p11e_ca **out, struct p11e_err *err);
 	void (*close)(struct p11e_ca *ca);
+	/* The settings part of open, run when the configuration loads so that
+	 * a mistake is reported (file:line) before any token or CA operation:
+	 * no network, no secret read (secret files are checked by open and
+	 * `check`). Without cert_name it checks [ca:NAME] alone; with it, what
+	 * an order of that [cert:] needs from the section plus its overrides
+	 * (cert_where: "file:line" of the [cert:] header, for missing keys). */
+	p11e_status (*validate)(const char *ca_name, const struct p11e_settings *ca,
+				const char *cert_name, const char *cert_where,
+				const struct p11e_settings *overrides, struct p11e_err *err);
 
 	p11e_ca_outcome (*check)(struct p11e_ca *ca, struct p11e_ca_result *res);
 	p11e_ca_outcome (*products)(struct p11e_ca *ca, struct p11e_product **list, size_t *n,
@@ -159,6 +169,12 @@ struct p11e_ca_ops {
 	p11e_ca_outcome (*list_orders)(struct p11e_ca *ca, time_t since, unsigned page,
 				       struct p11e_order_page *out, struct p11e_ca_result *res);
 };
+
+/* NULL when `text` is an IPv4 or IPv6 address in a public range, else why
+ * not ("a private address (RFC 1918)", "not an IP address", …): loopback,
+ * unspecified, private and shared, link-local, unique-local, multicast,
+ * documentation, benchmarking and reserved ranges are not public. */
+const char *p11e_ip_not_public(const char *text);
 
 /* The provider for `type`, or NULL. */
 const struct p11e_ca_ops *p11e_ca_lookup(const char *type);

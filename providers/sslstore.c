@@ -248,65 +248,45 @@ static p11e_status copy_settings(struct p11e_ca *ca, const struct p11e_settings 
 	return P11E_OK;
 }
 
-static p11e_status ss_open(const char *ca_name, const struct p11e_settings *settings,
-			   struct p11e_ca **out, struct p11e_err *err)
+/* Everything open checks without a secret or the network: run by open and
+ * by validate (when the configuration loads). Fills *opts. */
+static p11e_status parse_settings(struct p11e_ca *ca, struct p11e_http_opts *opts,
+				  struct p11e_err *err)
 {
-	struct p11e_http_opts opts = { 0 };
 	const struct p11e_setting *s;
-	struct p11e_ca *ca;
 	p11e_status rc;
 	char at[512], why[256];
 	bool file_dcv = false, cname_dcv = false;
-
-	*out = NULL;
-	ca = calloc(1, sizeof(*ca));
-	if (!ca)
-		return p11e_err_set(err, P11E_EFAIL, "out of memory");
-	ca->renewal_window = SS_DEFAULT_RENEWAL_WINDOW;
-	ca->page_size = SS_DEFAULT_PAGE_SIZE;
-	ca->poll_interval = SS_DEFAULT_POLL_INTERVAL;
-	ca->name = strdup(ca_name ? ca_name : "sslstore");
-	rc = ca->name ? copy_settings(ca, settings, err) : p11e_err_set(err, P11E_EFAIL, "out of memory");
-	if (rc != P11E_OK)
-		goto out;
 
 	for (size_t i = 0; i < ca->settings.n; i++) {
 		s = &ca->settings.v[i];
 		if (strcmp(s->key, "type") == 0)
 			continue;
-		if (!in_keys(ss_ca_keys, s->key)) {
-			rc = p11e_err_set(err, P11E_EUSAGE,
-					  "%s: [ca:%s] has no key '%s' for type sslstore "
-					  "(see p11enroll.conf(5))",
-					  where(s, at, sizeof(at)), ca->name, s->key);
-			goto out;
-		}
+		if (!in_keys(ss_ca_keys, s->key))
+			return p11e_err_set(err, P11E_EUSAGE,
+					    "%s: [ca:%s] has no key '%s' for type sslstore "
+					    "(see p11enroll.conf(5))",
+					    where(s, at, sizeof(at)), ca->name, s->key);
 		check_value(s, why, sizeof(why));
-		if (why[0]) {
-			rc = p11e_err_set(err, P11E_EUSAGE, "%s: [ca:%s] %s = '%s' %s",
-					  where(s, at, sizeof(at)), ca->name, s->key, s->value, why);
-			goto out;
-		}
+		if (why[0])
+			return p11e_err_set(err, P11E_EUSAGE, "%s: [ca:%s] %s = '%s' %s",
+					    where(s, at, sizeof(at)), ca->name, s->key, s->value, why);
 	}
 
 	s = p11e_settings_find(&ca->settings, "api_url");
-	if (!s || !*s->value) {
-		rc = p11e_err_set(err, P11E_EUSAGE,
-				  "[ca:%s] needs api_url (https://wbapi.thesslstore.com, or the "
-				  "sandbox https://sandbox-wbapi.thesslstore.com)",
-				  ca->name);
-		goto out;
-	}
+	if (!s || !*s->value)
+		return p11e_err_set(err, P11E_EUSAGE,
+				    "[ca:%s] needs api_url (https://wbapi.thesslstore.com, or the "
+				    "sandbox https://sandbox-wbapi.thesslstore.com)",
+				    ca->name);
 	rc = p11e_http_check_url(s->value, "api_url", err);
 	if (rc != P11E_OK) {
 		p11e_err_prefix(err, "%s: [ca:%s]", where(s, at, sizeof(at)), ca->name);
-		goto out;
+		return rc;
 	}
 	ca->api_url = strdup(s->value);
-	if (!ca->api_url) {
-		rc = p11e_err_set(err, P11E_EFAIL, "out of memory");
-		goto out;
-	}
+	if (!ca->api_url)
+		return p11e_err_set(err, P11E_EFAIL, "out of memory");
 	/* the configured value is scheme + host; paths start with /rest/ (§1.1) */
 	while (*ca->api_url && ca->api_url[strlen(ca->api_url) - 1] == '/')
 		ca->api_url[strlen(ca->api_url) - 1] = '\0';
@@ -314,33 +294,22 @@ static p11e_status ss_open(const char *ca_name, const struct p11e_settings *sett
 		ca->api_url[strlen(ca->api_url) - 5] = '\0';
 
 	s = p11e_settings_find(&ca->settings, "partner_code");
-	if (!s || !*s->value) {
-		rc = p11e_err_set(err, P11E_EUSAGE,
-				  "[ca:%s] needs partner_code (the reseller partner code of The SSL "
-				  "Store account)",
-				  ca->name);
-		goto out;
-	}
+	if (!s || !*s->value)
+		return p11e_err_set(err, P11E_EUSAGE,
+				    "[ca:%s] needs partner_code (the reseller partner code of The SSL "
+				    "Store account)",
+				    ca->name);
 	ca->partner_code = strdup(s->value);
 
 	s = p11e_settings_find(&ca->settings, "auth_token_file");
-	if (!s) {
-		rc = p11e_err_set(err, P11E_EUSAGE,
-				  "[ca:%s] needs auth_token_file (a 0600 file holding the API "
-				  "authentication token, or env:NAME)",
-				  ca->name);
-		goto out;
-	}
+	if (!s || !*s->value)
+		return p11e_err_set(err, P11E_EUSAGE,
+				    "[ca:%s] needs auth_token_file (a 0600 file holding the API "
+				    "authentication token, or env:NAME)",
+				    ca->name);
 	ca->token_spec = strdup(s->value);
-	rc = p11e_secret_read(s->value, "auth_token_file", &ca->auth_token, err);
-	if (rc != P11E_OK) {
-		p11e_err_prefix(err, "%s: [ca:%s]", where(s, at, sizeof(at)), ca->name);
-		goto out;
-	}
-	if (!ca->partner_code || !ca->token_spec) {
-		rc = p11e_err_set(err, P11E_EFAIL, "out of memory");
-		goto out;
-	}
+	if (!ca->partner_code || !ca->token_spec)
+		return p11e_err_set(err, P11E_EFAIL, "out of memory");
 
 	if ((s = p11e_settings_find(&ca->settings, "renewal_window")))
 		ca->renewal_window = (long)p11e_parse_duration(s->value);
@@ -352,11 +321,56 @@ static p11e_status ss_open(const char *ca_name, const struct p11e_settings *sett
 		file_dcv = p11e_parse_bool(s->value) == 1;
 	if ((s = p11e_settings_find(&ca->settings, "cname_auth_dcv")))
 		cname_dcv = p11e_parse_bool(s->value) == 1;
-	if (file_dcv && cname_dcv) {
-		rc = p11e_err_set(err, P11E_EUSAGE,
-				  "%s: [ca:%s] file_auth_dcv and cname_auth_dcv are both on; choose "
-				  "one domain validation method",
-				  where(s, at, sizeof(at)), ca->name);
+	if (file_dcv && cname_dcv)
+		return p11e_err_set(err, P11E_EUSAGE,
+				    "%s: [ca:%s] file_auth_dcv and cname_auth_dcv are both on; choose "
+				    "one domain validation method",
+				    where(s, at, sizeof(at)), ca->name);
+	return p11e_http_opts_from_settings(opts, &ca->settings, err);
+}
+
+/* A provider state with the settings only (validate and open). */
+static p11e_status new_ca(const char *ca_name, const struct p11e_settings *settings,
+			  struct p11e_ca **out, struct p11e_err *err)
+{
+	struct p11e_ca *ca = calloc(1, sizeof(*ca));
+	p11e_status rc;
+
+	*out = NULL;
+	if (!ca)
+		return p11e_err_set(err, P11E_EFAIL, "out of memory");
+	ca->renewal_window = SS_DEFAULT_RENEWAL_WINDOW;
+	ca->page_size = SS_DEFAULT_PAGE_SIZE;
+	ca->poll_interval = SS_DEFAULT_POLL_INTERVAL;
+	ca->name = strdup(ca_name ? ca_name : "sslstore");
+	rc = ca->name ? copy_settings(ca, settings, err) : p11e_err_set(err, P11E_EFAIL, "out of memory");
+	if (rc != P11E_OK) {
+		ss_close(ca);
+		return rc;
+	}
+	*out = ca;
+	return P11E_OK;
+}
+
+static p11e_status ss_open(const char *ca_name, const struct p11e_settings *settings,
+			   struct p11e_ca **out, struct p11e_err *err)
+{
+	struct p11e_http_opts opts = { 0 };
+	const struct p11e_setting *s;
+	struct p11e_ca *ca = NULL;
+	p11e_status rc;
+	char at[512];
+
+	*out = NULL;
+	rc = new_ca(ca_name, settings, &ca, err);
+	if (rc == P11E_OK)
+		rc = parse_settings(ca, &opts, err);
+	if (rc != P11E_OK)
+		goto out;
+	s = p11e_settings_find(&ca->settings, "auth_token_file");
+	rc = p11e_secret_read(s->value, "auth_token_file", &ca->auth_token, err);
+	if (rc != P11E_OK) {
+		p11e_err_prefix(err, "%s: [ca:%s]", where(s, at, sizeof(at)), ca->name);
 		goto out;
 	}
 	if ((s = p11e_settings_find(&ca->settings, "default_product")) &&
@@ -365,9 +379,7 @@ static p11e_status ss_open(const char *ca_name, const struct p11e_settings *sett
 			  "every configured field is sent and the CA decides what it needs",
 			  where(s, at, sizeof(at)), ca->name, s->value);
 
-	rc = p11e_http_opts_from_settings(&opts, &ca->settings, err);
-	if (rc == P11E_OK)
-		rc = p11e_http_new(&opts, &ca->http, err);
+	rc = p11e_http_new(&opts, &ca->http, err);
 	if (rc != P11E_OK)
 		goto out;
 	ca->opts = opts;
@@ -1506,11 +1518,93 @@ static p11e_ca_outcome ss_products(struct p11e_ca *ca, struct p11e_product **lis
 }
 
 extern const struct p11e_ca_ops p11e_sslstore_ops;
+/* ---- validate --------------------------------------------------------------- */
+
+/* What resolve() would find missing or malformed in an order of
+ * `cert_name`, found without a CSR. */
+static p11e_status validate_order(struct p11e_ca *ca, const char *cert_name,
+				  const char *cert_where, const struct p11e_settings *overrides,
+				  struct p11e_err *err)
+{
+	struct p11e_order order = { .name = cert_name, .overrides = overrides };
+	const struct p11e_setting *s, *product_from;
+	struct ss_params p = { 0 };
+	char at[512], why[256], missing[512];
+
+	for (size_t i = 0; overrides && i < overrides->n; i++) {
+		s = &overrides->v[i];
+		check_value(s, why, sizeof(why));
+		if (why[0])
+			return p11e_err_set(err, P11E_EUSAGE, "%s: [cert:%s] %s = '%s' %s",
+					    where(s, at, sizeof(at)), cert_name, s->key, s->value, why);
+	}
+	product_from = overrides ? p11e_settings_find(overrides, "product") : NULL;
+	if (!product_from || !*product_from->value)
+		product_from = lookup(ca, NULL, "default_product");
+	if (!product_from)
+		return p11e_err_set(err, P11E_EUSAGE,
+				    "%s: [ca:%s] has no default_product and [cert:%s] no product; "
+				    "set one (e.g. positivessl; `p11enroll products %s` lists them)",
+				    cert_where ? cert_where : "?", ca->name, cert_name, ca->name);
+	p.product = product_from->value;
+	p.family = ss_product_family(p.product);
+	read_contact(ca, &order, "admin_", &p.admin);
+	read_contact(ca, &order, "tech_", &p.tech);
+	p.org.name = val(ca, &order, "org_name");
+	p.org.address = val(ca, &order, "org_address");
+	p.org.city = val(ca, &order, "org_city");
+	p.org.region = val(ca, &order, "org_region");
+	p.org.postal_code = val(ca, &order, "org_postal_code");
+	p.org.country = val(ca, &order, "org_country");
+	p.org.phone = val(ca, &order, "org_phone");
+	p.org.jurisdiction_country = val(ca, &order, "org_jurisdiction_country");
+	s = lookup(ca, &order, "org_id");
+	p.org.id = s ? atol(s->value) : 0;
+	s = lookup(ca, &order, "file_auth_dcv");
+	p.file_dcv = s && p11e_parse_bool(s->value) == 1;
+	s = lookup(ca, &order, "cname_auth_dcv");
+	p.cname_dcv = s && p11e_parse_bool(s->value) == 1;
+	if (p.file_dcv && p.cname_dcv)
+		return p11e_err_set(err, P11E_EUSAGE,
+				    "%s: [cert:%s]: file_auth_dcv and cname_auth_dcv are both on; "
+				    "choose one domain validation method",
+				    cert_where ? cert_where : "?", cert_name);
+	p.approver_email = val(ca, &order, "approver_email");
+	/* like resolve(): a missing approver alone is asked of the CA at placement */
+	if (ss_family_missing(&p, missing, sizeof(missing)) > 0 &&
+	    strcmp(missing, "approver_email") != 0)
+		return p11e_err_set(err, P11E_EUSAGE,
+				    "%s: [cert:%s] product %s (%s, from %s) needs %s; set %s in "
+				    "[ca:%s] or [cert:%s]",
+				    cert_where ? cert_where : "?", cert_name, p.product,
+				    ss_family_name(p.family), where(product_from, at, sizeof(at)),
+				    missing, strchr(missing, ',') ? "them" : "it", ca->name, cert_name);
+	return P11E_OK;
+}
+
+static p11e_status ss_validate(const char *ca_name, const struct p11e_settings *settings,
+			       const char *cert_name, const char *cert_where,
+			       const struct p11e_settings *overrides, struct p11e_err *err)
+{
+	struct p11e_http_opts opts = { 0 };
+	struct p11e_ca *ca = NULL;
+	p11e_status rc = new_ca(ca_name, settings, &ca, err);
+
+	if (rc == P11E_OK)
+		rc = parse_settings(ca, &opts, err);
+	if (rc == P11E_OK && cert_name)
+		rc = validate_order(ca, cert_name, cert_where, overrides, err);
+	p11e_http_opts_free(&opts);
+	ss_close(ca);
+	return rc;
+}
+
 const struct p11e_ca_ops p11e_sslstore_ops = {
 	.type = "sslstore",
 	.ca_keys = ss_ca_keys,
 	.cert_keys = ss_cert_keys,
 	.open = ss_open,
+	.validate = ss_validate,
 	.close = ss_close,
 	.check = ss_check,
 	.products = ss_products,

@@ -75,7 +75,7 @@ ca_bundle = $work/sim/ca/root.pem
 requestor_name = Bench
 requestor_email = bench@example.com
 signer_place = Austin
-signer_ip = 203.0.113.10
+signer_ip = 93.184.216.34
 default_product = 842
 poll_interval = 1s
 [cert:web]

@@ -64,7 +64,7 @@ ca_bundle       = $demo/sim/ca/root.pem
 requestor_name  = PKI Automation
 requestor_email = pki@example.com
 signer_place    = Austin
-signer_ip       = 203.0.113.10
+signer_ip       = 93.184.216.34
 default_product = 842
 poll_interval   = 1s
 

@@ -125,7 +125,7 @@ t_ca_section() {
 		echo "requestor_name = PKI Automation"
 		echo "requestor_email = pki@example.com"
 		echo "signer_place = Austin"
-		echo "signer_ip = 203.0.113.10"
+		echo "signer_ip = 93.184.216.34"
 		echo "default_product = 842"
 	else
 		echo "type = sslstore"

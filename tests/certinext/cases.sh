@@ -27,7 +27,7 @@ cn_config() {
 		echo "requestor_name = Edge Fleet PKI"
 		echo "requestor_email = pki-bot@example.net"
 		echo "signer_place = Lisbon"
-		echo "signer_ip = 198.51.100.23"
+		echo "signer_ip = 93.184.216.34"
 		echo "default_product = 842"
 		echo "poll_interval = 1s"
 		echo "max_retry_time = 30s"

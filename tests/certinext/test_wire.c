@@ -127,7 +127,7 @@ static void base(struct fake *f)
 	put(f, "requestor_email", "pki-bot@example.net");
 	put(f, "requestor_mobile", "5125550100");
 	put(f, "signer_place", "Lisbon");
-	put(f, "signer_ip", "198.51.100.23");
+	put(f, "signer_ip", "93.184.216.34");
 }
 
 static const char *at(const cJSON *root, const char *path)
@@ -191,7 +191,7 @@ Test(order, dv_defaults_of_section_3_3)
 	cr_assert_str_eq(at(od, "agreementDetails.acceptAgreement"), "1");
 	cr_assert_str_eq(at(od, "agreementDetails.signerName"), "Edge Fleet PKI");
 	cr_assert_str_eq(at(od, "agreementDetails.signerPlace"), "Lisbon");
-	cr_assert_str_eq(at(od, "agreementDetails.signerIP"), "198.51.100.23");
+	cr_assert_str_eq(at(od, "agreementDetails.signerIP"), "93.184.216.34");
 	cr_assert_str_eq(at(od, "additionalInformation.remarks"),
 			 "Enrolled by p11enroll [p11enroll:idem-1]");
 	cr_assert_str_eq(cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetObjectItem(od,
