@@ -42,6 +42,7 @@ struct parser {
 	bool line_indented;    /* the line starts with a blank: inih's continuation */
 	bool line_too_long;
 	bool line_has_nul;     /* a NUL byte, which would cut the line silently */
+	int section_line;      /* line of the last [section] header */
 	struct p11e_err *err;
 };
 
@@ -90,6 +91,8 @@ static char *reader(char *str, int num, void *stream)
 		p->line_has_nul = true;
 		return NULL;
 	}
+	if (got[strspn(got, " \t")] == '[')
+		p->section_line = p->line;
 	if (len == (size_t)num - 1 && got[len - 1] != '\n' && !feof(p->stream)) {
 		p->line_too_long = true;
 		return NULL;
@@ -213,10 +216,14 @@ static int handler(void *user, const char *section, const char *key, const char 
 			       "[cert:NAME]",
 			    section);
 	}
-	if (kind != SECTION_AGENT && !safe_name(name))
-		return fail(p, "[%s]: a %s name has 1 to %d letters, digits, '.', '_' or '-' and does "
-			       "not start with '.' (it names files in state_dir)",
-			    section, kind == SECTION_CA ? "CA" : "certificate", NAME_MAX_LEN);
+	if (kind != SECTION_AGENT && !safe_name(name)) {
+		p11e_err_set(p->err, P11E_EUSAGE,
+			     "%s:%d: [%s]: a %s name has 1 to %d letters, digits, '.', '_' or '-' "
+			     "and does not start with '.' (it names files in state_dir)",
+			     p->file, p->section_line ? p->section_line : p->line, section,
+			     kind == SECTION_CA ? "CA" : "certificate", NAME_MAX_LEN);
+		return 0;
+	}
 	s = find_section(p, kind, name);
 	if (s && s->file != p->file && kind != SECTION_AGENT)
 		return fail(p, "[%s] is defined a second time (first in %s)", section, s->file);
@@ -230,7 +237,7 @@ static int handler(void *user, const char *section, const char *key, const char 
 		s->kind = kind;
 		s->name = keep(p->cfg, name);
 		s->file = p->file;
-		s->line = p->line;
+		s->line = p->section_line ? p->section_line : p->line;
 	}
 	/* An indented line continues the value above it (inih hands it over
 	 * under the same key): long key URIs can be split over lines. */
@@ -269,6 +276,7 @@ static p11e_status parse_file(struct parser *p, const char *path)
 	p->line = 0;
 	p->line_too_long = false;
 	p->line_has_nul = false;
+	p->section_line = 0;
 	p->stream = fopen(path, "re");
 	if (!p->stream)
 		return p11e_err_set(p->err, P11E_EUSAGE, "cannot read configuration %s: %s", path,

@@ -292,4 +292,198 @@ case_usage() {
 	P11ENROLL_CONFIG="$WORK/p.conf" t_expect 0 "$P11ENROLL" keygen web
 }
 
+# ca_section SIGNER_IP [extra lines…] — appends a CERTInext [ca:prod] to
+# $WORK/p.conf. Its API is a closed loopback port: a test that reaches it
+# has already failed.
+ca_section() {
+	local ip=$1
+	shift
+	(umask 077; echo "not-a-real-access-key" >"$WORK/access.key")
+	{
+		echo
+		echo "[ca:prod]"
+		echo "type = certinext"
+		echo "api_url = https://127.0.0.1:9/emSignHub-API"
+		echo "account_number = 5550001234"
+		echo "access_key_file = $WORK/access.key"
+		echo "requestor_name = PKI Automation"
+		echo "requestor_email = pki@example.com"
+		echo "signer_place = Austin"
+		echo "signer_ip = $ip"
+		echo "default_product = 842"
+		echo "max_retries = 0"
+		echo "connect_timeout = 1s"
+		local line
+		for line in "$@"; do echo "$line"; done
+	} >>"$WORK/p.conf"
+}
+
+# Every [ca:] value and what an order needs are checked when the file loads:
+# nothing is made on the token first.
+case_ca_values_checked_before_token() {
+	t_softhsm_token edge "$PIN"
+	conf web ec-p256 "ca = prod"
+	ca_section 93.184.216.34 "page_size = 0"
+	t_expect 2 p11e enroll web
+	t_contains "$WORK/err" "p.conf:23: page_size = '0' is not 1..500"
+	no_objects_left
+	conf web ec-p256 "ca = prod"
+	ca_section 93.184.216.34 "max_response_size = 12"
+	t_expect 2 p11e enroll web
+	t_contains "$WORK/err" "p.conf:23"
+	t_contains "$WORK/err" "max_response_size"
+	no_objects_left
+	conf web ec-p256 "ca = prod"
+	ca_section 93.184.216.34 "dcv_timeout = forever"
+	t_expect 2 p11e enroll web
+	t_contains "$WORK/err" "p.conf:23: dcv_timeout = 'forever' is not a duration"
+	no_objects_left
+	# an order field a [cert:] overrides, and one that no section sets
+	conf web ec-p256 "ca = prod" "renew_criteria = 45"
+	ca_section 93.184.216.34
+	t_expect 2 p11e enroll web
+	t_contains "$WORK/err" "p.conf:10: [cert:web] renew_criteria = '45' is not 30 or 60"
+	no_objects_left
+	conf web ec-p256 "ca = prod"
+	ca_section 93.184.216.34
+	sed -i '/^signer_place/d' "$WORK/p.conf"
+	t_expect 2 p11e enroll web
+	t_contains "$WORK/err" "p.conf:4: [cert:web] with [ca:prod]: signer_place is not set"
+	no_objects_left
+	# The SSL Store: a duration, and a product family's needs
+	conf web ec-p256 "ca = store"
+	(umask 077; echo "not-a-real-token" >"$WORK/auth.token")
+	printf '\n[ca:store]\ntype = sslstore\napi_url = https://127.0.0.1:9\npartner_code = 12345678\nauth_token_file = %s\ndefault_product = positivessl\napprover_email = admin@example.com\nrenewal_window = soon\n' \
+		"$WORK/auth.token" >>"$WORK/p.conf"
+	t_expect 2 p11e enroll web
+	t_contains "$WORK/err" "p.conf:18: [ca:store] renewal_window = 'soon' is not a duration"
+	sed -i '/^renewal_window/d' "$WORK/p.conf"
+	t_expect 2 p11e enroll web
+	t_contains "$WORK/err" "p.conf:4: [cert:web] product positivessl"
+	t_contains "$WORK/err" "needs admin_email"
+	no_objects_left
+}
+
+# signer_ip is this host's public IPv4 address (p11enroll.conf(5)).
+case_signer_ip_public() {
+	t_softhsm_token edge "$PIN"
+	local ip
+	for ip in 10.1.2.3 172.20.0.5 192.168.7.7 100.64.1.1 127.0.0.1 169.254.1.1 0.0.0.0 \
+		224.0.0.5 255.255.255.255 192.0.2.10 198.51.100.23 203.0.113.10 198.18.0.1; do
+		conf web ec-p256 "ca = prod"
+		ca_section "$ip"
+		t_expect 2 p11e enroll web
+		t_contains "$WORK/err" "p.conf:19: signer_ip = '$ip' is a"
+		t_contains "$WORK/err" "not a public address"
+	done
+	conf web ec-p256 "ca = prod" "signer_ip = 2001:db8::1"
+	ca_section 93.184.216.34
+	t_expect 2 p11e enroll web
+	t_contains "$WORK/err" "p.conf:10: [cert:web] signer_ip = '2001:db8::1' is not an IPv4 address"
+	no_objects_left
+	# a public address loads: keygen works with the same configuration
+	conf web ec-p256 "ca = prod" "signer_ip = 8.8.4.4"
+	ca_section 93.184.216.34
+	t_expect 0 p11e keygen web
+}
+
+# Values are UTF-8 text without control characters, or the file is refused.
+case_values_utf8_text() {
+	t_softhsm_token edge "$PIN"
+	conf web ec-p256
+	sed -i "s|^subject = .*|subject = CN=www.example.com,O=Tab$(printf '\t')Corp|" "$WORK/p.conf"
+	t_expect 2 p11e keygen web
+	t_contains "$WORK/err" "p.conf:7: the value of 'subject' holds a control character"
+	conf web ec-p256
+	sed -i "s|^subject = .*|subject = CN=www.example.com,O=M$(printf '\374')nchen|" "$WORK/p.conf"
+	t_expect 2 p11e keygen web
+	t_contains "$WORK/err" "p.conf:7: the value of 'subject' holds bytes that are not UTF-8"
+	# a NUL would cut the line: dns would lose its second name
+	conf web ec-p256
+	sed -i '/^dns = /d' "$WORK/p.conf"
+	printf 'dns = www.example.com\000, evil.example.com\n' >>"$WORK/p.conf"
+	t_expect 2 p11e keygen web
+	t_contains "$WORK/err" "p.conf:8: the line holds a NUL byte"
+	no_objects_left
+	# UTF-8 text is fine
+	conf web ec-p256
+	sed -i "s|^subject = .*|subject = CN=www.example.com,O=M$(printf '\303\274')nchen|" "$WORK/p.conf"
+	t_expect 0 p11e keygen web
+}
+
+# [cert:NAME] and [ca:NAME] name files in state_dir: no path tricks.
+case_section_names_safe() {
+	t_softhsm_token edge "$PIN"
+	conf ../escape ec-p256
+	t_expect 2 p11e enroll ../escape
+	t_contains "$WORK/err" "p.conf:4: [cert:../escape]: a certificate name has 1 to 64 letters"
+	[ ! -e "$WORK/escape.json" ] && [ ! -e "$WORK/escape.lock" ] || t_fail "a journal outside state_dir"
+	conf .hidden ec-p256
+	t_expect 2 p11e keygen .hidden
+	t_contains "$WORK/err" "does not start with '.'"
+	conf web ec-p256
+	printf '\n[ca:a/b]\ntype = certinext\n' >>"$WORK/p.conf"
+	t_expect 2 p11e keygen web
+	t_contains "$WORK/err" "p.conf:10: [ca:a/b]: a CA name has 1 to 64 letters"
+	no_objects_left
+	conf web-1.example_com ec-p256
+	t_expect 0 p11e keygen web-1.example_com
+}
+
+# A CA override written before ca = is refused, as the manual says.
+case_override_before_ca() {
+	t_softhsm_token edge "$PIN"
+	conf web ec-p256 "product = 842" "ca = prod"
+	ca_section 93.184.216.34
+	t_expect 2 p11e keygen web
+	t_contains "$WORK/err" "p.conf:9: 'product' overrides a setting of the CA, so it comes after ca = prod (line 10)"
+	no_objects_left
+	conf web ec-p256 "ca = prod" "product = 842"
+	ca_section 93.184.216.34
+	t_expect 0 p11e keygen web
+}
+
+# state_dir holds the journals that say which orders exist: others must not
+# be able to write it.
+case_state_dir_private() {
+	t_softhsm_token edge "$PIN"
+	conf web ec-p256
+	mkdir -m 0777 "$WORK/state"
+	chmod 0777 "$WORK/state"
+	t_expect 2 p11e keygen web
+	t_contains "$WORK/err" "p.conf:2: state_dir $WORK/state may be written by others (mode 0777); fix: chmod 700 $WORK/state"
+	chmod 0770 "$WORK/state"
+	t_expect 2 p11e status
+	t_contains "$WORK/err" "may be written by its group (mode 0770)"
+	no_objects_left
+	chmod 0700 "$WORK/state"
+	t_expect 0 p11e keygen web
+}
+
+# A PIN file mounted the Kubernetes way (a chain of links into ..data/) is
+# read, and `check` says what the read does.
+case_secret_symlink_chain() {
+	t_softhsm_token edge "$PIN"
+	conf web ec-p256
+	local v=..2026_12_03_12_00_00.000000001
+	mkdir -p "$WORK/secret/$v"
+	(umask 077; echo "$PIN" >"$WORK/secret/$v/pin")
+	chmod 0400 "$WORK/secret/$v/pin"
+	ln -s "$v" "$WORK/secret/..data"
+	ln -s ..data/pin "$WORK/secret/pin"
+	sed -i "s|pin-source=file:[^ ]*|pin-source=file:$WORK/secret/pin|" "$WORK/p.conf"
+	"$P11ENROLL" -c "$WORK/p.conf" check web >"$WORK/out" 2>"$WORK/err"
+	grep -Eq '^ok +cert:web +PIN file' "$WORK/out" || { cat "$WORK/out"; t_fail "check did not accept the PIN file"; }
+	t_expect 0 p11e keygen web
+	no_pin_leak
+	# a link to a file others may read: both refuse, saying the same
+	chmod 0644 "$WORK/secret/$v/pin"
+	"$P11ENROLL" -c "$WORK/p.conf" check web >"$WORK/out" 2>"$WORK/err"
+	grep -Eq '^FAIL +cert:web +PIN file .*accessible by group or others' "$WORK/out" ||
+		{ cat "$WORK/out"; t_fail "check accepted a PIN file others may read"; }
+	t_expect 2 p11e csr web
+	t_contains "$WORK/err" "pin-source: $WORK/secret/pin is accessible by group or others (mode 0644)"
+	no_pin_leak
+}
+
 t_run "$@"
