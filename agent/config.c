@@ -164,8 +164,10 @@ static const char *bad_text(const char *s, size_t *at)
 	return NULL;
 }
 
-/* [ca:NAME] and [cert:NAME]: NAME becomes a file name in state_dir. */
-#define NAME_MAX_LEN 64
+/* [ca:NAME] and [cert:NAME]: NAME becomes a file name in state_dir. inih
+ * cuts a section name at 49 characters without a word, so a longer NAME
+ * arrives here cut, with at least 44 characters: 40 keeps that an error. */
+#define NAME_MAX_LEN 40
 
 static bool safe_name(const char *name)
 {

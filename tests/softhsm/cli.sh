@@ -416,7 +416,7 @@ case_section_names_safe() {
 	t_softhsm_token edge "$PIN"
 	conf ../escape ec-p256
 	t_expect 2 p11e enroll ../escape
-	t_contains "$WORK/err" "p.conf:4: [cert:../escape]: a certificate name has 1 to 64 letters"
+	t_contains "$WORK/err" "p.conf:4: [cert:../escape]: a certificate name has 1 to 40 letters"
 	[ ! -e "$WORK/escape.json" ] && [ ! -e "$WORK/escape.lock" ] || t_fail "a journal outside state_dir"
 	conf .hidden ec-p256
 	t_expect 2 p11e keygen .hidden
@@ -424,7 +424,7 @@ case_section_names_safe() {
 	conf web ec-p256
 	printf '\n[ca:a/b]\ntype = certinext\n' >>"$WORK/p.conf"
 	t_expect 2 p11e keygen web
-	t_contains "$WORK/err" "p.conf:10: [ca:a/b]: a CA name has 1 to 64 letters"
+	t_contains "$WORK/err" "p.conf:10: [ca:a/b]: a CA name has 1 to 40 letters"
 	no_objects_left
 	conf web-1.example_com ec-p256
 	t_expect 0 p11e keygen web-1.example_com

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "secret.h"
 
 static char dir[64];
 
@@ -181,4 +182,308 @@ Test(config, include_dir_in_name_order)
 	write_conf("conf.d/30-dup.conf", "[cert:a]\n" KEY "dns = z.example.com\n");
 	cr_assert_eq(p11e_config_load(write_conf("main.conf", main_text), &cfg, &err), P11E_EUSAGE);
 	cr_assert(strstr(err.msg, "30-dup.conf:2: [cert:a] is defined a second time"), "%s", err.msg);
+}
+
+/* ---- everything is checked when the file loads (issue 10) ---------------- */
+
+#define CN_CA                                                                    \
+	"[ca:prod]\n"                                                            \
+	"type = certinext\n"                                                     \
+	"api_url = https://api.example.com/emSignHub-API\n"                      \
+	"account_number = 1234567890\n"                                          \
+	"access_key_file = /nonexistent/certinext.key\n"                         \
+	"requestor_name = PKI\n"                                                 \
+	"requestor_email = pki@example.com\n"                                    \
+	"signer_place = Austin\n"
+
+#define SS_CA                                                                    \
+	"[ca:store]\n"                                                           \
+	"type = sslstore\n"                                                      \
+	"api_url = https://sandbox-wbapi.thesslstore.com\n"                      \
+	"partner_code = 12345678\n"                                              \
+	"auth_token_file = /nonexistent/sslstore.token\n"                        \
+	"default_product = positivessl\n"                                        \
+	"approver_email = admin@example.com\n"                                   \
+	"admin_email = pki@example.com\n"
+
+static void loads(const char *text)
+{
+	struct p11e_config *cfg = NULL;
+	struct p11e_err err = { 0 };
+
+	cr_assert_eq(p11e_config_load(write_conf("ok.conf", text), &cfg, &err), P11E_OK,
+		     "refused (%s):\n%s", err.msg, text);
+	p11e_config_free(cfg);
+}
+
+Test(config, ca_values_checked_at_load_without_secrets)
+{
+	/* a good section loads; its secret file is not read at load */
+	loads(CN_CA "signer_ip = 93.184.216.34\ndefault_product = 842\n");
+	loads(SS_CA);
+	refused(CN_CA "signer_ip = 93.184.216.34\npage_size = 501\n", "bad.conf:10: page_size = '501' is not 1..500");
+	refused(CN_CA "signer_ip = 93.184.216.34\npoll_interval = often\n", "bad.conf:10: poll_interval = 'often' is not a duration");
+	refused(CN_CA "signer_ip = 93.184.216.34\ntimeout = 2h\n", "bad.conf:10");
+	refused(CN_CA "signer_ip = 93.184.216.34\nmax_retries = 21\n", "between 0 and 20");
+	refused(CN_CA "signer_ip = 93.184.216.34\nmax_response_size = 2G\n", "between 1k and 1024M");
+	refused(CN_CA "signer_ip = 93.184.216.34\nvalidity = 4\n", "bad.conf:10: validity = '4' is not a subscription length");
+	refused(CN_CA "signer_ip = 93.184.216.34\nauth = password\n", "bad.conf:10: auth = 'password'");
+	refused(CN_CA "signer_ip = 93.184.216.34\ndcv_hook = hook.sh\n", "bad.conf:10: dcv_hook = 'hook.sh' must be the absolute path");
+	refused(CN_CA "signer_ip = 93.184.216.34\nrequestor_mobile = +1 555\n", "bad.conf:10: requestor_mobile");
+	refused(CN_CA "signer_ip = 93.184.216.34\nca_bundle = /nonexistent/ca.pem\n", "bad.conf:10: ca_bundle: cannot read");
+	refused("[ca:prod]\ntype = certinext\naccount_number = 1\n", "bad.conf:1: [ca:prod]: api_url is required");
+	refused("[ca:prod]\ntype = certinext\napi_url = http://api.example.com/x\naccount_number = 1\n", "bad.conf:3");
+	refused(SS_CA "renewal_window = soon\n", "bad.conf:9: [ca:store] renewal_window = 'soon' is not a duration");
+	refused(SS_CA "page_size = 101\n", "bad.conf:9: [ca:store] page_size = '101'");
+	refused(SS_CA "validity = 12h\n", "is not a duration of at least one day");
+	refused(SS_CA "file_auth_dcv = yes\ncname_auth_dcv = yes\n", "choose one domain validation method");
+	refused("[ca:store]\ntype = sslstore\napi_url = https://x.example.com\npartner_code = 1\n", "bad.conf:1: [ca:store] needs auth_token_file");
+}
+
+Test(config, order_needs_checked_at_load)
+{
+	/* what an order of each [cert:] needs, with its overrides */
+	loads(CN_CA "signer_ip = 93.184.216.34\n[cert:a]\n" KEY "dns = a.example.com\nca = prod\nproduct = 842\n");
+	refused(CN_CA "signer_ip = 93.184.216.34\n[cert:a]\n" KEY "dns = a.example.com\nca = prod\n",
+		"bad.conf:10: [cert:a] with [ca:prod]: no product");
+	refused(CN_CA "default_product = 842\n[cert:a]\n" KEY "dns = a.example.com\nca = prod\n",
+		"bad.conf:10: [cert:a] with [ca:prod]: signer_ip is not set; an order needs it");
+	refused(CN_CA "default_product = 842\n[cert:a]\n" KEY "dns = a.example.com\nca = prod\nsigner_ip = 10.0.0.1\n",
+		"bad.conf:14: [cert:a] signer_ip = '10.0.0.1' is a private address (RFC 1918)");
+	refused(CN_CA "default_product = 842\nsigner_ip = 93.184.216.34\n[cert:a]\n" KEY "dns = a.example.com\nca = prod\nauto_renew = maybe\n",
+		"bad.conf:15: [cert:a] auto_renew = 'maybe' is not yes/no");
+	refused(SS_CA "[cert:a]\n" KEY "dns = a.example.com\nca = store\nproduct = sectigoovssl\n",
+		"product sectigoovssl");
+	refused(SS_CA "[cert:a]\n" KEY "dns = a.example.com\nca = store\norg_country = Germany\n",
+		"bad.conf:13: [cert:a] org_country = 'Germany' is not a two-letter");
+	refused("[ca:store]\ntype = sslstore\napi_url = https://x.example.com\npartner_code = 1\n"
+		"auth_token_file = /x\n[cert:a]\n" KEY "dns = a.example.com\nca = store\n",
+		"bad.conf:6: [ca:store] has no default_product and [cert:a] no product");
+}
+
+Test(config, signer_ip_public_ipv4_only)
+{
+	static const char *const refused_ips[] = {
+		"10.1.2.3", "172.16.0.1", "172.31.255.255", "192.168.1.1", "100.64.0.1",
+		"127.0.0.1", "169.254.10.10", "0.0.0.0", "224.0.0.251", "239.1.1.1",
+		"255.255.255.255", "240.0.0.1", "192.0.0.8", "192.0.2.10", "198.51.100.23",
+		"203.0.113.10", "198.18.0.1", "198.19.255.255",
+	};
+	char text[1024];
+
+	for (size_t i = 0; i < sizeof(refused_ips) / sizeof(refused_ips[0]); i++) {
+		snprintf(text, sizeof(text), CN_CA "signer_ip = %s\n", refused_ips[i]);
+		refused(text, "not a public address");
+		cr_assert_not_null(p11e_ip_not_public(refused_ips[i]), "%s", refused_ips[i]);
+	}
+	snprintf(text, sizeof(text), CN_CA "signer_ip = 2606:4700::1111\n");
+	refused(text, "bad.conf:9: signer_ip = '2606:4700::1111' is not an IPv4 address");
+	snprintf(text, sizeof(text), CN_CA "signer_ip = 10.1.2\n");
+	refused(text, "is not an IPv4 address");
+	loads(CN_CA "signer_ip = 8.8.4.4\n");
+	loads(CN_CA "signer_ip = 172.32.0.1\n");
+	loads(CN_CA "signer_ip = 100.128.0.1\n");
+	loads(CN_CA "signer_ip = 198.20.0.1\n");
+	/* the classification itself, IPv6 included */
+	cr_assert_null(p11e_ip_not_public("93.184.216.34"));
+	cr_assert_null(p11e_ip_not_public("2606:4700::1111"));
+	cr_assert_null(p11e_ip_not_public("::ffff:8.8.8.8"));
+	cr_assert_str_eq(p11e_ip_not_public("10.0.0.1"), "a private address (RFC 1918)");
+	cr_assert(strstr(p11e_ip_not_public("::"), "unspecified"));
+	cr_assert(strstr(p11e_ip_not_public("::1"), "loopback"));
+	cr_assert(strstr(p11e_ip_not_public("fe80::1"), "link-local"));
+	cr_assert(strstr(p11e_ip_not_public("fd12:3456::1"), "unique-local"));
+	cr_assert(strstr(p11e_ip_not_public("ff02::1"), "multicast"));
+	cr_assert(strstr(p11e_ip_not_public("2001:db8::1"), "documentation"));
+	cr_assert(strstr(p11e_ip_not_public("3fff:0fff::1"), "documentation"));
+	cr_assert_null(p11e_ip_not_public("3fff:1000::1"));
+	cr_assert(strstr(p11e_ip_not_public("2001:2::1"), "benchmarking"));
+	cr_assert(strstr(p11e_ip_not_public("::ffff:192.168.0.1"), "RFC 1918"));
+	cr_assert(strstr(p11e_ip_not_public("4000::1"), "reserved"));
+	cr_assert_str_eq(p11e_ip_not_public("host.example.com"), "not an IP address");
+}
+
+Test(config, values_are_utf8_text)
+{
+	static const char *const bad[] = {
+		"O=Tab\there",      /* C0 control */
+		"O=Bell\007",       /* C0 control */
+		"O=Del\177x",       /* DEL */
+		"O=Next\302\205x",  /* C1 control U+0085 */
+		"O=M\374nchen",     /* Latin-1, not UTF-8 */
+		"O=\303(",          /* cut sequence */
+		"O=\300\257",       /* overlong '/' */
+		"O=\355\240\200",   /* UTF-16 surrogate */
+		"O=\364\220\200\200", /* beyond U+10FFFF */
+	};
+	char text[512];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof(text), "[cert:a]\n" KEY "dns = a.example.com\nsubject = CN=a,%s\n", bad[i]);
+		refused(text, "bad.conf:4: the value of 'subject' holds ");
+	}
+	loads("[cert:a]\n" KEY "dns = a.example.com\nsubject = CN=a,O=M\303\274nchen \360\237\224\222\n");
+	/* a secret value is never repeated in the message */
+	{
+		struct p11e_config *cfg = NULL;
+		struct p11e_err err = { 0 };
+
+		cr_assert_eq(p11e_config_load(write_conf("bad.conf", "[agent]\nallow_inline_secrets = yes\n"
+							 "[cert:a]\nkey = pkcs11:object=k?pin-value=12\00134\n"
+							 "dns = a.example.com\n"),
+					      &cfg, &err),
+			     P11E_EUSAGE);
+		cr_assert(strstr(err.msg, "bad.conf:4: the value of 'key' holds a control character"), "%s", err.msg);
+		cr_assert_null(strstr(err.msg, "12"), "%s", err.msg);
+	}
+}
+
+Test(config, a_nul_byte_is_refused_not_cut)
+{
+	static const char text[] = "[cert:a]\n" KEY "dns = a.example.com\0, evil.example.com\n";
+	struct p11e_config *cfg = NULL;
+	struct p11e_err err = { 0 };
+	const char *path = write_conf("nul.conf", "");
+	FILE *f = fopen(path, "w");
+
+	cr_assert(f);
+	fwrite(text, 1, sizeof(text) - 1, f);
+	fclose(f);
+	cr_assert_eq(p11e_config_load(path, &cfg, &err), P11E_EUSAGE);
+	cr_assert(strstr(err.msg, "nul.conf:3: the line holds a NUL byte"), "%s", err.msg);
+}
+
+Test(config, override_keys_come_after_ca)
+{
+	refused(CN_CA "signer_ip = 93.184.216.34\ndefault_product = 842\n[cert:a]\n" KEY
+		"dns = a.example.com\nproduct = 838\nca = prod\n",
+		"bad.conf:14: 'product' overrides a setting of the CA, so it comes after ca = prod (line 15)");
+	loads(CN_CA "signer_ip = 93.184.216.34\ndefault_product = 842\n[cert:a]\n" KEY
+	      "dns = a.example.com\nca = prod\nproduct = 838\n");
+}
+
+Test(config, section_names_are_safe)
+{
+	static const char *const bad[] = {
+		"../x", "a/b", ".hidden", "..", "a b", "a\\b", "web:1",
+		"x2345678901234567890123456789012345678901", /* 41 */
+		/* inih cuts this one to 44 characters, which is still too long */
+		"x23456789012345678901234567890123456789012345678901234567890123456",
+	};
+	char text[512];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof(text), "[cert:%s]\n" KEY "dns = a.example.com\n", bad[i]);
+		refused(text, "bad.conf:1: [cert:");
+		refused(text, "a certificate name has 1 to 40 letters, digits");
+		snprintf(text, sizeof(text), "[agent]\nwait = 1m\n[ca:%s]\ntype = certinext\n", bad[i]);
+		refused(text, "bad.conf:3: [ca:");
+	}
+	loads("[cert:Web-1.example_com]\n" KEY "dns = a.example.com\n");
+	loads("[cert:x234567890123456789012345678901234567890]\n" KEY
+	      "dns = a.example.com\n");
+}
+
+Test(config, state_dir_others_may_write_is_refused)
+{
+	char text[512], state[128];
+
+	snprintf(state, sizeof(state), "%s/state", dir);
+	snprintf(text, sizeof(text), "[agent]\nstate_dir = %s\n[cert:a]\n" KEY "dns = a.example.com\n", state);
+	loads(text); /* missing: the journal makes it 0700 */
+	cr_assert_eq(mkdir(state, 0700), 0);
+	loads(text);
+	cr_assert_eq(chmod(state, 0777), 0);
+	refused(text, "bad.conf:2: state_dir");
+	refused(text, "may be written by others (mode 0777); fix: chmod 700");
+	cr_assert_eq(chmod(state, 0720), 0);
+	refused(text, "may be written by its group (mode 0720)");
+	cr_assert_eq(chmod(state, 0755), 0);
+	loads(text);
+	if (geteuid() == 0) {
+		cr_assert_eq(chown(state, 65534, 65534), 0);
+		refused(text, "belongs to uid 65534, not to this user");
+	}
+	/* a file where the folder should be */
+	snprintf(text, sizeof(text), "[agent]\nstate_dir = %s/bad.conf\n", dir);
+	refused(text, "is not a directory");
+}
+
+/* ---- secret files: links followed, `check` and the read agree ------------- */
+
+static void secret_agrees(const char *path, p11e_status want, const char *says)
+{
+	struct p11e_err e1 = { 0 }, e2 = { 0 };
+	char *value = NULL;
+
+	cr_assert_eq(p11e_secret_check_file(path, "access_key_file", &e1), want, "check: %s", e1.msg);
+	cr_assert_eq(p11e_secret_read(path, "access_key_file", &value, &e2), want, "read: %s", e2.msg);
+	if (want == P11E_OK) {
+		cr_assert_str_eq(value, "s3cret");
+	} else {
+		cr_assert(strstr(e1.msg, says), "check: %s", e1.msg);
+		cr_assert_str_eq(e1.msg, e2.msg);
+	}
+	p11e_secret_free(value);
+}
+
+Test(config, secret_file_behind_kubernetes_links)
+{
+	char v[128], target[160], data[128], link[128], cmd[512];
+	const char *ts = "..2026_12_03_12_00_00.000000001";
+
+	/* secret/..TIMESTAMP/key, secret/..data -> ..TIMESTAMP, secret/key -> ..data/key */
+	snprintf(v, sizeof(v), "%s/secret/%s", dir, ts);
+	snprintf(cmd, sizeof(cmd), "mkdir -p %s", v);
+	cr_assert_eq(system(cmd), 0);
+	snprintf(target, sizeof(target), "%s/key", v);
+	write_conf("secret/..2026_12_03_12_00_00.000000001/key", "s3cret\n");
+	cr_assert_eq(chmod(target, 0400), 0);
+	snprintf(data, sizeof(data), "%s/secret/..data", dir);
+	cr_assert_eq(symlink(ts, data), 0);
+	snprintf(link, sizeof(link), "%s/secret/key", dir);
+	cr_assert_eq(symlink("..data/key", link), 0);
+	secret_agrees(link, P11E_OK, NULL);
+	snprintf(cmd, sizeof(cmd), "file:%s", link);
+	secret_agrees(cmd, P11E_OK, NULL);
+	/* the file at the end of the links decides */
+	cr_assert_eq(chmod(target, 0644), 0);
+	secret_agrees(link, P11E_EUSAGE, "is accessible by group or others (mode 0644)");
+	cr_assert_eq(chmod(target, 0600), 0);
+	cr_assert_eq(unlink(target), 0);
+	secret_agrees(link, P11E_EUSAGE, "cannot open");
+	/* a link to a folder, an empty file */
+	secret_agrees(data, P11E_EUSAGE, "is not a regular file");
+	write_conf("empty", "");
+	snprintf(target, sizeof(target), "%s/empty", dir);
+	cr_assert_eq(chmod(target, 0600), 0);
+	secret_agrees(target, P11E_EUSAGE, "is empty");
+}
+
+Test(config, secret_with_nul_is_refused)
+{
+	char path[128];
+	FILE *f;
+	char *value = NULL;
+	struct p11e_err err = { 0 };
+
+	snprintf(path, sizeof(path), "%s/nul.key", dir);
+	f = fopen(path, "w");
+	cr_assert(f);
+	fwrite("ab\0cd\n", 1, 6, f);
+	fclose(f);
+	cr_assert_eq(chmod(path, 0600), 0);
+	cr_assert_eq(p11e_secret_read(path, "access_key_file", &value, &err), P11E_EUSAGE);
+	cr_assert(strstr(err.msg, "holds a NUL byte"), "%s", err.msg);
+	cr_assert_null(value);
+}
+
+Test(config, env_secret_check_agrees_with_read)
+{
+	struct p11e_err err = { 0 };
+
+	setenv("P11E_TEST_CHECK_SECRET", "x", 1);
+	cr_assert_eq(p11e_secret_check_file("env:P11E_TEST_CHECK_SECRET", "pin-source", &err), P11E_OK, "%s", err.msg);
+	cr_assert_eq(p11e_secret_check_file("env:P11E_TEST_NOT_SET_ANYWHERE", "pin-source", &err), P11E_EUSAGE);
+	cr_assert(strstr(err.msg, "P11E_TEST_NOT_SET_ANYWHERE is not set"), "%s", err.msg);
 }
