@@ -335,6 +335,16 @@ static p11e_status get_bool(const struct p11e_setting *s, bool *out, struct p11e
 	return P11E_OK;
 }
 
+/* Paths the agent writes or reads from any working directory (systemd
+ * starts it in /). */
+static p11e_status get_path(const struct p11e_setting *s, const char **out, struct p11e_err *err)
+{
+	if (s->value[0] != '/')
+		return bad(err, s, "write an absolute path");
+	*out = s->value;
+	return P11E_OK;
+}
+
 static p11e_status load_agent(struct p11e_config *cfg, const struct raw_section *sec,
 			      struct p11e_err *err)
 {
@@ -349,7 +359,22 @@ static p11e_status load_agent(struct p11e_config *cfg, const struct raw_section 
 					    "allow_inline_secrets, prometheus_file)",
 					    AT(s), s->key);
 		if (strcmp(s->key, "state_dir") == 0) {
-			cfg->state_dir = s->value;
+			rc = get_path(s, &cfg->state_dir, err);
+		} else if (strcmp(s->key, "include_dir") == 0) {
+			const char *dir = NULL;
+			struct stat st;
+
+			rc = get_path(s, &dir, err);
+			/* a folder that is not there would drop its certificates unsaid */
+			if (rc == P11E_OK && (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)))
+				rc = bad(err, s, "not a folder (the *.conf files in it are read)");
+		} else if (strcmp(s->key, "prometheus_file") == 0) {
+			const char *prom = NULL;
+			size_t len = strlen(s->value);
+
+			rc = get_path(s, &prom, err);
+			if (rc == P11E_OK && (len < 6 || strcmp(s->value + len - 5, ".prom") != 0))
+				rc = bad(err, s, "the name must end in .prom (node_exporter reads only those)");
 		} else if (strcmp(s->key, "renew_before") == 0) {
 			rc = get_duration(s, &cfg->renew_before, err);
 		} else if (strcmp(s->key, "wait") == 0) {
@@ -571,11 +596,11 @@ static p11e_status load_cert(struct p11e_config *cfg, const struct raw_section *
 		} else if (strcmp(k, "client_auth") == 0) {
 			rc = get_bool(s, &c->client_auth, err);
 		} else if (strcmp(k, "cert_file") == 0) {
-			c->cert_file = s->value;
+			rc = get_path(s, &c->cert_file, err);
 		} else if (strcmp(k, "chain_file") == 0) {
-			c->chain_file = s->value;
+			rc = get_path(s, &c->chain_file, err);
 		} else if (strcmp(k, "fullchain_file") == 0) {
-			c->fullchain_file = s->value;
+			rc = get_path(s, &c->fullchain_file, err);
 		} else if (strcmp(k, "file_owner") == 0) {
 			rc = get_owner(s, false, &c->file_owner, &c->file_group, err);
 		} else if (strcmp(k, "file_group") == 0) {

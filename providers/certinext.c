@@ -269,6 +269,17 @@ static p11e_status parse_settings(struct p11e_ca *ca, const char **key_spec,
 	}
 	ca->dcv_prefix = get(ca, "dcv_record_prefix") ? get(ca, "dcv_record_prefix")
 						       : "_emsign-validation";
+	/* the prefix becomes the owner name the hook publishes */
+	if (strspn(ca->dcv_prefix, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.") !=
+		    strlen(ca->dcv_prefix) ||
+	    ca->dcv_prefix[0] == '.' || ca->dcv_prefix[strlen(ca->dcv_prefix) - 1] == '.' ||
+	    strstr(ca->dcv_prefix, "..") || strlen(ca->dcv_prefix) > 200) {
+		st = p11e_settings_find(&ca->settings, "dcv_record_prefix");
+		return p11e_err_set(err, P11E_EUSAGE,
+				    "%s: dcv_record_prefix = '%s' is not a DNS name prefix (letters, "
+				    "digits, '_', '-', labels separated by '.')",
+				    setting_where(st, where, sizeof(where)), ca->dcv_prefix);
+	}
 	ca->dcv_hook = get(ca, "dcv_hook");
 	if (ca->dcv_hook && (ca->dcv_hook[0] != '/' || access(ca->dcv_hook, X_OK) != 0)) {
 		st = p11e_settings_find(&ca->settings, "dcv_hook");

@@ -231,6 +231,8 @@ Test(config, ca_values_checked_at_load_without_secrets)
 	refused(CN_CA "signer_ip = 93.184.216.34\ndcv_hook = hook.sh\n", "bad.conf:10: dcv_hook = 'hook.sh' must be the absolute path");
 	refused(CN_CA "signer_ip = 93.184.216.34\nrequestor_mobile = +1 555\n", "bad.conf:10: requestor_mobile");
 	refused(CN_CA "signer_ip = 93.184.216.34\nca_bundle = /nonexistent/ca.pem\n", "bad.conf:10: ca_bundle: cannot read");
+	refused(CN_CA "signer_ip = 93.184.216.34\ndcv_record_prefix = _acme challenge\n", "bad.conf:10: dcv_record_prefix = '_acme challenge' is not a DNS name prefix");
+	loads(CN_CA "signer_ip = 93.184.216.34\ndcv_record_prefix = _dnsauth.sub\n");
 	refused("[ca:prod]\ntype = certinext\naccount_number = 1\n", "bad.conf:1: [ca:prod]: api_url is required");
 	refused("[ca:prod]\ntype = certinext\napi_url = http://api.example.com/x\naccount_number = 1\n", "bad.conf:3");
 	refused(SS_CA "renewal_window = soon\n", "bad.conf:9: [ca:store] renewal_window = 'soon' is not a duration");
@@ -486,4 +488,18 @@ Test(config, env_secret_check_agrees_with_read)
 	cr_assert_eq(p11e_secret_check_file("env:P11E_TEST_CHECK_SECRET", "pin-source", &err), P11E_OK, "%s", err.msg);
 	cr_assert_eq(p11e_secret_check_file("env:P11E_TEST_NOT_SET_ANYWHERE", "pin-source", &err), P11E_EUSAGE);
 	cr_assert(strstr(err.msg, "P11E_TEST_NOT_SET_ANYWHERE is not set"), "%s", err.msg);
+}
+
+Test(config, agent_paths_checked_at_load)
+{
+	char text[512];
+
+	refused("[agent]\nstate_dir = var/lib/p11enroll\n", "bad.conf:2: state_dir = var/lib/p11enroll: write an absolute path");
+	refused("[agent]\nprometheus_file = /var/lib/node/p11enroll.txt\n", "bad.conf:2: prometheus_file = /var/lib/node/p11enroll.txt: the name must end in .prom");
+	refused("[agent]\ninclude_dir = /nonexistent/conf.d\n", "bad.conf:2: include_dir = /nonexistent/conf.d: not a folder");
+	refused("[cert:a]\n" KEY "dns = a.example.com\nfullchain_file = tls/full.pem\n", "bad.conf:4: fullchain_file = tls/full.pem: write an absolute path");
+	snprintf(text, sizeof(text), "%s/empty.d", dir);
+	cr_assert_eq(mkdir(text, 0700), 0);
+	snprintf(text, sizeof(text), "[agent]\ninclude_dir = %s/empty.d\nprometheus_file = %s/m.prom\n", dir, dir);
+	loads(text);
 }
