@@ -224,6 +224,8 @@ Test(config, ca_values_checked_at_load_without_secrets)
 	refused(CN_CA "signer_ip = 93.184.216.34\npage_size = 501\n", "bad.conf:10: page_size = '501' is not 1..500");
 	refused(CN_CA "signer_ip = 93.184.216.34\npoll_interval = often\n", "bad.conf:10: poll_interval = 'often' is not a duration");
 	refused(CN_CA "signer_ip = 93.184.216.34\ntimeout = 2h\n", "bad.conf:10");
+	refused(CN_CA "signer_ip = 93.184.216.34\ndcv_timeout = 2d\n", "bad.conf:10: dcv_timeout = '2d'");
+	refused(CN_CA "signer_ip = 93.184.216.34\nmax_retry_time = 2d\n", "bad.conf:10");
 	refused(CN_CA "signer_ip = 93.184.216.34\nmax_retries = 21\n", "between 0 and 20");
 	refused(CN_CA "signer_ip = 93.184.216.34\nmax_response_size = 2G\n", "between 1k and 1024M");
 	refused(CN_CA "signer_ip = 93.184.216.34\nvalidity = 4\n", "bad.conf:10: validity = '4' is not a subscription length");
