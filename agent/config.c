@@ -458,9 +458,15 @@ static p11e_status get_owner(const struct p11e_setting *s, bool group, uid_t *ui
 			     struct p11e_err *err)
 {
 	char *end;
-	unsigned long id = strtoul(s->value, &end, 10);
+	unsigned long id;
+
+	errno = 0;
+	id = strtoul(s->value, &end, 10);
 
 	if (*s->value && !*end) {
+		/* (uid_t)-1 means "unchanged" to chown: not a number to write */
+		if (errno == ERANGE || id >= (unsigned long)(uid_t)-1)
+			return bad(err, s, "not a user or group id (0 to 4294967294)");
 		if (group)
 			*gid = (gid_t)id;
 		else

@@ -500,6 +500,9 @@ Test(config, agent_paths_checked_at_load)
 	refused("[agent]\nprometheus_file = /var/lib/node/p11enroll.txt\n", "bad.conf:2: prometheus_file = /var/lib/node/p11enroll.txt: the name must end in .prom");
 	refused("[agent]\ninclude_dir = /nonexistent/conf.d\n", "bad.conf:2: include_dir = /nonexistent/conf.d: not a folder");
 	refused("[cert:a]\n" KEY "dns = a.example.com\nfullchain_file = tls/full.pem\n", "bad.conf:4: fullchain_file = tls/full.pem: write an absolute path");
+	refused("[cert:a]\n" KEY "dns = a.example.com\nfile_owner = 4294967295\n", "bad.conf:4: file_owner = 4294967295: not a user or group id");
+	refused("[cert:a]\n" KEY "dns = a.example.com\nfile_group = 99999999999999999999999\n", "not a user or group id");
+	refused("[cert:a]\n" KEY "dns = a.example.com\nfile_owner = -1\n", "file_owner = -1: not a user or group id");
 	snprintf(text, sizeof(text), "%s/empty.d", dir);
 	cr_assert_eq(mkdir(text, 0700), 0);
 	snprintf(text, sizeof(text), "[agent]\ninclude_dir = %s/empty.d\nprometheus_file = %s/m.prom\n", dir, dir);
