@@ -2,6 +2,7 @@
 /* p11enroll: certificates from CERTInext and The SSL Store for keys that
  * never leave their HSM or TPM. This file is the command line only. */
 #include <getopt.h>
+#include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <stdio.h>
@@ -10,8 +11,10 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "hook.h"
 #include "log.h"
 #include "p11e-config.h"
+#include "stop.h"
 
 static const struct p11e_command commands[] = {
 	{ "enroll", "NAME [--wait DUR]",
@@ -149,6 +152,7 @@ p11e_status p11e_cli_config(struct p11e_cli *cli, struct p11e_err *err)
 		return rc;
 	if (cli->verbosity == 0 && cli->cfg->log_level >= 0)
 		p11e_log_set_level((p11e_log_level)cli->cfg->log_level);
+	p11e_hook_set_timeout(cli->cfg->hook_timeout);
 	return P11E_OK;
 }
 
@@ -227,11 +231,22 @@ int main(int argc, char **argv)
 		if (p11e_cli_wants_help(&commands[i], argc - optind, argv + optind))
 			return 0;
 		optind++;
+		/* The commands that wait (for a CA, between polls, for a due
+		 * time) stop within P11E_STOP_GRACE_MS of SIGTERM/SIGINT; the
+		 * journal resumes their work. The agent's stop is a success. */
+		if (strcmp(commands[i].name, "enroll") == 0 || strcmp(commands[i].name, "renew") == 0 ||
+		    strcmp(commands[i].name, "agent") == 0)
+			p11e_stop_init(strcmp(commands[i].name, "agent") == 0 ? 0 : -1);
 		/* Commands parse their own options from argv[0..]. */
 		rc = commands[i].run(&cli, argc - optind + 1, argv + optind - 1, &err);
+		p11e_config_free(cli.cfg);
+		if (p11e_stop_requested() && strcmp(commands[i].name, "agent") != 0) {
+			p11e_warn("stopped by %s; the next run resumes from the journal",
+				  p11e_stop_requested() == SIGINT ? "SIGINT" : "SIGTERM");
+			return 128 + p11e_stop_requested();
+		}
 		if (rc != P11E_OK && rc != P11E_EPENDING && err.status != P11E_OK)
 			p11e_error("%s", err.msg);
-		p11e_config_free(cli.cfg);
 		return (int)rc;
 	}
 	p11e_error("unknown command '%s'; see p11enroll --help", argv[optind]);
