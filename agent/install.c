@@ -313,9 +313,9 @@ p11e_status p11e_run_post_install(const struct p11e_cert_conf *cert,
 				  struct p11e_err *err)
 {
 	static const char *const keep[] = { "PATH", "HOME", "LANG", "LC_ALL", "TZ", NULL };
-	char *env[32], serial[130], not_after[32], why[512];
+	char *env[32], serial[130], not_after[32], why[768], what[256];
 	char *const argv[] = { "sh", "-c", (char *)cert->post_install, NULL };
-	const struct p11e_hook hook = { .what = "post_install", .path = "/bin/sh", .argv = argv,
+	const struct p11e_hook hook = { .what = what, .path = "/bin/sh", .argv = argv,
 					.envp = env };
 	time_t expiry = p11e_issued_not_after(issued);
 	struct tm tm;
@@ -344,13 +344,13 @@ p11e_status p11e_run_post_install(const struct p11e_cert_conf *cert,
 	add_env(env, &n, "KEY_URI", key_uri);
 	env[n] = NULL;
 	p11e_info("[cert:%s] running post_install: %s", cert->name, cert->post_install);
+	snprintf(what, sizeof(what), "post_install (%.200s)", cert->post_install);
 	rc = p11e_hook_run(&hook, why, sizeof(why));
 	for (size_t i = 0; i < n; i++)
 		free(env[i]);
 	if (rc == 0)
 		return P11E_OK;
 	return p11e_err_set(err, P11E_EFAIL,
-			    "[cert:%s] %s (%s); the certificate is installed, reload its users "
-			    "by hand",
-			    cert->name, why, cert->post_install);
+			    "[cert:%s] %s; the certificate is installed, reload its users by hand",
+			    cert->name, why);
 }

@@ -14,7 +14,7 @@
 #include "err.h"
 
 /* States in the order an enrolment passes them. The restart rule of each
- * (what a run that finds it does) is in docs/journal.md and enroll.c. */
+ * (what a run that finds it does) is in docs/architecture.md and enroll.c. */
 typedef enum {
 	P11E_ST_NEW,            /* nothing yet */
 	P11E_ST_KEY_GENERATING, /* intent: a key is being made (restart: look for it by label first) */

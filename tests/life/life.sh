@@ -442,7 +442,8 @@ case_hook_timeout_post_install() {
 	ms=$((($(date +%s%N) - start) / 1000000))
 	echo "renew --all with a hung post_install: $ms ms"
 	[ "$ms" -lt 30000 ] || t_fail "took $ms ms"
-	t_contains "$WORK/err" "[cert:web] post_install did not finish within 2s (hook_timeout); killed it and its process group"
+	t_contains "$WORK/err" "[cert:web] post_install (sleep 300 & echo"
+	t_contains "$WORK/err" "; wait) did not finish within 2s (hook_timeout); killed it and its process group"
 	[ -f "$WORK/spare.done" ] || t_fail "the next certificate did not go on"
 	[ "$(t_journal 'j["state"]' spare)" = monitoring ] || t_fail "spare: $(t_journal 'j["state"]' spare)"
 	[ -s "$WORK/child.pid" ] || t_fail "the hook did not start its child"
