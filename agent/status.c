@@ -116,7 +116,7 @@ void p11e_status_read(const struct p11e_config *cfg, const struct p11e_cert_conf
 	st->ca = cert->ca;
 	if (p11e_journal_peek(cfg->state_dir, cert->name, &st->j, &st->found, &err) != P11E_OK) {
 		/* A journal that exists but cannot be used needs a person. */
-		st->damaged = st->found;
+		st->damaged = true;
 		st->found = true;
 		set_problem(st, "damaged", "journal damaged: %s",
 			    st->j.damage ? st->j.damage : err.msg);

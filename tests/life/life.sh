@@ -563,6 +563,7 @@ case_sigterm_renew_pending() {
 	sleep 2.5
 	stop_within "$pid" TERM
 	[ "$STOP_RC" = 143 ] || { cat "$WORK/bg.err"; t_fail "exit $STOP_RC, want 143"; }
+	t_contains "$WORK/bg.err" "stopped by SIGTERM; the next run resumes from the journal"
 	# The next certificate is not started after the stop.
 	[ -f "$WORK/state/spare.json" ] && t_fail "renew went on with spare after SIGTERM"
 	t_sim_scenario '{"pending_polls": 0}'
@@ -583,6 +584,30 @@ case_sigterm_agent_pending() {
 	t_sim_scenario '{"pending_polls": 0}'
 	t_expect 0 p11e enroll web
 	[ "$(t_sim_stat 's["orders_placed"]')" = 1 ] || t_fail "a second order"
+}
+
+# A stop inside a wait that does not look at the stop flag (the CERTInext
+# client's DNS propagation wait): the watchdog ends the process in time, and
+# the next run finishes with the same order.
+case_sigterm_watchdog() {
+	setup certinext '{"dcv_required": true}'
+	printf '#!/bin/sh\nexit 0\n' >"$WORK/hook.sh"
+	chmod 755 "$WORK/hook.sh"
+	sed -i "/^\[ca:sim\]/a dcv_hook = $WORK/hook.sh\ndcv_propagation_wait = 60s\ndcv_poll_interval = 1s\ndcv_timeout = 120s" "$WORK/p.conf"
+	"$P11ENROLL" -c "$WORK/p.conf" enroll web --wait 600s >"$WORK/bg.out" 2>"$WORK/bg.err" &
+	local pid=$! i
+	for i in $(seq 1 400); do
+		grep -q "DCV for web.example.com: publishing" "$WORK/bg.err" && break
+		kill -0 "$pid" 2>/dev/null || { cat "$WORK/bg.err"; t_fail "enroll ended early"; }
+		sleep 0.05
+	done
+	sleep 0.5
+	stop_within "$pid" TERM
+	[ "$STOP_RC" = 143 ] || { cat "$WORK/bg.err"; t_fail "exit $STOP_RC, want 143"; }
+	[ "$STOP_MS" -ge 1000 ] || t_fail "stopped in $STOP_MS ms: not the watchdog this test is about"
+	sed -i "s/^dcv_propagation_wait = 60s/dcv_propagation_wait = 0/" "$WORK/p.conf"
+	t_expect 0 p11e enroll web
+	[ "$(t_sim_stat 's["orders_placed"]')" = 1 ] || t_fail "$(t_sim_stat 's["orders_placed"]') orders"
 }
 
 # ---- systemd units: a pending order (exit 3) is not a failed unit
