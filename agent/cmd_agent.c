@@ -17,9 +17,11 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "hook.h"
 #include "log.h"
 #include "renew.h"
 #include "status.h"
+#include "stop.h"
 
 #define USAGE "usage: p11enroll agent [--interval-min DUR] [--wait DUR]"
 #define SLEEP_MAX 3600        /* re-read due times at least hourly */
@@ -29,22 +31,17 @@
 #define PENDING_MAX 900
 #define JITTER_MAX 300
 
-static volatile sig_atomic_t stop_sig, reload_req, busy;
+/* SIGTERM/SIGINT go through stop.h (main installs them): every wait of a
+ * renewal in progress ends early, and a second signal exits at once. */
+static volatile sig_atomic_t reload_req;
 static int wake_pipe[2] = { -1, -1 };
 
-static void on_signal(int sig)
+static void on_hup(int sig)
 {
 	int saved = errno;
 
-	if (sig == SIGHUP) {
-		reload_req = 1;
-	} else {
-		/* A second stop request during a renewal does not wait for it:
-		 * the journal makes an interruption at any point safe. */
-		if (stop_sig && busy)
-			_exit(128 + sig);
-		stop_sig = sig;
-	}
+	(void)sig;
+	reload_req = 1;
 	if (wake_pipe[1] >= 0 && write(wake_pipe[1], "x", 1) < 0) {
 		/* full pipe: a wake-up is pending anyway */
 	}
@@ -117,10 +114,10 @@ static time_t visit(struct agent *a, const struct p11e_cert_conf *cert, time_t n
 		return due;
 	if (cert->wait < opts.wait)
 		opts.wait = cert->wait;
-	busy = 1;
 	rc = p11e_renew(a->cli, cert, &opts, &did, &err);
-	busy = 0;
 	now = time(NULL);
+	if (p11e_stop_requested())
+		return now;
 	if (rc == P11E_OK) {
 		s->backoff = s->pending = 0;
 		s->retry_at = 0;
@@ -166,6 +163,7 @@ static void reload(struct agent *a)
 	}
 	p11e_config_free(a->cli->cfg);
 	a->cli->cfg = cfg;
+	p11e_hook_set_timeout(cfg->hook_timeout);
 	if (a->cli->verbosity == 0 && cfg->log_level >= 0)
 		p11e_log_set_level((p11e_log_level)cfg->log_level);
 	p11e_info("agent: reloaded %s (%zu certificate(s))", path, cfg->n_certs);
@@ -175,17 +173,18 @@ static void reload(struct agent *a)
 /* Waits until `deadline` or a signal, whichever comes first. */
 static void sleep_until(time_t deadline)
 {
-	struct pollfd pfd = { .fd = wake_pipe[0], .events = POLLIN };
+	struct pollfd pfd[2] = { { .fd = wake_pipe[0], .events = POLLIN },
+				 { .fd = p11e_stop_fd(), .events = POLLIN } };
 	char drain[64];
 
-	while (!stop_sig && !reload_req) {
+	while (!p11e_stop_requested() && !reload_req) {
 		time_t now = time(NULL);
 		int64_t left = (int64_t)(deadline - now);
 
 		if (left <= 0)
 			return;
 		/* Short slices notice a wall-clock jump (suspend, NTP step). */
-		if (poll(&pfd, 1, (int)(left > 60 ? 60000 : left * 1000)) > 0)
+		if (poll(pfd, 2, (int)(left > 60 ? 60000 : left * 1000)) > 0)
 			while (read(wake_pipe[0], drain, sizeof(drain)) > 0)
 				;
 	}
@@ -198,11 +197,10 @@ static p11e_status setup_signals(struct p11e_err *err)
 	if (pipe2(wake_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
 		return p11e_err_set(err, P11E_EFAIL, "agent: cannot make a pipe: %s", strerror(errno));
 	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
+	sa.sa_handler = on_hup;
 	sigemptyset(&sa.sa_mask);
 	sa.sa_flags = SA_RESTART;
-	if (sigaction(SIGTERM, &sa, NULL) != 0 || sigaction(SIGINT, &sa, NULL) != 0 ||
-	    sigaction(SIGHUP, &sa, NULL) != 0)
+	if (p11e_stop_fd() < 0 || sigaction(SIGHUP, &sa, NULL) != 0)
 		return p11e_err_set(err, P11E_EFAIL, "agent: cannot handle signals: %s", strerror(errno));
 	return P11E_OK;
 }
@@ -237,7 +235,7 @@ p11e_status p11e_cmd_agent(struct p11e_cli *cli, int argc, char **argv, struct p
 		goto out;
 	p11e_info("agent: started (pid %ld); %s, %zu certificate(s), state in %s", (long)getpid(),
 		  cli->cfg->path, cli->cfg->n_certs, cli->cfg->state_dir);
-	while (!stop_sig) {
+	while (!p11e_stop_requested()) {
 		time_t now = time(NULL), wake = now + SLEEP_MAX, next;
 		const char *prom;
 		struct p11e_err perr = { 0 };
@@ -248,14 +246,14 @@ p11e_status p11e_cmd_agent(struct p11e_cli *cli, int argc, char **argv, struct p
 			reload(&a);
 		for (size_t i = 0; i < a.n_slots; i++)
 			a.slots[i].seen = false;
-		for (size_t i = 0; i < cli->cfg->n_certs && !stop_sig && !reload_req; i++) {
+		for (size_t i = 0; i < cli->cfg->n_certs && !p11e_stop_requested() && !reload_req; i++) {
 			next = visit(&a, &cli->cfg->certs[i], time(NULL));
 			if (next < wake)
 				wake = next;
 		}
 		/* Forget certificates that left the configuration. */
 		for (size_t i = 0; i < a.n_slots;) {
-			if (!a.slots[i].seen && !reload_req && !stop_sig)
+			if (!a.slots[i].seen && !reload_req && !p11e_stop_requested())
 				a.slots[i] = a.slots[--a.n_slots];
 			else
 				i++;
@@ -263,7 +261,7 @@ p11e_status p11e_cmd_agent(struct p11e_cli *cli, int argc, char **argv, struct p
 		prom = p11e_settings_get(&cli->cfg->agent, "prometheus_file", NULL);
 		if (prom && p11e_status_write_prometheus(cli->cfg, prom, &perr) != P11E_OK)
 			p11e_warn("agent: %s", perr.msg);
-		if (stop_sig || reload_req)
+		if (p11e_stop_requested() || reload_req)
 			continue;
 		now = time(NULL);
 		sleep_s = (int64_t)(wake - now);
@@ -278,7 +276,7 @@ p11e_status p11e_cmd_agent(struct p11e_cli *cli, int argc, char **argv, struct p
 		p11e_info("agent: next round at %s", when(now + (time_t)sleep_s, t, sizeof(t)));
 		sleep_until(now + (time_t)sleep_s);
 	}
-	p11e_info("agent: stopping (%s)", stop_sig == SIGINT ? "SIGINT" : "SIGTERM");
+	p11e_info("agent: stopping (%s)", p11e_stop_requested() == SIGINT ? "SIGINT" : "SIGTERM");
 out:
 	free(a.slots);
 	if (wake_pipe[0] >= 0) {

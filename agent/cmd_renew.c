@@ -6,6 +6,7 @@
 #include "cli.h"
 #include "log.h"
 #include "renew.h"
+#include "stop.h"
 #include "util.h"
 
 #define USAGE "usage: p11enroll renew [NAME… | --all] [--force] [--dry-run] [--wait DUR]"
@@ -46,7 +47,7 @@ p11e_status p11e_cmd_renew(struct p11e_cli *cli, int argc, char **argv, struct p
 		if (rc != P11E_OK)
 			return rc;
 	}
-	for (size_t i = 0; i < (all ? cli->cfg->n_certs : n_names); i++) {
+	for (size_t i = 0; i < (all ? cli->cfg->n_certs : n_names) && !p11e_stop_requested(); i++) {
 		const struct p11e_cert_conf *cert =
 			all ? &cli->cfg->certs[i] : p11e_config_cert(cli->cfg, names[i]);
 		struct p11e_err one = { 0 };

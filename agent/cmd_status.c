@@ -84,7 +84,7 @@ p11e_status p11e_cmd_status(struct p11e_cli *cli, int argc, char **argv, struct 
 	bool json = cli->json;
 	size_t n = 0, bad = 0;
 	time_t now = time(NULL);
-	char names[256] = "";
+	char names[512] = "";
 	p11e_status rc;
 
 	rc = p11e_cli_config(cli, err);
@@ -126,9 +126,9 @@ p11e_status p11e_cmd_status(struct p11e_cli *cli, int argc, char **argv, struct 
 		p11e_status_read(cli->cfg, certs[i], now, &st[i]);
 		if (st[i].problem) {
 			bad++;
-			if (strlen(names) + strlen(certs[i]->name) + 4 < sizeof(names))
-				snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s%s",
-					 *names ? ", " : "", certs[i]->name);
+			if (strlen(names) + strlen(certs[i]->name) + 40 < sizeof(names))
+				snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s%s (%s)",
+					 *names ? ", " : "", certs[i]->name, st[i].problem_code);
 		}
 	}
 	if (prom) {
@@ -164,6 +164,7 @@ p11e_status p11e_cmd_status(struct p11e_cli *cli, int argc, char **argv, struct 
 			p11e_warn("%s has no [cert:NAME] sections", cli->cfg->path);
 	}
 verdict:
+	/* One code for "needs attention", whatever the reason (p11enroll(1)). */
 	if (bad)
 		rc = p11e_err_set(err, P11E_EFAIL, "%zu certificate(s) need attention: %s", bad, names);
 out:

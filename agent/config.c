@@ -17,6 +17,7 @@
 #include <ini.h>
 
 #include "csr.h"
+#include "hook.h"
 #include "log.h"
 #include "osslkey.h"
 #include "p11uri.h"
@@ -48,7 +49,7 @@ struct parser {
 
 static const char *const agent_keys[] = {
 	"state_dir", "renew_before", "wait", "log", "include_dir", "allow_inline_secrets",
-	"prometheus_file", NULL,
+	"prometheus_file", "hook_timeout", NULL,
 };
 
 static const char *const cert_keys[] = {
@@ -356,7 +357,7 @@ static p11e_status load_agent(struct p11e_config *cfg, const struct raw_section 
 			return p11e_err_set(err, P11E_EUSAGE,
 					    "%s:%d: unknown key '%s' in [agent] (known: state_dir, "
 					    "renew_before, wait, log, include_dir, "
-					    "allow_inline_secrets, prometheus_file)",
+					    "allow_inline_secrets, prometheus_file, hook_timeout)",
 					    AT(s), s->key);
 		if (strcmp(s->key, "state_dir") == 0) {
 			rc = get_path(s, &cfg->state_dir, err);
@@ -385,6 +386,10 @@ static p11e_status load_agent(struct p11e_config *cfg, const struct raw_section 
 				rc = bad(err, s, "write error, warn, info or debug");
 		} else if (strcmp(s->key, "allow_inline_secrets") == 0) {
 			rc = get_bool(s, &cfg->allow_inline_secrets, err);
+		} else if (strcmp(s->key, "hook_timeout") == 0) {
+			rc = get_duration(s, &cfg->hook_timeout, err);
+			if (rc == P11E_OK && (cfg->hook_timeout < 1 || cfg->hook_timeout > 86400))
+				rc = bad(err, s, "between 1s and 1d");
 		}
 		if (rc != P11E_OK)
 			return rc;
@@ -750,6 +755,7 @@ p11e_status p11e_config_load(const char *path, struct p11e_config **out, struct 
 	cfg->renew_before = 30 * 86400;
 	cfg->wait = 600;
 	cfg->log_level = -1;
+	cfg->hook_timeout = P11E_HOOK_TIMEOUT_DEFAULT;
 	cfg->state_dir = P11E_DEFAULT_STATE_DIR;
 	rc = parse_file(&p, path);
 	if (rc != P11E_OK)

@@ -51,6 +51,7 @@ struct p11e_config {
 	int64_t renew_before;
 	int64_t wait;
 	int log_level;                   /* -1: not set */
+	int64_t hook_timeout;            /* seconds a post_install or dcv_hook may run */
 	bool allow_inline_secrets;
 	struct p11e_ca_conf *cas;
 	size_t n_cas;

@@ -30,6 +30,7 @@
 #include "journal.h"
 #include "keys.h"
 #include "log.h"
+#include "stop.h"
 
 /* Placement happened at or after placed_at minus this (clock skew). */
 #define PLACE_WINDOW_SLACK 300
@@ -401,6 +402,10 @@ static p11e_status wait_issued(struct flow *f, struct p11e_err *err)
 
 		f->ca.ops->poll(f->ca.ca, &o, &ref, &res);
 		f->t_ca += now_s() - t;
+		if (p11e_stop_requested()) {
+			p11e_ca_result_clear(&res);
+			goto stopped;
+		}
 		if (res.status_text[0] && strcmp(res.status_text, p11e_journal_str(&f->j, "order", "status") ?
 					      p11e_journal_str(&f->j, "order", "status") : "") != 0) {
 			p11e_journal_set_str(&f->j, "order", "status", res.status_text);
@@ -458,8 +463,16 @@ static p11e_status wait_issued(struct flow *f, struct p11e_err *err)
 		progress(f, &res, delay);
 		tty_line = isatty(STDERR_FILENO) && p11e_log_get_level() >= P11E_LOG_INFO;
 		p11e_ca_result_clear(&res);
-		sleep(delay);
+		if (!p11e_stop_sleep_ms((long long)delay * 1000))
+			goto stopped;
 	}
+stopped:
+	/* SIGTERM/SIGINT: the order stays pending in the journal. */
+	if (tty_line)
+		fputc('\n', stderr);
+	return p11e_err_set(err, P11E_EPENDING,
+			    "[cert:%s] stopped while order %s is pending; the next run resumes it",
+			    f->cert->name, ref.order_id ? ref.order_id : "?");
 }
 
 /* ---- verify and install ----------------------------------------------------- */
@@ -606,7 +619,8 @@ static p11e_status run(struct flow *f, struct p11e_err *err)
 {
 	p11e_status rc = P11E_OK;
 
-	while (rc == P11E_OK) {
+	/* A stop request ends the run between steps; the journal resumes it. */
+	while (rc == P11E_OK && !p11e_stop_requested()) {
 		p11e_state state = f->j.state;
 
 		switch (state) {

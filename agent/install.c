@@ -15,6 +15,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
+#include "hook.h"
 #include "log.h"
 #include "util.h"
 
@@ -312,12 +313,14 @@ p11e_status p11e_run_post_install(const struct p11e_cert_conf *cert,
 				  struct p11e_err *err)
 {
 	static const char *const keep[] = { "PATH", "HOME", "LANG", "LC_ALL", "TZ", NULL };
-	char *env[32], serial[130], not_after[32];
+	char *env[32], serial[130], not_after[32], why[768], what[256];
+	char *const argv[] = { "sh", "-c", (char *)cert->post_install, NULL };
+	const struct p11e_hook hook = { .what = what, .path = "/bin/sh", .argv = argv,
+					.envp = env };
 	time_t expiry = p11e_issued_not_after(issued);
 	struct tm tm;
 	size_t n = 0;
-	int status;
-	pid_t pid;
+	int rc;
 
 	if (!cert->post_install)
 		return P11E_OK;
@@ -341,29 +344,13 @@ p11e_status p11e_run_post_install(const struct p11e_cert_conf *cert,
 	add_env(env, &n, "KEY_URI", key_uri);
 	env[n] = NULL;
 	p11e_info("[cert:%s] running post_install: %s", cert->name, cert->post_install);
-	fflush(NULL);
-	pid = fork();
-	if (pid == 0) {
-		execle("/bin/sh", "sh", "-c", cert->post_install, (char *)NULL, env);
-		_exit(127);
-	}
+	snprintf(what, sizeof(what), "post_install (%.200s)", cert->post_install);
+	rc = p11e_hook_run(&hook, why, sizeof(why));
 	for (size_t i = 0; i < n; i++)
 		free(env[i]);
-	if (pid < 0)
-		return p11e_err_set(err, P11E_EFAIL, "cannot start post_install: %s", strerror(errno));
-	while (waitpid(pid, &status, 0) < 0) {
-		if (errno != EINTR)
-			return p11e_err_set(err, P11E_EFAIL, "lost post_install: %s", strerror(errno));
-	}
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+	if (rc == 0)
 		return P11E_OK;
-	if (WIFEXITED(status))
-		return p11e_err_set(err, P11E_EFAIL,
-				    "post_install (%s) exited with status %d; the certificate is "
-				    "installed, reload its users by hand",
-				    cert->post_install, WEXITSTATUS(status));
 	return p11e_err_set(err, P11E_EFAIL,
-			    "post_install (%s) was killed by signal %d; the certificate is "
-			    "installed, reload its users by hand",
-			    cert->post_install, WTERMSIG(status));
+			    "[cert:%s] %s; the certificate is installed, reload its users by hand",
+			    cert->name, why);
 }

@@ -39,7 +39,8 @@ p11e_status p11e_install_files(const struct p11e_cert_conf *cert,
 			       const struct p11e_issued *issued, struct p11e_err *err);
 
 /* Runs post_install through /bin/sh with a clean environment (PATH, HOME,
- * LANG, TZ and P11ENROLL_* only — never a secret) and waits for it. */
+ * LANG, TZ and P11ENROLL_* only — never a secret) and waits for it, at most
+ * [agent] hook_timeout: then its whole process group is killed. */
 p11e_status p11e_run_post_install(const struct p11e_cert_conf *cert,
 				  const struct p11e_issued *issued, const char *key_uri,
 				  struct p11e_err *err);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "stop.h"
 #include "util.h"
 
 #define JOURNAL_VERSION 1
@@ -73,7 +74,8 @@ static p11e_status lock(struct p11e_journal *j, const char *state_dir, int wait_
 					    "try again when it is done",
 					    *pid ? pid : "?", j->name);
 		}
-		usleep(100 * 1000);
+		if (!p11e_stop_sleep_ms(100))
+			return p11e_err_set(err, P11E_EFAIL, "stopped while waiting for %s", path);
 		waited_ms += 100;
 	}
 	snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
@@ -82,12 +84,138 @@ static p11e_status lock(struct p11e_journal *j, const char *state_dir, int wait_
 	return P11E_OK;
 }
 
+/* ---- the schema every reader relies on ---------------------------------------- */
+
+enum kind { STR, NUM };
+
+struct member {
+	const char *section, *key;
+	enum kind kind;
+};
+
+/* The members p11enroll reads, with their types. Others may be added within
+ * a version (readers ignore what they do not know), never retyped. */
+static const struct member members[] = {
+	{ "key", "id", STR }, { "key", "uri", STR }, { "key", "label", STR },
+	{ "key", "type", STR }, { "key", "next_id", STR },
+	{ "csr", "pem", STR },
+	{ "order", "ca", STR }, { "order", "ca_type", STR }, { "order", "idempotency_id", STR },
+	{ "order", "order_id", STR }, { "order", "request_id", STR }, { "order", "status", STR },
+	{ "order", "placed_after", NUM }, { "order", "recorded_at", NUM },
+	{ "order", "issued_at", NUM }, { "order", "next_poll", NUM },
+	{ "cert", "chain", STR }, { "cert", "serial", STR }, { "cert", "not_after", NUM },
+	{ "cert", "installed_at", NUM },
+	{ "previous", "order_id", STR }, { "previous", "request_id", STR },
+	{ "previous", "ca", STR }, { "previous", "ca_type", STR }, { "previous", "serial", STR },
+	{ "previous", "key_id", STR }, { "previous", "not_after", NUM },
+	{ "last_error", "at", NUM }, { "last_error", "message", STR },
+	{ "last_error", "ca_code", STR },
+	{ "revocation", "at", NUM }, { "revocation", "reason", STR },
+	{ "revocation", "order_id", STR }, { "revocation", "serial", STR },
+	{ "revocation", "message", STR },
+};
+
+/* What a state cannot go on without: the next step reads it. */
+struct need {
+	p11e_state from, to;
+	const char *section, *key;
+};
+
+static const struct need needs[] = {
+	{ P11E_ST_CSR_READY, P11E_ST_CSR_READY, "csr", "pem" },
+	{ P11E_ST_ORDER_PLACING, P11E_ST_ORDER_UNKNOWN, "order", "idempotency_id" },
+	{ P11E_ST_ORDER_PENDING, P11E_ST_ORDER_PENDING, "order", "order_id" },
+	{ P11E_ST_CERT_ISSUED, P11E_ST_MONITORING, "cert", "chain" },
+	{ P11E_ST_VERIFY_FAILED, P11E_ST_VERIFY_FAILED, "order", "order_id" },
+};
+
+static const char *kind_name(const cJSON *v)
+{
+	if (cJSON_IsString(v)) return "a string";
+	if (cJSON_IsNumber(v)) return "a number";
+	if (cJSON_IsBool(v)) return "a boolean";
+	if (cJSON_IsNull(v)) return "null";
+	if (cJSON_IsArray(v)) return "an array";
+	if (cJSON_IsObject(v)) return "an object";
+	return "something else";
+}
+
+/* Says in `why` what is wrong with the document, false when something is. */
+static bool check_schema(const cJSON *doc, const char *name, char *why, size_t len)
+{
+	static const char *const sections[] = { "key", "csr", "order", "cert", "previous",
+						"last_error", "revocation" };
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(doc, "version"), *item;
+
+	if (!cJSON_IsObject(doc))
+		return snprintf(why, len, "it is %s, not a JSON object", kind_name(doc)), false;
+	if (!cJSON_IsNumber(v) || !(v->valuedouble >= 1 && v->valuedouble <= 1e9) ||
+	    v->valuedouble != (double)(long long)v->valuedouble)
+		return snprintf(why, len, "\"version\" is %s, expected a whole number from 1",
+				v ? kind_name(v) : "missing"), false;
+	if (v->valuedouble > JOURNAL_VERSION)
+		return snprintf(why, len,
+				"it has version %lld, written by a newer p11enroll (this one reads "
+				"version %d); use that p11enroll",
+				(long long)v->valuedouble, JOURNAL_VERSION), false;
+	v = cJSON_GetObjectItemCaseSensitive(doc, "name");
+	if (v && (!cJSON_IsString(v) || strcmp(v->valuestring, name) != 0))
+		return snprintf(why, len, "\"name\" is %s%s%.60s%s, not \"%s\"",
+				kind_name(v), cJSON_IsString(v) ? " \"" : "",
+				cJSON_IsString(v) ? v->valuestring : "", cJSON_IsString(v) ? "\"" : "",
+				name), false;
+	v = cJSON_GetObjectItemCaseSensitive(doc, "state");
+	if (!cJSON_IsString(v))
+		return snprintf(why, len, "\"state\" is %s, expected a string",
+				v ? kind_name(v) : "missing"), false;
+	if (p11e_state_parse(v->valuestring) < 0)
+		return snprintf(why, len, "\"state\" is \"%.60s\", which this p11enroll does not know",
+				v->valuestring), false;
+	for (size_t i = 0; i < sizeof(sections) / sizeof(sections[0]); i++) {
+		item = cJSON_GetObjectItemCaseSensitive(doc, sections[i]);
+		if (item && !cJSON_IsObject(item))
+			return snprintf(why, len, "\"%s\" is %s, expected an object", sections[i],
+					kind_name(item)), false;
+	}
+	for (size_t i = 0; i < sizeof(members) / sizeof(members[0]); i++) {
+		item = cJSON_GetObjectItemCaseSensitive(
+			cJSON_GetObjectItemCaseSensitive(doc, members[i].section), members[i].key);
+		if (item && !(members[i].kind == STR ? cJSON_IsString(item) : cJSON_IsNumber(item)))
+			return snprintf(why, len, "\"%s.%s\" is %s, expected %s", members[i].section,
+					members[i].key, kind_name(item),
+					members[i].kind == STR ? "a string" : "a number"), false;
+	}
+	item = cJSON_GetObjectItemCaseSensitive(doc, "history");
+	if (item && !cJSON_IsArray(item))
+		return snprintf(why, len, "\"history\" is %s, expected an array", kind_name(item)), false;
+	item = cJSON_GetObjectItemCaseSensitive(doc, "old_keys");
+	if (item && !cJSON_IsArray(item))
+		return snprintf(why, len, "\"old_keys\" is %s, expected an array", kind_name(item)), false;
+	cJSON_ArrayForEach(v, item)
+		if (!cJSON_IsString(v))
+			return snprintf(why, len, "\"old_keys\" holds %s, expected key ids (strings)",
+					kind_name(v)), false;
+	for (size_t i = 0; i < sizeof(needs) / sizeof(needs[0]); i++) {
+		int s = p11e_state_parse(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(doc, "state")));
+		const char *got;
+
+		if (s < (int)needs[i].from || s > (int)needs[i].to)
+			continue;
+		got = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
+			cJSON_GetObjectItemCaseSensitive(doc, needs[i].section), needs[i].key));
+		if (!got || !*got)
+			return snprintf(why, len, "state %s needs \"%s.%s\", which is missing or empty",
+					p11e_state_name((p11e_state)s), needs[i].section, needs[i].key),
+			       false;
+	}
+	return true;
+}
+
 static p11e_status load(struct p11e_journal *j, bool *found, struct p11e_err *err)
 {
-	char *text = NULL;
-	const cJSON *state;
+	char *text = NULL, why[256];
+	size_t len = 0;
 	p11e_status rc;
-	int s;
 
 	*found = false;
 	if (access(j->path, F_OK) != 0) {
@@ -98,21 +226,35 @@ static p11e_status load(struct p11e_journal *j, bool *found, struct p11e_err *er
 		j->state = P11E_ST_NEW;
 		return j->doc ? P11E_OK : p11e_err_set(err, P11E_EFAIL, "out of memory");
 	}
-	rc = p11e_read_file(j->path, JOURNAL_MAX, &text, NULL, err);
+	*found = true; /* from here on a failure is about a file that exists */
+	rc = p11e_read_file(j->path, JOURNAL_MAX, &text, &len, err);
 	if (rc != P11E_OK)
 		return rc;
-	j->doc = cJSON_Parse(text);
+	j->doc = cJSON_ParseWithLength(text, len);
+	if (!j->doc) {
+		const char *at = cJSON_GetErrorPtr();
+
+		if (at && at >= text && at <= text + len)
+			snprintf(why, sizeof(why), "it is not valid JSON (truncated or cut at byte %zu of %zu)",
+				 (size_t)(at - text), len);
+		else
+			snprintf(why, sizeof(why), "it is not valid JSON (%zu bytes)", len);
+	}
 	free(text);
-	state = cJSON_GetObjectItemCaseSensitive(j->doc, "state");
-	s = p11e_state_parse(cJSON_GetStringValue(state));
-	if (!j->doc || s < 0)
-		return p11e_err_set(err, P11E_EFAIL,
-				    "journal %s is damaged (not the JSON p11enroll writes); move it "
-				    "aside after checking the CA for an order of [cert:%s]",
-				    j->path, j->name);
-	j->state = (p11e_state)s;
-	*found = true;
-	return P11E_OK;
+	if (j->doc && check_schema(j->doc, j->name, why, sizeof(why))) {
+		j->state = (p11e_state)p11e_state_parse(
+			cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j->doc, "state")));
+		return P11E_OK;
+	}
+	/* Nothing is done from a record that cannot be trusted: no CA call. */
+	cJSON_Delete(j->doc);
+	j->doc = NULL;
+	j->damage = strdup(why);
+	return p11e_err_set(err, P11E_EFAIL,
+			    "journal %s is damaged: %s. Nothing was sent to the CA. Check the CA "
+			    "for an order of [cert:%s] (p11enroll orders CA), then repair the file "
+			    "or move it aside to start over",
+			    j->path, why, j->name);
 }
 
 static p11e_status init(const char *state_dir, const char *name, struct p11e_journal *j,
@@ -214,6 +356,7 @@ void p11e_journal_close(struct p11e_journal *j)
 	if (j->lock_fd >= 0)
 		close(j->lock_fd); /* releases the flock */
 	cJSON_Delete(j->doc);
+	free(j->damage);
 	free(j->path);
 	free(j->name);
 	memset(j, 0, sizeof(*j));

@@ -14,7 +14,7 @@
 #include "err.h"
 
 /* States in the order an enrolment passes them. The restart rule of each
- * (what a run that finds it does) is in docs/journal.md and enroll.c. */
+ * (what a run that finds it does) is in docs/architecture.md and enroll.c. */
 typedef enum {
 	P11E_ST_NEW,            /* nothing yet */
 	P11E_ST_KEY_GENERATING, /* intent: a key is being made (restart: look for it by label first) */
@@ -40,14 +40,20 @@ struct p11e_journal {
 	int lock_fd;
 	p11e_state state;
 	cJSON *doc;   /* the whole record; sections "key", "csr", "order", "cert", … */
+	char *damage; /* why an existing file was refused (NULL: it was not) */
 };
 
-/* Locks and reads state_dir/NAME.json (a new record when absent). Waits up
+/* Locks and reads state_dir/NAME.json (a new record when absent). A file
+ * that is not the JSON p11enroll writes (not JSON, a member of the wrong
+ * type, an unknown state, a newer version, a state without the member its
+ * next step reads: docs/architecture.md) is refused, naming the file and
+ * what is wrong, before anything else happens. Waits up
  * to `lock_wait` seconds for another p11enroll working on NAME, then fails
  * naming its pid. */
 p11e_status p11e_journal_open(const char *state_dir, const char *name, int lock_wait,
 			      struct p11e_journal *j, struct p11e_err *err);
-/* Reads without locking (status); *found=false when there is none. */
+/* Reads without locking (status); *found=false when there is none. A
+ * refused file gives found=true, an error and j->damage. */
 p11e_status p11e_journal_peek(const char *state_dir, const char *name, struct p11e_journal *j,
 			      bool *found, struct p11e_err *err);
 /* Moves to `state`, adds a history line and writes the file atomically

@@ -2,6 +2,7 @@
 /* p11enroll: certificates from CERTInext and The SSL Store for keys that
  * never leave their HSM or TPM. This file is the command line only. */
 #include <getopt.h>
+#include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <stdio.h>
@@ -10,8 +11,10 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "hook.h"
 #include "log.h"
 #include "p11e-config.h"
+#include "stop.h"
 
 static const struct p11e_command commands[] = {
 	{ "enroll", "NAME [--wait DUR]",
@@ -21,7 +24,8 @@ static const struct p11e_command commands[] = {
 	  "interrupted run is resumed from the journal in state_dir: no second key for a\n"
 	  "submitted CSR, no second order while one is pending or its placement is unknown.\n"
 	  "Exit: 0 installed (or already), 2 configuration, 3 still pending (run again\n"
-	  "later), 4 refused by the CA, 5 token, 1 anything else.",
+	  "later), 4 refused by the CA, 5 token, 1 anything else, 143/130 stopped by\n"
+	  "SIGTERM/SIGINT within 2 s (the next run resumes from the journal).",
 	  p11e_cmd_enroll },
 	{ "renew", "[NAME… | --all] [--force] [--dry-run] [--wait DUR]",
 	  "Renews the named certificates (or all) that are inside their renewal window\n"
@@ -34,7 +38,8 @@ static const struct p11e_command commands[] = {
 	  "(keep_old_keys keeps the newest N). --force ignores the window; --dry-run says\n"
 	  "what would be done and calls nothing that costs money or changes the token.\n"
 	  "Exit: 0 done or nothing due, 3 an order is still pending, else the first\n"
-	  "failure's status; one certificate's failure does not stop the others.",
+	  "failure's status; one certificate's failure does not stop the others;\n"
+	  "143/130 stopped by SIGTERM/SIGINT within 2 s.",
 	  p11e_cmd_renew },
 	{ "keygen", "NAME",
 	  "Makes the key pair of [cert:NAME] inside its token, or finds the one already\n"
@@ -67,9 +72,12 @@ static const struct p11e_command commands[] = {
 	  "prints one JSON document whose shape p11enroll(1) documents. --prometheus FILE\n"
 	  "also writes node_exporter textfile metrics to FILE atomically (\"-\": print them\n"
 	  "instead); without NAMEs, [agent] prometheus_file is written when set.\n"
-	  "Exit: 0 all healthy, 1 a certificate needs attention (rejected, verify-failed,\n"
-	  "order-unknown, post_install failed, revoked and not yet replaced, expired or\n"
-	  "expiring within a day), 2 configuration.",
+	  "Healthy means installed, valid for more than a day, not revoked, nothing\n"
+	  "waiting for a person; every other certificate needs attention and is shown\n"
+	  "with its reason (damaged journal, rejected, verify-failed, order-unknown,\n"
+	  "post_install failed, untracked order, never enrolled, failed or pending or\n"
+	  "in progress without a certificate, expired or expiring, revoked).\n"
+	  "Exit: 0 all healthy, 1 a certificate needs attention, 2 configuration.",
 	  p11e_cmd_status },
 	{ "revoke", "NAME [--reason R]",
 	  "Asks the CA that issued the installed certificate of [cert:NAME] to revoke it,\n"
@@ -89,8 +97,8 @@ static const struct p11e_command commands[] = {
 	  "default 60s; a shorter one is a testing aid). A failing certificate is retried\n"
 	  "with its own backoff (1 min doubling to 6 h); a pending order is asked again\n"
 	  "after 30 s doubling to 15 min. Each renewal waits at most --wait (default 30s,\n"
-	  "or the configured wait if shorter) for issuance. SIGTERM/SIGINT stop it (a\n"
-	  "second one during a renewal stops at once), SIGHUP reloads the configuration\n"
+	  "or the configured wait if shorter) for issuance. SIGTERM/SIGINT stop it within\n"
+	  "2 s (the journal resumes a renewal cut short), SIGHUP reloads the configuration\n"
 	  "(an invalid one is logged and the previous kept).\n"
 	  "Exit: 0 stopped by a signal, 2 usage or configuration at start.",
 	  p11e_cmd_agent },
@@ -149,6 +157,7 @@ p11e_status p11e_cli_config(struct p11e_cli *cli, struct p11e_err *err)
 		return rc;
 	if (cli->verbosity == 0 && cli->cfg->log_level >= 0)
 		p11e_log_set_level((p11e_log_level)cli->cfg->log_level);
+	p11e_hook_set_timeout(cli->cfg->hook_timeout);
 	return P11E_OK;
 }
 
@@ -227,11 +236,22 @@ int main(int argc, char **argv)
 		if (p11e_cli_wants_help(&commands[i], argc - optind, argv + optind))
 			return 0;
 		optind++;
+		/* The commands that wait (for a CA, between polls, for a due
+		 * time) stop within P11E_STOP_GRACE_MS of SIGTERM/SIGINT; the
+		 * journal resumes their work. The agent's stop is a success. */
+		if (strcmp(commands[i].name, "enroll") == 0 || strcmp(commands[i].name, "renew") == 0 ||
+		    strcmp(commands[i].name, "agent") == 0)
+			p11e_stop_init(strcmp(commands[i].name, "agent") == 0 ? 0 : -1);
 		/* Commands parse their own options from argv[0..]. */
 		rc = commands[i].run(&cli, argc - optind + 1, argv + optind - 1, &err);
+		p11e_config_free(cli.cfg);
+		if (p11e_stop_requested() && strcmp(commands[i].name, "agent") != 0) {
+			p11e_warn("stopped by %s; the next run resumes from the journal",
+				  p11e_stop_requested() == SIGINT ? "SIGINT" : "SIGTERM");
+			return 128 + p11e_stop_requested();
+		}
 		if (rc != P11E_OK && rc != P11E_EPENDING && err.status != P11E_OK)
 			p11e_error("%s", err.msg);
-		p11e_config_free(cli.cfg);
 		return (int)rc;
 	}
 	p11e_error("unknown command '%s'; see p11enroll --help", argv[optind]);

@@ -18,9 +18,9 @@ static const char *jstr(const struct p11e_journal *j, const char *sect, const ch
 	return s && *s ? s : NULL;
 }
 
-static void set_problem(struct p11e_cert_status *st, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static void set_problem(struct p11e_cert_status *st, const char *fmt, ...)
+static void set_problem(struct p11e_cert_status *st, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void set_problem(struct p11e_cert_status *st, const char *code, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -30,10 +30,13 @@ static void set_problem(struct p11e_cert_status *st, const char *fmt, ...)
 	vsnprintf(st->problem_buf, sizeof(st->problem_buf), fmt, ap);
 	va_end(ap);
 	st->problem = st->problem_buf;
+	st->problem_code = code;
 }
 
 static const char *next_action(const struct p11e_cert_status *st)
 {
+	if (st->damaged)
+		return "operator";
 	if (!st->found)
 		return "enroll";
 	switch (st->state) {
@@ -48,6 +51,59 @@ static const char *next_action(const struct p11e_cert_status *st)
 	}
 }
 
+/* Healthy means one thing: a certificate is installed, valid for more
+ * than a day, not revoked, and nothing waits for a person. Everything else
+ * gets a problem (the worst first) and a short code for scripts. */
+static void assess(const struct p11e_config *cfg, struct p11e_cert_status *st, time_t now)
+{
+	const char *ordered_at = jstr(&st->j, "order", "ca");
+	bool installed = st->installed_at && st->not_after;
+
+	switch (st->state) {
+	case P11E_ST_REJECTED:
+		set_problem(st, "rejected", "the CA refused the order");
+		break;
+	case P11E_ST_VERIFY_FAILED:
+		set_problem(st, "verify-failed", "the issued certificate failed verification");
+		break;
+	case P11E_ST_ORDER_UNKNOWN:
+		set_problem(st, "order-unknown", "the outcome of an order placement is unknown");
+		break;
+	case P11E_ST_MONITORING:
+		/* Only post_install leaves an error on a monitored certificate. */
+		if (st->last_error)
+			set_problem(st, "post-install-failed", "post_install failed");
+		break;
+	default:
+		break;
+	}
+	/* An order in flight that the configuration no longer leads to:
+	 * enroll refuses to go on until the operator decides. */
+	if (!st->damaged && ordered_at && st->state >= P11E_ST_ORDER_PLACING &&
+	    st->state <= P11E_ST_CERT_ISSUED &&
+	    (!st->cert->ca || strcmp(ordered_at, st->cert->ca) != 0 || !p11e_config_ca(cfg, ordered_at)))
+		set_problem(st, "untracked",
+			    "order %.40s is at [ca:%.40s], which the configuration no longer names "
+			    "for it; enroll cannot follow it",
+			    st->order_id ? st->order_id : "(unknown)", ordered_at);
+	if (!st->found || st->state == P11E_ST_NEW)
+		set_problem(st, "not-enrolled", "no certificate yet: never enrolled");
+	else if (!installed && st->last_error)
+		set_problem(st, "failed", "no certificate yet: the last attempt failed (%s)",
+			    p11e_state_name(st->state));
+	else if (!installed && st->state == P11E_ST_ORDER_PENDING)
+		set_problem(st, "pending", "no certificate yet: the order is pending at the CA");
+	else if (!installed)
+		set_problem(st, "in-progress", "no certificate yet: enrolment stopped at %s",
+			    p11e_state_name(st->state));
+	if (st->not_after && st->not_after <= now)
+		set_problem(st, "expired", "the certificate has expired");
+	else if (st->not_after && st->not_after - now < P11E_STATUS_EXPIRY_ALARM)
+		set_problem(st, "expiring", "the certificate expires in less than a day");
+	if (st->revoked_at)
+		set_problem(st, "revoked", "the certificate is revoked; renew replaces it");
+}
+
 void p11e_status_read(const struct p11e_config *cfg, const struct p11e_cert_conf *cert,
 		      time_t now, struct p11e_cert_status *st)
 {
@@ -59,11 +115,11 @@ void p11e_status_read(const struct p11e_config *cfg, const struct p11e_cert_conf
 	st->state = P11E_ST_NEW;
 	st->ca = cert->ca;
 	if (p11e_journal_peek(cfg->state_dir, cert->name, &st->j, &st->found, &err) != P11E_OK) {
-		/* A journal that exists but cannot be read needs a person. */
-		st->damaged = access(st->j.path ? st->j.path : "", F_OK) == 0;
-		st->found = st->damaged;
-		if (st->damaged)
-			set_problem(st, "journal unreadable: %.120s", err.msg);
+		/* A journal that exists but cannot be used needs a person. */
+		st->damaged = true;
+		st->found = true;
+		set_problem(st, "damaged", "journal damaged: %s",
+			    st->j.damage ? st->j.damage : err.msg);
 	}
 	if (st->found && !st->damaged) {
 		st->state = st->j.state;
@@ -94,30 +150,7 @@ void p11e_status_read(const struct p11e_config *cfg, const struct p11e_cert_conf
 	due = st->damaged ? now : p11e_renew_due(cfg, cert);
 	st->next_at = due < now ? now : due;
 
-	switch (st->state) {
-	case P11E_ST_REJECTED:
-		set_problem(st, "the CA refused the order");
-		break;
-	case P11E_ST_VERIFY_FAILED:
-		set_problem(st, "the issued certificate failed verification");
-		break;
-	case P11E_ST_ORDER_UNKNOWN:
-		set_problem(st, "the outcome of an order placement is unknown");
-		break;
-	case P11E_ST_MONITORING:
-		/* Only post_install leaves an error on a monitored certificate. */
-		if (st->last_error)
-			set_problem(st, "post_install failed");
-		break;
-	default:
-		break;
-	}
-	if (st->not_after && st->not_after <= now)
-		set_problem(st, "the certificate has expired");
-	else if (st->not_after && st->not_after - now < P11E_STATUS_EXPIRY_ALARM)
-		set_problem(st, "the certificate expires in less than a day");
-	if (st->revoked_at)
-		set_problem(st, "the certificate is revoked; renew replaces it");
+	assess(cfg, st, now);
 }
 
 void p11e_status_release(struct p11e_cert_status *st)
@@ -167,6 +200,7 @@ cJSON *p11e_status_json(const struct p11e_cert_status *st, size_t n, time_t now)
 		cJSON_AddStringToObject(c, "state", s->damaged ? "damaged" : p11e_state_name(s->state));
 		cJSON_AddBoolToObject(c, "ok", s->problem == NULL);
 		add_str(c, "problem", s->problem);
+		add_str(c, "problem_code", s->problem_code);
 		add_str(c, "key_type", s->key_type ? s->key_type : s->cert->key_spec->name);
 		if (s->order_id || s->request_id) {
 			o = cJSON_AddObjectToObject(c, "order");
@@ -329,13 +363,26 @@ char *p11e_status_prometheus(const struct p11e_cert_status *st, size_t n, time_t
 		put_labels(&b, &st[i], NULL, NULL);
 		put(&b, " %d\n", st[i].problem ? 0 : 1);
 	}
-	head(&b, "p11enroll_state", "The journal state of the certificate: 1 for the current one.");
+	head(&b, "p11enroll_certificate_problem",
+	     "1 with the reason (the problem_code of status --json) of a certificate that needs attention.");
+	for (size_t i = 0; i < n; i++) {
+		if (!st[i].problem_code)
+			continue;
+		put(&b, "p11enroll_certificate_problem");
+		put_labels(&b, &st[i], "problem", st[i].problem_code);
+		put(&b, " 1\n");
+	}
+	head(&b, "p11enroll_state",
+	     "The journal state of the certificate: 1 for the current one (\"damaged\": refused).");
 	for (size_t i = 0; i < n; i++) {
 		for (int s = P11E_ST_NEW; s <= P11E_ST_VERIFY_FAILED; s++) {
 			put(&b, "p11enroll_state");
 			put_labels(&b, &st[i], "state", p11e_state_name((p11e_state)s));
 			put(&b, " %d\n", !st[i].damaged && (int)st[i].state == s);
 		}
+		put(&b, "p11enroll_state");
+		put_labels(&b, &st[i], "state", "damaged");
+		put(&b, " %d\n", st[i].damaged ? 1 : 0);
 	}
 	head(&b, "p11enroll_metrics_timestamp_seconds", "When p11enroll wrote this file, Unix time.");
 	put(&b, "p11enroll_metrics_timestamp_seconds %lld\n", (long long)now);

@@ -13,14 +13,15 @@
 #include "config.h"
 #include "journal.h"
 
-/* Below this many seconds before notAfter a certificate is a failure. */
+/* Below this many seconds before notAfter a certificate needs attention.
+ * So does every certificate that is not installed and valid (status.c). */
 #define P11E_STATUS_EXPIRY_ALARM 86400
 
 struct p11e_cert_status {
 	const struct p11e_cert_conf *cert;
 	struct p11e_journal j;   /* owns the strings below */
 	bool found;              /* a journal exists */
-	bool damaged;            /* it cannot be read */
+	bool damaged;            /* it exists but was refused (journal.h) */
 	p11e_state state;
 	const char *ca, *ca_type;
 	const char *order_id, *request_id, *order_status;
@@ -33,8 +34,9 @@ struct p11e_cert_status {
 	const char *revocation_reason, *revocation_message;
 	const char *next_action; /* enroll resume reconcile poll renew retry */
 	time_t next_at;
-	const char *problem;     /* NULL when healthy: why it fails the check */
-	char problem_buf[160];
+	const char *problem;     /* NULL when healthy: why it needs attention */
+	const char *problem_code; /* its short word (p11enroll(1) STATUS JSON) */
+	char problem_buf[320];
 };
 
 /* Reads the journal of `cert` and works out the rest as of `now`. */

@@ -21,6 +21,7 @@
 #include <openssl/crypto.h>
 
 #include "certinext_wire.h"
+#include "hook.h"
 #include "http.h"
 #include "log.h"
 #include "secret.h"
@@ -28,7 +29,6 @@
 
 #define MAX_REPORT_PAGES 100   /* reconcile never reads more than this */
 #define MAX_CSR_CHECKS 20      /* candidate orders whose CSR reconcile compares */
-#define HOOK_MAX_SECONDS 300   /* a DCV hook that runs longer is killed */
 
 static const char *const ca_keys[] = {
 	"api_url", "account_number", "auth", "access_key_file", "oauth_token_url",
@@ -880,10 +880,11 @@ static int run_hook(const struct p11e_ca *ca, const char *action, const char *do
 	const char *path = getenv("PATH");
 	char *const envp[] = { e_action, e_domain, e_record, e_value, e_path, NULL };
 	char *const argv[] = { (char *)ca->dcv_hook, NULL };
-	time_t deadline = time(NULL) + (ca->dcv_timeout < HOOK_MAX_SECONDS ? ca->dcv_timeout + 60
-									   : HOOK_MAX_SECONDS);
-	int status = 0;
-	pid_t pid, done;
+	/* [agent] hook_timeout bounds it; stdout is for results, the hook's
+	 * chatter goes to stderr. */
+	const struct p11e_hook hook = { .what = "dcv_hook", .path = ca->dcv_hook, .argv = argv,
+					.envp = envp, .stdout_to_stderr = true };
+	char msg[400];
 
 	snprintf(e_action, sizeof(e_action), "P11ENROLL_DCV_ACTION=%s", action);
 	snprintf(e_domain, sizeof(e_domain), "P11ENROLL_DCV_DOMAIN=%s", domain);
@@ -891,39 +892,9 @@ static int run_hook(const struct p11e_ca *ca, const char *action, const char *do
 	snprintf(e_value, sizeof(e_value), "P11ENROLL_DCV_VALUE=%s", value);
 	snprintf(e_path, sizeof(e_path), "PATH=%.1180s",
 		 path ? path : "/usr/sbin:/usr/bin:/sbin:/bin");
-	fflush(NULL);
-	pid = fork();
-	if (pid < 0) {
-		snprintf(why, why_size, "cannot start dcv_hook: %s", strerror(errno));
-		return -1;
-	}
-	if (pid == 0) {
-		/* stdout is for results: the hook's chatter goes to stderr */
-		dup2(STDERR_FILENO, STDOUT_FILENO);
-		for (int fd = 3; fd < 1024; fd++)
-			close(fd);
-		execve(ca->dcv_hook, argv, envp);
-		_exit(127);
-	}
-	while ((done = waitpid(pid, &status, WNOHANG)) == 0) {
-		if (time(NULL) > deadline) {
-			kill(pid, SIGKILL);
-			waitpid(pid, &status, 0);
-			snprintf(why, why_size, "dcv_hook %s (%s %s) did not finish in time; killed",
-				 ca->dcv_hook, action, domain);
-			return -1;
-		}
-		usleep(50 * 1000);
-	}
-	if (done < 0) {
-		snprintf(why, why_size, "dcv_hook: %s", strerror(errno));
-		return -1;
-	}
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+	if (p11e_hook_run(&hook, msg, sizeof(msg)) == 0)
 		return 0;
-	snprintf(why, why_size, "dcv_hook %s (%s %s) failed: %s %d", ca->dcv_hook, action, domain,
-		 WIFEXITED(status) ? "exit status" : "signal",
-		 WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+	snprintf(why, why_size, "dcv_hook %s (%s %s): %s", ca->dcv_hook, action, domain, msg);
 	return -1;
 }
 

@@ -17,6 +17,7 @@
 
 #include "log.h"
 #include "p11e-config.h"
+#include "stop.h"
 #include "util.h"
 
 #define LOG_BODY_MAX 8192 /* bytes of a body shown in one debug line */
@@ -698,12 +699,19 @@ static unsigned long now_ms(void)
 	return (unsigned long)ts.tv_sec * 1000UL + (unsigned long)(ts.tv_nsec / 1000000);
 }
 
+/* Ends early when p11enroll is asked to stop (SIGTERM, SIGINT). */
 static void sleep_ms(unsigned ms)
 {
-	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
+	p11e_stop_sleep_ms((long long)ms);
+}
 
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
+/* libcurl calls this at least once a second: a stop request aborts the
+ * transfer, whose outcome then counts as unknown like any cut answer. */
+static int on_xferinfo(void *ctx, curl_off_t dl_total, curl_off_t dl_now, curl_off_t ul_total,
+		       curl_off_t ul_now)
+{
+	(void)ctx, (void)dl_total, (void)dl_now, (void)ul_total, (void)ul_now;
+	return p11e_stop_requested() ? 1 : 0;
 }
 
 static double random_unit(void)
@@ -863,6 +871,8 @@ static p11e_http_kind attempt_once(struct p11e_http *h, const struct p11e_http_r
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, h->opts.connect_timeout);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, h->opts.timeout);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_xferinfo);
+	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)h->opts.max_response);
 	curl_easy_setopt(c, CURLOPT_USERAGENT, "p11enroll/" P11E_VERSION);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
@@ -975,6 +985,8 @@ p11e_http_kind p11e_http_perform(struct p11e_http *h, const struct p11e_http_req
 			OPENSSL_cleanse(body, strlen(body));
 			free(body);
 		}
+		if (p11e_stop_requested())
+			break;
 		if (!p11e_http_should_retry(&h->opts, req->no_retry_after_send, resp->attempts,
 					    now_ms() - started, kind, resp->status,
 					    resp->retry_after, random_unit(), &delay))
@@ -986,6 +998,8 @@ p11e_http_kind p11e_http_perform(struct p11e_http *h, const struct p11e_http_req
 			p11e_info("%s: %s; retrying in %.1fs (retry %u of %u)", name, resp->error,
 				  delay / 1000.0, resp->attempts, h->opts.max_retries);
 		sleep_ms(delay);
+		if (p11e_stop_requested())
+			break;
 	}
 	return resp->kind;
 }
