@@ -897,7 +897,10 @@ static p11e_status generate_once(struct p11e_token *tok, const struct p11e_key_s
 	rc = load_key(tok, priv, key, err);
 	if (rc == P11E_OK)
 		rc = check_generated(tok, spec, key, err);
-	if (rc != P11E_OK) {
+	if (rc != P11E_OK && tok->lost_rv) {
+		/* Read back over a lost session: the retry finds it by id. */
+		p11e_key_clear(key);
+	} else if (rc != P11E_OK) {
 		/* Nothing half-made stays on the token. */
 		ck(tok, tok->module->C_DestroyObject(tok->session, priv));
 		if (pub != CK_INVALID_HANDLE)
