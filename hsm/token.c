@@ -11,6 +11,7 @@
 #include "token.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -450,6 +451,30 @@ static bool retry_lost(struct p11e_token *tok, p11e_status *rc, int *attempts, c
 	return true;
 }
 
+/* A module that talks to its HSM over a socket (p11-kit-client.so) writes
+ * to a dead connection when the server goes away, and SIGPIPE would end
+ * p11enroll before the module can answer CKR_DEVICE_ERROR. Ignored while
+ * a token is open only, so that hooks start with the usual disposition. */
+static int sigpipe_users;
+static struct sigaction sigpipe_saved;
+
+static void sigpipe_ignore(void)
+{
+	struct sigaction ign;
+
+	if (sigpipe_users++ > 0)
+		return;
+	memset(&ign, 0, sizeof(ign));
+	ign.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &ign, &sigpipe_saved);
+}
+
+static void sigpipe_restore(void)
+{
+	if (sigpipe_users > 0 && --sigpipe_users == 0)
+		sigaction(SIGPIPE, &sigpipe_saved, NULL);
+}
+
 p11e_status p11e_token_open(const struct p11e_uri *uri, struct p11e_token **out,
 			    struct p11e_err *err)
 {
@@ -461,6 +486,7 @@ p11e_status p11e_token_open(const struct p11e_uri *uri, struct p11e_token **out,
 	if (!tok)
 		return p11e_err_set(err, P11E_EFAIL, "out of memory");
 	tok->uri = uri;
+	sigpipe_ignore();
 	rc = open_once(tok, err);
 	/* retry_lost's own re-open is the one retry here. */
 	if (retry_lost(tok, &rc, &attempts, "opening the session and logging in", err))
@@ -480,6 +506,8 @@ void p11e_token_close(struct p11e_token *tok)
 	if (!tok)
 		return;
 	drop(tok);
+	if (tok->uri)
+		sigpipe_restore();
 	free(tok);
 }
 
