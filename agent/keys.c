@@ -279,6 +279,22 @@ out:
 
 static char lock_dir[PATH_MAX];
 
+/* Locks this process holds: a second holder in the same process shares
+ * the lock (flock would make it wait for itself). */
+static struct held_lock {
+	char path[PATH_MAX];
+	int fd;
+	int users;
+} held[4];
+
+static struct held_lock *held_find(const char *path)
+{
+	for (size_t i = 0; i < sizeof(held) / sizeof(held[0]); i++)
+		if (held[i].users > 0 && strcmp(held[i].path, path) == 0)
+			return &held[i];
+	return NULL;
+}
+
 void p11e_cert_key_lock_dir(const char *dir)
 {
 	snprintf(lock_dir, sizeof(lock_dir), "%s", dir ? dir : "");
@@ -295,6 +311,7 @@ static p11e_status token_lock(struct p11e_cert_key *ck, struct p11e_err *err)
 	EVP_MD_CTX *ctx;
 	const char *module = ck->uri->module_path ? ck->uri->module_path
 			     : ck->uri->module_name ? ck->uri->module_name : "";
+	struct held_lock *slot;
 	int waited_ms = 0;
 	p11e_status rc;
 
@@ -318,6 +335,17 @@ static p11e_status token_lock(struct p11e_cert_key *ck, struct p11e_err *err)
 		return rc;
 	if (snprintf(path, sizeof(path), "%s/token-%s.lock", lock_dir, hex) >= (int)sizeof(path))
 		return p11e_err_set(err, P11E_EUSAGE, "state_dir %s is too long", lock_dir);
+	if ((slot = held_find(path))) {
+		slot->users++;
+		ck->lock_fd = slot->fd;
+		ck->locked = true;
+		return P11E_OK;
+	}
+	for (size_t i = 0; !slot && i < sizeof(held) / sizeof(held[0]); i++)
+		if (held[i].users == 0)
+			slot = &held[i];
+	if (!slot)
+		return p11e_err_set(err, P11E_EFAIL, "too many token locks held at once");
 	ck->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (ck->lock_fd < 0)
 		return p11e_err_set(err, P11E_EFAIL, "cannot open the token lock %s: %s", path,
@@ -349,6 +377,9 @@ static p11e_status token_lock(struct p11e_cert_key *ck, struct p11e_err *err)
 	snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
 	if (ftruncate(ck->lock_fd, 0) == 0 && pwrite(ck->lock_fd, pid, strlen(pid), 0) < 0)
 		p11e_debug("cannot note the pid in %s", path);
+	snprintf(slot->path, sizeof(slot->path), "%s", path);
+	slot->fd = ck->lock_fd;
+	slot->users = 1;
 	ck->locked = true;
 	return P11E_OK;
 fail:
@@ -361,6 +392,12 @@ static void token_unlock(struct p11e_cert_key *ck)
 {
 	if (!ck->locked)
 		return;
+	for (size_t i = 0; i < sizeof(held) / sizeof(held[0]); i++)
+		if (held[i].users > 0 && held[i].fd == ck->lock_fd && --held[i].users > 0) {
+			ck->lock_fd = -1;
+			ck->locked = false;
+			return;
+		}
 	/* Closing drops the flock; the file stays for the next one. */
 	close(ck->lock_fd);
 	ck->lock_fd = -1;

@@ -218,8 +218,8 @@ static CK_SLOT_ID *slot_list(CK_FUNCTION_LIST *mod, CK_ULONG *n)
 }
 
 /* One look at the modules' tokens. *unsure: something looked half-made
- * (an uninitialised or unlabelled token, an unreadable slot, no token
- * at all), which is what a token store being rewritten by another
+ * (an unlabelled token, an unreadable slot or slot list, no initialised
+ * token at all), which is what a token store being rewritten by another
  * program looks like from here. */
 static p11e_status scan_tokens(struct p11e_token *tok, const struct p11e_uri *uri, bool *unsure,
 			       struct p11e_err *err)
@@ -236,6 +236,8 @@ static p11e_status scan_tokens(struct p11e_token *tok, const struct p11e_uri *ur
 		if (!module_wanted(mod, uri))
 			continue;
 		slots = slot_list(mod, &n);
+		if (!slots)
+			*unsure = true;
 		for (CK_ULONG s = 0; s < n; s++) {
 			CK_TOKEN_INFO info;
 			char desc[160];
@@ -245,11 +247,12 @@ static p11e_status scan_tokens(struct p11e_token *tok, const struct p11e_uri *ur
 				*unsure = true;
 				continue;
 			}
-			if (!(info.flags & CKF_TOKEN_INITIALIZED) || info.label[0] == ' ' ||
-			    info.label[0] == '\0')
-				*unsure = true;
+			/* An uninitialised token alone proves nothing: SoftHSM2
+			 * always shows a spare one. */
 			if (!(info.flags & CKF_TOKEN_INITIALIZED))
 				continue;
+			if (info.label[0] == ' ' || info.label[0] == '\0')
+				*unsure = true;
 			n_seen++;
 			describe(&info, desc, sizeof(desc));
 			list = p11_kit_uri_match_token_info(uri->uri, &info) ? matched : seen;
