@@ -39,6 +39,13 @@ objects() {
 
 orders_placed() { t_sim_stat 's["orders_placed"]'; }
 
+# NSS softokn and opencryptoki are unloaded (dlclose) when p11enroll closes
+# the token, so LeakSanitizer, reporting at exit, can neither name their own
+# unfreed memory nor suppress it by library. Leak checks stay off for those
+# two; p11enroll's code goes through the same paths, leak-checked, with
+# SoftHSM2 and the p11-kit client (other errors stay fatal everywhere).
+no_module_leak_check() { export ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=0"; }
+
 # cert_section NAME TYPE [extra lines…]
 cert_section() {
 	local name=$1 type=$2
@@ -156,6 +163,7 @@ case_nss() {
 	t_need openssl curl pkcs11-tool certutil setpriv
 	[ -e "$NSS_MODULE" ] || t_skip "NSS softokn ($NSS_MODULE) is not installed (libnss3)"
 	[ -e "$PROXY_MODULE" ] || t_skip "$PROXY_MODULE is not installed (p11-kit-modules)"
+	no_module_leak_check
 	t_sim_start certinext sim
 	chmod 755 "$WORK"
 	STATE=$WORK/nss
@@ -190,6 +198,7 @@ case_opencryptoki() {
 	t_need openssl curl pkcs11-tool pkcsslotd pkcsconf unshare nsenter
 	[ -e "$OCK_MODULE" ] || t_skip "opencryptoki ($OCK_MODULE) is not installed"
 	getent group pkcs11 >/dev/null || t_skip "opencryptoki's pkcs11 group is missing"
+	no_module_leak_check
 	t_sim_start certinext sim
 	STATE=$WORK/ock
 	mkdir -p "$STATE/etc" "$STATE/lib/swtok/TOK_OBJ" "$STATE/state"
