@@ -291,9 +291,13 @@ case_p11kit_server_restart() {
 		sleep 0.05
 	done
 	[ "$(t_state_journal 'j["state"]')" = order-pending ] || t_fail "the order never went pending"
+	# Nothing of the token is held while the CA works: not the lock…
+	flock -n "$(ls "$STATE"/state/token-*.lock)" true || t_fail "the token lock is held during the CA wait"
 	# The server serves each connection from a child (p11-kit-remote): a
 	# restarted HSM loses those too.
 	children=$(ps -o pid= --ppid "$SERVER_PID")
+	# …nor a connection to the server (each has its own child).
+	[ -z "$children" ] || t_fail "a session to the server is held during the CA wait"
 	kill "$SERVER_PID" $children
 	wait "$SERVER_PID" 2>/dev/null
 	sleep 1
