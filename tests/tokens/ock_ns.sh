@@ -17,6 +17,11 @@ mount -t tmpfs tmpfs /var/log
 mkdir -p /var/log/opencryptoki
 mount -t tmpfs tmpfs /dev/shm
 pkcsslotd
+# It daemonises: the pid file comes a moment later.
+for _ in $(seq 1 100); do
+	[ -s /run/pkcsslotd.pid ] && break
+	sleep 0.05
+done
 cp /run/pkcsslotd.pid "$dir/pkcsslotd.pid"
 touch "$dir/ready"
 trap 'exit 0' TERM
