@@ -356,10 +356,15 @@ static p11e_status token_lock(struct p11e_cert_key *ck, struct p11e_err *err)
 					  strerror(errno));
 			goto fail;
 		}
-		if (waited_ms == 1000)
+		if (waited_ms == 1000) {
+			/* Not uri->text: it may carry a pin-value. */
+			char *shown = p11e_uri_for_key(ck->uri, NULL, NULL, 0);
+
 			p11e_info("waiting for another p11enroll's work on the token of %s "
 				  "(lock %s)",
-				  ck->uri->text, path);
+				  shown ? shown : "the key URI", path);
+			free(shown);
+		}
 		if (waited_ms >= TOKEN_LOCK_WAIT_S * 1000) {
 			ssize_t n = pread(ck->lock_fd, pid, sizeof(pid) - 1, 0);
 

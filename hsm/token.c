@@ -519,7 +519,7 @@ void p11e_token_close(struct p11e_token *tok)
 static bool mech_ok(struct p11e_token *tok, CK_MECHANISM_TYPE type, CK_FLAGS need, unsigned bits,
 		    CK_MECHANISM_INFO *mi)
 {
-	if (tok->module->C_GetMechanismInfo(tok->slot, type, mi) != CKR_OK)
+	if (ck(tok, tok->module->C_GetMechanismInfo(tok->slot, type, mi)) != CKR_OK)
 		return false;
 	if ((mi->flags & need) != need)
 		return false;
@@ -553,8 +553,8 @@ static bool spec_supported(struct p11e_token *tok, const struct p11e_key_spec *s
 	       mech_ok(tok, hash_and_sign(spec), CKF_SIGN, spec->bits, &mi);
 }
 
-p11e_status p11e_token_supports(struct p11e_token *tok, const struct p11e_key_spec *spec,
-				struct p11e_err *err)
+static p11e_status supports_once(struct p11e_token *tok, const struct p11e_key_spec *spec,
+				 struct p11e_err *err)
 {
 	static const char *const all[] = { "rsa-2048", "rsa-3072", "rsa-4096", "ec-p256", "ec-p384" };
 	char can[128] = "";
@@ -563,6 +563,10 @@ p11e_status p11e_token_supports(struct p11e_token *tok, const struct p11e_key_sp
 
 	if (spec_supported(tok, spec))
 		return P11E_OK;
+	/* Not "cannot": the token did not answer. */
+	if (tok->lost_rv)
+		return p11e_err_set(err, P11E_ETOKEN, "cannot ask token %s for its mechanisms: %s",
+				    tok->desc, p11_kit_strerror(tok->lost_rv));
 	for (size_t i = 0; i < 5; i++) {
 		const struct p11e_key_spec *other;
 		struct p11e_err ignore = { 0 };
@@ -587,6 +591,18 @@ p11e_status p11e_token_supports(struct p11e_token *tok, const struct p11e_key_sp
 	return p11e_err_set(err, P11E_ETOKEN,
 			    "token %s cannot make %s keys%s; of the allowed types it can make: %s",
 			    tok->desc, spec->name, range, *can ? can : "none");
+}
+
+p11e_status p11e_token_supports(struct p11e_token *tok, const struct p11e_key_spec *spec,
+				struct p11e_err *err)
+{
+	int attempts = 0;
+	p11e_status rc;
+
+	do
+		rc = supports_once(tok, spec, err);
+	while (retry_lost(tok, &rc, &attempts, "asking for its mechanisms", err));
+	return rc;
 }
 
 /* ---- objects --------------------------------------------------------------- */

@@ -319,7 +319,7 @@ static const char *const lost[] = {
 	"CKR_TOKEN_NOT_PRESENT",      "CKR_USER_NOT_LOGGED_IN", "CKR_DEVICE_ERROR",
 };
 static const char *const steps[] = {
-	"C_OpenSession",     "C_Login",         "C_FindObjectsInit", "C_FindObjects",
+	"C_OpenSession",     "C_Login",         "C_GetMechanismInfo", "C_FindObjectsInit", "C_FindObjects",
 	"C_GetAttributeValue", "C_GenerateKeyPair", "C_SignInit",     "C_Sign",
 	"C_CreateObject",    "C_DestroyObject",
 };
