@@ -352,12 +352,13 @@ static void padded(unsigned char *out, size_t len, const char *text)
 
 static CK_RV mock_GetInfo(CK_INFO *info)
 {
+	ENTER("C_GetInfo");
 	memset(info, 0, sizeof(*info));
 	info->cryptokiVersion.major = 2;
 	info->cryptokiVersion.minor = 40;
 	padded(info->manufacturerID, sizeof(info->manufacturerID), "p11enroll tests");
 	padded(info->libraryDescription, sizeof(info->libraryDescription), "fault-injecting mock");
-	return CKR_OK;
+	return done("C_GetInfo", CKR_OK);
 }
 
 static CK_RV mock_GetSlotList(CK_BBOOL present, CK_SLOT_ID *list, CK_ULONG *count)

@@ -172,6 +172,13 @@ case_nss() {
 	printf "module: %s\nx-init-reserved: configdir='sql:%s/db' certPrefix='' keyPrefix='' secmod='secmod.db'\n" \
 		"$NSS_MODULE" "$STATE" >"$STATE/cfg/pkcs11/modules/p11e-nss.module"
 	(umask 077; echo "$PIN" >"$STATE/pin"; cp "$SIM_DIR/access.key" "$STATE/access.key")
+	# nobody may not reach the build tree (a clone under /root): a copy.
+	cp "$P11ENROLL" "$STATE/p11enroll"
+	P11ENROLL=$STATE/p11enroll
+	if [ -n "${LSAN_OPTIONS:-}" ]; then
+		cp "$P11E_SRCDIR/tests/lsan.supp" "$STATE/lsan.supp"
+		export LSAN_OPTIONS="suppressions=$STATE/lsan.supp:print_suppressions=0"
+	fi
 	chown -R nobody:nogroup "$STATE"
 	RUN=(setpriv --reuid=nobody --regid=nogroup --clear-groups env "HOME=$STATE"
 		"XDG_CONFIG_HOME=$STATE/cfg")
