@@ -580,6 +580,7 @@ static p11e_status finish(struct flow *f, struct p11e_err *err)
 		p11e_warn("[cert:%s] %s", f->cert->name, err->msg);
 		p11e_err_clear(err);
 	}
+	p11e_cert_key_release(&f->ck); /* the hook may use the token */
 	uri = p11e_cert_key_uri(&f->ck);
 	hook_rc = p11e_run_post_install(f->cert, &issued, uri, &hook_err);
 	p11e_journal_error(&f->j, hook_rc == P11E_OK ? NULL : hook_err.msg, NULL);
@@ -646,6 +647,8 @@ static p11e_status run(struct flow *f, struct p11e_err *err)
 			rc = open_key(f, err);
 			if (rc == P11E_OK)
 				rc = make_csr(f, err);
+			/* No session or token lock held while the CA works (docs/tokens.md). */
+			p11e_cert_key_release(&f->ck);
 			break;
 		case P11E_ST_CSR_READY:
 			rc = open_ca(f, err);

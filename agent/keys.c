@@ -2,11 +2,15 @@
 #include "keys.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <openssl/evp.h>
 
 #include "util.h"
 
@@ -267,6 +271,200 @@ out:
 	return rc;
 }
 
+/* ---- the token lock ---------------------------------------------------------- */
+
+/* Longest wait for another p11enroll's token work (RSA-4096 generation on
+ * a slow token takes a minute; twenty of them queue). */
+#define TOKEN_LOCK_WAIT_S 600
+
+static char lock_dir[PATH_MAX];
+
+/* Locks this process holds: a second holder in the same process shares
+ * the lock (flock would make it wait for itself). */
+static struct held_lock {
+	char path[PATH_MAX];
+	int fd;
+	int users;
+} held[4];
+
+static struct held_lock *held_find(const char *path)
+{
+	for (size_t i = 0; i < sizeof(held) / sizeof(held[0]); i++)
+		if (held[i].users > 0 && strcmp(held[i].path, path) == 0)
+			return &held[i];
+	return NULL;
+}
+
+void p11e_cert_key_lock_dir(const char *dir)
+{
+	snprintf(lock_dir, sizeof(lock_dir), "%s", dir ? dir : "");
+}
+
+/* state_dir/token-HASH.lock, HASH over the module and the URI's token
+ * attributes: one lock per token as the URI names it. */
+static p11e_status token_lock(struct p11e_cert_key *ck, struct p11e_err *err)
+{
+	const CK_TOKEN_INFO *info = p11_kit_uri_get_token_info(ck->uri->uri);
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int md_len = 0;
+	char path[PATH_MAX], hex[2 * EVP_MAX_MD_SIZE + 1], pid[32];
+	EVP_MD_CTX *ctx;
+	const char *module = ck->uri->module_path ? ck->uri->module_path
+			     : ck->uri->module_name ? ck->uri->module_name : "";
+	struct held_lock *slot;
+	int waited_ms = 0;
+	p11e_status rc;
+
+	if (!*lock_dir || ck->locked)
+		return P11E_OK;
+	ctx = EVP_MD_CTX_new();
+	if (!ctx || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) ||
+	    !EVP_DigestUpdate(ctx, module, strlen(module) + 1) ||
+	    !EVP_DigestUpdate(ctx, info->label, sizeof(info->label)) ||
+	    !EVP_DigestUpdate(ctx, info->manufacturerID, sizeof(info->manufacturerID)) ||
+	    !EVP_DigestUpdate(ctx, info->model, sizeof(info->model)) ||
+	    !EVP_DigestUpdate(ctx, info->serialNumber, sizeof(info->serialNumber)) ||
+	    !EVP_DigestFinal_ex(ctx, md, &md_len)) {
+		EVP_MD_CTX_free(ctx);
+		return p11e_err_set(err, P11E_EFAIL, "cannot name the token lock");
+	}
+	EVP_MD_CTX_free(ctx);
+	p11e_hex(md, 8, hex);
+	rc = p11e_mkdirs(lock_dir, 0700, err);
+	if (rc != P11E_OK)
+		return rc;
+	if (snprintf(path, sizeof(path), "%s/token-%s.lock", lock_dir, hex) >= (int)sizeof(path))
+		return p11e_err_set(err, P11E_EUSAGE, "state_dir %s is too long", lock_dir);
+	if ((slot = held_find(path))) {
+		slot->users++;
+		ck->lock_fd = slot->fd;
+		ck->locked = true;
+		return P11E_OK;
+	}
+	for (size_t i = 0; !slot && i < sizeof(held) / sizeof(held[0]); i++)
+		if (held[i].users == 0)
+			slot = &held[i];
+	if (!slot)
+		return p11e_err_set(err, P11E_EFAIL, "too many token locks held at once");
+	ck->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (ck->lock_fd < 0)
+		return p11e_err_set(err, P11E_EFAIL, "cannot open the token lock %s: %s", path,
+				    strerror(errno));
+	while (flock(ck->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+		if (errno != EWOULDBLOCK && errno != EINTR) {
+			rc = p11e_err_set(err, P11E_EFAIL, "cannot lock %s: %s", path,
+					  strerror(errno));
+			goto fail;
+		}
+		if (waited_ms == 1000) {
+			/* Not uri->text: it may carry a pin-value. */
+			char *shown = p11e_uri_for_key(ck->uri, NULL, NULL, 0);
+
+			p11e_info("waiting for another p11enroll's work on the token of %s "
+				  "(lock %s)",
+				  shown ? shown : "the key URI", path);
+			free(shown);
+		}
+		if (waited_ms >= TOKEN_LOCK_WAIT_S * 1000) {
+			ssize_t n = pread(ck->lock_fd, pid, sizeof(pid) - 1, 0);
+
+			pid[n > 0 ? n : 0] = '\0';
+			pid[strcspn(pid, "\n")] = '\0';
+			rc = p11e_err_set(err, P11E_ETOKEN,
+					  "another p11enroll (pid %s) has held the token lock %s for "
+					  "%d s; try again when it is done",
+					  *pid ? pid : "?", path, TOKEN_LOCK_WAIT_S);
+			goto fail;
+		}
+		usleep(20 * 1000);
+		waited_ms += 20;
+	}
+	snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	if (ftruncate(ck->lock_fd, 0) == 0 && pwrite(ck->lock_fd, pid, strlen(pid), 0) < 0)
+		p11e_debug("cannot note the pid in %s", path);
+	snprintf(slot->path, sizeof(slot->path), "%s", path);
+	slot->fd = ck->lock_fd;
+	slot->users = 1;
+	ck->locked = true;
+	return P11E_OK;
+fail:
+	close(ck->lock_fd);
+	ck->lock_fd = -1;
+	return rc;
+}
+
+static void token_unlock(struct p11e_cert_key *ck)
+{
+	if (!ck->locked)
+		return;
+	for (size_t i = 0; i < sizeof(held) / sizeof(held[0]); i++)
+		if (held[i].users > 0 && held[i].fd == ck->lock_fd && --held[i].users > 0) {
+			ck->lock_fd = -1;
+			ck->locked = false;
+			return;
+		}
+	/* Closing drops the flock; the file stays for the next one. */
+	close(ck->lock_fd);
+	ck->lock_fd = -1;
+	ck->locked = false;
+}
+
+/* Locks and opens the token (again). */
+static p11e_status token_acquire(struct p11e_cert_key *ck, struct p11e_err *err)
+{
+	p11e_status rc;
+
+	if (ck->tok)
+		return P11E_OK;
+	rc = token_lock(ck, err);
+	if (rc == P11E_OK)
+		rc = p11e_token_open(ck->uri, &ck->tok, err);
+	if (rc != P11E_OK) {
+		token_unlock(ck);
+		return rc;
+	}
+	snprintf(ck->where, sizeof(ck->where), "%s", p11e_token_describe(ck->tok));
+	return P11E_OK;
+}
+
+void p11e_cert_key_release(struct p11e_cert_key *ck)
+{
+	if (!ck->tok)
+		return;
+	p11e_token_close(ck->tok);
+	ck->tok = NULL;
+	token_unlock(ck);
+}
+
+/* A released token is opened again, and the key found again by its id
+ * (handles do not outlive the session). */
+static p11e_status token_reacquire(struct p11e_cert_key *ck, struct p11e_err *err)
+{
+	struct p11e_key again;
+	bool found = false;
+	p11e_status rc;
+
+	if (ck->tok || !ck->uri)
+		return P11E_OK;
+	rc = token_acquire(ck, err);
+	if (rc != P11E_OK || !ck->have_key)
+		return rc;
+	rc = p11e_token_find_key(ck->tok, NULL, ck->key.id, ck->key.id_len, &again, &found, err);
+	if (rc == P11E_OK && !found) {
+		char hex[129];
+
+		p11e_hex(ck->key.id, ck->key.id_len, hex);
+		rc = p11e_err_set(err, P11E_ETOKEN,
+				  "the key '%s' (CKA_ID %s) is no longer on token %s",
+				  ck->key.label, hex, ck->where);
+	}
+	if (rc != P11E_OK)
+		return rc;
+	p11e_key_clear(&ck->key);
+	ck->key = again;
+	return P11E_OK;
+}
+
 bool p11e_cert_key_is_open(const struct p11e_cert_key *ck)
 {
 	return ck->tok != NULL || ck->ossl != NULL;
@@ -284,6 +482,7 @@ p11e_status p11e_cert_key_open(const struct p11e_cert_conf *cert, const char *id
 	p11e_status rc;
 
 	memset(ck, 0, sizeof(*ck));
+	ck->lock_fd = -1;
 	if (p11e_osslkey_uri_is(cert->key))
 		return provider_open(cert, id_hex, ck, err);
 	rc = p11e_uri_parse(cert->key, &ck->uri, err);
@@ -297,7 +496,7 @@ p11e_status p11e_cert_key_open(const struct p11e_cert_conf *cert, const char *id
 					    id_hex);
 		id = id_buf;
 	}
-	rc = p11e_token_open(ck->uri, &ck->tok, err);
+	rc = token_acquire(ck, err);
 	if (rc != P11E_OK)
 		return rc;
 	rc = p11e_token_find_key(ck->tok, key_label(cert, ck->uri), id, id_len, &ck->key,
@@ -331,6 +530,9 @@ p11e_status p11e_cert_key_ensure(const struct p11e_cert_conf *cert, struct p11e_
 		return P11E_OK;
 	if (ck->ossl)
 		return provider_ensure(cert, ck, err);
+	rc = token_reacquire(ck, err);
+	if (rc != P11E_OK)
+		return rc;
 	rc = p11e_token_generate(ck->tok, cert->key_spec, key_label(cert, ck->uri), ck->uri->id,
 				 ck->uri->id_len, &ck->key, err);
 	if (rc != P11E_OK)
@@ -364,10 +566,15 @@ p11e_status p11e_cert_key_csr(const struct p11e_cert_conf *cert, struct p11e_cer
 				    "`p11enroll keygen %s`",
 				    p11e_token_describe(ck->tok), key_label(cert, ck->uri), cert->name,
 				    cert->name);
-	if (ck->ossl)
+	if (ck->ossl) {
 		p11e_ossl_signer(ck->ossl, &ck->okey, &signer);
-	else
+	} else {
+		p11e_status rc = token_reacquire(ck, err);
+
+		if (rc != P11E_OK)
+			return rc;
 		p11e_token_signer(ck->tok, &ck->key, &signer);
+	}
 	return p11e_csr_build(&req, &signer, out, err);
 }
 
@@ -384,7 +591,9 @@ p11e_status p11e_cert_key_rotate(const struct p11e_cert_conf *cert, struct p11e_
 		return provider_rotate(cert, ck, new_id_hex, err);
 	if (!unhex(new_id_hex, id, sizeof(id), &id_len) || id_len == 0)
 		return p11e_err_set(err, P11E_EFAIL, "malformed key id '%s'", new_id_hex);
-	rc = p11e_token_find_key(ck->tok, NULL, id, id_len, &fresh, &found, err);
+	rc = token_reacquire(ck, err);
+	if (rc == P11E_OK)
+		rc = p11e_token_find_key(ck->tok, NULL, id, id_len, &fresh, &found, err);
 	if (rc == P11E_OK && !found)
 		rc = p11e_token_generate(ck->tok, cert->key_spec, key_label(cert, ck->uri), id, id_len,
 					 &fresh, err);
@@ -413,17 +622,22 @@ void p11e_cert_key_id_hex(const struct p11e_cert_key *ck, char *buf, size_t len)
 
 bool p11e_cert_key_has_objects(const struct p11e_cert_key *ck)
 {
-	return ck->tok != NULL;
+	return ck->uri != NULL;
 }
 
 p11e_status p11e_cert_key_store_chain(struct p11e_cert_key *ck, X509 *leaf, STACK_OF(X509) *cas,
 				      struct p11e_err *err)
 {
-	if (!ck->tok)
+	p11e_status rc;
+
+	if (!ck->uri)
 		return p11e_err_set(err, P11E_EUSAGE,
 				    "%s has no token to store certificate objects in; set "
 				    "store_in_token = no",
 				    p11e_cert_key_where(ck));
+	rc = token_reacquire(ck, err);
+	if (rc != P11E_OK)
+		return rc;
 	return p11e_token_store_chain(ck->tok, &ck->key, leaf, cas, err);
 }
 
@@ -447,6 +661,9 @@ p11e_status p11e_cert_key_remove(struct p11e_cert_key *ck, const char *id_hex,
 		return p11e_err_set(err, P11E_EFAIL, "malformed key id '%s'", id_hex);
 	if (ck->have_key && id_len == ck->key.id_len && memcmp(id, ck->key.id, id_len) == 0)
 		return p11e_err_set(err, P11E_EFAIL, "refusing to remove the key in use");
+	rc = token_reacquire(ck, err);
+	if (rc != P11E_OK)
+		return rc;
 	rc = p11e_token_find_key(ck->tok, NULL, id, id_len, &old, &found, err);
 	if (rc != P11E_OK || !found)
 		return rc;
@@ -457,7 +674,7 @@ const char *p11e_cert_key_where(const struct p11e_cert_key *ck)
 {
 	if (ck->ossl)
 		return p11e_ossl_describe(ck->ossl);
-	return ck->tok ? p11e_token_describe(ck->tok) : "";
+	return ck->tok ? p11e_token_describe(ck->tok) : ck->where;
 }
 
 char *p11e_cert_key_uri(const struct p11e_cert_key *ck)
@@ -473,6 +690,7 @@ void p11e_cert_key_close(struct p11e_cert_key *ck)
 {
 	p11e_key_clear(&ck->key);
 	p11e_token_close(ck->tok);
+	token_unlock(ck);
 	p11e_uri_free(ck->uri);
 	p11e_osslkey_clear(&ck->okey);
 	p11e_ossl_close(ck->ossl);

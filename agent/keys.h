@@ -27,7 +27,22 @@ struct p11e_cert_key {
 	struct p11e_ossl *ossl;
 	struct p11e_osslkey okey;
 	bool via_alias;                  /* okey was opened/made for a rotation nonce */
+	int lock_fd;                     /* the token lock when locked */
+	bool locked;
+	char where[256];                 /* the token's description, kept while released */
 };
+
+/* Where token locks live (the state_dir); unset, tokens are not locked.
+ * p11enroll's own token work is serialised per token across processes,
+ * since some tokens (SoftHSM2's file store) show a half-written store to
+ * a process that looks while another writes. */
+void p11e_cert_key_lock_dir(const char *dir);
+/* Closes the token session and releases the token lock, keeping what is
+ * known of the key (id, label, type, public key, URI): for the CA wait
+ * and hooks, which must not hold either. The next token operation on
+ * `ck` opens the token again and finds the key by its id. No-op for
+ * provider keys. */
+void p11e_cert_key_release(struct p11e_cert_key *ck);
 
 /* True when `ck` is open (a token or a provider), whether or not a key
  * was found. */

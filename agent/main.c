@@ -12,6 +12,7 @@
 
 #include "cli.h"
 #include "hook.h"
+#include "keys.h"
 #include "log.h"
 #include "p11e-config.h"
 #include "stop.h"
@@ -155,6 +156,7 @@ p11e_status p11e_cli_config(struct p11e_cli *cli, struct p11e_err *err)
 	rc = p11e_config_load(path, &cli->cfg, err);
 	if (rc != P11E_OK)
 		return rc;
+	p11e_cert_key_lock_dir(cli->cfg->state_dir);
 	if (cli->verbosity == 0 && cli->cfg->log_level >= 0)
 		p11e_log_set_level((p11e_log_level)cli->cfg->log_level);
 	p11e_hook_set_timeout(cli->cfg->hook_timeout);

@@ -11,10 +11,12 @@
 #include "token.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <openssl/core_names.h>
 #include <openssl/ec.h>
@@ -27,18 +29,43 @@
 #include "secret.h"
 #include "util.h"
 
+/* Extra looks for a token that a half-written store hides (0.1+0.2+0.4 s). */
+#define P11E_TOKEN_SCAN_RETRIES 3
+
 struct p11e_token {
+	const struct p11e_uri *uri; /* borrowed: the caller keeps it while tok lives */
 	CK_FUNCTION_LIST **modules; /* everything p11-kit loaded (NULL-terminated) */
 	bool single;                /* modules[0] came from module-path */
 	CK_FUNCTION_LIST *module;   /* the one holding our token */
 	CK_SLOT_ID slot;
 	CK_SESSION_HANDLE session;
 	bool has_session;
+	bool logged_in;
 	CK_TOKEN_INFO info;
 	char desc[256];
+	unsigned generation;        /* bumped by every re-open: object handles go stale */
+	CK_RV lost_rv;              /* first "session lost" answer since the last check */
 };
 
 static CK_BBOOL ck_true = CK_TRUE, ck_false = CK_FALSE;
+
+/* The answers that mean the session (not the request) is gone: a network
+ * HSM restarted, a card was pulled, the login was dropped. Worth one
+ * re-open and login; anything else is the token's considered answer. */
+static bool session_lost(CK_RV rv)
+{
+	return rv == CKR_SESSION_HANDLE_INVALID || rv == CKR_SESSION_CLOSED ||
+	       rv == CKR_DEVICE_REMOVED || rv == CKR_TOKEN_NOT_PRESENT ||
+	       rv == CKR_USER_NOT_LOGGED_IN || rv == CKR_DEVICE_ERROR;
+}
+
+/* Notes a lost session so the operation's caller can re-open once. */
+static CK_RV ck(struct p11e_token *tok, CK_RV rv)
+{
+	if (session_lost(rv) && !tok->lost_rv)
+		tok->lost_rv = rv;
+	return rv;
+}
 
 /* Space-padded PKCS#11 text → C string. */
 static void padded(char *out, size_t out_len, const unsigned char *in, size_t in_len)
@@ -105,6 +132,7 @@ static p11e_status load_modules(struct p11e_token *tok, const struct p11e_uri *u
 		return P11E_OK;
 	}
 	/* module-name or nothing: p11-kit's registry of configured modules. */
+	tok->single = false;
 	tok->modules = p11_kit_modules_load_and_initialize(0);
 	if (!tok->modules)
 		return p11e_err_set(err, P11E_ETOKEN, "cannot load the p11-kit registered modules: %s",
@@ -134,6 +162,19 @@ static p11e_status load_modules(struct p11e_token *tok, const struct p11e_uri *u
 	return P11E_OK;
 }
 
+static void unload_modules(struct p11e_token *tok)
+{
+	if (tok->single && tok->modules) {
+		p11_kit_module_finalize(tok->modules[0]);
+		p11_kit_module_release(tok->modules[0]);
+		free(tok->modules);
+	} else if (tok->modules) {
+		p11_kit_modules_finalize_and_release(tok->modules);
+	}
+	tok->modules = NULL;
+	tok->module = NULL;
+}
+
 static bool module_wanted(CK_FUNCTION_LIST *mod, const struct p11e_uri *uri)
 {
 	char *name;
@@ -147,30 +188,72 @@ static bool module_wanted(CK_FUNCTION_LIST *mod, const struct p11e_uri *uri)
 	return wanted;
 }
 
-static p11e_status find_token(struct p11e_token *tok, const struct p11e_uri *uri,
-			      struct p11e_err *err)
+/* The slots with a token, however many (two calls, as PKCS#11 asks);
+ * NULL with *n = 0 when the module answers none. */
+static CK_SLOT_ID *slot_list(CK_FUNCTION_LIST *mod, CK_ULONG *n)
+{
+	CK_SLOT_ID *slots = NULL;
+
+	for (int tries = 0; tries < 4; tries++) {
+		CK_ULONG want = 0;
+		CK_SLOT_ID *more;
+		CK_RV rv = mod->C_GetSlotList(CK_TRUE, NULL, &want);
+
+		if (rv != CKR_OK || want == 0)
+			break;
+		more = realloc(slots, want * sizeof(*slots));
+		if (!more)
+			break;
+		slots = more;
+		*n = want;
+		rv = mod->C_GetSlotList(CK_TRUE, slots, n);
+		if (rv == CKR_OK)
+			return slots;
+		if (rv != CKR_BUFFER_TOO_SMALL)
+			break; /* a slot appeared in between: ask again */
+	}
+	free(slots);
+	*n = 0;
+	return NULL;
+}
+
+/* One look at the modules' tokens. *unsure: something looked half-made
+ * (an unlabelled token, an unreadable slot or slot list, no initialised
+ * token at all), which is what a token store being rewritten by another
+ * program looks like from here. */
+static p11e_status scan_tokens(struct p11e_token *tok, const struct p11e_uri *uri, bool *unsure,
+			       struct p11e_err *err)
 {
 	char seen[768] = "", matched[768] = "";
-	size_t n_match = 0;
+	size_t n_match = 0, n_seen = 0;
 
+	*unsure = false;
 	for (size_t m = 0; tok->modules[m]; m++) {
 		CK_FUNCTION_LIST *mod = tok->modules[m];
-		CK_SLOT_ID slots[64];
-		CK_ULONG n = 64;
+		CK_SLOT_ID *slots;
+		CK_ULONG n = 0;
 
 		if (!module_wanted(mod, uri))
 			continue;
-		if (mod->C_GetSlotList(CK_TRUE, slots, &n) != CKR_OK)
-			continue;
+		slots = slot_list(mod, &n);
+		if (!slots)
+			*unsure = true;
 		for (CK_ULONG s = 0; s < n; s++) {
 			CK_TOKEN_INFO info;
 			char desc[160];
 			char *list;
 
-			if (mod->C_GetTokenInfo(slots[s], &info) != CKR_OK)
+			if (mod->C_GetTokenInfo(slots[s], &info) != CKR_OK) {
+				*unsure = true;
 				continue;
+			}
+			/* An uninitialised token alone proves nothing: SoftHSM2
+			 * always shows a spare one. */
 			if (!(info.flags & CKF_TOKEN_INITIALIZED))
 				continue;
+			if (info.label[0] == ' ' || info.label[0] == '\0')
+				*unsure = true;
+			n_seen++;
 			describe(&info, desc, sizeof(desc));
 			list = p11_kit_uri_match_token_info(uri->uri, &info) ? matched : seen;
 			if (strlen(list) + strlen(desc) + 3 < sizeof(seen)) {
@@ -186,7 +269,10 @@ static p11e_status find_token(struct p11e_token *tok, const struct p11e_uri *uri
 				snprintf(tok->desc, sizeof(tok->desc), "%s", desc);
 			}
 		}
+		free(slots);
 	}
+	if (n_seen == 0)
+		*unsure = true;
 	if (n_match == 0)
 		return p11e_err_set(err, P11E_ETOKEN,
 				    "no token matches the key URI; tokens found: %s (check token=, "
@@ -199,12 +285,40 @@ static p11e_status find_token(struct p11e_token *tok, const struct p11e_uri *uri
 	return P11E_OK;
 }
 
+/* Loads the modules and finds the token. A search that finds nothing
+ * while the store looks half-written is tried again with the modules
+ * loaded afresh (they may read their store only at initialisation). */
+static p11e_status find_token(struct p11e_token *tok, const struct p11e_uri *uri,
+			      struct p11e_err *err)
+{
+	p11e_status rc;
+	bool unsure = false;
+
+	for (int attempt = 0;; attempt++) {
+		rc = load_modules(tok, uri, err);
+		if (rc != P11E_OK)
+			return rc;
+		rc = scan_tokens(tok, uri, &unsure, err);
+		if (rc == P11E_OK || !unsure || attempt == P11E_TOKEN_SCAN_RETRIES ||
+		    !strstr(err->msg, "no token matches"))
+			return rc;
+		p11e_debug("no matching token yet (%s); looking again", err->msg);
+		p11e_err_clear(err);
+		unload_modules(tok);
+		usleep(100000u << attempt);
+	}
+}
+
 static p11e_status login(struct p11e_token *tok, const struct p11e_uri *uri, struct p11e_err *err)
 {
 	char *pin = NULL;
 	p11e_status rc = P11E_OK;
 	CK_RV rv;
 
+	/* A token that needs no login gets none, and no PIN is asked for; a
+	 * PIN given anyway is used (it may open private objects). */
+	if (!(tok->info.flags & CKF_LOGIN_REQUIRED) && !uri->pin_value && !uri->pin_source)
+		return P11E_OK;
 	if (uri->pin_value) {
 		pin = strdup(uri->pin_value);
 		if (!pin)
@@ -232,11 +346,20 @@ static p11e_status login(struct p11e_token *tok, const struct p11e_uri *uri, str
 				  tok->desc);
 		goto out;
 	}
-	rv = tok->module->C_Login(tok->session, CKU_USER, (CK_UTF8CHAR *)pin,
-				  pin ? strlen(pin) : 0);
+	if (tok->info.flags & CKF_USER_PIN_TO_BE_CHANGED) {
+		rc = p11e_err_set(err, P11E_ETOKEN,
+				  "the user PIN of token %s must be changed before first use "
+				  "(CKF_USER_PIN_TO_BE_CHANGED); change it, e.g. with pkcs11-tool "
+				  "--change-pin, and update the pin-source",
+				  tok->desc);
+		goto out;
+	}
+	rv = ck(tok, tok->module->C_Login(tok->session, CKU_USER, (CK_UTF8CHAR *)pin,
+					  pin ? strlen(pin) : 0));
 	switch (rv) {
 	case CKR_OK:
 	case CKR_USER_ALREADY_LOGGED_IN:
+		tok->logged_in = true;
 		break;
 	case CKR_PIN_INCORRECT:
 		rc = p11e_err_set(err, P11E_ETOKEN,
@@ -248,6 +371,12 @@ static p11e_status login(struct p11e_token *tok, const struct p11e_uri *uri, str
 		rc = p11e_err_set(err, P11E_ETOKEN, "the user PIN of token %s is locked",
 				  tok->desc);
 		break;
+	case CKR_PIN_EXPIRED:
+		rc = p11e_err_set(err, P11E_ETOKEN,
+				  "the user PIN of token %s has expired; change it and update the "
+				  "pin-source",
+				  tok->desc);
+		break;
 	default:
 		rc = p11e_err_set(err, P11E_ETOKEN, "login to token %s failed: %s", tok->desc,
 				  p11_kit_strerror(rv));
@@ -257,34 +386,117 @@ out:
 	return rc;
 }
 
+/* Ends the session and unloads the modules; the URI stays. */
+static void drop(struct p11e_token *tok)
+{
+	if (tok->has_session) {
+		if (tok->logged_in)
+			tok->module->C_Logout(tok->session);
+		tok->module->C_CloseSession(tok->session);
+	}
+	tok->has_session = false;
+	tok->logged_in = false;
+	unload_modules(tok);
+}
+
+static p11e_status open_once(struct p11e_token *tok, struct p11e_err *err)
+{
+	p11e_status rc;
+	CK_RV rv;
+
+	drop(tok);
+	tok->generation++;
+	rc = find_token(tok, tok->uri, err);
+	if (rc != P11E_OK)
+		return rc;
+	rv = ck(tok, tok->module->C_OpenSession(tok->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION,
+						NULL, NULL, &tok->session));
+	if (rv != CKR_OK)
+		return p11e_err_set(err, P11E_ETOKEN, "cannot open a session on token %s: %s",
+				    tok->desc, p11_kit_strerror(rv));
+	tok->has_session = true;
+	return login(tok, tok->uri, err);
+}
+
+/* After an operation: when it failed because the session was lost, the
+ * token is opened and logged in again, once per operation (a PIN the token
+ * refused is never tried again: that is not a lost session), and true
+ * asks the caller to run the operation again. */
+static bool retry_lost(struct p11e_token *tok, p11e_status *rc, int *attempts, const char *what,
+		       struct p11e_err *err)
+{
+	CK_RV why = tok->lost_rv;
+	struct p11e_err reopen = { 0 };
+	char first[sizeof(err->msg)];
+
+	tok->lost_rv = 0;
+	if (*rc == P11E_OK || !why)
+		return false;
+	snprintf(first, sizeof(first), "%s", err->msg);
+	p11e_err_clear(err);
+	if ((*attempts)++ > 0) {
+		*rc = p11e_err_set(err, P11E_ETOKEN,
+				   "token %s: %s failed again after the session was re-opened "
+				   "and logged in again (%s): %s",
+				   tok->desc, what, p11_kit_strerror(why), first);
+		return false;
+	}
+	p11e_warn("token %s: the session was lost while %s (%s); opening it again", tok->desc,
+		  what, p11_kit_strerror(why));
+	if (open_once(tok, &reopen) != P11E_OK) {
+		*rc = p11e_err_set(err, P11E_ETOKEN,
+				   "the session to token %s was lost while %s (%s) and opening it "
+				   "again failed: %s",
+				   tok->desc, what, p11_kit_strerror(why), reopen.msg);
+		tok->lost_rv = 0;
+		return false;
+	}
+	return true;
+}
+
+/* A module that talks to its HSM over a socket (p11-kit-client.so) writes
+ * to a dead connection when the server goes away, and SIGPIPE would end
+ * p11enroll before the module can answer CKR_DEVICE_ERROR. Ignored while
+ * a token is open only, so that hooks start with the usual disposition. */
+static int sigpipe_users;
+static struct sigaction sigpipe_saved;
+
+static void sigpipe_ignore(void)
+{
+	struct sigaction ign;
+
+	if (sigpipe_users++ > 0)
+		return;
+	memset(&ign, 0, sizeof(ign));
+	ign.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &ign, &sigpipe_saved);
+}
+
+static void sigpipe_restore(void)
+{
+	if (sigpipe_users > 0 && --sigpipe_users == 0)
+		sigaction(SIGPIPE, &sigpipe_saved, NULL);
+}
+
 p11e_status p11e_token_open(const struct p11e_uri *uri, struct p11e_token **out,
 			    struct p11e_err *err)
 {
 	struct p11e_token *tok = calloc(1, sizeof(*tok));
 	p11e_status rc;
-	CK_RV rv;
+	int attempts = 0;
 
 	*out = NULL;
 	if (!tok)
 		return p11e_err_set(err, P11E_EFAIL, "out of memory");
-	rc = load_modules(tok, uri, err);
+	tok->uri = uri;
+	sigpipe_ignore();
+	rc = open_once(tok, err);
+	/* retry_lost's own re-open is the one retry here. */
+	if (retry_lost(tok, &rc, &attempts, "opening the session and logging in", err))
+		rc = P11E_OK;
 	if (rc != P11E_OK)
 		goto out;
-	rc = find_token(tok, uri, err);
-	if (rc != P11E_OK)
-		goto out;
-	rv = tok->module->C_OpenSession(tok->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL,
-					&tok->session);
-	if (rv != CKR_OK) {
-		rc = p11e_err_set(err, P11E_ETOKEN, "cannot open a session on token %s: %s",
-				  tok->desc, p11_kit_strerror(rv));
-		goto out;
-	}
-	tok->has_session = true;
-	rc = login(tok, uri, err);
-	if (rc != P11E_OK)
-		goto out;
-	p11e_debug("token %s: logged in", tok->desc);
+	p11e_debug("token %s: %s", tok->desc, tok->logged_in ? "logged in" : "no login needed");
 	*out = tok;
 	tok = NULL;
 out:
@@ -296,17 +508,9 @@ void p11e_token_close(struct p11e_token *tok)
 {
 	if (!tok)
 		return;
-	if (tok->has_session) {
-		tok->module->C_Logout(tok->session);
-		tok->module->C_CloseSession(tok->session);
-	}
-	if (tok->single) {
-		p11_kit_module_finalize(tok->modules[0]);
-		p11_kit_module_release(tok->modules[0]);
-		free(tok->modules);
-	} else if (tok->modules) {
-		p11_kit_modules_finalize_and_release(tok->modules);
-	}
+	drop(tok);
+	if (tok->uri)
+		sigpipe_restore();
 	free(tok);
 }
 
@@ -315,7 +519,7 @@ void p11e_token_close(struct p11e_token *tok)
 static bool mech_ok(struct p11e_token *tok, CK_MECHANISM_TYPE type, CK_FLAGS need, unsigned bits,
 		    CK_MECHANISM_INFO *mi)
 {
-	if (tok->module->C_GetMechanismInfo(tok->slot, type, mi) != CKR_OK)
+	if (ck(tok, tok->module->C_GetMechanismInfo(tok->slot, type, mi)) != CKR_OK)
 		return false;
 	if ((mi->flags & need) != need)
 		return false;
@@ -325,19 +529,32 @@ static bool mech_ok(struct p11e_token *tok, CK_MECHANISM_TYPE type, CK_FLAGS nee
 	return true;
 }
 
+/* The hash-and-sign mechanism for the spec's digest. */
+static CK_MECHANISM_TYPE hash_and_sign(const struct p11e_key_spec *spec)
+{
+	bool sha384 = strcmp(spec->digest, "SHA384") == 0;
+
+	if (spec->alg == P11E_ALG_RSA)
+		return sha384 ? CKM_SHA384_RSA_PKCS : CKM_SHA256_RSA_PKCS;
+	return sha384 ? CKM_ECDSA_SHA384 : CKM_ECDSA_SHA256;
+}
+
+/* Key-pair generation, and signing by either the raw mechanism (we hash)
+ * or the hash-and-sign one (the token hashes): some tokens have only one. */
 static bool spec_supported(struct p11e_token *tok, const struct p11e_key_spec *spec)
 {
 	CK_MECHANISM_INFO mi;
+	bool rsa = spec->alg == P11E_ALG_RSA;
 
-	if (spec->alg == P11E_ALG_RSA)
-		return mech_ok(tok, CKM_RSA_PKCS_KEY_PAIR_GEN, CKF_GENERATE_KEY_PAIR, spec->bits, &mi) &&
-		       mech_ok(tok, CKM_RSA_PKCS, CKF_SIGN, spec->bits, &mi);
-	return mech_ok(tok, CKM_EC_KEY_PAIR_GEN, CKF_GENERATE_KEY_PAIR, spec->bits, &mi) &&
-	       mech_ok(tok, CKM_ECDSA, CKF_SIGN, spec->bits, &mi);
+	if (!mech_ok(tok, rsa ? CKM_RSA_PKCS_KEY_PAIR_GEN : CKM_EC_KEY_PAIR_GEN,
+		     CKF_GENERATE_KEY_PAIR, spec->bits, &mi))
+		return false;
+	return mech_ok(tok, rsa ? CKM_RSA_PKCS : CKM_ECDSA, CKF_SIGN, spec->bits, &mi) ||
+	       mech_ok(tok, hash_and_sign(spec), CKF_SIGN, spec->bits, &mi);
 }
 
-p11e_status p11e_token_supports(struct p11e_token *tok, const struct p11e_key_spec *spec,
-				struct p11e_err *err)
+static p11e_status supports_once(struct p11e_token *tok, const struct p11e_key_spec *spec,
+				 struct p11e_err *err)
 {
 	static const char *const all[] = { "rsa-2048", "rsa-3072", "rsa-4096", "ec-p256", "ec-p384" };
 	char can[128] = "";
@@ -346,6 +563,10 @@ p11e_status p11e_token_supports(struct p11e_token *tok, const struct p11e_key_sp
 
 	if (spec_supported(tok, spec))
 		return P11E_OK;
+	/* Not "cannot": the token did not answer. */
+	if (tok->lost_rv)
+		return p11e_err_set(err, P11E_ETOKEN, "cannot ask token %s for its mechanisms: %s",
+				    tok->desc, p11_kit_strerror(tok->lost_rv));
 	for (size_t i = 0; i < 5; i++) {
 		const struct p11e_key_spec *other;
 		struct p11e_err ignore = { 0 };
@@ -372,6 +593,18 @@ p11e_status p11e_token_supports(struct p11e_token *tok, const struct p11e_key_sp
 			    tok->desc, spec->name, range, *can ? can : "none");
 }
 
+p11e_status p11e_token_supports(struct p11e_token *tok, const struct p11e_key_spec *spec,
+				struct p11e_err *err)
+{
+	int attempts = 0;
+	p11e_status rc;
+
+	do
+		rc = supports_once(tok, spec, err);
+	while (retry_lost(tok, &rc, &attempts, "asking for its mechanisms", err));
+	return rc;
+}
+
 /* ---- objects --------------------------------------------------------------- */
 
 /* Reads one attribute; *value is malloc'd (NULL for an empty value). */
@@ -383,7 +616,7 @@ static CK_RV get_attr(struct p11e_token *tok, CK_OBJECT_HANDLE obj, CK_ATTRIBUTE
 
 	*value = NULL;
 	*len = 0;
-	rv = tok->module->C_GetAttributeValue(tok->session, obj, &a, 1);
+	rv = ck(tok, tok->module->C_GetAttributeValue(tok->session, obj, &a, 1));
 	if (rv != CKR_OK)
 		return rv;
 	if (a.ulValueLen == CK_UNAVAILABLE_INFORMATION)
@@ -393,7 +626,7 @@ static CK_RV get_attr(struct p11e_token *tok, CK_OBJECT_HANDLE obj, CK_ATTRIBUTE
 	a.pValue = malloc(a.ulValueLen);
 	if (!a.pValue)
 		return CKR_HOST_MEMORY;
-	rv = tok->module->C_GetAttributeValue(tok->session, obj, &a, 1);
+	rv = ck(tok, tok->module->C_GetAttributeValue(tok->session, obj, &a, 1));
 	if (rv != CKR_OK) {
 		free(a.pValue);
 		return rv;
@@ -408,20 +641,20 @@ static bool get_bool(struct p11e_token *tok, CK_OBJECT_HANDLE obj, CK_ATTRIBUTE_
 	CK_BBOOL v = CK_FALSE;
 	CK_ATTRIBUTE a = { type, &v, sizeof(v) };
 
-	return tok->module->C_GetAttributeValue(tok->session, obj, &a, 1) == CKR_OK && v == CK_TRUE;
+	return ck(tok, tok->module->C_GetAttributeValue(tok->session, obj, &a, 1)) == CKR_OK && v == CK_TRUE;
 }
 
 /* Up to `max` handles of objects matching the template. */
 static CK_RV find_objects(struct p11e_token *tok, CK_ATTRIBUTE *tmpl, CK_ULONG n_tmpl,
 			  CK_OBJECT_HANDLE *found, CK_ULONG max, CK_ULONG *n_found)
 {
-	CK_RV rv = tok->module->C_FindObjectsInit(tok->session, tmpl, n_tmpl);
+	CK_RV rv = ck(tok, tok->module->C_FindObjectsInit(tok->session, tmpl, n_tmpl));
 
 	*n_found = 0;
 	if (rv != CKR_OK)
 		return rv;
-	rv = tok->module->C_FindObjects(tok->session, found, max, n_found);
-	tok->module->C_FindObjectsFinal(tok->session);
+	rv = ck(tok, tok->module->C_FindObjects(tok->session, found, max, n_found));
+	ck(tok, tok->module->C_FindObjectsFinal(tok->session));
 	return rv;
 }
 
@@ -527,6 +760,7 @@ static p11e_status load_key(struct p11e_token *tok, CK_OBJECT_HANDLE priv, struc
 
 	key->priv = priv;
 	key->pub = CK_INVALID_HANDLE;
+	key->generation = tok->generation;
 	if (get_attr(tok, priv, CKA_ID, &value, &len) == CKR_OK && len <= sizeof(key->id)) {
 		memcpy(key->id, value, len);
 		key->id_len = len;
@@ -542,7 +776,7 @@ static p11e_status load_key(struct p11e_token *tok, CK_OBJECT_HANDLE priv, struc
 	key->extractable = get_bool(tok, priv, CKA_EXTRACTABLE);
 	key->never_extractable = get_bool(tok, priv, CKA_NEVER_EXTRACTABLE);
 	key->local = get_bool(tok, priv, CKA_LOCAL);
-	if (tok->module->C_GetAttributeValue(tok->session, priv, &type_attr, 1) != CKR_OK)
+	if (ck(tok, tok->module->C_GetAttributeValue(tok->session, priv, &type_attr, 1)) != CKR_OK)
 		return p11e_err_set(err, P11E_ETOKEN, "cannot read the key type of '%s'", key->label);
 	tmpl[1].pValue = key->id;
 	tmpl[1].ulValueLen = key->id_len;
@@ -561,6 +795,9 @@ static p11e_status load_key(struct p11e_token *tok, CK_OBJECT_HANDLE priv, struc
 				    "the policy does not allow (allowed: %s)",
 				    key->label, tok->desc, (unsigned long)key_type,
 				    p11e_policy_allowed());
+	if (tok->lost_rv)
+		return p11e_err_set(err, P11E_ETOKEN, "cannot read the key '%s' on token %s: %s",
+				    key->label, tok->desc, p11_kit_strerror(tok->lost_rv));
 	if (!key->pub_pkey)
 		return p11e_err_set(err, P11E_ETOKEN,
 				    "cannot read the public key of '%s' on token %s (no public key "
@@ -569,9 +806,9 @@ static p11e_status load_key(struct p11e_token *tok, CK_OBJECT_HANDLE priv, struc
 	return p11e_policy_classify(key->pub_pkey, &key->spec, err);
 }
 
-p11e_status p11e_token_find_key(struct p11e_token *tok, const char *label, const unsigned char *id,
-				size_t id_len, struct p11e_key *key, bool *found,
-				struct p11e_err *err)
+static p11e_status find_key_once(struct p11e_token *tok, const char *label,
+				 const unsigned char *id, size_t id_len, struct p11e_key *key,
+				 bool *found, struct p11e_err *err)
 {
 	CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
 	CK_ATTRIBUTE tmpl[3] = { { CKA_CLASS, &cls, sizeof(cls) } };
@@ -606,17 +843,56 @@ p11e_status p11e_token_find_key(struct p11e_token *tok, const char *label, const
 	return P11E_OK;
 }
 
+p11e_status p11e_token_find_key(struct p11e_token *tok, const char *label, const unsigned char *id,
+				size_t id_len, struct p11e_key *key, bool *found,
+				struct p11e_err *err)
+{
+	int attempts = 0;
+	p11e_status rc;
+
+	do
+		rc = find_key_once(tok, label, id, id_len, key, found, err);
+	while (retry_lost(tok, &rc, &attempts, "looking up the key", err));
+	return rc;
+}
+
 void p11e_key_clear(struct p11e_key *key)
 {
 	EVP_PKEY_free(key->pub_pkey);
 	memset(key, 0, sizeof(*key));
 }
 
-p11e_status p11e_token_generate(struct p11e_token *tok, const struct p11e_key_spec *spec,
-				const char *label, const unsigned char *id, size_t id_len,
-				struct p11e_key *key, struct p11e_err *err)
+/* What a key made by us must show: SENSITIVE and not EXTRACTABLE (it
+ * cannot leave now), ALWAYS_SENSITIVE and NEVER_EXTRACTABLE (it never
+ * could). CKA_LOCAL is not insisted on: NSS softokn reports it false for
+ * the pair it has just made, and that we made it is known without asking
+ * (docs/tokens.md). */
+static p11e_status check_generated(struct p11e_token *tok, const struct p11e_key_spec *spec,
+				   const struct p11e_key *key, struct p11e_err *err)
 {
-	unsigned char random_id[16], *ec_params = NULL;
+	if (!(key->sensitive && key->always_sensitive && !key->extractable &&
+	      key->never_extractable))
+		return p11e_err_set(err, P11E_ETOKEN,
+				    "token %s generated a key that is not protected as asked "
+				    "(CKA_SENSITIVE=%d CKA_ALWAYS_SENSITIVE=%d CKA_EXTRACTABLE=%d "
+				    "CKA_NEVER_EXTRACTABLE=%d); it was destroyed",
+				    tok->desc, key->sensitive, key->always_sensitive, key->extractable,
+				    key->never_extractable);
+	if (key->spec != spec)
+		return p11e_err_set(err, P11E_ETOKEN,
+				    "token %s generated a %s key when %s was asked; it was destroyed",
+				    tok->desc, key->spec ? key->spec->name : "different", spec->name);
+	if (!key->local)
+		p11e_debug("token %s reports CKA_LOCAL=false for the key it has just generated",
+			   tok->desc);
+	return P11E_OK;
+}
+
+static p11e_status generate_once(struct p11e_token *tok, const struct p11e_key_spec *spec,
+				 const char *label, const unsigned char *id, size_t id_len,
+				 struct p11e_key *key, struct p11e_err *err)
+{
+	unsigned char *ec_params = NULL;
 	CK_ULONG bits = spec->bits;
 	CK_BYTE exponent[] = { 0x01, 0x00, 0x01 };
 	CK_MECHANISM mech = { spec->alg == P11E_ALG_RSA ? CKM_RSA_PKCS_KEY_PAIR_GEN
@@ -630,15 +906,6 @@ p11e_status p11e_token_generate(struct p11e_token *tok, const struct p11e_key_sp
 	CK_RV rv;
 
 	memset(key, 0, sizeof(*key));
-	rc = p11e_token_supports(tok, spec, err);
-	if (rc != P11E_OK)
-		return rc;
-	if (!id || !id_len) {
-		if (RAND_bytes(random_id, sizeof(random_id)) != 1)
-			return p11e_err_set(err, P11E_EFAIL, "no randomness for the key id");
-		id = random_id;
-		id_len = sizeof(random_id);
-	}
 	/* No CKA_VERIFY/CKA_ENCRYPT on the public half: tpm2-pkcs11 maps them
 	 * onto the one TPM key's attributes (VERIFY = decrypt, ENCRYPT = sign),
 	 * so VERIFY=true would contradict DECRYPT=false below and ENCRYPT=false
@@ -668,33 +935,68 @@ p11e_status p11e_token_generate(struct p11e_token *tok, const struct p11e_key_sp
 	priv_tmpl[n_priv++] = (CK_ATTRIBUTE){ CKA_DERIVE, &ck_false, sizeof(ck_false) };
 	priv_tmpl[n_priv++] = (CK_ATTRIBUTE){ CKA_LABEL, (void *)label, strlen(label) };
 	priv_tmpl[n_priv++] = (CK_ATTRIBUTE){ CKA_ID, (void *)id, id_len };
-	rv = tok->module->C_GenerateKeyPair(tok->session, &mech, pub_tmpl, n_pub, priv_tmpl, n_priv,
-					    &pub, &priv);
+	rv = ck(tok, tok->module->C_GenerateKeyPair(tok->session, &mech, pub_tmpl, n_pub, priv_tmpl, n_priv,
+					    &pub, &priv));
 	OPENSSL_free(ec_params);
 	if (rv != CKR_OK)
 		return p11e_err_set(err, P11E_ETOKEN, "token %s refused to generate a %s key: %s",
 				    tok->desc, spec->name, p11_kit_strerror(rv));
 	rc = load_key(tok, priv, key, err);
-	if (rc == P11E_OK && !(key->sensitive && key->always_sensitive && !key->extractable &&
-			       key->never_extractable && key->local))
-		rc = p11e_err_set(err, P11E_ETOKEN,
-				  "token %s generated a key that is not protected as asked "
-				  "(sensitive=%d always_sensitive=%d extractable=%d "
-				  "never_extractable=%d local=%d); it was destroyed",
-				  tok->desc, key->sensitive, key->always_sensitive, key->extractable,
-				  key->never_extractable, key->local);
-	if (rc == P11E_OK && key->spec != spec)
-		rc = p11e_err_set(err, P11E_ETOKEN,
-				  "token %s generated a %s key when %s was asked; it was destroyed",
-				  tok->desc, key->spec ? key->spec->name : "different", spec->name);
-	if (rc != P11E_OK) {
+	if (rc == P11E_OK)
+		rc = check_generated(tok, spec, key, err);
+	if (rc != P11E_OK && tok->lost_rv) {
+		/* Read back over a lost session: the retry finds it by id. */
+		p11e_key_clear(key);
+	} else if (rc != P11E_OK) {
 		/* Nothing half-made stays on the token. */
-		tok->module->C_DestroyObject(tok->session, priv);
+		ck(tok, tok->module->C_DestroyObject(tok->session, priv));
 		if (pub != CK_INVALID_HANDLE)
-			tok->module->C_DestroyObject(tok->session, pub);
+			ck(tok, tok->module->C_DestroyObject(tok->session, pub));
 		p11e_key_clear(key);
 	}
 	return rc;
+}
+
+p11e_status p11e_token_generate(struct p11e_token *tok, const struct p11e_key_spec *spec,
+				const char *label, const unsigned char *id, size_t id_len,
+				struct p11e_key *key, struct p11e_err *err)
+{
+	unsigned char random_id[16];
+	bool found = false;
+	int attempts = 0;
+	p11e_status rc;
+
+	memset(key, 0, sizeof(*key));
+	rc = p11e_token_supports(tok, spec, err);
+	if (rc != P11E_OK)
+		return rc;
+	if (!id || !id_len) {
+		if (RAND_bytes(random_id, sizeof(random_id)) != 1)
+			return p11e_err_set(err, P11E_EFAIL, "no randomness for the key id");
+		id = random_id;
+		id_len = sizeof(random_id);
+	}
+	for (;;) {
+		/* After a lost session the pair may have been made all the same:
+		 * look for its id first, so that there is never a second one. */
+		if (attempts > 0) {
+			rc = find_key_once(tok, NULL, id, id_len, key, &found, err);
+			if (rc == P11E_OK && found)
+				rc = check_generated(tok, spec, key, err);
+			if (rc != P11E_OK && found) {
+				ck(tok, tok->module->C_DestroyObject(tok->session, key->priv));
+				if (key->pub != CK_INVALID_HANDLE)
+					ck(tok, tok->module->C_DestroyObject(tok->session,
+									     key->pub));
+				p11e_key_clear(key);
+			}
+		}
+		if (rc == P11E_OK && !found)
+			rc = generate_once(tok, spec, label, id, id_len, key, err);
+		if (!retry_lost(tok, &rc, &attempts, "generating the key pair", err))
+			return rc;
+		rc = P11E_OK;
+	}
 }
 
 static CK_RV destroy_matching(struct p11e_token *tok, CK_ATTRIBUTE *tmpl, CK_ULONG n_tmpl,
@@ -706,7 +1008,7 @@ static CK_RV destroy_matching(struct p11e_token *tok, CK_ATTRIBUTE *tmpl, CK_ULO
 
 	for (CK_ULONG i = 0; rv == CKR_OK && i < n; i++)
 		if (objs[i] != keep)
-			rv = tok->module->C_DestroyObject(tok->session, objs[i]);
+			rv = ck(tok, tok->module->C_DestroyObject(tok->session, objs[i]));
 	return rv;
 }
 
@@ -714,16 +1016,22 @@ p11e_status p11e_token_destroy_key(struct p11e_token *tok, struct p11e_key *key,
 				   struct p11e_err *err)
 {
 	CK_ATTRIBUTE tmpl[1] = { { CKA_ID, key->id, key->id_len } };
+	p11e_status rc;
+	int attempts = 0;
 	CK_RV rv;
 
 	if (!key->id_len)
 		return p11e_err_set(err, P11E_ETOKEN, "refusing to destroy a key without CKA_ID");
-	rv = destroy_matching(tok, tmpl, 1, CK_INVALID_HANDLE);
-	if (rv != CKR_OK)
-		return p11e_err_set(err, P11E_ETOKEN, "cannot remove key '%s' from token %s: %s",
-				    key->label, tok->desc, p11_kit_strerror(rv));
-	p11e_key_clear(key);
-	return P11E_OK;
+	do {
+		rc = P11E_OK;
+		rv = destroy_matching(tok, tmpl, 1, CK_INVALID_HANDLE);
+		if (rv != CKR_OK)
+			rc = p11e_err_set(err, P11E_ETOKEN, "cannot remove key '%s' from token %s: %s",
+					  key->label, tok->desc, p11_kit_strerror(rv));
+	} while (retry_lost(tok, &rc, &attempts, "removing a key", err));
+	if (rc == P11E_OK)
+		p11e_key_clear(key);
+	return rc;
 }
 
 /* ---- signing --------------------------------------------------------------- */
@@ -741,102 +1049,145 @@ static const unsigned char sha384_info[] = { 0x30, 0x41, 0x30, 0x0d, 0x06, 0x09,
 					     0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
 					     0x02, 0x05, 0x00, 0x04, 0x30 };
 
+/* Object handles belong to a session generation: after a re-open the
+ * private key is looked up again by its CKA_ID. */
+static CK_RV fresh_handle(struct p11e_token *tok, struct p11e_key *key)
+{
+	CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
+	CK_ATTRIBUTE tmpl[2] = { { CKA_CLASS, &cls, sizeof(cls) },
+				 { CKA_ID, key->id, key->id_len } };
+	CK_OBJECT_HANDLE obj;
+	CK_ULONG n = 0;
+	CK_RV rv;
+
+	if (key->generation == tok->generation)
+		return CKR_OK;
+	rv = find_objects(tok, tmpl, 2, &obj, 1, &n);
+	if (rv != CKR_OK)
+		return rv;
+	if (n != 1)
+		return CKR_KEY_HANDLE_INVALID;
+	key->priv = obj;
+	key->generation = tok->generation;
+	return CKR_OK;
+}
+
+/* C_Sign with the size asked first: no guessing how long a signature is. */
+static CK_RV sign_raw(struct p11e_token *tok, struct p11e_key *key, CK_MECHANISM_TYPE type,
+		      const unsigned char *in, size_t in_len, unsigned char **out,
+		      CK_ULONG *out_len)
+{
+	CK_MECHANISM mech = { type, NULL, 0 };
+	CK_RV rv = fresh_handle(tok, key);
+
+	*out = NULL;
+	*out_len = 0;
+	if (rv == CKR_OK)
+		rv = ck(tok, tok->module->C_SignInit(tok->session, &mech, key->priv));
+	if (rv == CKR_OK)
+		rv = ck(tok, tok->module->C_Sign(tok->session, (CK_BYTE_PTR)in, in_len, NULL,
+						 out_len));
+	if (rv == CKR_OK && (*out_len == 0 || *out_len > 4096))
+		rv = CKR_GENERAL_ERROR;
+	if (rv == CKR_OK) {
+		*out = OPENSSL_malloc(*out_len);
+		if (!*out)
+			return CKR_HOST_MEMORY;
+		rv = ck(tok, tok->module->C_Sign(tok->session, (CK_BYTE_PTR)in, in_len, *out,
+						 out_len));
+	}
+	if (rv != CKR_OK) {
+		OPENSSL_free(*out);
+		*out = NULL;
+	}
+	return rv;
+}
+
+/* PKCS#11 gives ECDSA as r||s; X.509 wants ECDSA-Sig-Value. */
+static bool ecdsa_to_der(const unsigned char *raw, size_t raw_len, unsigned char **der,
+			 size_t *der_len)
+{
+	ECDSA_SIG *ecdsa = ECDSA_SIG_new();
+	BIGNUM *r = BN_bin2bn(raw, (int)(raw_len / 2), NULL);
+	BIGNUM *s = BN_bin2bn(raw + raw_len / 2, (int)(raw_len / 2), NULL);
+	bool ok = false;
+	int len;
+
+	*der = NULL;
+	if (ecdsa && r && s && raw_len && !(raw_len % 2) && ECDSA_SIG_set0(ecdsa, r, s)) {
+		r = s = NULL;
+		len = i2d_ECDSA_SIG(ecdsa, der);
+		ok = len > 0;
+		*der_len = ok ? (size_t)len : 0;
+	}
+	BN_free(r);
+	BN_free(s);
+	ECDSA_SIG_free(ecdsa);
+	return ok;
+}
+
+/* One signature with `type` over `in`, in X.509 encoding, re-opening a
+ * lost session once. */
+static p11e_status sign_with(struct token_signer *ts, CK_MECHANISM_TYPE type,
+			     const unsigned char *in, size_t in_len, unsigned char **sig,
+			     size_t *sig_len, struct p11e_err *err)
+{
+	struct p11e_token *tok = ts->tok;
+	unsigned char *raw = NULL;
+	CK_ULONG raw_len = 0;
+	p11e_status rc;
+	int attempts = 0;
+	CK_RV rv;
+
+	do {
+		rc = P11E_OK;
+		rv = sign_raw(tok, ts->key, type, in, in_len, &raw, &raw_len);
+		if (rv != CKR_OK)
+			rc = p11e_err_set(err, P11E_ETOKEN, "token %s could not sign with '%s': %s",
+					  tok->desc, ts->key->label, p11_kit_strerror(rv));
+	} while (retry_lost(tok, &rc, &attempts, "signing", err));
+	if (rc != P11E_OK)
+		return rc;
+	if (ts->key->spec->alg == P11E_ALG_RSA) {
+		*sig = raw;
+		*sig_len = raw_len;
+		return P11E_OK;
+	}
+	if (!ecdsa_to_der(raw, raw_len, sig, sig_len))
+		rc = p11e_err_set(err, P11E_ETOKEN, "token %s returned a malformed ECDSA signature",
+				  tok->desc);
+	OPENSSL_free(raw);
+	return rc;
+}
+
+/* The digest is ours: CKM_RSA_PKCS over a DigestInfo, or CKM_ECDSA. */
 static p11e_status token_sign(void *ctx, const unsigned char *digest, size_t digest_len,
 			      unsigned char **sig, size_t *sig_len, struct p11e_err *err)
 {
 	struct token_signer *ts = ctx;
-	struct p11e_token *tok = ts->tok;
-	unsigned char input[sizeof(sha384_info) + 64], raw[1024];
-	CK_ULONG input_len = 0, raw_len = sizeof(raw);
-	CK_MECHANISM mech = { CKM_ECDSA, NULL, 0 };
-	ECDSA_SIG *ecdsa = NULL;
-	BIGNUM *r = NULL, *s = NULL;
-	p11e_status rc = P11E_OK;
-	unsigned char *der = NULL;
-	int der_len;
-	CK_RV rv;
+	unsigned char input[sizeof(sha384_info) + 64];
+	size_t input_len = digest_len;
 
 	if (digest_len > 64)
 		return p11e_err_set(err, P11E_EFAIL, "digest too long");
 	if (ts->key->spec->alg == P11E_ALG_RSA) {
 		const unsigned char *info = digest_len == 48 ? sha384_info : sha256_info;
 
-		mech.mechanism = CKM_RSA_PKCS;
 		memcpy(input, info, sizeof(sha256_info));
 		memcpy(input + sizeof(sha256_info), digest, digest_len);
 		input_len = sizeof(sha256_info) + digest_len;
-	} else {
-		memcpy(input, digest, digest_len);
-		input_len = digest_len;
+		return sign_with(ts, CKM_RSA_PKCS, input, input_len, sig, sig_len, err);
 	}
-	rv = tok->module->C_SignInit(tok->session, &mech, ts->key->priv);
-	if (rv == CKR_OK)
-		rv = tok->module->C_Sign(tok->session, input, input_len, raw, &raw_len);
-	if (rv != CKR_OK)
-		return p11e_err_set(err, P11E_ETOKEN, "token %s could not sign with '%s': %s",
-				    tok->desc, ts->key->label, p11_kit_strerror(rv));
-	if (ts->key->spec->alg == P11E_ALG_RSA) {
-		*sig = OPENSSL_memdup(raw, raw_len);
-		*sig_len = raw_len;
-		return *sig ? P11E_OK : p11e_err_set(err, P11E_EFAIL, "out of memory");
-	}
-	/* PKCS#11 gives r||s; X.509 wants ECDSA-Sig-Value. */
-	ecdsa = ECDSA_SIG_new();
-	r = BN_bin2bn(raw, (int)(raw_len / 2), NULL);
-	s = BN_bin2bn(raw + raw_len / 2, (int)(raw_len / 2), NULL);
-	if (!ecdsa || !r || !s || (raw_len % 2) || !ECDSA_SIG_set0(ecdsa, r, s)) {
-		rc = p11e_err_set(err, P11E_ETOKEN, "token %s returned a malformed ECDSA signature",
-				  tok->desc);
-		goto out;
-	}
-	r = s = NULL;
-	der_len = i2d_ECDSA_SIG(ecdsa, &der);
-	if (der_len <= 0) {
-		rc = p11e_err_set(err, P11E_EFAIL, "cannot encode the ECDSA signature");
-		goto out;
-	}
-	*sig = der;
-	*sig_len = (size_t)der_len;
-out:
-	BN_free(r);
-	BN_free(s);
-	ECDSA_SIG_free(ecdsa);
-	return rc;
+	return sign_with(ts, CKM_ECDSA, digest, digest_len, sig, sig_len, err);
 }
 
-/* PKCS#1 v1.5 over the data, hashed by the token (RSA only). */
+/* The token hashes: CKM_SHA256_RSA_PKCS, CKM_ECDSA_SHA384, ... */
 static p11e_status token_sign_data(void *ctx, const unsigned char *data, size_t data_len,
 				   unsigned char **sig, size_t *sig_len, struct p11e_err *err)
 {
 	struct token_signer *ts = ctx;
-	struct p11e_token *tok = ts->tok;
-	CK_MECHANISM mech = { strcmp(ts->key->spec->digest, "SHA384") == 0 ? CKM_SHA384_RSA_PKCS
-									   : CKM_SHA256_RSA_PKCS,
-			      NULL, 0 };
-	CK_ULONG len = 0;
-	CK_RV rv;
 
-	*sig = NULL;
-	rv = tok->module->C_SignInit(tok->session, &mech, ts->key->priv);
-	/* Size first: an RSA-3072 signature is 384 bytes, and no guessing. */
-	if (rv == CKR_OK)
-		rv = tok->module->C_Sign(tok->session, (CK_BYTE_PTR)data, data_len, NULL, &len);
-	if (rv == CKR_OK && (len == 0 || len > 4096))
-		rv = CKR_GENERAL_ERROR;
-	if (rv == CKR_OK) {
-		*sig = OPENSSL_malloc(len);
-		if (!*sig)
-			return p11e_err_set(err, P11E_EFAIL, "out of memory");
-		rv = tok->module->C_Sign(tok->session, (CK_BYTE_PTR)data, data_len, *sig, &len);
-	}
-	if (rv != CKR_OK) {
-		OPENSSL_free(*sig);
-		*sig = NULL;
-		return p11e_err_set(err, P11E_ETOKEN, "token %s could not sign with '%s': %s",
-				    tok->desc, ts->key->label, p11_kit_strerror(rv));
-	}
-	*sig_len = len;
-	return P11E_OK;
+	return sign_with(ts, hash_and_sign(ts->key->spec), data, data_len, sig, sig_len, err);
 }
 
 void p11e_token_signer(struct p11e_token *tok, struct p11e_key *key, struct p11e_signer *signer)
@@ -844,6 +1195,7 @@ void p11e_token_signer(struct p11e_token *tok, struct p11e_key *key, struct p11e
 	/* One signer per token handle is all any command needs. */
 	static struct token_signer ts;
 	CK_MECHANISM_INFO mi;
+	bool hashing = mech_ok(tok, hash_and_sign(key->spec), CKF_SIGN, key->spec->bits, &mi);
 
 	ts.tok = tok;
 	ts.key = key;
@@ -854,12 +1206,11 @@ void p11e_token_signer(struct p11e_token *tok, struct p11e_key *key, struct p11e
 	signer->ctx = &ts;
 	/* RSA: let the token hash when it can, since some tokens (tpm2-pkcs11)
 	 * implement CKM_RSA_PKCS on a digest as a decryption, which our
-	 * sign-only keys are not allowed to do. */
-	if (key->spec->alg == P11E_ALG_RSA &&
-	    mech_ok(tok,
-		    strcmp(key->spec->digest, "SHA384") == 0 ? CKM_SHA384_RSA_PKCS
-							     : CKM_SHA256_RSA_PKCS,
-		    CKF_SIGN, key->spec->bits, &mi))
+	 * sign-only keys are not allowed to do. EC: raw CKM_ECDSA where there
+	 * is one (SoftHSM2 has no CKM_ECDSA_SHA256), else the hashing one. */
+	if (key->spec->alg == P11E_ALG_RSA ? hashing
+					   : hashing && !mech_ok(tok, CKM_ECDSA, CKF_SIGN,
+								 key->spec->bits, &mi))
 		signer->sign_data = token_sign_data;
 }
 
@@ -893,10 +1244,11 @@ static CK_RV create_cert(struct p11e_token *tok, X509 *cert, const char *label,
 	CK_RV rv = CKR_HOST_MEMORY;
 
 	if (value_len > 0 && subject_len > 0 && issuer_len > 0 && serial_len > 0) {
-		rv = tok->module->C_CreateObject(tok->session, tmpl, n, handle);
+		rv = ck(tok, tok->module->C_CreateObject(tok->session, tmpl, n, handle));
 		/* CKA_CERTIFICATE_CATEGORY is v2.20+; older tokens refuse it. */
-		if (rv == CKR_ATTRIBUTE_TYPE_INVALID)
-			rv = tok->module->C_CreateObject(tok->session, tmpl, n - 1, handle);
+		if (rv == CKR_ATTRIBUTE_TYPE_INVALID || rv == CKR_ATTRIBUTE_VALUE_INVALID ||
+		    rv == CKR_TEMPLATE_INCONSISTENT)
+			rv = ck(tok, tok->module->C_CreateObject(tok->session, tmpl, n - 1, handle));
 	}
 	OPENSSL_free(value);
 	OPENSSL_free(subject);
@@ -920,8 +1272,8 @@ static bool cert_present(struct p11e_token *tok, X509 *cert)
 	return n > 0;
 }
 
-p11e_status p11e_token_store_chain(struct p11e_token *tok, const struct p11e_key *key, X509 *leaf,
-				   STACK_OF(X509) *cas, struct p11e_err *err)
+static p11e_status store_chain_once(struct p11e_token *tok, const struct p11e_key *key, X509 *leaf,
+				    STACK_OF(X509) *cas, struct p11e_err *err)
 {
 	CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
 	CK_ATTRIBUTE old[2] = { { CKA_CLASS, &cls, sizeof(cls) },
@@ -974,6 +1326,19 @@ p11e_status p11e_token_store_chain(struct p11e_token *tok, const struct p11e_key
 				    "from token %s: %s",
 				    tok->desc, p11_kit_strerror(rv));
 	return P11E_OK;
+}
+
+p11e_status p11e_token_store_chain(struct p11e_token *tok, const struct p11e_key *key, X509 *leaf,
+				   STACK_OF(X509) *cas, struct p11e_err *err)
+{
+	int attempts = 0;
+	p11e_status rc;
+
+	/* Idempotent (objects already there are kept), so safe to run again. */
+	do
+		rc = store_chain_once(tok, key, leaf, cas, err);
+	while (retry_lost(tok, &rc, &attempts, "storing the certificate objects", err));
+	return rc;
 }
 
 int p11e_token_count_certs(struct p11e_token *tok, const struct p11e_key *key)

@@ -26,6 +26,7 @@ struct p11e_key {
 	const struct p11e_key_spec *spec;
 	EVP_PKEY *pub_pkey;              /* owned */
 	bool sensitive, always_sensitive, extractable, never_extractable, local;
+	unsigned generation;             /* of the token session the handles belong to */
 };
 
 /* Loads the module, finds exactly one token matching the URI and logs in

@@ -14,6 +14,9 @@ packages=(
 	# TPM 2.0 tests (tests/tpm): software TPM, tpm2_flushcontext/getcap, the
 	# swtpm TCTI, tpm2-pkcs11 and the tpm2 OpenSSL provider
 	swtpm tpm2-tools libtss2-tcti-swtpm0 libtpm2-pkcs11-1 tpm2-openssl
+	# other tokens (tests/tokens): NSS softokn and certutil, opencryptoki's
+	# soft token, p11-kit server/client and proxy; setpriv/unshare/nsenter
+	libnss3 libnss3-tools opencryptoki p11-kit-modules util-linux
 )
 
 missing=()
