@@ -42,7 +42,7 @@ static const struct p11e_command commands[] = {
 	  "Exit: 0 done, 2 configuration, 5 token (login, missing token, a type the\n"
 	  "token lacks, a key that breaks the policy).",
 	  p11e_cmd_keygen },
-	{ "csr", "NAME [-o FILE]",
+	{ "csr", "NAME [-o | --output FILE]",
 	  "Builds the CSR of [cert:NAME], signed by its key in the token, and writes it\n"
 	  "as PEM to FILE (atomically) or to standard output. The key must exist\n"
 	  "(p11enroll keygen NAME).\n"
@@ -97,6 +97,129 @@ static const struct p11e_command commands[] = {
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 
+/* The options each command takes ("=": it takes a value), so that a
+ * mistyped one is named before the command runs. Keep in step with the
+ * synopses above and with docs/bash-completion/p11enroll. */
+static const struct {
+	const char *command;
+	const char *options[6];
+} command_options[] = {
+	{ "enroll", { "--wait=" } },
+	{ "renew", { "--all", "--force", "--dry-run", "--wait=" } },
+	{ "csr", { "-o=", "--output=" } },
+	{ "orders", { "--since=" } },
+	{ "status", { "--json", "--prometheus=" } },
+	{ "revoke", { "--reason=" } },
+	{ "agent", { "--interval-min=", "--wait=" } },
+};
+
+/* Edit distance of two short strings, capped: enough for "did you mean". */
+static size_t distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b), row[40], prev, tmp;
+
+	if (la >= sizeof(row) / sizeof(row[0]) || lb >= sizeof(row) / sizeof(row[0]))
+		return (size_t)-1;
+	for (size_t j = 0; j <= lb; j++)
+		row[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		prev = row[0];
+		row[0] = i;
+		for (size_t j = 1; j <= lb; j++) {
+			tmp = row[j];
+			row[j] = prev + (a[i - 1] != b[j - 1]);
+			if (row[j - 1] + 1 < row[j])
+				row[j] = row[j - 1] + 1;
+			if (tmp + 1 < row[j])
+				row[j] = tmp + 1;
+			prev = tmp;
+		}
+	}
+	return row[lb];
+}
+
+/* Names the first option argv[1..] holds that `cmd` does not take, with the
+ * nearest one it does take. False when all are known. */
+static bool unknown_option(const struct p11e_command *cmd, int argc, char **argv)
+{
+	const char *const *opts = NULL;
+	char known[160] = "";
+
+	for (size_t i = 0; i < sizeof(command_options) / sizeof(command_options[0]); i++)
+		if (strcmp(command_options[i].command, cmd->name) == 0)
+			opts = command_options[i].options;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *best = NULL;
+		size_t best_d = 3, n;
+		bool found = false;
+
+		if (strcmp(a, "--") == 0)
+			return false;
+		if (a[0] != '-' || a[1] == '\0')
+			continue;
+		for (size_t k = 0; opts && k < 6 && opts[k]; k++) {
+			n = strcspn(opts[k], "=");
+			if (strncmp(a, opts[k], n) == 0 && a[n] == '\0') {
+				found = true;
+				if (opts[k][n] == '=')
+					i++; /* its value may start with '-' ("-o -") */
+				break;
+			}
+		}
+		if (found)
+			continue;
+		for (size_t k = 0; opts && k < 6 && opts[k]; k++) {
+			n = strcspn(opts[k], "=");
+			if (opts[k][n] == '=' && strncmp(a, opts[k], n) == 0 && a[n] == '=') {
+				p11e_error("%s: write '%.*s %s', not '%s'", cmd->name, (int)n, a, a + n + 1, a);
+				return true;
+			}
+		}
+		for (size_t k = 0; opts && k < 6 && opts[k]; k++) {
+			char name[40];
+			size_t d;
+
+			snprintf(name, sizeof(name), "%.*s", (int)strcspn(opts[k], "="), opts[k]);
+			d = distance(a, name);
+			if (d < best_d) {
+				best_d = d;
+				best = opts[k];
+			}
+			if (strlen(known) + strlen(name) + 3 < sizeof(known))
+				snprintf(known + strlen(known), sizeof(known) - strlen(known), "%s%s",
+					 *known ? ", " : "", name);
+		}
+		if (best)
+			p11e_error("%s: unknown option '%s'; did you mean %.*s? (p11enroll help %s)",
+				   cmd->name, a, (int)strcspn(best, "="), best, cmd->name);
+		else
+			p11e_error("%s: unknown option '%s'; it takes %s (p11enroll help %s)", cmd->name,
+				   a, *known ? known : "no options", cmd->name);
+		return true;
+	}
+	return false;
+}
+
+static void usage(FILE *out);
+
+/* p11enroll help [COMMAND] */
+static int help(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stdout);
+		return 0;
+	}
+	for (size_t i = 0; i < N_COMMANDS; i++) {
+		if (strcmp(argv[1], commands[i].name) == 0) {
+			printf("usage: p11enroll %s %s\n\n%s\n", commands[i].name, commands[i].synopsis,
+			       commands[i].help);
+			return 0;
+		}
+	}
+	p11e_error("help: unknown command '%s'; p11enroll help lists them", argv[1]);
+	return P11E_EUSAGE;
+}
+
 static void usage(FILE *out)
 {
 	fprintf(out,
@@ -104,13 +227,14 @@ static void usage(FILE *out)
 		"Commands:\n");
 	for (size_t i = 0; i < N_COMMANDS; i++)
 		fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].synopsis);
+	fprintf(out, "  %-9s %s\n", "help", "[COMMAND]");
 	fprintf(out,
 		"\nOptions:\n"
 		"  -c, --config FILE  configuration (default: $P11ENROLL_CONFIG or %s)\n"
 		"  -v, --verbose      debug messages (never secrets)\n"
 		"  -q, --quiet        errors only\n"
 		"      --json         one JSON document on standard output\n"
-		"  -h, --help         this text; COMMAND --help for a command\n"
+		"  -h, --help         this text; p11enroll help COMMAND for a command\n"
 		"  -V, --version      the version\n\n"
 		"Exit status: 0 done or nothing to do, 1 failure, 2 usage or configuration,\n"
 		"3 pending, 4 refused by the CA, 5 token/HSM error. See p11enroll(1).\n",
@@ -221,11 +345,15 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return P11E_EUSAGE;
 	}
+	if (strcmp(argv[optind], "help") == 0)
+		return help(argc - optind, argv + optind);
 	for (size_t i = 0; i < N_COMMANDS; i++) {
 		if (strcmp(argv[optind], commands[i].name) != 0)
 			continue;
 		if (p11e_cli_wants_help(&commands[i], argc - optind, argv + optind))
 			return 0;
+		if (unknown_option(&commands[i], argc - optind, argv + optind))
+			return P11E_EUSAGE;
 		optind++;
 		/* Commands parse their own options from argv[0..]. */
 		rc = commands[i].run(&cli, argc - optind + 1, argv + optind - 1, &err);
@@ -234,6 +362,6 @@ int main(int argc, char **argv)
 		p11e_config_free(cli.cfg);
 		return (int)rc;
 	}
-	p11e_error("unknown command '%s'; see p11enroll --help", argv[optind]);
+	p11e_error("unknown command '%s'; p11enroll help lists them", argv[optind]);
 	return P11E_EUSAGE;
 }
