@@ -50,8 +50,9 @@ static const struct p11e_command commands[] = {
 	  p11e_cmd_csr },
 	{ "check", "[CA… | NAME…]",
 	  "Checks the configuration, secret-file modes, token login and key presence of\n"
-	  "certificates, and the credentials of CAs; one line per check. Without\n"
-	  "arguments, checks everything configured. Exit non-zero on any failure.",
+	  "certificates, the credentials of CAs and the product codes they are asked\n"
+	  "for; one line per check. Without arguments, checks everything configured.\n"
+	  "Exit non-zero on any failure.",
 	  p11e_cmd_check },
 	{ "products", "CA",
 	  "Lists what the CA offers this account (code, name, category).",

@@ -307,7 +307,7 @@ static const char *advice(cn_err_kind kind)
 	switch (kind) {
 	case CN_ERR_CREDENTIALS:
 		return "the CA did not accept our credentials; check account_number and "
-		       "access_key_file (or the oauth_* keys) of [ca:{ca}] and `p11enroll check {ca}`";
+		       "access_key_file (or the oauth_* keys) of [ca:{ca}]";
 	case CN_ERR_PRODUCT:
 		return "the product is not provisioned for this account (codes differ between "
 		       "sandbox and production); check `p11enroll products {ca}` and set product "

@@ -317,4 +317,64 @@ case_nginx() {
 	return 0
 }
 
+# ---- messages ------------------------------------------------------------------------
+
+# sim_conf KIND — [agent], the simulator's [ca:sim] and [cert:web] in $WORK/p.conf.
+sim_conf() {
+	t_token_and_sim "$1" "$PIN"
+	{
+		echo "[agent]"; echo "state_dir = $WORK/state"; echo
+		t_ca_section "$1"
+		echo "[cert:web]"; echo "ca = sim"
+		echo "key = pkcs11:token=edge;object=web?module-path=$SOFTHSM_MODULE&pin-source=file:$WORK/pin"
+		echo "subject = CN=www.example.com"; echo "dns = www.example.com"
+		echo "cert_file = $WORK/tls/cert.pem"
+	} >"$WORK/p.conf"
+}
+
+# check asks the CA whether the configured product codes exist.
+check_products() {
+	local kind=$1 good=$2 bad=$3
+	sim_conf "$kind"
+	t_expect 0 "$P11ENROLL" -c "$WORK/p.conf" check
+	t_contains "$WORK/out" "ok   ca:sim         product            $good (default_product) is offered"
+	sed -i "s|^default_product = .*|default_product = $bad|" "$WORK/p.conf"
+	t_expect 2 "$P11ENROLL" -c "$WORK/p.conf" check
+	t_contains "$WORK/out" "FAIL ca:sim         product"
+	t_contains "$WORK/out" "default_product = $bad is not among the"
+	t_contains "$WORK/out" "p11enroll products sim"
+	# A [cert:] that overrides the product is checked too.
+	sed -i "s|^default_product = .*|default_product = $good|" "$WORK/p.conf"
+	echo "product = $bad" >>"$WORK/p.conf"
+	t_expect 2 "$P11ENROLL" -c "$WORK/p.conf" check
+	t_contains "$WORK/out" "FAIL cert:web       product"
+	[ "$(t_sim_stat 's["orders_placed"]')" = 0 ] || t_fail "check placed an order"
+}
+case_check_products_certinext() { check_products certinext 842 100; }
+case_check_products_sslstore() { check_products sslstore positivessl nosuchproduct; }
+
+# A PIN file problem is reported once, by check and by enroll.
+case_pin_file_once() {
+	sim_conf certinext
+	chmod 0644 "$WORK/pin"
+	t_expect 2 "$P11ENROLL" -c "$WORK/p.conf" check web
+	[ "$(grep -c "$WORK/pin" "$WORK/out")" = 1 ] || t_fail "check reports the PIN file $(grep -c "$WORK/pin" "$WORK/out") times"
+	t_expect 2 "$P11ENROLL" -c "$WORK/p.conf" enroll web
+	[ "$(cat "$WORK/out" "$WORK/err" | grep -c "$WORK/pin")" = 1 ] ||
+		t_fail "enroll reports the PIN file $(cat "$WORK/out" "$WORK/err" | grep -c "$WORK/pin") times"
+}
+
+# A hint never names the command that just failed.
+case_no_self_hint() {
+	sim_conf certinext
+	echo "wrong-key" >"$WORK/sim/access.key.bad"
+	chmod 0600 "$WORK/sim/access.key.bad"
+	sed -i "s|^access_key_file = .*|access_key_file = $WORK/sim/access.key.bad|" "$WORK/p.conf"
+	t_expect 2 "$P11ENROLL" -c "$WORK/p.conf" check sim
+	t_contains "$WORK/out" "FAIL ca:sim         credentials"
+	t_not_contains "$WORK/out" "p11enroll check"
+	t_expect 2 "$P11ENROLL" -c "$WORK/p.conf" products sim
+	t_not_contains "$WORK/err" "p11enroll products"
+}
+
 t_run "$@"
