@@ -377,4 +377,45 @@ case_no_self_hint() {
 	t_not_contains "$WORK/err" "p11enroll products"
 }
 
+# ---- progress of a long wait ------------------------------------------------------
+
+# On a terminal the line is redrawn in place and counts down; without one,
+# one line per change of the CA's status.
+case_progress() {
+	sim_conf certinext
+	sed -i 's|^poll_interval = .*|poll_interval = 3s|' "$WORK/p.conf"
+	t_sim_scenario '{"pending_polls": 2}'
+	"$PYTHON" - "$P11ENROLL" "$WORK/p.conf" >"$WORK/tty.out" <<'PY' || t_fail "enroll on a terminal failed"
+import os, pty, subprocess, sys
+master, slave = pty.openpty()
+p = subprocess.Popen([sys.argv[1], "-c", sys.argv[2], "enroll", "web"], stdin=slave, stdout=slave, stderr=slave)
+os.close(slave)
+out = b""
+while True:
+    try:
+        chunk = os.read(master, 4096)
+    except OSError:
+        break
+    if not chunk:
+        break
+    out += chunk
+sys.stdout.write(out.decode("utf-8", "replace"))
+sys.exit(p.wait())
+PY
+	local order
+	order=$(t_journal 'j["order"]["order_id"]')
+	grep -aqF $'\r\033[K[cert:web] order '"$order"': ' "$WORK/tty.out" || { cat -v "$WORK/tty.out"; t_fail "no in-place progress line"; }
+	grep -aqE "elapsed, next poll in [0-9]+s" "$WORK/tty.out" || { cat -v "$WORK/tty.out"; t_fail "no elapsed time / next poll"; }
+	# Each wait is 3 s (poll_interval): "2s" only appears if the line counts down.
+	grep -aqF "next poll in 3s" "$WORK/tty.out" || { cat -v "$WORK/tty.out"; t_fail "no 'next poll in 3s'"; }
+	grep -aqF "next poll in 2s" "$WORK/tty.out" || { cat -v "$WORK/tty.out"; t_fail "the wait does not count down"; }
+	# Without a terminal: the status did not change, so one line.
+	rm -rf "$WORK/state" "$WORK/tls"
+	sed -i 's|^poll_interval = .*|poll_interval = 1s|' "$WORK/p.conf"
+	t_sim_scenario '{"pending_polls": 3, "duplicate_csr_scope": "csr"}'
+	t_expect 0 "$P11ENROLL" -c "$WORK/p.conf" enroll web
+	[ "$(grep -c "next poll in" "$WORK/err")" = 1 ] || { cat "$WORK/err"; t_fail "not one line per change"; }
+	t_not_contains "$WORK/err" $'\033'
+}
+
 t_run "$@"
