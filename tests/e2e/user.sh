@@ -95,6 +95,15 @@ case_sandbox_scenario() {
 	t_expect 4 "$PREFIX_DIR/bin/p11enroll" -c "$WORK/p.conf" enroll web
 	t_contains "$WORK/err" "Refused by the sandbox"
 	t_expect 2 "$PREFIX_DIR/bin/p11enroll-sim" nosuchca --dir "$WORK/x"
+	# Killed hard, it takes the simulator with it.
+	local sim_pid i
+	sim_pid=$(cat "$WORK/sandbox/sim/pid")
+	kill -9 "$SANDBOX_PID"
+	for i in $(seq 1 100); do
+		kill -0 "$sim_pid" 2>/dev/null || break
+		sleep 0.05
+	done
+	! kill -0 "$sim_pid" 2>/dev/null || { kill "$sim_pid"; t_fail "the simulator outlived p11enroll-sim"; }
 }
 
 # ---- the example configuration, help and option messages ----------------------
