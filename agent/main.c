@@ -42,7 +42,7 @@ static const struct p11e_command commands[] = {
 	  "Exit: 0 done, 2 configuration, 5 token (login, missing token, a type the\n"
 	  "token lacks, a key that breaks the policy).",
 	  p11e_cmd_keygen },
-	{ "csr", "NAME [-o | --output FILE]",
+	{ "csr", "NAME [-o FILE]",
 	  "Builds the CSR of [cert:NAME], signed by its key in the token, and writes it\n"
 	  "as PEM to FILE (atomically) or to standard output. The key must exist\n"
 	  "(p11enroll keygen NAME).\n"
