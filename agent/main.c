@@ -169,6 +169,13 @@ static bool unknown_option(const struct p11e_command *cmd, int argc, char **argv
 		}
 		if (found)
 			continue;
+		if (strcmp(a, "--json") == 0 || strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0 ||
+		    strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0 || strcmp(a, "-c") == 0 ||
+		    strcmp(a, "--config") == 0) {
+			p11e_error("%s: '%s' goes before the command: p11enroll %s%s %s …", cmd->name, a, a,
+				   a[1] == 'c' || strcmp(a, "--config") == 0 ? " FILE" : "", cmd->name);
+			return true;
+		}
 		for (size_t k = 0; opts && k < 6 && opts[k]; k++) {
 			n = strcspn(opts[k], "=");
 			if (opts[k][n] == '=' && strncmp(a, opts[k], n) == 0 && a[n] == '=') {

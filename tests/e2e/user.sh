@@ -148,6 +148,8 @@ case_help_and_options() {
 	t_contains "$WORK/err" "did you mean --dry-run?"
 	t_expect 2 "$P11ENROLL" -c /nonexistent check --all
 	t_contains "$WORK/err" "check: unknown option '--all'; it takes no options"
+	t_expect 2 "$P11ENROLL" -c /nonexistent check --json
+	t_contains "$WORK/err" "check: '--json' goes before the command: p11enroll --json check"
 	t_expect 2 "$P11ENROLL" -c /nonexistent enroll web --wait=5s
 	t_contains "$WORK/err" "write '--wait 5s'"
 	# An option's value may look like an option: "-o -" is standard output.
