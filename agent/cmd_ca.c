@@ -46,6 +46,89 @@ static void report(struct checks *c, const char *target, const char *what, p11e_
 		       message ? message : "");
 }
 
+/* A product code as the CA lists it: The SSL Store's "-EO" (an existing
+ * organisation) is a way of ordering the listed code, not another product. */
+static bool product_listed(const struct p11e_product *list, size_t n, const char *code)
+{
+	size_t len = strlen(code);
+
+	if (len > 3 && strcmp(code + len - 3, "-EO") == 0)
+		len -= 3;
+	for (size_t i = 0; i < n; i++)
+		if (strlen(list[i].code) == len && strncmp(list[i].code, code, len) == 0)
+			return true;
+	return false;
+}
+
+static void check_one_product(struct checks *c, const char *target, const char *ca,
+			      const struct p11e_setting *s, const struct p11e_product *list, size_t n)
+{
+	char msg[700];
+
+	if (!s || !s->value || !*s->value)
+		return;
+	if (product_listed(list, n, s->value)) {
+		snprintf(msg, sizeof(msg), "%s (%s) is offered to this account", s->value, s->key);
+		report(c, target, "product", P11E_OK, msg);
+		return;
+	}
+	snprintf(msg, sizeof(msg),
+		 "%s:%d: %s = %s is not among the %zu products [ca:%s] offers this account "
+		 "(codes differ between sandbox and production); `p11enroll products %s` lists them",
+		 s->file ? s->file : "?", s->line, s->key, s->value, n, ca, ca);
+	report(c, target, "product", P11E_EUSAGE, msg);
+}
+
+/* Asks the CA whether the product codes the configuration orders exist for
+ * this account, so that a wrong code is caught before a key is made. */
+static void check_products(struct checks *c, const char *target, const char *name,
+			   struct p11e_ca_handle *h)
+{
+	const struct p11e_ca_conf *conf = p11e_config_ca(c->cli->cfg, name);
+	const struct p11e_setting *def = conf ? p11e_settings_find(&conf->settings, "default_product") : NULL;
+	struct p11e_ca_result res = { 0 };
+	struct p11e_product *list = NULL;
+	struct p11e_err err = { 0 };
+	bool any = def != NULL;
+	size_t n = 0;
+
+	for (size_t i = 0; i < c->cli->cfg->n_certs; i++) {
+		const struct p11e_cert_conf *cert = &c->cli->cfg->certs[i];
+
+		if (cert->ca && strcmp(cert->ca, name) == 0 &&
+		    p11e_settings_find(&cert->overrides, "product"))
+			any = true;
+	}
+	if (!any)
+		return;
+	h->ops->products(h->ca, &list, &n, &res);
+	if (res.outcome != P11E_CA_OK) {
+		p11e_ca_failure(&res, "cannot list the products", &err);
+		report(c, target, "product", err.status, err.msg);
+		goto out;
+	}
+	if (n == 0) {
+		/* Nothing to compare with (CERTInext lists per group): not a failure. */
+		report(c, target, "product", P11E_OK,
+		       "the CA lists no products for this account; product codes not checked");
+		goto out;
+	}
+	check_one_product(c, target, name, def, list, n);
+	for (size_t i = 0; i < c->cli->cfg->n_certs; i++) {
+		const struct p11e_cert_conf *cert = &c->cli->cfg->certs[i];
+		char cert_target[160];
+
+		if (!cert->ca || strcmp(cert->ca, name) != 0)
+			continue;
+		snprintf(cert_target, sizeof(cert_target), "cert:%s", cert->name);
+		check_one_product(c, cert_target, name, p11e_settings_find(&cert->overrides, "product"),
+				  list, n);
+	}
+out:
+	free(list);
+	p11e_ca_result_clear(&res);
+}
+
 static void check_ca(struct checks *c, const char *name)
 {
 	struct p11e_ca_handle h;
@@ -62,6 +145,7 @@ static void check_ca(struct checks *c, const char *name)
 	h.ops->check(h.ca, &res);
 	if (res.outcome == P11E_CA_OK) {
 		report(c, target, "credentials", P11E_OK, res.message[0] ? res.message : "accepted by the CA");
+		check_products(c, target, name, &h);
 	} else {
 		p11e_ca_failure(&res, "credentials", &err);
 		report(c, target, "credentials", err.status, err.msg);
@@ -89,6 +173,11 @@ static void check_cert(struct checks *c, const struct p11e_cert_conf *cert)
 		rc = p11e_secret_check_file(uri->pin_source, "pin-source", &err);
 		report(c, target, "PIN file", rc, rc == P11E_OK ? "mode is private" : err.msg);
 		p11e_err_clear(&err);
+		/* The login would only fail on the same file: say it once. */
+		if (rc != P11E_OK) {
+			p11e_uri_free(uri);
+			return;
+		}
 	}
 	p11e_uri_free(uri);
 	p11e_journal_peek(c->cli->cfg->state_dir, cert->name, &j, &found, &err);

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The INI configuration of SPEC: [agent], [ca:NAME], [cert:NAME]. Every
+/* The INI configuration of p11enroll.conf(5): [agent], [ca:NAME], [cert:NAME]. Every
  * error names file:line; unknown sections and keys are errors. */
 #ifndef P11E_CONFIG_H
 #define P11E_CONFIG_H

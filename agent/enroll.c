@@ -345,17 +345,103 @@ static p11e_status reconcile(struct flow *f, struct p11e_err *err)
 	return rc;
 }
 
+#include <pthread.h>
+
+/* The progress line of a terminal, redrawn in place every second by a
+ * helper thread until the next poll is due, so that the wait counts down.
+ * The thread stops drawing a second before the poll, before the caller
+ * writes anything else. */
+static struct {
+	pthread_mutex_t mu;
+	bool running;
+	char head[400];       /* "[cert:web] order 123: Pending" */
+	time_t since;         /* when the order was placed, or the wait began */
+	struct timespec next; /* CLOCK_MONOTONIC time of the next poll */
+	char last[400];       /* without a terminal: the last line written */
+} progress_line = { .mu = PTHREAD_MUTEX_INITIALIZER };
+
+static void progress_draw(double left)
+{
+	long e = (long)(time(NULL) - progress_line.since);
+	char elapsed[40];
+
+	if (e >= 3600)
+		snprintf(elapsed, sizeof(elapsed), "%ldh %02ldm %02lds", e / 3600, e % 3600 / 60, e % 60);
+	else if (e >= 60)
+		snprintf(elapsed, sizeof(elapsed), "%ldm %02lds", e / 60, e % 60);
+	else
+		snprintf(elapsed, sizeof(elapsed), "%lds", e < 0 ? 0 : e);
+	fprintf(stderr, "\r\033[K%s — %s elapsed, next poll in %lds", progress_line.head, elapsed,
+		(long)(left + 0.5));
+	fflush(stderr);
+}
+
+static double progress_left(void)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(progress_line.next.tv_sec - now.tv_sec) +
+	       (double)(progress_line.next.tv_nsec - now.tv_nsec) / 1e9;
+}
+
+static void *progress_tick(void *unused)
+{
+	(void)unused;
+	for (;;) {
+		const struct timespec second = { 1, 0 };
+		double left;
+
+		nanosleep(&second, NULL);
+		pthread_mutex_lock(&progress_line.mu);
+		left = progress_left();
+		if (left < 1.0) {
+			progress_line.running = false;
+			pthread_mutex_unlock(&progress_line.mu);
+			return NULL;
+		}
+		progress_draw(left);
+		pthread_mutex_unlock(&progress_line.mu);
+	}
+}
+
+/* Where a pending order stands: on a terminal one line kept up to date in
+ * place (order id, CA status, time since the order was placed, next poll
+ * counting down); otherwise one log line whenever the status changes. */
 static void progress(struct flow *f, const struct p11e_ca_result *res, unsigned delay)
 {
 	const char *id = p11e_journal_str(&f->j, "order", "order_id");
 	const char *status = res->status_text[0] ? res->status_text : p11e_ca_outcome_name(res->outcome);
+	time_t placed = (time_t)p11e_journal_num(&f->j, "order", "recorded_at");
+	char head[sizeof(progress_line.head)];
+	pthread_t thread;
 
-	if (isatty(STDERR_FILENO) && p11e_log_get_level() >= P11E_LOG_INFO)
-		fprintf(stderr, "\r\033[K[cert:%s] order %s: %s — next poll in %us", f->cert->name,
-			id ? id : "?", status, delay);
-	else
-		p11e_info("[cert:%s] order %s: %s; next poll in %us", f->cert->name, id ? id : "?",
-			  status, delay);
+	snprintf(head, sizeof(head), "[cert:%s] order %s: %s", f->cert->name, id ? id : "?", status);
+	pthread_mutex_lock(&progress_line.mu);
+	if (!isatty(STDERR_FILENO) || p11e_log_get_level() < P11E_LOG_INFO) {
+		if (strcmp(head, progress_line.last) != 0)
+			p11e_info("%s; next poll in %us", head, delay);
+		snprintf(progress_line.last, sizeof(progress_line.last), "%s", head);
+		pthread_mutex_unlock(&progress_line.mu);
+		return;
+	}
+	/* A new order (or certificate) restarts the clock when the journal
+	 * does not say when the order was placed. */
+	if (placed > 0)
+		progress_line.since = placed;
+	else if (!progress_line.since ||
+		 strncmp(head, progress_line.head, (size_t)(strstr(head, ": ") - head)) != 0)
+		progress_line.since = time(NULL);
+	snprintf(progress_line.head, sizeof(progress_line.head), "%s", head);
+	clock_gettime(CLOCK_MONOTONIC, &progress_line.next);
+	progress_line.next.tv_sec += delay;
+	progress_draw((double)delay);
+	if (!progress_line.running && delay > 1) {
+		progress_line.running = pthread_create(&thread, NULL, progress_tick, NULL) == 0;
+		if (progress_line.running)
+			pthread_detach(thread);
+	}
+	pthread_mutex_unlock(&progress_line.mu);
 }
 
 static p11e_status fetch(struct flow *f, struct p11e_err *err)

@@ -51,7 +51,7 @@ bool p11e_cert_key_is_open(const struct p11e_cert_key *ck);
 /* Opens what holds the key of `cert` and looks the key up: label = the
  * URI's object= (or the certificate name); id = `id_hex` when given (the
  * journal's record of the current key), else the URI's id=. A key found is
- * checked against key_type and the protection SPEC asks for. */
+ * checked against key_type and the protection README.md promises. */
 p11e_status p11e_cert_key_open(const struct p11e_cert_conf *cert, const char *id_hex,
 			       struct p11e_cert_key *ck, struct p11e_err *err);
 /* Generates the key when none was found. */

@@ -56,8 +56,9 @@ static const struct p11e_command commands[] = {
 	  p11e_cmd_csr },
 	{ "check", "[CA… | NAME…]",
 	  "Checks the configuration, secret-file modes, token login and key presence of\n"
-	  "certificates, and the credentials of CAs; one line per check. Without\n"
-	  "arguments, checks everything configured. Exit non-zero on any failure.",
+	  "certificates, the credentials of CAs and the product codes they are asked\n"
+	  "for; one line per check. Without arguments, checks everything configured.\n"
+	  "Exit non-zero on any failure.",
 	  p11e_cmd_check },
 	{ "products", "CA",
 	  "Lists what the CA offers this account (code, name, category).",
@@ -106,6 +107,136 @@ static const struct p11e_command commands[] = {
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 
+/* The options each command takes ("=": it takes a value), so that a
+ * mistyped one is named before the command runs. Keep in step with the
+ * synopses above and with docs/bash-completion/p11enroll. */
+static const struct {
+	const char *command;
+	const char *options[6];
+} command_options[] = {
+	{ "enroll", { "--wait=" } },
+	{ "renew", { "--all", "--force", "--dry-run", "--wait=" } },
+	{ "csr", { "-o=", "--output=" } },
+	{ "orders", { "--since=" } },
+	{ "status", { "--json", "--prometheus=" } },
+	{ "revoke", { "--reason=" } },
+	{ "agent", { "--interval-min=", "--wait=" } },
+};
+
+/* Edit distance of two short strings, capped: enough for "did you mean". */
+static size_t distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b), row[40], prev, tmp;
+
+	if (la >= sizeof(row) / sizeof(row[0]) || lb >= sizeof(row) / sizeof(row[0]))
+		return (size_t)-1;
+	for (size_t j = 0; j <= lb; j++)
+		row[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		prev = row[0];
+		row[0] = i;
+		for (size_t j = 1; j <= lb; j++) {
+			tmp = row[j];
+			row[j] = prev + (a[i - 1] != b[j - 1]);
+			if (row[j - 1] + 1 < row[j])
+				row[j] = row[j - 1] + 1;
+			if (tmp + 1 < row[j])
+				row[j] = tmp + 1;
+			prev = tmp;
+		}
+	}
+	return row[lb];
+}
+
+/* Names the first option argv[1..] holds that `cmd` does not take, with the
+ * nearest one it does take. False when all are known. */
+static bool unknown_option(const struct p11e_command *cmd, int argc, char **argv)
+{
+	const char *const *opts = NULL;
+	char known[160] = "";
+
+	for (size_t i = 0; i < sizeof(command_options) / sizeof(command_options[0]); i++)
+		if (strcmp(command_options[i].command, cmd->name) == 0)
+			opts = command_options[i].options;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *best = NULL;
+		size_t best_d = 3, n;
+		bool found = false;
+
+		if (strcmp(a, "--") == 0)
+			return false;
+		if (a[0] != '-' || a[1] == '\0')
+			continue;
+		for (size_t k = 0; opts && k < 6 && opts[k]; k++) {
+			n = strcspn(opts[k], "=");
+			if (strncmp(a, opts[k], n) == 0 && a[n] == '\0') {
+				found = true;
+				if (opts[k][n] == '=')
+					i++; /* its value may start with '-' ("-o -") */
+				break;
+			}
+		}
+		if (found)
+			continue;
+		if (strcmp(a, "--json") == 0 || strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0 ||
+		    strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0 || strcmp(a, "-c") == 0 ||
+		    strcmp(a, "--config") == 0) {
+			p11e_error("%s: '%s' goes before the command: p11enroll %s%s %s …", cmd->name, a, a,
+				   a[1] == 'c' || strcmp(a, "--config") == 0 ? " FILE" : "", cmd->name);
+			return true;
+		}
+		for (size_t k = 0; opts && k < 6 && opts[k]; k++) {
+			n = strcspn(opts[k], "=");
+			if (opts[k][n] == '=' && strncmp(a, opts[k], n) == 0 && a[n] == '=') {
+				p11e_error("%s: write '%.*s %s', not '%s'", cmd->name, (int)n, a, a + n + 1, a);
+				return true;
+			}
+		}
+		for (size_t k = 0; opts && k < 6 && opts[k]; k++) {
+			char name[40];
+			size_t d;
+
+			snprintf(name, sizeof(name), "%.*s", (int)strcspn(opts[k], "="), opts[k]);
+			d = distance(a, name);
+			if (d < best_d) {
+				best_d = d;
+				best = opts[k];
+			}
+			if (strlen(known) + strlen(name) + 3 < sizeof(known))
+				snprintf(known + strlen(known), sizeof(known) - strlen(known), "%s%s",
+					 *known ? ", " : "", name);
+		}
+		if (best)
+			p11e_error("%s: unknown option '%s'; did you mean %.*s? (p11enroll help %s)",
+				   cmd->name, a, (int)strcspn(best, "="), best, cmd->name);
+		else
+			p11e_error("%s: unknown option '%s'; it takes %s (p11enroll help %s)", cmd->name,
+				   a, *known ? known : "no options", cmd->name);
+		return true;
+	}
+	return false;
+}
+
+static void usage(FILE *out);
+
+/* p11enroll help [COMMAND] */
+static int help(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stdout);
+		return 0;
+	}
+	for (size_t i = 0; i < N_COMMANDS; i++) {
+		if (strcmp(argv[1], commands[i].name) == 0) {
+			printf("usage: p11enroll %s %s\n\n%s\n", commands[i].name, commands[i].synopsis,
+			       commands[i].help);
+			return 0;
+		}
+	}
+	p11e_error("help: unknown command '%s'; p11enroll help lists them", argv[1]);
+	return P11E_EUSAGE;
+}
+
 static void usage(FILE *out)
 {
 	fprintf(out,
@@ -113,13 +244,14 @@ static void usage(FILE *out)
 		"Commands:\n");
 	for (size_t i = 0; i < N_COMMANDS; i++)
 		fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].synopsis);
+	fprintf(out, "  %-9s %s\n", "help", "[COMMAND]");
 	fprintf(out,
 		"\nOptions:\n"
 		"  -c, --config FILE  configuration (default: $P11ENROLL_CONFIG or %s)\n"
 		"  -v, --verbose      debug messages (never secrets)\n"
 		"  -q, --quiet        errors only\n"
 		"      --json         one JSON document on standard output\n"
-		"  -h, --help         this text; COMMAND --help for a command\n"
+		"  -h, --help         this text; p11enroll help COMMAND for a command\n"
 		"  -V, --version      the version\n\n"
 		"Exit status: 0 done or nothing to do, 1 failure, 2 usage or configuration,\n"
 		"3 pending, 4 refused by the CA, 5 token/HSM error. See p11enroll(1).\n",
@@ -232,11 +364,15 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return P11E_EUSAGE;
 	}
+	if (strcmp(argv[optind], "help") == 0)
+		return help(argc - optind, argv + optind);
 	for (size_t i = 0; i < N_COMMANDS; i++) {
 		if (strcmp(argv[optind], commands[i].name) != 0)
 			continue;
 		if (p11e_cli_wants_help(&commands[i], argc - optind, argv + optind))
 			return 0;
+		if (unknown_option(&commands[i], argc - optind, argv + optind))
+			return P11E_EUSAGE;
 		optind++;
 		/* The commands that wait (for a CA, between polls, for a due
 		 * time) stop within P11E_STOP_GRACE_MS of SIGTERM/SIGINT; the
@@ -256,6 +392,6 @@ int main(int argc, char **argv)
 			p11e_error("%s", err.msg);
 		return (int)rc;
 	}
-	p11e_error("unknown command '%s'; see p11enroll --help", argv[optind]);
+	p11e_error("unknown command '%s'; p11enroll help lists them", argv[optind]);
 	return P11E_EUSAGE;
 }

@@ -6,7 +6,7 @@
 
 #include <stddef.h>
 
-/* Process exit codes of SPEC "Exit status"; rooms report one of these so the
+/* Process exit codes (p11enroll(1), EXIT STATUS); rooms report one of these so the
  * command line never has to guess. */
 typedef enum {
 	P11E_OK = 0,

@@ -5,7 +5,7 @@
 
 #include "err.h"
 
-/* Reads the secret that SPEC lets a configuration name: "env:NAME", or a
+/* Reads a secret as p11enroll.conf(5) lets one be named: "env:NAME", or a
  * file ("file:PATH" or a bare PATH) that must not be readable by group or
  * others. One trailing newline (and CR) is dropped. `what` names the setting
  * in messages ("access_key_file", "pin-source"); the secret never appears in

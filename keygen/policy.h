@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The key-type policy of SPEC: which key pairs p11enroll makes and accepts. */
+/* The key_type policy (p11enroll.conf(5)): which key pairs p11enroll makes and accepts. */
 #ifndef P11E_POLICY_H
 #define P11E_POLICY_H
 

@@ -2,7 +2,8 @@
 /* The CERTInext (eMudhra emSignHub API v1) provider. Wire details live in
  * certinext_wire.c; this file holds the configuration, the OAuth token, the
  * call plumbing, the order flows, reconciliation and DNS DCV through a hook.
- * Design notes: docs/providers.md. */
+ * Design notes: docs/providers.md; quoted section names refer to
+ * docs/protocol-certinext.md. */
 #include "certinext.h"
 
 #include <ctype.h>
@@ -215,7 +216,7 @@ static p11e_status parse_settings(struct p11e_ca *ca, const char **key_spec,
 		p11e_err_prefix(err, "%s", setting_where(st, where, sizeof(where)));
 		return rc;
 	}
-	/* exactly one '/' between base and endpoint name (§1.2) */
+	/* exactly one '/' between base and endpoint name ("Where the API is") */
 	snprintf(ca->api_url, sizeof(ca->api_url), "%s", url);
 	for (size_t l = strlen(ca->api_url); l > 0 && ca->api_url[l - 1] == '/'; l--)
 		ca->api_url[l - 1] = '\0';
@@ -335,7 +336,7 @@ static void drop_token(struct p11e_ca *ca)
 	ca->token_valid_until = 0;
 }
 
-/* Client-credentials grant (§2.5). Cached until shortly before expiry. */
+/* Client-credentials grant ("OAuth"). Cached until shortly before expiry. */
 static p11e_ca_outcome fetch_token(struct p11e_ca *ca, struct p11e_ca_result *res)
 {
 	static const char *const keys[] = { "access_token", "client_secret", NULL };
@@ -743,7 +744,7 @@ static p11e_ca_outcome cn_place(struct p11e_ca *ca, const struct p11e_order *ord
 
 			cJSON_Delete(root);
 			root = NULL;
-			/* The burst limit refuses the order outright (§5.3), so
+			/* The burst limit refuses the order ("Rate limit and retries"), so
 			 * trying again with a fresh meta cannot duplicate it. */
 			if (kind == CN_ERR_RATE_LIMIT &&
 			    p11e_http_should_retry(&ca->opts, false, attempt,
@@ -928,7 +929,7 @@ static cn_call_rc dcv_call(struct p11e_ca *ca, const char *endpoint, const char 
 	return rc;
 }
 
-/* §9.6: GetDcv → publish → wait → VerifyDcv → TrackOrder until every
+/* "Domain validation": GetDcv → publish → wait → VerifyDcv → TrackOrder until every
  * domain is validated or rejected → remove. Returns the outcome to report. */
 static p11e_ca_outcome drive_dcv(struct p11e_ca *ca, const char *order_number,
 				 struct cn_tracked *t, struct p11e_ca_result *res)
@@ -1328,7 +1329,7 @@ static cn_call_rc report_page(struct p11e_ca *ca, unsigned page, time_t since,
 			     ca->name);
 		rc = CN_CALL_FAILED;
 	}
-	/* "no records" as a meta failure is an empty listing (§8) */
+	/* "no records" as a meta failure is an empty listing ("Listing orders") */
 	if (rc == CN_CALL_CA_ERROR && (strcasestr(meta->message, "no record") ||
 				       strcasestr(meta->message, "no data") ||
 				       strcasestr(meta->message, "not found")))

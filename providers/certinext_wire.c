@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/* Quoted section names refer to docs/protocol-certinext.md. */
 #include "certinext_wire.h"
 
 #include <ctype.h>
@@ -151,7 +152,7 @@ cJSON *cn_parse_body(const char *body, size_t len, struct cn_meta *meta, bool *h
 		cn_str(m, "errorCode", meta->code, sizeof(meta->code));
 		cn_str(m, "errorMessage", meta->message, sizeof(meta->message));
 	} else {
-		/* a non-2xx body may carry a top-level message (§3.0) */
+		/* a non-2xx body may carry a top-level message ("Reading an answer") */
 		cn_str(root, "message", meta->message, sizeof(meta->message));
 		if (!meta->message[0])
 			cn_str(root, "error", meta->message, sizeof(meta->message));
@@ -269,7 +270,7 @@ cn_err_kind cn_classify_error(const char *code, const char *message)
 	for (size_t i = 0; code && i < sizeof(codes) / sizeof(codes[0]); i++)
 		if (strcasecmp(code, codes[i].code) == 0)
 			return codes[i].kind;
-	/* Some failures come without a code (§5.1). */
+	/* Some failures come without a code ("Errors"). */
 	if (contains_nocase(message, "Inactive Account User"))
 		return CN_ERR_RATE_LIMIT;
 	if (contains_nocase(message, "Invalid key size"))
@@ -307,7 +308,7 @@ static const char *advice(cn_err_kind kind)
 	switch (kind) {
 	case CN_ERR_CREDENTIALS:
 		return "the CA did not accept our credentials; check account_number and "
-		       "access_key_file (or the oauth_* keys) of [ca:{ca}] and `p11enroll check {ca}`";
+		       "access_key_file (or the oauth_* keys) of [ca:{ca}]";
 	case CN_ERR_PRODUCT:
 		return "the product is not provisioned for this account (codes differ between "
 		       "sandbox and production); check `p11enroll products {ca}` and set product "
@@ -647,7 +648,7 @@ cJSON *cn_build_order(const struct cn_order_input *in, const char **why_key, cha
 		if (strcmp(f->key, "remarks") == 0 && in->idempotency_id) {
 			char remarks[1024];
 
-			/* The id travels in remarks too: tags may not round-trip (§12.18). */
+			/* The id is in remarks too: tags may not round-trip (open question 11). */
 			cn_idempotency_tag(in->idempotency_id, tag, sizeof(tag));
 			snprintf(remarks, sizeof(remarks), "%s [%s]", v, tag);
 			if (add_string(od, f->path, remarks))
@@ -857,7 +858,7 @@ int cn_parse_track(const cJSON *root, struct cn_tracked *out)
 	cJSON_ArrayForEach(item, dv) {
 		struct cn_dcv_domain *d;
 
-		/* one fixed key `status`, then one object per domain (§9.1) */
+		/* one fixed key `status`, then one object per domain ("Domain validation") */
 		if (!cJSON_IsObject(item) || !item->string)
 			continue;
 		d = realloc(out->dcv, (out->n_dcv + 1) * sizeof(*d));
@@ -1018,7 +1019,7 @@ static void leaf_facts(X509 *leaf, char serial[130], time_t *not_after)
 
 	serial[0] = '\0';
 	if (hex) {
-		/* two digits per byte: keep the leading zero nibble (§6) */
+		/* two digits per byte, the leading zero kept ("Certificate, chain and serial") */
 		size_t l = strlen(hex);
 
 		snprintf(serial, 130, "%s%s", (l % 2) ? "0" : "", hex);
@@ -1070,7 +1071,7 @@ int cn_parse_certificate(const cJSON *root, char **chain, char serial[130], time
 		goto out;
 	}
 	leaf_facts(sk_X509_value(leaf, 0), serial, not_after);
-	/* the misspelt name is the wire name (§6); accept the correct one too */
+	/* the wire name is misspelt ("Certificate, chain and serial"); take the right one too */
 	cn_str(cd, "ceritficateSerialNumber", api_serial, api_serial_size);
 	if (!api_serial[0])
 		cn_str(cd, "certificateSerialNumber", api_serial, api_serial_size);

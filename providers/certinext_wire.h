@@ -2,7 +2,7 @@
 /* CERTInext v1 (emSignHub-API) on the wire: the `meta` block and its authKey,
  * request builders and response parsers. Pure functions, no network, so the
  * unit tests can pin every byte that goes out and every shape that comes in.
- * Section numbers (§) refer to shared/protocols/certinext.md. */
+ * Quoted section names refer to docs/protocol-certinext.md. */
 #ifndef P11E_CERTINEXT_WIRE_H
 #define P11E_CERTINEXT_WIRE_H
 
@@ -15,7 +15,7 @@
 #include "http.h"
 #include "provider.h"
 
-/* ---- meta and authentication (§2) ---- */
+/* ---- meta and authentication ("Request envelope", "OAuth") ---- */
 
 #define CN_TS_LEN 26  /* "2026-05-12T09:41:07+00:00" + NUL */
 #define CN_TXN_LEN 19 /* 18 digits + NUL */
@@ -30,7 +30,7 @@ int cn_make_txn(char out[CN_TXN_LEN]);
  * NULL: OAuth mode, authKey ""). NULL on failure. */
 cJSON *cn_meta_new(const char *account, const char *access_key, time_t now);
 
-/* ---- response meta (§2.6) ---- */
+/* ---- response meta ("Reading an answer") ---- */
 
 struct cn_meta {
 	bool ok;            /* meta.status == "1" */
@@ -43,7 +43,7 @@ struct cn_meta {
  * meta, in which case *has_meta is false). */
 cJSON *cn_parse_body(const char *body, size_t len, struct cn_meta *meta, bool *has_meta);
 
-/* A scalar as text whether the API sent a string or a number (§1.4);
+/* A scalar as text whether the API sent a string or a number ("Reading an answer");
  * "" when absent/null. */
 const char *cn_str(const cJSON *obj, const char *key, char *buf, size_t size);
 
@@ -74,7 +74,7 @@ typedef enum {
 	CN_ERR_DUPLICATE_CSR,  /* EMS-1099 */
 	CN_ERR_KEY,            /* "Invalid key size", EMS-939 */
 	CN_ERR_CREDITS,        /* "Insufficient Credits" */
-	CN_ERR_RATE_LIMIT,     /* "Inactive Account User." (§5.3) */
+	CN_ERR_RATE_LIMIT,     /* "Inactive Account User." ("Rate limit and retries") */
 	CN_ERR_NOT_FOUND,      /* EMS-943, EMS-913 */
 	CN_ERR_DCV_NOT_READY,  /* EMS-956 */
 	CN_ERR_AGREEMENT_DONE, /* EMS-1082 */
@@ -88,7 +88,7 @@ p11e_ca_outcome cn_error_outcome(cn_err_kind kind);
 void cn_describe_error(struct p11e_ca_result *res, const char *ca_name, const char *code,
 		       const char *message, const char *context);
 
-/* ---- certificate states (§4.1) ---- */
+/* ---- certificate states ("Certificate states") ---- */
 
 typedef enum {
 	CN_STATE_PENDING,
@@ -96,14 +96,14 @@ typedef enum {
 	CN_STATE_FAILED,   /* 3, 5, 8, 13, 14, 18, 19, 21 */
 	CN_STATE_REVOKED,  /* 22 */
 	CN_STATE_EXPIRED,  /* 12 */
-	CN_STATE_UNKNOWN,  /* an id the notes do not list: treated as pending with a warning */
+	CN_STATE_UNKNOWN,  /* an id the table does not list: treated as pending with a warning */
 } cn_state;
 
 /* The state for a certificateStatusId text ("" or absent: pending). */
 cn_state cn_cert_state(const char *status_id);
 const char *cn_state_name(cn_state state);
 
-/* ---- GenerateOrderSSL (§3.3, §10.2) ---- */
+/* ---- GenerateOrderSSL ("Placing an order", "Products and key types") ---- */
 
 enum {
 	CN_F_PER_ORDER = 1 << 0, /* a [cert:NAME] may override it */
@@ -175,7 +175,7 @@ cJSON *cn_build_dcv(const char *order_number, const char *requestor_email, const
 /* Puts meta first into a payload root (replacing a previous one). */
 int cn_set_meta(cJSON *root, cJSON *meta);
 
-/* ---- revocation (§7.1) ---- */
+/* ---- revocation ("Revocation") ---- */
 
 /* The revokeReasonId for a reason, or NULL when CERTInext cannot express it
  * faithfully (unspecified, caCompromise). */
@@ -238,7 +238,7 @@ void cn_report_free(struct cn_report *r);
 int cn_parse_products(const cJSON *root, struct p11e_product **list, size_t *n);
 
 /* The TXT owner name for a domain: "<prefix>.<domain>" with a leading "*."
- * of a wildcard stripped (§9.4). */
+ * of a wildcard stripped ("Domain validation"). */
 void cn_dcv_record_name(const char *prefix, const char *domain, char *out, size_t size);
 
 /* CSRs compared without regard to line breaks and whitespace. */

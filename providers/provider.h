@@ -119,7 +119,7 @@ typedef enum {
 	P11E_REVOKE_CESSATION_OF_OPERATION,
 } p11e_revoke_reason;
 
-/* Parses the SPEC reason names; -1 when unknown. */
+/* Parses the reason names of `p11enroll revoke --reason`; -1 when unknown. */
 int p11e_revoke_reason_parse(const char *name);
 const char *p11e_revoke_reason_name(p11e_revoke_reason reason);
 

@@ -2,8 +2,8 @@
 /* CA provider for The SSL Store WBAPI (type = sslstore). The wire format
  * lives in sslstore_wire.c; this file holds configuration, the HTTP calls
  * and the order flows (new order, renewal, reissue, reconcile, poll, fetch,
- * refund, query). § numbers refer to shared/protocols/sslstore.md; the
- * decisions on its open questions are in docs/providers-sslstore.md. */
+ * refund, query). Quoted section names and OQ-n (open question n) refer to
+ * docs/protocol-sslstore.md; the configuration is in docs/providers-sslstore.md. */
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -30,10 +30,10 @@
 #define SS_DEFAULT_VALIDITY_DAYS 365
 #define SS_DEFAULT_PAGE_SIZE 100
 #define SS_DEFAULT_POLL_INTERVAL 60
-#define SS_QUERY_ATTEMPTS 5      /* tries of one query page (§4.7.3) */
+#define SS_QUERY_ATTEMPTS 5      /* tries of one query page ("Listing orders") */
 #define SS_RECONCILE_PAGES 50    /* pages of query a reconcile reads at most */
 
-/* Per-order keys: a [cert:NAME] may set them to override the CA (SPEC). */
+/* Per-order keys: a [cert:NAME] may set them to override the CA (docs/providers-sslstore.md). */
 #define SS_CONTACT_KEYS(p)                                                                 \
 	p "first_name", p "last_name", p "title", p "phone", p "email", p "org_name",     \
 		p "address", p "city", p "region", p "postal_code", p "country"
@@ -112,7 +112,7 @@ static bool ends_with(const char *s, const char *suffix)
 	return a >= b && strcmp(s + a - b, suffix) == 0;
 }
 
-/* WebServerType values of §5.4. */
+/* The WebServerType values the API accepts. */
 static const char *const web_server_types[] = {
 	"aol", "apachessl", "apacheraven", "apachessleay", "iis", "iis4", "iis5", "c2net",
 	"Ibmhttp", "Ibminternet", "Iplanet", "Dominogo4625", "Dominogo4626", "Domino", "Netscape",
@@ -287,7 +287,7 @@ static p11e_status parse_settings(struct p11e_ca *ca, struct p11e_http_opts *opt
 	ca->api_url = strdup(s->value);
 	if (!ca->api_url)
 		return p11e_err_set(err, P11E_EFAIL, "out of memory");
-	/* the configured value is scheme + host; paths start with /rest/ (§1.1) */
+	/* the configured value is scheme + host; paths start with /rest/ ("Where the API is") */
 	while (*ca->api_url && ca->api_url[strlen(ca->api_url) - 1] == '/')
 		ca->api_url[strlen(ca->api_url) - 1] = '\0';
 	if (ends_with(ca->api_url, "/rest"))
@@ -822,7 +822,7 @@ static p11e_ca_outcome fetch_approvers(struct p11e_ca *ca, const char *product, 
 	return rc;
 }
 
-/* The approver rule of §6, before anything is placed. */
+/* The approver rule ("Approvers"), before anything is placed. */
 static p11e_ca_outcome check_approvers(struct p11e_ca *ca, const struct p11e_order *order,
 				       struct ss_order_ctx *c, struct p11e_ca_result *res)
 {
@@ -841,7 +841,7 @@ static p11e_ca_outcome check_approvers(struct p11e_ca *ca, const struct p11e_ord
 		rc = p11e_ca_fail(res, P11E_CA_UNREACHABLE, "out of memory");
 		goto out;
 	}
-	/* the CN first, then each SAN that differs from it (§6.2) */
+	/* the CN first, then each SAN that differs from it ("Approvers") */
 	if (c->p.domain_name && *c->p.domain_name)
 		domains[n++] = c->p.domain_name;
 	for (size_t i = 0; order->dns && i < order->dns->n; i++) {
@@ -871,7 +871,7 @@ out:
 	return rc;
 }
 
-/* A -EO order names an organisation that must exist and be active (§4.9). */
+/* A -EO order names an organisation that must exist and be active ("Approvers"). */
 static p11e_ca_outcome check_org(struct p11e_ca *ca, struct ss_order_ctx *c,
 				 struct p11e_ca_result *res)
 {
@@ -939,7 +939,7 @@ static const char *mode_name(enum ss_mode mode)
 	return mode == SS_NEW ? "new order" : mode == SS_RENEWAL ? "renewal (new order)" : "reissue";
 }
 
-/* Renewal vs reissue (§4.6, with the certificate's notAfter as the issue
+/* Renewal vs reissue ("Renewal or reissue", with the certificate's notAfter as the issue
  * asks): renewal when the certificate being replaced ends within
  * renewal_window, else a reissue on the same order. */
 static p11e_ca_outcome choose_mode(struct p11e_ca *ca, const struct p11e_order *order,
@@ -964,7 +964,7 @@ static p11e_ca_outcome choose_mode(struct p11e_ca *ca, const struct p11e_order *
 	}
 	if (rc != P11E_CA_OK)
 		return rc;
-	if (end == 0) /* no certificate date: fall back to the plan's end (§4.6 step 2) */
+	if (end == 0) /* no certificate date: fall back to the plan's end ("Renewal or reissue") */
 		end = prev->order_expiry_known ? prev->order_expiry_t : 0;
 	if (strcasecmp(prev->major, "Cancelled") == 0 || strcasecmp(prev->major, "Canceled") == 0) {
 		p11e_info("[ca:%s] order %s is cancelled; placing a new order", ca->name,
@@ -1094,7 +1094,7 @@ static p11e_ca_outcome ss_reconcile(struct p11e_ca *ca, const struct p11e_order 
 		return p11e_ca_fail(res, P11E_CA_MISCONFIGURED,
 			    "the order of [cert:%s] has no idempotency id (this is a bug)",
 			    order->name ? order->name : "?");
-	/* 1. a new order or renewal carries our CustomOrderID (§3.5) */
+	/* 1. a new order or renewal carries our CustomOrderID ("Order identifiers") */
 	rc = ss_status(ca, NULL, custom, &info, &kind, res);
 	if (rc == P11E_CA_OK) {
 		p11e_ca_result_clear(res);
@@ -1104,7 +1104,7 @@ static p11e_ca_outcome ss_reconcile(struct p11e_ca *ca, const struct p11e_order 
 		return refusal(ca, kind, "order lookup", NULL, res);
 	if (rc != P11E_CA_REJECTED)
 		return rc;
-	/* 2. a reissue keeps the order and changes its PartnerOrderID (§4.5.2) */
+	/* 2. a reissue keeps the order and changes its PartnerOrderID ("Order identifiers") */
 	if (order->previous.order_id && *order->previous.order_id) {
 		p11e_ca_result_clear(res);
 		rc = ss_status(ca, order->previous.order_id, NULL, &info, &kind, res);
@@ -1341,7 +1341,7 @@ out:
 /* ---- inventory, check, products --------------------------------------------- */
 
 /* One page of /rest/order/query, retried on failure as the SAME page
- * (KF skips it, §4.7.3). *out is the array. */
+ * (the reference client skips it, "Listing orders"). *out is the array. */
 static p11e_ca_outcome query_page(struct p11e_ca *ca, time_t since, unsigned page, cJSON **out,
 				  struct p11e_ca_result *res)
 {

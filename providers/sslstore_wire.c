@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Pure request builders and response parsers of the sslstore provider.
- * Section numbers (§) refer to shared/protocols/sslstore.md. */
+ * Quoted section names and OQ-n (open question n) refer to
+ * docs/protocol-sslstore.md. */
 #include "sslstore_wire.h"
 
 #include <stdarg.h>
@@ -23,7 +24,7 @@
 /* ---- product families ---------------------------------------------------- */
 
 /* Extra members some codes need beyond their family (the KFH per-field map
- * of §4.2.5), and Sectigo multi-domain products that include three names. */
+ * in docs/providers-sslstore.md), and Sectigo multi-domain products that include three names. */
 enum {
 	X_CITY = 1,          /* OrganizationAddress.LocalityName */
 	X_JURISDICTION = 2,  /* OrganizationInfo.JurisdictionCountry */
@@ -283,7 +284,7 @@ static bool add_str(cJSON *obj, const char *key, const char *value)
 	return cJSON_AddStringToObject(obj, key, value ? value : "") != NULL;
 }
 
-/* Only members that carry a value: the API accepts absent members (§9). */
+/* Only members that carry a value: the API accepts absent members ("Placing an order"). */
 static bool add_opt(cJSON *obj, const char *key, const char *value)
 {
 	return !set(value) || cJSON_AddStringToObject(obj, key, value) != NULL;
@@ -455,7 +456,7 @@ cJSON *ss_req_reissue(const struct ss_auth *auth, const struct ss_params *p, con
 				wildcard = true;
 	if (set(p->domain_name) && strncmp(p->domain_name, "*.", 2) == 0)
 		wildcard = true;
-	/* The API ignores CustomOrderID on reissue (§4.5.2); it is sent anyway
+	/* The API ignores CustomOrderID on reissue ("Order identifiers"); it is sent anyway
 	 * so that our own logs of the body tie it to the journal entry. */
 	ok = add_str(o, "TheSSLStoreOrderID", order_id) &&
 	     add_str(o, "CustomOrderID", p->custom_order_id) && add_str(o, "CSR", p->csr_pem) &&
@@ -504,7 +505,7 @@ cJSON *ss_req_approverlist(const struct ss_auth *auth, const char *product, cons
 {
 	cJSON *o = with_auth(auth, false);
 
-	/* the product code goes as configured, -EO included (§4.1) */
+	/* the product code goes as configured, -EO included ("Approvers") */
 	if (o && !(add_str(o, "ProductCode", product) && add_str(o, "DomainName", domain))) {
 		cJSON_Delete(o);
 		o = NULL;
@@ -555,7 +556,7 @@ cJSON *ss_req_orglist(const struct ss_auth *auth)
 
 /* ---- responses ------------------------------------------------------------- */
 
-/* Case-sensitive first (§3.2), then case-insensitive to survive drift. */
+/* Case-sensitive first ("Reading an answer"), then case-insensitive to survive drift. */
 static const cJSON *member(const cJSON *obj, const char *key)
 {
 	const cJSON *v;
@@ -586,7 +587,7 @@ static void append(char *out, size_t size, const char *sep, const char *text)
 		snprintf(out + len, size - len, "%s%s", len ? sep : "", text);
 }
 
-/* "ErrorCode:-9009|Message:text" → code -9009, text (§7). */
+/* "ErrorCode:-9009|Message:text" → code -9009, text ("Reading an answer"). */
 static void split_vendor(const char *in, char *msg, size_t msg_size, char *code, size_t code_size)
 {
 	const char *bar;
@@ -641,7 +642,7 @@ int ss_resp_error(const cJSON *body, char *msg, size_t msg_size, char *code, siz
 		return -1;
 	ar = member(body, "AuthResponse");
 	if (!cJSON_IsObject(ar))
-		ar = body; /* flat answer (health/validate, §3.1) */
+		ar = body; /* flat answer (health/validate, "Reading an answer") */
 	is_error = member(ar, "isError");
 	if (!cJSON_IsBool(is_error))
 		return -1;
@@ -746,7 +747,7 @@ int ss_parse_date(const char *text, time_t *out)
 		tm.tm_mon = v[1] - 1;
 		tm.tm_mday = v[2];
 	} else {
-		/* MM/dd/yyyy HH:mm:ss or MM-dd-yyyy HH:mm:ss (§3.4) */
+		/* MM/dd/yyyy HH:mm:ss or MM-dd-yyyy HH:mm:ss ("Reading an answer") */
 		if (parse_fields(text, v, 3, "/-") != 0)
 			return -1;
 		if (strlen(text) > 11 && parse_fields(text + 11, v + 3, 3, ":") != 0)
@@ -798,7 +799,7 @@ int ss_parse_order(const cJSON *obj, struct ss_order_info *info)
 		text_of(st, "MajorStatus", info->major, sizeof(info->major));
 		text_of(st, "MinorStatus", info->minor, sizeof(info->minor));
 		text_of(st, "AuthenticationComments", info->comments, sizeof(info->comments));
-		/* per-domain CNAME records when no order-level one is given (§4.2.6) */
+		/* per-domain CNAME records when no order-level one is given ("Placing an order") */
 		dav = member(st, "DomainAuthVettingStatus");
 		if (!info->cname_name[0] && cJSON_IsArray(dav) && cJSON_GetArraySize(dav) > 0) {
 			const cJSON *e = cJSON_GetArrayItem(dav, 0);
@@ -830,7 +831,7 @@ p11e_ca_outcome ss_status_outcome(const char *major, const char *minor, bool *kn
 	for (size_t i = 0; i < sizeof(issued) / sizeof(issued[0]); i++)
 		if (strcasecmp(major, issued[i]) == 0) {
 			/* a reissue keeps Active while the new certificate is
-			 * validated (§4.5.2, OQ-18) */
+			 * validated (OQ-18) */
 			if (minor && strcasecmp(minor, "PENDING_REISSUE") == 0)
 				return P11E_CA_PENDING;
 			/* a rejected reissue leaves the old certificate Active:
@@ -916,7 +917,7 @@ int ss_approver_rule(bool digicert, const struct p11e_strlist *given, const char
 		return -1;
 	}
 	if (digicert) {
-		/* DigiCert takes one approver, checked against the first domain (§6.3) */
+		/* DigiCert takes one approver, checked against the first domain ("Approvers") */
 		if (given->n > 1) {
 			snprintf(why, why_size,
 				 "DigiCert products take exactly one approver_email, %zu are given",
@@ -932,7 +933,7 @@ int ss_approver_rule(bool digicert, const struct p11e_strlist *given, const char
 		}
 		return 0;
 	}
-	/* Sectigo/Comodo: every domain needs one of the given addresses (§6.4),
+	/* Sectigo/Comodo: every domain needs one of the given addresses ("Approvers"),
 	 * and an address valid for none of them is a typo, not a choice */
 	for (size_t i = 0; i < given->n; i++) {
 		bool ok = false;
@@ -1244,7 +1245,7 @@ p11e_ca_outcome ss_judge(const struct p11e_http_response *resp, const char *what
 	json = resp->body ? cJSON_ParseWithLength(resp->body, resp->len) : NULL;
 	is_error = json ? ss_resp_error(json, text, sizeof(text), code, sizeof(code)) : -1;
 	if (is_error == 1) {
-		/* the CA's own words, whatever the HTTP status (§7) */
+		/* the CA's own words, whatever the HTTP status ("Reading an answer") */
 		snprintf(res->ca_code, sizeof(res->ca_code), "%s", code);
 		snprintf(res->message, sizeof(res->message), "%s", text);
 		if (kind)

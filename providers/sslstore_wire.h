@@ -15,7 +15,7 @@
 #include "provider.h"
 #include "util.h"
 
-/* Product families of protocols §4.2.5: what a new order must carry. */
+/* Product families (docs/providers-sslstore.md): what a new order must carry. */
 enum ss_family {
 	SS_SECTIGO_DV,
 	SS_SECTIGO_OV,
@@ -31,10 +31,10 @@ enum ss_family {
 enum ss_family ss_product_family(const char *code);
 const char *ss_family_name(enum ss_family family);
 bool ss_family_is_digicert(enum ss_family family);
-/* Product code as neworder wants it: without the "-EO" suffix (§4.2.1). */
+/* Product code as neworder wants it: without the "-EO" suffix ("Placing an order"). */
 void ss_product_wire_code(const char *code, char *out, size_t size);
 
-/* Validity in days to the ValidityPeriod months of §4.2.4: the listed month
+/* Validity in days to the ValidityPeriod months ("Placing an order"): the listed month
  * value nearest to days/30.44 (398 d → 12, never 13). 0 when days < 1. */
 int ss_days_to_months(long days, bool digicert);
 
@@ -94,7 +94,7 @@ cJSON *ss_req_refund(const struct ss_auth *auth, const char *order_id, const cha
 cJSON *ss_req_approverlist(const struct ss_auth *auth, const char *product, const char *domain);
 cJSON *ss_req_query(const struct ss_auth *auth, time_t since, unsigned page, unsigned page_size);
 cJSON *ss_req_products(const struct ss_auth *auth);
-/* Flat credentials (§2.2). */
+/* Flat credentials ("Credentials"). */
 cJSON *ss_req_validate(const struct ss_auth *auth);
 cJSON *ss_req_orglist(const struct ss_auth *auth);
 
@@ -143,7 +143,7 @@ p11e_ca_outcome ss_status_outcome(const char *major, const char *minor, bool *kn
  * year 1900 (the API's "unset") and garbage give -1. */
 int ss_parse_date(const char *text, time_t *out);
 
-/* Approver rule of §6 with the per-domain lists already fetched.
+/* Approver rule ("Approvers") with the per-domain lists already fetched.
  * given: trimmed lower-case addresses. lists[i]: the CA's list for
  * domains[i] (DigiCert needs only lists[0]). Returns 0, or -1 with `why`
  * naming the domain and the valid addresses. */
@@ -160,7 +160,7 @@ int ss_approver_split(const char *text, struct p11e_strlist *out);
 int ss_select_chain(const char *const *pems, size_t n, char **chain_pem, char *serial,
 		    size_t serial_size, time_t *not_after, char *why, size_t why_size);
 
-/* PKCS#10 as the API wants it: PEM, 64 columns, "\n" (§10). Accepts PEM or
+/* PKCS#10 as the API wants it: PEM, 64 columns, "\n" ("Placing an order"). Accepts PEM or
  * bare base64 DER. NULL when it is not a CSR. */
 char *ss_csr_normalize(const char *in);
 

@@ -11,6 +11,9 @@ packages=(
 	# tokens and tests
 	softhsm2 opensc openssl curl libengine-pkcs11-openssl
 	python3 python3-cryptography
+	# what a user meets (tests/e2e/user.sh): nginx serving a token key,
+	# promtool (Debian ships it in prometheus), bash completion
+	nginx prometheus bash-completion
 	# TPM 2.0 tests (tests/tpm): software TPM, tpm2_flushcontext/getcap, the
 	# swtpm TCTI, tpm2-pkcs11 and the tpm2 OpenSSL provider
 	swtpm tpm2-tools libtss2-tcti-swtpm0 libtpm2-pkcs11-1 tpm2-openssl

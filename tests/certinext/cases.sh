@@ -96,7 +96,7 @@ case_issued_at_once() {
 	t_eq "$(cn_stat 'd["orders_placed"]')" 1 "orders placed"
 	t_eq "$(cn_stat 'sum(d["calls"].values())')" 3 "HTTP calls for an order issued at once"
 	t_eq "$(cn_stat 'd["calls"]["GenerateOrderSSL"]')" 1 "GenerateOrderSSL calls"
-	# the request carried the §3.3 defaults and the idempotency id
+	# the request carried the order defaults (docs/protocol-certinext.md) and the idempotency id
 	t_eq "$(cn_stat 'd["last_request"]["GenerateOrderSSL"]["orderDetails"]["additionalInformation"]["tags"]')" \
 		"['p11enroll:idem-1']" "tags"
 	t_eq "$(cn_stat '"[p11enroll:idem-1]" in d["last_request"]["GenerateOrderSSL"]["orderDetails"]["additionalInformation"]["remarks"]')" \

@@ -211,7 +211,7 @@ Test(order, every_scalar_is_a_string)
 	put(&f, "group_number", "5550009876");
 	od = build(&f, "844", "a.example.net", dns, 2, NULL);
 	text = cJSON_PrintUnformatted(od);
-	/* no number, boolean or null anywhere (§1.4) */
+	/* no number, boolean or null anywhere (docs/protocol-certinext.md) */
 	cr_assert_null(strstr(text, ":true"));
 	cr_assert_null(strstr(text, ":false"));
 	cr_assert_null(strstr(text, ":null"));
@@ -604,7 +604,7 @@ Test(errors, codes_and_advice)
 	cr_assert_eq(cn_classify_error("", "Insufficient Credits"), CN_ERR_CREDITS);
 	cr_assert_eq(cn_classify_error("EMS-943", ""), CN_ERR_NOT_FOUND);
 	cr_assert_eq(cn_classify_error("EMS-956", ""), CN_ERR_DCV_NOT_READY);
-	/* EMS-9 prefix is not "not found" (§3.0) */
+	/* EMS-9 prefix is not "not found" (docs/protocol-certinext.md) */
 	cr_assert_eq(cn_classify_error("EMS-918", "x"), CN_ERR_REMARKS);
 	cr_assert_eq(cn_classify_error("EMS-939", "x"), CN_ERR_KEY);
 	cr_assert_eq(cn_classify_error("EMS-977", "x"), CN_ERR_OTHER);

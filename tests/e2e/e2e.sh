@@ -391,7 +391,7 @@ case_renew_not_due() {
 
 # Inside the window: a new order with the same key, the new certificate installed.
 # (The simulator refuses a public key seen before, EMS-1099, unless told that
-# the real API's scope is the CSR's bytes; the notes leave that open.)
+# the real API's scope is the CSR's bytes: docs/protocol-certinext.md, open question 10.)
 case_renew_same_key() {
 	setup certinext ec-p256 '{"duplicate_csr_scope": "csr"}'
 	t_expect 0 p11e enroll web

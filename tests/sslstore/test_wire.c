@@ -259,7 +259,7 @@ Test(body, small_requests)
 	cr_assert_str_eq(str_at(b, "RefundReason"), "keyCompromise: x");
 	cJSON_Delete(b);
 	b = ss_req_approverlist(&AUTH, "digi_ssl_basic-EO", "www.example.com");
-	cr_assert_str_eq(str_at(b, "ProductCode"), "digi_ssl_basic-EO"); /* as configured (§4.1) */
+	cr_assert_str_eq(str_at(b, "ProductCode"), "digi_ssl_basic-EO"); /* as configured, -EO too */
 	cr_assert_str_eq(str_at(b, "DomainName"), "www.example.com");
 	cJSON_Delete(b);
 	b = ss_req_query(&AUTH, 1747180800, 3, 50);
@@ -270,7 +270,7 @@ Test(body, small_requests)
 	b = ss_req_query(&AUTH, 0, 1, 100);
 	cr_assert_null(at(b, "StartDate"));
 	cJSON_Delete(b);
-	/* flat credentials (§2.2) */
+	/* flat credentials (docs/protocol-sslstore.md "Credentials") */
 	b = ss_req_validate(&AUTH);
 	cr_assert_null(at(b, "AuthRequest"));
 	cr_assert_str_eq(str_at(b, "PartnerCode"), "12345678");
@@ -479,7 +479,7 @@ Test(response, auth_response_shapes)
 	cr_assert_eq(error_of("{\"AuthResponse\":{\"isError\":true,\"Message\":\"Bad thing\"}}", msg,
 			      sizeof(msg), code), 1);
 	cr_assert_str_eq(msg, "Bad thing");
-	/* the vendor form of §7 */
+	/* the vendor form (docs/protocol-sslstore.md "Reading an answer") */
 	cr_assert_eq(error_of("{\"AuthResponse\":{\"isError\":true,\"Message\":[\"ErrorCode:-9009|"
 			      "Message:Vendor returns error:bad country\"]}}", msg, sizeof(msg), code), 1);
 	cr_assert_str_eq(code, "-9009");

@@ -90,7 +90,7 @@ sigalg_of() {
 	esac
 }
 
-# csr_ok TYPE FILE — the CSR verifies, is signed as SPEC says, names what
+# csr_ok TYPE FILE — the CSR verifies, is signed as the key policy says, names what
 # the configuration asks, and its key goes to $FILE.pub.
 csr_ok() {
 	local type=$1 csr=$2
