@@ -558,4 +558,24 @@ case_config_errors() {
 	t_eq "$(cn_stat 'd["orders_placed"]')" 0 "orders placed"
 }
 
+# A lost answer on a kept-alive connection: the retry carries a fresh txn
+# (libcurl must never re-send the same signed body on its own).
+case_lost_answer_fresh_txn() {
+	cn_sim
+	cn_config
+	cn_scenario '{"keep_alive": true, "pending_polls": 1, "drop_after_process": {"count": 1, "endpoints": ["GetCertificate"]}}'
+	cn_csr "$WORK/a.csr" www.example.com
+	drive 0 "$WORK/ca.conf" enroll --csr "$WORK/a.csr" --cn www.example.com --max-sleep 0 \
+		--chain-out "$WORK/chain.pem"
+	t_contains "$WORK/out" "fetch.outcome=issued"
+	t_not_contains "$WORK/out" "Invalid credentials"
+	t_not_contains "$WORK/err" "Invalid credentials"
+	cn_stats
+	t_eq "$(cn_stat 'd["orders_placed"]')" 1 "orders placed"
+	# every call of the three endpoints was answered once, the lost ones retried
+	[ "$(cn_stat 'd["calls"]["TrackOrder"] + d["calls"]["GetCertificate"]')" -ge 4 ] ||
+		t_fail "the lost answers were not retried"
+	t_contains "$SIM_DIR/stderr.log" "dropped-after-process"
+}
+
 t_run "$@"

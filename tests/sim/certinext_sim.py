@@ -296,6 +296,10 @@ DEFAULT_SCENARIO = {
     "http_429": None, "http_5xx": None, "order_5xx_after_create": None,
     "drop_after_create": None, "slow_ms": None, "drop_connection": None,
     "malformed_body": None, "oversized_body": None,
+    # keep_alive: answers keep the connection open (HTTP/1.1 persistent), so a
+    # client may reuse it; drop_after_process: the call is carried out, then
+    # the connection closes without an answer (a lost answer, any endpoint)
+    "keep_alive": False, "drop_after_process": None,
 }
 
 
@@ -1433,7 +1437,7 @@ class Handler(BaseHTTPRequestHandler):
     do_GET = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_POST
 
     def route(self):
-        self.close_connection = True
+        self.close_connection = not self.sim.scenario["keep_alive"]
         split = urllib.parse.urlsplit(self.path)
         path = split.path
         try:
@@ -1474,7 +1478,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(data)))
-        self.send_header("Connection", "close")
+        if self.close_connection:
+            self.send_header("Connection", "close")
         for k, v in (headers or {}).items():
             self.send_header(k, str(v))
         self.end_headers()
@@ -1605,6 +1610,10 @@ class Handler(BaseHTTPRequestHandler):
             self.send_json(500, {"error": "Internal Server Error", "message": f"simulator bug: {e}",
                                  "statusCode": 500})
             self.log_request_line(name, 500)
+            return
+        if self.sim.scenario.take("drop_after_process", name):
+            self.drop()
+            self.log_request_line(name, "dropped-after-process")
             return
         self.send_json(200, {"meta": _meta(txn)} | result)
         self.log_request_line(name, 200, "1", "")
