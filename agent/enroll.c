@@ -26,6 +26,7 @@
 #include <openssl/rand.h>
 
 #include "ca.h"
+#include "http.h"
 #include "install.h"
 #include "journal.h"
 #include "keys.h"
@@ -45,6 +46,8 @@ struct flow {
 	struct p11e_ca_handle ca;
 	bool ca_open;
 	int64_t wait;
+	unsigned placements;   /* order placements sent in this run */
+	double first_placement; /* when the first of them started (monotonic) */
 	struct timespec t0;
 	double t_token, t_csr, t_ca, t_install;
 };
@@ -173,6 +176,8 @@ static p11e_status make_csr(struct flow *f, struct p11e_err *err)
 		return p11e_err_set(err, P11E_EFAIL, "cannot encode the CSR");
 	p11e_journal_set_str(&f->j, "csr", "pem", pem);
 	free(pem);
+	/* A new CSR is a new order intent: it gets its own idempotency id. */
+	p11e_journal_clear(&f->j, "order");
 	f->t_csr += now_s() - t;
 	return save(f, P11E_ST_CSR_READY, "CSR made", err);
 }
@@ -199,6 +204,7 @@ static void order_input(struct flow *f, struct p11e_order *o, char *cn, size_t c
 	o->common_name = common_name(f->cert, cn, cn_len);
 	o->dns = &f->cert->dns;
 	o->idempotency_id = p11e_journal_str(&f->j, "order", "idempotency_id");
+	o->placed_as = p11e_journal_str(&f->j, "order", "placed_as");
 	o->placed_after = (time_t)p11e_journal_num(&f->j, "order", "placed_after");
 	o->previous.order_id = p11e_journal_str(&f->j, "previous", "order_id");
 	o->previous.request_id = p11e_journal_str(&f->j, "previous", "request_id");
@@ -253,33 +259,94 @@ static p11e_status rejected(struct flow *f, const struct p11e_ca_result *res, st
 	return P11E_EREJECTED;
 }
 
+/* max_retries and max_retry_time of the CA bound the placements of one run
+ * like any other call; false (with err set) when they are used up. */
+static bool placement_allowed(struct flow *f, struct p11e_err *err)
+{
+	struct p11e_http_opts opts = { 0 };
+	struct p11e_err ignore = { 0 };
+	unsigned max_retries = P11E_HTTP_DEFAULT_MAX_RETRIES, max_time = P11E_HTTP_DEFAULT_MAX_RETRY_TIME;
+	double elapsed = f->placements ? now_s() - f->first_placement : 0;
+	unsigned char rnd;
+	unsigned delay_ms;
+
+	if (f->placements == 0)
+		return true;
+	if (p11e_http_opts_from_settings(&opts, &f->ca.conf->settings, &ignore) == P11E_OK) {
+		max_retries = opts.max_retries;
+		max_time = opts.max_retry_time;
+	}
+	p11e_http_opts_free(&opts);
+	if (RAND_bytes(&rnd, 1) != 1)
+		rnd = 128;
+	delay_ms = p11e_http_backoff_ms(f->placements, P11E_HTTP_BACKOFF_BASE_MS, P11E_HTTP_BACKOFF_CAP_MS,
+					rnd / 255.0);
+	if (f->placements > max_retries || elapsed + delay_ms / 1000.0 > (double)max_time) {
+		p11e_err_set(err, P11E_EFAIL,
+			     "[cert:%s] %u placement%s of this order got no certain answer from [ca:%s] "
+			     "(max_retries = %u, max_retry_time = %us), and the CA says no order holds "
+			     "its id %s; nothing more is sent in this run: the next `p11enroll enroll %s` "
+			     "(or renew) places it again with the same id",
+			     f->cert->name, f->placements, f->placements == 1 ? "" : "s", f->cert->ca,
+			     max_retries, max_time, p11e_journal_str(&f->j, "order", "idempotency_id"),
+			     f->cert->name);
+		return false;
+	}
+	p11e_info("[cert:%s] placing the order again in %.1fs (attempt %u of at most %u)", f->cert->name,
+		  delay_ms / 1000.0, f->placements + 1, max_retries + 1);
+	usleep(delay_ms * 1000u);
+	return true;
+}
+
 static p11e_status place(struct flow *f, struct p11e_err *err)
 {
 	struct p11e_ca_result res = { 0 };
 	unsigned char rnd[12];
 	char idem[64], hex[25], cn[256];
+	const char *kept = p11e_journal_str(&f->j, "order", "idempotency_id");
+	const char *kept_ca = p11e_journal_str(&f->j, "order", "ca");
 	struct p11e_order o;
 	double t = now_s();
 	p11e_status rc;
 
+	/* One order intent has one idempotency id: journalled before the first
+	 * attempt and reused by every retry and every later run, until the
+	 * intent ends (issued, refused for certain: a new CSR clears it). */
+	if (kept && *kept && kept_ca && strcmp(kept_ca, f->cert->ca) == 0) {
+		snprintf(idem, sizeof(idem), "%s", kept);
+	} else {
+		if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+			return p11e_err_set(err, P11E_EFAIL, "no randomness for the order id");
+		p11e_hex(rnd, sizeof(rnd), hex);
+		snprintf(idem, sizeof(idem), "p11e-%s", hex);
+		p11e_journal_clear(&f->j, "order");
+		p11e_journal_set_num(&f->j, "order", "placed_after",
+				     (double)(time(NULL) - PLACE_WINDOW_SLACK));
+	}
+	if (!placement_allowed(f, err)) {
+		p11e_journal_error(&f->j, err->msg, NULL);
+		save(f, P11E_ST_CSR_READY, "placements of this run used up", &(struct p11e_err){ 0 });
+		return err->status;
+	}
 	/* The idempotency id and time window go to disk before the CA call,
 	 * so that a crash right after it can still find the order. */
-	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
-		return p11e_err_set(err, P11E_EFAIL, "no randomness for the order id");
-	p11e_hex(rnd, sizeof(rnd), hex);
-	snprintf(idem, sizeof(idem), "p11e-%s", hex);
-	p11e_journal_clear(&f->j, "order");
 	p11e_journal_set_str(&f->j, "order", "ca", f->cert->ca);
 	p11e_journal_set_str(&f->j, "order", "ca_type", f->ca.ops->type);
 	p11e_journal_set_str(&f->j, "order", "idempotency_id", idem);
-	p11e_journal_set_num(&f->j, "order", "placed_after", (double)(time(NULL) - PLACE_WINDOW_SLACK));
+	p11e_journal_set_str(&f->j, "order", "placed_as", NULL);
+	p11e_journal_set_num(&f->j, "order", "attempts",
+			     p11e_journal_num(&f->j, "order", "attempts") + 1);
 	rc = save(f, P11E_ST_ORDER_PLACING, idem, err);
 	if (rc != P11E_OK)
 		return rc;
+	if (f->placements++ == 0)
+		f->first_placement = now_s();
 	order_input(f, &o, cn, sizeof(cn));
 	f->ca.ops->place(f->ca.ca, &o, &res);
 	p11e_fault_point("order-placed");
 	f->t_ca += now_s() - t;
+	if (res.placed_as[0])
+		p11e_journal_set_str(&f->j, "order", "placed_as", res.placed_as);
 	switch (res.outcome) {
 	case P11E_CA_ISSUED:
 	case P11E_CA_PENDING:
@@ -290,7 +357,8 @@ static p11e_status place(struct flow *f, struct p11e_err *err)
 		break;
 	case P11E_CA_MISCONFIGURED:
 	case P11E_CA_UNREACHABLE:
-		/* The provider answers these only when no order can exist. */
+		/* The provider answers these only when no order can exist: the
+		 * intent and its id stay for the next attempt. */
 		p11e_ca_failure(&res, "the order was not placed", err);
 		p11e_journal_error(&f->j, err->msg, res.ca_code);
 		save(f, P11E_ST_CSR_READY, "order not placed", &(struct p11e_err){ 0 });

@@ -658,6 +658,20 @@ class Simulator:
         self.orders_placed = 0
         self.calls = {}
         self.last_request = {}
+        # every neworder/reissue request, faulted ones included: its CustomOrderID
+        self.placements = []
+        # status/download lookups by a CustomOrderID no order holds (client errors)
+        self.unknown_custom_lookups = 0
+
+    def note_placement(self, path, raw):
+        if path not in ("/rest/order/neworder", "/rest/order/reissue"):
+            return
+        try:
+            body = json.loads(raw.decode("utf-8")) if isinstance(raw, bytes) else raw
+        except (UnicodeDecodeError, ValueError):
+            body = None
+        cid = body.get("CustomOrderID") if isinstance(body, dict) else None
+        self.placements.append({"path": path, "CustomOrderID": cid if isinstance(cid, str) else ""})
 
     def stats(self):
         return {
@@ -671,6 +685,8 @@ class Simulator:
                         "RefundRequestID": o.refund_id, "isRefundApproved": o.refund_approved}
                        for o in sorted(self.orders.values(), key=lambda o: int(o.id))],
             "last_request": dict(self.last_request),
+            "placements": list(self.placements),
+            "unknown_custom_lookups": self.unknown_custom_lookups,
             "scenario": self.scenario,
         }
 
@@ -696,6 +712,7 @@ class Simulator:
         for o in self.orders.values():
             if o.custom_order_id and o.custom_order_id == cid:
                 return o
+        self.unknown_custom_lookups += 1
         raise ApiError(f"Invalid CustomOrderID: {cid}.")
 
     # ---- the state machine
@@ -1554,6 +1571,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         except HttpError as e:
             self.close_connection = True
             return self.send_error_json(e.status, e.message, ROUTES.get(path, (None, "flat"))[1])
+        with sim.lock:
+            sim.note_placement(path, raw)
         if path in GET_ROUTES:
             return self.finish_answer(path, 200, getattr(sim, GET_ROUTES[path])({}, {}), False)
         handler, shape, auth_form = ROUTES[path]
@@ -1591,9 +1610,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def read_body_quietly(self):
         try:
-            self.read_body()
+            raw = self.read_body()
         except HttpError:
             self.close_connection = True
+            return
+        path = self.path.partition("?")[0].rstrip("/")
+        with self.sim.lock:
+            self.sim.note_placement(path, raw)
 
     def send_error_json(self, status, message, shape):
         auth = {"isError": True, "Message": [message], "Timestamp": fmt_date(utcnow()), "ReplayToken": "",
