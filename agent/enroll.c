@@ -113,7 +113,7 @@ static p11e_status rotate_key(struct flow *f, struct p11e_err *err)
 		return fail(f, err, NULL);
 	p11e_fault_point("key-generated");
 	if (f->ck.generated)
-		p11e_info("[cert:%s] generated a new %s key on %s for the renewal", f->cert->name,
+		p11e_info("[cert:%s] generated a new %s key on %s to replace the previous one", f->cert->name,
 			  f->ck.key.spec->name, p11e_cert_key_where(&f->ck));
 	f->t_token += now_s() - t;
 	return record_key(f, "new key for the renewal", err);
@@ -251,11 +251,34 @@ static p11e_status record_order(struct flow *f, const struct p11e_ca_result *res
 	return save(f, P11E_ST_ORDER_PENDING, note, err);
 }
 
+/* The CA refused the order, or an order it held failed (docs/orders.md).
+ * When an order existed, the CA has seen this key in it (CERTInext refuses
+ * a key twice): the key is marked for retirement in `failed_order` and the
+ * next enroll orders with a new one. */
 static p11e_status rejected(struct flow *f, const struct p11e_ca_result *res, struct p11e_err *err)
 {
-	p11e_ca_failure(res, "the CA refused the order", err);
+	const char *order_id = res->order_id[0] ? res->order_id : p11e_journal_str(&f->j, "order", "order_id");
+
+	p11e_ca_failure(res, order_id && *order_id ? "the order failed at the CA" : "the CA refused the order",
+			err);
+	if (order_id && *order_id) {
+		char id[sizeof(res->order_id)];
+
+		snprintf(id, sizeof(id), "%s", order_id);
+		p11e_journal_clear(&f->j, "failed_order");
+		p11e_journal_set_str(&f->j, "failed_order", "order_id", id);
+		p11e_journal_set_str(&f->j, "failed_order", "status",
+				     res->status_text[0] ? res->status_text : NULL);
+		p11e_journal_set_str(&f->j, "failed_order", "key_id", p11e_journal_str(&f->j, "key", "id"));
+		p11e_journal_set_num(&f->j, "failed_order", "failed_at", (double)time(NULL));
+	}
 	p11e_journal_error(&f->j, err->msg, res->ca_code);
-	save(f, P11E_ST_REJECTED, "refused by the CA", &(struct p11e_err){ 0 });
+	save(f, P11E_ST_REJECTED, order_id && *order_id ? "order failed at the CA" : "refused by the CA",
+	     &(struct p11e_err){ 0 });
+	if (order_id && *order_id)
+		p11e_info("[cert:%s] the next `p11enroll enroll %s` places a new order with a new key "
+			  "(the CA has seen this one in order %s)",
+			  f->cert->name, f->cert->name, p11e_journal_str(&f->j, "failed_order", "order_id"));
 	return P11E_EREJECTED;
 }
 
@@ -314,6 +337,8 @@ static p11e_status place(struct flow *f, struct p11e_err *err)
 	 * intent ends (issued, refused for certain: a new CSR clears it). */
 	if (kept && *kept && kept_ca && strcmp(kept_ca, f->cert->ca) == 0) {
 		snprintf(idem, sizeof(idem), "%s", kept);
+		p11e_journal_set_str(&f->j, "order", "order_id", NULL);
+		p11e_journal_set_str(&f->j, "order", "request_id", NULL);
 	} else {
 		if (RAND_bytes(rnd, sizeof(rnd)) != 1)
 			return p11e_err_set(err, P11E_EFAIL, "no randomness for the order id");
@@ -395,6 +420,10 @@ static p11e_status reconcile(struct flow *f, struct p11e_err *err)
 	case P11E_CA_PENDING:
 		rc = record_order(f, &res, "found the order placed before the interruption", err);
 		break;
+	case P11E_CA_REJECTED:
+		/* found, and it failed (or a certain refusal): never a lost order */
+		rc = rejected(f, &res, err);
+		break;
 	case P11E_CA_NOT_FOUND:
 		p11e_info("[cert:%s] the CA has no order from the interrupted placement; placing it now",
 			  f->cert->name);
@@ -433,7 +462,9 @@ static p11e_status fetch(struct flow *f, struct p11e_err *err)
 	p11e_status rc;
 
 	f->ca.ops->fetch(f->ca.ca, &ref, &res);
-	if (res.outcome != P11E_CA_ISSUED && res.outcome != P11E_CA_OK) {
+	if (res.outcome == P11E_CA_REJECTED) {
+		rc = rejected(f, &res, err);
+	} else if (res.outcome != P11E_CA_ISSUED && res.outcome != P11E_CA_OK) {
 		rc = p11e_ca_failure(&res, "cannot download the issued certificate", err);
 		fail(f, err, res.ca_code);
 	} else if (!res.chain_pem) {
@@ -541,6 +572,23 @@ static p11e_status install(struct flow *f, struct p11e_err *err)
 	p11e_status rc;
 
 	rc = p11e_issued_parse(pem ? pem : "", p11e_cert_key_public(&f->ck), &issued, err);
+	if (rc == P11E_OK && p11e_issued_not_after(&issued) > 0 &&
+	    p11e_issued_not_after(&issued) < time(NULL)) {
+		/* Fetching again gives the same certificate: the order has failed. */
+		struct p11e_ca_result res = { .outcome = P11E_CA_REJECTED };
+		time_t end = p11e_issued_not_after(&issued);
+		char when[32];
+
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%SZ", gmtime(&end));
+		snprintf(res.status_text, sizeof(res.status_text), "certificate expired");
+		snprintf(res.message, sizeof(res.message),
+			 "order %s: the CA issued a certificate that has already expired (notAfter %s); "
+			 "it was not installed",
+			 p11e_journal_str(&f->j, "order", "order_id") ?
+				 p11e_journal_str(&f->j, "order", "order_id") : "?", when);
+		rc = rejected(f, &res, err);
+		goto out;
+	}
 	if (rc == P11E_OK)
 		rc = p11e_issued_verify(&issued, f->cert, err);
 	if (rc != P11E_OK) {
@@ -684,6 +732,16 @@ static p11e_status run(struct flow *f, struct p11e_err *err)
 			p11e_info("[cert:%s] the last order was refused (%s); starting a new one",
 				  f->cert->name, p11e_journal_str(&f->j, "last_error", "message") ?
 							 p11e_journal_str(&f->j, "last_error", "message") : "");
+			/* A failed order's key is retired: the CA has seen it (docs/orders.md). */
+			if (p11e_journal_str(&f->j, "failed_order", "key_id") &&
+			    strcmp(p11e_journal_str(&f->j, "failed_order", "key_id"),
+				   p11e_journal_str(&f->j, "key", "id") ? p11e_journal_str(&f->j, "key", "id") : "") == 0) {
+				p11e_info("[cert:%s] order %s failed at the CA; its key is retired and a new "
+					  "key is made for the next order",
+					  f->cert->name, p11e_journal_str(&f->j, "failed_order", "order_id"));
+				rc = plan_rotation(f, err);
+				break;
+			}
 			/* A refused renewal with rotate_key gets its new key now. */
 			if (f->cert->rotate_key && p11e_journal_str(&f->j, "previous", "key_id") &&
 			    strcmp(p11e_journal_str(&f->j, "previous", "key_id"),

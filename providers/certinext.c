@@ -1214,6 +1214,23 @@ static p11e_ca_outcome cn_fetch(struct p11e_ca *ca, const struct p11e_order_ref 
 								: P11E_CA_PENDING,
 				   res);
 		res->retry_after = ca->poll_interval;
+		if (outcome == P11E_CA_PENDING) {
+			/* nothing to download: did the order end (expired, failed)? */
+			struct p11e_ca_result probe = { 0 };
+			struct cn_tracked t;
+			struct cn_meta tmeta;
+
+			if (track(ca, ref->order_id, &t, &tmeta, &probe) == CN_CALL_OK &&
+			    tracked_outcome(ca, ref->order_id, &t, &probe) == P11E_CA_REJECTED) {
+				snprintf(res->status_text, sizeof(res->status_text), "%s",
+					 probe.status_text);
+				snprintf(res->message, sizeof(res->message), "%s", probe.message);
+				res->ca_code[0] = '\0';
+				outcome = res->outcome = P11E_CA_REJECTED;
+			}
+			cn_tracked_free(&t);
+			p11e_ca_result_clear(&probe);
+		}
 		break;
 	}
 	default:

@@ -300,6 +300,10 @@ DEFAULT_SCENARIO = {
     # client may reuse it; drop_after_process: the call is carried out, then
     # the connection closes without an answer (a lost answer, any endpoint)
     "keep_alive": False, "drop_after_process": None,
+    # leaf_expired: the certificate issued has already expired (TrackOrder
+    # shows it issued on the poll that issues it, then 12; GetCertificate
+    # refuses it, or with "download" hands it out all the same)
+    "leaf_expired": False,
 }
 
 
@@ -720,7 +724,8 @@ class Lifecycle:
     def issue(self, o):
         sc = self.sc
         o.cert = self.sim.ca.issue(o.csr, days=sc["leaf_days"], seconds=sc["leaf_seconds"],
-                                   dns_names=o.names, wrong_key=bool(sc["wrong_key"]))
+                                   dns_names=o.names, wrong_key=bool(sc["wrong_key"]),
+                                   expired=bool(sc["leaf_expired"]))
         o.cert_status, o.order_status = "20", "6"
 
     def force(self, o, update):
@@ -1051,7 +1056,8 @@ class TrackingApi:
         with sim.store.lock:
             order = sim.find_order(number)
             sim.check_requestor(order, email)
-            sim.lifecycle.refresh_expiry(order)
+            if sc["leaf_expired"] != "download":
+                sim.lifecycle.refresh_expiry(order)
             if order.cert_status not in ISSUED or order.cert is None:
                 raise ApiError("not_downloadable")
             details = {

@@ -118,4 +118,25 @@ case_reissue_lost_answer() {
 	t_eq "$(t_journal 'j["order"]["placed_as"]')" reissue "journalled placement kind"
 }
 
+# An order the CA cancels or rejects: the next enroll places a new order
+# (new CustomOrderID) with a new key, without hand work.
+failed_order() {
+	setup "{\"vendor_reject\": {\"after_polls\": 0, \"mode\": \"$1\", \"message\": \"Domain control failed\", \"code\": \"-9009\"}}"
+	t_expect 4 p11e enroll web
+	t_eq "$(state)" rejected "state"
+	t_contains "$WORK/err" "Domain control failed"
+	local key cid
+	key=$(t_journal 'j["key"]["id"]')
+	cid=$(orders 's["orders"][0]["CustomOrderID"]')
+	t_eq "$(t_journal 'j["failed_order"]["key_id"]')" "$key" "retired key"
+	t_sim_scenario '{"vendor_reject": null}'
+	t_expect 0 p11e enroll web
+	t_eq "$(state)" monitoring "state"
+	[ "$(t_journal 'j["key"]["id"]')" != "$key" ] || t_fail "the same key again"
+	t_eq "$(orders 's["orders_placed"]')" 2 "orders"
+	[ "$(orders 's["orders"][1]["CustomOrderID"]')" != "$cid" ] || t_fail "the failed order's CustomOrderID again"
+}
+case_failed_order_rejected() { failed_order minor; }
+case_failed_order_cancelled() { failed_order cancelled; }
+
 t_run "$@"

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# The agent's order flow against the CERTInext simulator, through the CLI:
+# failed orders and their keys, DCV instructions, revocation, error texts.
+# See docs/orders.md and docs/providers.md.
+. "$P11E_SRCDIR/tests/lib.sh"
+
+PIN=918273
+
+# setup SCENARIO-JSON CERT-NAME… — token, simulator, $WORK/p.conf with one
+# [cert:NAME] per name (key object NAME, www.example.com)
+setup() {
+	local scenario=$1 name
+	shift
+	t_token_and_sim certinext "$PIN" "$scenario"
+	{
+		echo "[agent]"
+		echo "state_dir = $WORK/state"
+		echo "wait = 30s"
+		echo
+		t_ca_section certinext
+		for name in "$@"; do
+			echo "[cert:$name]"
+			echo "ca = sim"
+			echo "key = pkcs11:token=edge;object=$name?module-path=$SOFTHSM_MODULE&pin-source=file:$WORK/pin"
+			echo "key_type = ec-p256"
+			echo "subject = CN=www.example.com"
+			echo "dns = www.example.com"
+			echo "cert_file = $WORK/tls/$name.pem"
+			echo "fullchain_file = $WORK/tls/$name-full.pem"
+			echo
+		done
+	} >"$WORK/p.conf"
+}
+
+p11e() { "$P11ENROLL" -c "$WORK/p.conf" "$@"; }
+t_eq() { [ "$1" = "$2" ] || t_fail "${3:-value}: got '$1', expected '$2'"; }
+keys_of() { t_token_objects edge | awk -v l="$1" '$1 == "Private" && $2 == l' | wc -l; }
+
+# An order that fails at the CA (every failure status of the protocol
+# notes, and 12 "expired") leaves the certificate in `rejected`; the next
+# enroll retires the key the CA has seen and succeeds with a new one.
+failed_status() {
+	local st=$1 name=web$1 key
+	t_sim_scenario "{\"fail_status_id\": \"$st\"}"
+	t_expect 4 p11e enroll "$name"
+	t_eq "$(t_journal 'j["state"]' "$name")" rejected "state after status $st"
+	key=$(t_journal 'j["key"]["id"]' "$name")
+	t_eq "$(t_journal 'j["failed_order"]["key_id"]' "$name")" "$key" "retired key after status $st"
+	t_contains "$WORK/err" "new key"
+	t_sim_scenario '{"fail_status_id": null}'
+	t_expect 0 p11e enroll "$name"
+	t_eq "$(t_journal 'j["state"]' "$name")" monitoring "state after the next enroll (status $st)"
+	[ "$(t_journal 'j["key"]["id"]' "$name")" != "$key" ] || t_fail "status $st: the same key again"
+	t_eq "$(keys_of "$name")" 1 "private keys of $name after status $st (the retired one removed)"
+	t_not_contains "$WORK/err" "EMS-1099"
+}
+
+case_failed_statuses() {
+	local st names=()
+	for st in 3 5 8 12 13 14 18 19 21; do names+=("web$st"); done
+	setup '{"rate_limit_burst": 0}' "${names[@]}"
+	for st in 3 5 8 12 13 14 18 19 21; do failed_status "$st"; done
+	t_eq "$(t_sim_stat 's["orders_placed"]')" 18 "orders (one failed, one good per status)"
+}
+
+# An issued certificate that has already expired is an order failure too:
+# never installed, and the next enroll orders anew with a new key. MODE:
+# the CA refuses the download (status 12) or hands the certificate out.
+issued_expired() {
+	setup "{\"leaf_expired\": $1}" web
+	t_expect 4 p11e enroll web
+	t_contains "$WORK/err" "$2"
+	t_eq "$(t_journal 'j["state"]')" rejected "state"
+	[ ! -e "$WORK/tls/web.pem" ] || t_fail "an expired certificate was installed"
+	local key
+	key=$(t_journal 'j["key"]["id"]')
+	t_sim_scenario '{"leaf_expired": false}'
+	t_expect 0 p11e enroll web
+	t_eq "$(t_journal 'j["state"]')" monitoring "state"
+	[ "$(t_journal 'j["key"]["id"]')" != "$key" ] || t_fail "the same key again"
+	t_eq "$(keys_of web)" 1 "private keys"
+}
+case_issued_expired() { issued_expired true "Certificate Expired"; }
+case_issued_expired_download() { issued_expired '"download"' "already expired"; }
+
+t_run "$@"
