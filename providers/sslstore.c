@@ -1294,6 +1294,29 @@ out:
 	return rc;
 }
 
+/* Already done on the CA's side: cancelled, or a refund asked for or
+ * approved. Then nothing is sent. */
+static bool refund_done(const struct ss_order_info *info)
+{
+	return strcasecmp(info->major, "Cancelled") == 0 || strcasecmp(info->major, "Canceled") == 0 ||
+	       info->refund_id[0] || info->refund_approved;
+}
+
+static void already_done(struct p11e_ca_result *res, const struct ss_order_info *info)
+{
+	bool cancelled = strcasecmp(info->major, "Cancelled") == 0 ||
+			 strcasecmp(info->major, "Canceled") == 0;
+
+	set_ids(res, info);
+	msgf(res, "order %s is %s: %s (refund request %s); nothing more to do, nothing was sent",
+	     info->order_id, info->major,
+	     cancelled ? "already cancelled"
+		       : info->refund_approved ? "its refund is already approved"
+					       : "a refund request is already filed",
+	     info->refund_id[0] ? info->refund_id : "?");
+	res->outcome = P11E_CA_OK;
+}
+
 static p11e_ca_outcome ss_revoke(struct p11e_ca *ca, const struct p11e_order_ref *ref,
 				 p11e_revoke_reason reason, struct p11e_ca_result *res)
 {
@@ -1307,6 +1330,19 @@ static p11e_ca_outcome ss_revoke(struct p11e_ca *ca, const struct p11e_order_ref
 	p11e_ca_result_clear(res);
 	if (!ref || !ref->order_id || !*ref->order_id)
 		return p11e_ca_fail(res, P11E_CA_MISCONFIGURED, "revoke without an order id (this is a bug)");
+	/* Idempotent on the wire: read the order first, send nothing when the
+	 * refund was already asked for or the order is cancelled. */
+	rc = ss_status(ca, ref->order_id, NULL, &info, &kind, res);
+	if (rc == P11E_CA_REJECTED)
+		return refusal(ca, kind, "order status", "check the order in the SSL Store portal", res);
+	if (rc != P11E_CA_OK)
+		return rc;
+	if (refund_done(&info)) {
+		p11e_ca_result_clear(res);
+		already_done(res, &info);
+		return P11E_CA_OK;
+	}
+	p11e_ca_result_clear(res);
 	ss_refund_reason(reason, why, sizeof(why));
 	new_auth(ca, &auth, replay, sizeof(replay));
 	rc = ss_post(ca, &CALL_REFUND, ss_req_refund(&auth, ref->order_id, why), replay, &json,
@@ -1331,19 +1367,13 @@ static p11e_ca_outcome ss_revoke(struct p11e_ca *ca, const struct p11e_order_ref
 		char camsg[sizeof(res->message)];
 		struct p11e_ca_result probe = { 0 };
 
-		/* already cancelled or already asked: success, said so */
+		/* filed meanwhile by someone else: success, said so */
 		snprintf(camsg, sizeof(camsg), "%s", res->message);
 		if (ss_status(ca, ref->order_id, NULL, &info, NULL, &probe) == P11E_CA_OK &&
-		    (strcasecmp(info.major, "Cancelled") == 0 || info.refund_id[0])) {
+		    refund_done(&info)) {
 			p11e_ca_result_clear(res);
-			set_ids(res, &info);
-			msgf(res,
-			     "order %s is %s: %s (refund request %s); nothing more to do",
-			     info.order_id, info.major,
-			     strcasecmp(info.major, "Cancelled") == 0 ? "already cancelled"
-								      : "a refund request is already filed",
-			     info.refund_id[0] ? info.refund_id : "?");
-			res->outcome = rc = P11E_CA_OK;
+			already_done(res, &info);
+			rc = P11E_CA_OK;
 			goto out;
 		}
 		p11e_ca_result_clear(&probe);

@@ -578,4 +578,20 @@ case_lost_answer_fresh_txn() {
 	t_contains "$SIM_DIR/stderr.log" "dropped-after-process"
 }
 
+# A revocation the CA has accepted but not yet carried out: a repeat reads
+# TrackOrder and sends nothing.
+case_revoke_in_progress() {
+	cn_sim
+	cn_config
+	cn_scenario '{"revoke_initiated_first": 5}'
+	cn_csr "$WORK/a.csr" www.example.com
+	drive 0 "$WORK/ca.conf" enroll --csr "$WORK/a.csr" --cn www.example.com --max-sleep 0
+	order=$(out_val fetch.order_id)
+	drive 0 "$WORK/ca.conf" revoke --order "$order" --reason superseded
+	drive 0 "$WORK/ca.conf" revoke --order "$order" --reason superseded
+	t_contains "$WORK/out" "revocation in progress"
+	cn_stats
+	t_eq "$(cn_stat 'd["calls"]["RevokeOrder"]')" 1 "RevokeOrder calls"
+}
+
 t_run "$@"

@@ -286,9 +286,10 @@ case_refund() {
 	t_eq "$(sstat 's["orders"][0]["RefundRequestID"] != ""')" True "refund id"
 	t_eq "$(sstat 's["last_request"]["/rest/order/refundrequest"]["RefundReason"]')" \
 		"keyCompromise: revocation requested by p11enroll"
-	# asking again is fine and says so
+	# asking again is fine and says so, and sends nothing (status read first)
 	t_expect 0 drv "$CONF" revoke --order "$oid"
 	t_contains "$WORK/out" "a refund request is already filed"
+	t_eq "$(sstat 's["calls"]["/rest/order/refundrequest"]')" 1 "refund requests sent"
 	# once approved the order is cancelled: polling reports it
 	t_expect 4 drv "$CONF" poll --order "$oid"
 	t_expect 4 drv "$CONF" poll --order "$oid"
@@ -296,6 +297,7 @@ case_refund() {
 	t_contains "$WORK/out" "refund request"
 	t_expect 0 drv "$CONF" revoke --order "$oid"
 	t_contains "$WORK/out" "already cancelled"
+	t_eq "$(sstat 's["calls"]["/rest/order/refundrequest"]')" 1 "refund requests sent"
 	t_expect 7 drv "$CONF" revoke --order 999999
 }
 
