@@ -181,7 +181,8 @@ case_rejected_ems() {
 	cn_scenario '{"reject": {"code": "EMS-1099", "message": "CSR already used in another order"}}'
 	drive 4 "$WORK/ca.conf" place --csr "$WORK/a.csr" --cn www.example.com
 	t_contains "$WORK/out" "place.outcome=rejected"
-	t_contains "$WORK/out" "EMS-1099 CSR already used in another order"
+	t_contains "$WORK/out" "CSR already used in another order"
+	t_contains "$WORK/out" "ca_code=EMS-1099"
 	t_contains "$WORK/out" "p11enroll orders test"
 	cn_stats
 	t_eq "$(cn_stat 'd["orders_placed"]')" 0 "orders placed"

@@ -84,4 +84,22 @@ issued_expired() {
 case_issued_expired() { issued_expired true "Certificate Expired"; }
 case_issued_expired_download() { issued_expired '"download"' "already expired"; }
 
+# A CA error code is shown once, with the CA's words, and no wrong hint:
+# EMS-939 is CERTInext's generic error, not a refusal of the key.
+case_error_code_once() {
+	setup '{"reject": {"code": "EMS-939", "message": "Something went Wrong"}}' web
+	t_expect 4 p11e enroll web
+	t_contains "$WORK/err" "Something went Wrong"
+	t_eq "$(grep -o 'EMS-939' "$WORK/err" | wc -l)" 1 "times EMS-939 is shown"
+	t_not_contains "$WORK/err" "refused the key"
+	t_eq "$(t_journal 'j["last_error"]["ca_code"]')" EMS-939 "journalled code"
+	t_eq "$(grep -o 'EMS-939' <<<"$(t_journal 'j["last_error"]["message"]')" | wc -l)" 1 \
+		"times EMS-939 is in the journalled message"
+	# a refusal at placement keeps the key (no order holds it)
+	local key
+	key=$(t_journal 'j["key"]["id"]')
+	t_expect 0 p11e enroll web
+	t_eq "$(t_journal 'j["key"]["id"]')" "$key" "key after a refusal at placement"
+}
+
 t_run "$@"
