@@ -48,6 +48,7 @@ struct flow {
 	int64_t wait;
 	unsigned placements;   /* order placements sent in this run */
 	double first_placement; /* when the first of them started (monotonic) */
+	bool dcv_shown;        /* this run has shown the DCV instructions */
 	struct timespec t0;
 	double t_token, t_csr, t_ca, t_install;
 };
@@ -205,6 +206,7 @@ static void order_input(struct flow *f, struct p11e_order *o, char *cn, size_t c
 	o->dns = &f->cert->dns;
 	o->idempotency_id = p11e_journal_str(&f->j, "order", "idempotency_id");
 	o->placed_as = p11e_journal_str(&f->j, "order", "placed_as");
+	o->dcv_instructions = p11e_journal_str(&f->j, "order", "dcv_instructions");
 	o->placed_after = (time_t)p11e_journal_num(&f->j, "order", "placed_after");
 	o->previous.order_id = p11e_journal_str(&f->j, "previous", "order_id");
 	o->previous.request_id = p11e_journal_str(&f->j, "previous", "request_id");
@@ -238,6 +240,37 @@ static p11e_status open_ca(struct flow *f, struct p11e_err *err)
 	return rc;
 }
 
+/* Domain validation the operator must do (no dcv_hook, file/CNAME DCV):
+ * journalled, shown on stderr once per run and whenever they change, and
+ * by `status`. Returns true when they changed (the journal needs saving). */
+static bool note_instructions(struct flow *f, const struct p11e_ca_result *res, bool *tty_line)
+{
+	const char *old = p11e_journal_str(&f->j, "order", "dcv_instructions");
+	const char *p = res->instructions;
+	bool same = old && strcmp(old, p) == 0;
+
+	if (!p[0] || (same && f->dcv_shown))
+		return false;
+	f->dcv_shown = true;
+	if (tty_line && *tty_line) {
+		fputc('\n', stderr);
+		*tty_line = false;
+	}
+	p11e_warn("[cert:%s] order %s waits for domain validation; publish:", f->cert->name,
+		  res->order_id[0] ? res->order_id : "?");
+	while (*p) {
+		const char *nl = strchr(p, '\n');
+		int len = nl ? (int)(nl - p) : (int)strlen(p);
+
+		p11e_warn("[cert:%s]   %.*s", f->cert->name, len, p);
+		p += len + (nl ? 1 : 0);
+	}
+	if (same)
+		return false;
+	p11e_journal_set_str(&f->j, "order", "dcv_instructions", res->instructions);
+	return true;
+}
+
 static p11e_status record_order(struct flow *f, const struct p11e_ca_result *res, const char *note,
 				struct p11e_err *err)
 {
@@ -248,6 +281,7 @@ static p11e_status record_order(struct flow *f, const struct p11e_ca_result *res
 	p11e_journal_error(&f->j, NULL, NULL);
 	p11e_info("[cert:%s] %s: order %s%s%s at [ca:%s]", f->cert->name, note, res->order_id,
 		  res->request_id[0] ? " / " : "", res->request_id, f->cert->ca);
+	note_instructions(f, res, NULL);
 	return save(f, P11E_ST_ORDER_PENDING, note, err);
 }
 
@@ -500,6 +534,11 @@ static p11e_status wait_issued(struct flow *f, struct p11e_err *err)
 
 		f->ca.ops->poll(f->ca.ca, &o, &ref, &res);
 		f->t_ca += now_s() - t;
+		if (note_instructions(f, &res, &tty_line)) {
+			save(f, P11E_ST_ORDER_PENDING, "domain validation instructions",
+			     &(struct p11e_err){ 0 });
+			o.dcv_instructions = p11e_journal_str(&f->j, "order", "dcv_instructions");
+		}
 		if (res.status_text[0] && strcmp(res.status_text, p11e_journal_str(&f->j, "order", "status") ?
 					      p11e_journal_str(&f->j, "order", "status") : "") != 0) {
 			p11e_journal_set_str(&f->j, "order", "status", res.status_text);

@@ -86,6 +86,8 @@ struct p11e_order {
 	const char *idempotency_id;            /* agent-made, one per order intent, journalled before the
 						* first placement and reused by every retry of it */
 	const char *placed_as;                 /* reconcile: res->placed_as of the placement, or NULL */
+	const char *dcv_instructions;          /* poll: res->instructions of an earlier poll, kept by the
+						* agent, so that they are not asked for again; or NULL */
 	time_t placed_after;                   /* the placement happened at or after this (reconcile window) */
 	struct p11e_order_ref previous;        /* renewal: the order being replaced (ids NULL when none) */
 	time_t previous_not_after;             /* renewal: notAfter of the certificate being replaced */

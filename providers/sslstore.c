@@ -574,15 +574,37 @@ static p11e_ca_outcome order_outcome(struct p11e_ca *ca, const struct ss_order_i
 			     info->order_id, res->status_text);
 		break;
 	default:
-		if (info->cname_name[0] && info->cname_value[0])
+		if (info->cname_name[0] && info->cname_value[0]) {
 			msgf(res,
 			     "order %s is %s: domain validation by CNAME: publish %s CNAME %s",
 			     info->order_id, res->status_text, info->cname_name, info->cname_value);
-		else if (info->file_name[0])
+			snprintf(res->instructions, sizeof(res->instructions), "CNAME %s %s",
+				 info->cname_name, info->cname_value);
+		} else if (info->file_name[0]) {
 			msgf(res,
 			     "order %s is %s: domain validation by file: serve %s with the content "
 			     "%s over http(s) on every name",
 			     info->order_id, res->status_text, info->file_name, info->file_content);
+			char content[2 * sizeof(info->file_content)];
+			size_t at = 0;
+
+			/* one line: the content's line breaks written as \n */
+			for (const char *c = info->file_content; *c && at + 3 < sizeof(content); c++) {
+				if (*c == '\r')
+					continue;
+				if (*c == '\n') {
+					content[at++] = '\\';
+					content[at++] = 'n';
+				} else {
+					content[at++] = *c;
+				}
+			}
+			content[at] = '\0';
+			snprintf(res->instructions, sizeof(res->instructions),
+				 "file http://NAME/.well-known/pki-validation/%s for every NAME of the "
+				 "order, content \"%s\" (\\n = line break)",
+				 info->file_name, content);
+		}
 		else
 			msgf(res,
 			     "order %s is %s: waiting for domain validation (the approver e-mail) "

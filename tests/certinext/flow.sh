@@ -102,4 +102,31 @@ case_error_code_once() {
 	t_eq "$(t_journal 'j["key"]["id"]')" "$key" "key after a refusal at placement"
 }
 
+# Without a dcv_hook the TXT records to publish reach the operator: on
+# stderr when the order goes pending, in the journal, in `status` and
+# `status --json`; GetDcv is not asked again on every poll.
+case_dcv_instructions() {
+	setup '{"dcv_required": true}' web
+	t_expect 3 p11e enroll web --wait 4s
+	grep -q 'publish:' "$WORK/err" || t_fail "no instructions on stderr"
+	grep -q 'TXT _emsign-validation.www.example.com "[0-9a-f]\{32\}"' "$WORK/err" ||
+		{ cat "$WORK/err"; t_fail "no TXT record on stderr"; }
+	local want
+	want=$(t_journal 'j["order"]["dcv_instructions"]')
+	grep -q '^TXT _emsign-validation.www.example.com "[0-9a-f]\{32\}"$' <<<"$want" ||
+		t_fail "journalled instructions: $want"
+	[ "$(t_sim_stat 's["calls"]["TrackOrder"]')" -ge 2 ] || t_fail "fewer than two polls"
+	t_eq "$(t_sim_stat 's["calls"]["GetDcv"]')" 1 "GetDcv calls over several polls"
+	# status (text and JSON) shows them; a pending order needs attention
+	"$P11ENROLL" -c "$WORK/p.conf" status >"$WORK/out" 2>"$WORK/err"
+	t_contains "$WORK/out" "$want"
+	"$P11ENROLL" -c "$WORK/p.conf" status --json >"$WORK/out" 2>"$WORK/err"
+	t_eq "$("$PYTHON" -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["certificates"][0]["order"]["dcv_instructions"])' "$WORK/out")" \
+		"$want" "status --json"
+	# a later run shows them again, from the journal, without GetDcv
+	t_expect 3 p11e enroll web --wait 2s
+	t_contains "$WORK/err" "$want"
+	t_eq "$(t_sim_stat 's["calls"]["GetDcv"]')" 1 "GetDcv calls after a second run"
+}
+
 t_run "$@"

@@ -139,4 +139,29 @@ failed_order() {
 case_failed_order_rejected() { failed_order minor; }
 case_failed_order_cancelled() { failed_order cancelled; }
 
+# File and CNAME DCV: what to publish reaches the operator (stderr when the
+# order goes pending, journal, status, status --json).
+dcv_instructions() {
+	setup '{"dcv_required": true}' "$1 = yes"
+	t_expect 3 p11e enroll web --wait 3s
+	t_contains "$WORK/err" "publish:"
+	local want
+	want=$(t_journal 'j["order"]["dcv_instructions"]')
+	[ -n "$want" ] && [ "$want" != None ] || t_fail "no instructions journalled"
+	t_contains "$WORK/err" "$want"
+	t_contains "$WORK/err" "$2"
+	"$P11ENROLL" -c "$WORK/p.conf" status >"$WORK/out" 2>"$WORK/err"
+	t_contains "$WORK/out" "$want"
+	"$P11ENROLL" -c "$WORK/p.conf" status --json >"$WORK/out" 2>"$WORK/err"
+	t_eq "$("$PYTHON" -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["certificates"][0]["order"]["dcv_instructions"])' "$WORK/out")" \
+		"$want" "status --json"
+	# the operator publishes; the CA validates; the next enroll installs
+	curl -s --cacert "$SIM_ROOT" -H 'Content-Type: application/json' -d '{"dcv_completed": true}' \
+		"$SIM_BASE/_sim/order/$(t_journal 'j["order"]["order_id"]')" >/dev/null
+	t_expect 0 p11e enroll web
+	t_eq "$(state)" monitoring "state"
+}
+case_dcv_file() { dcv_instructions file_auth_dcv "file "; }
+case_dcv_cname() { dcv_instructions cname_auth_dcv "CNAME "; }
+
 t_run "$@"
