@@ -283,6 +283,11 @@ KNOBS = {
     "renewal_inherit", "download_root", "download_order", "download_id_as_number", "message_as_string",
     "require_tech_title", "allow_non_ascii", "allow_reserved_tld", "validity_months",
     "validity_months_digicert",
+    # drop_after_process: any call is carried out, then the connection closes
+    # without an answer (a lost answer); plan_days: a new order's plan
+    # (OrderExpiryDateInUTC) ends this many days after purchase, whatever
+    # the validity (plan vs certificate expiry, with leaf_days)
+    "drop_after_process", "plan_days",
 }
 
 RESERVED_TLDS = {"local", "localhost", "internal", "invalid", "test", "lan", "home", "corp", "intranet",
@@ -552,6 +557,8 @@ class Order:
         self.server_count = get_int(req, "ServerCount", 1)
         self.purchase = utcnow()
         self.order_expiry = add_months(self.purchase, self.months)
+        if sim.scenario.get("plan_days") is not None:
+            self.order_expiry = self.purchase + datetime.timedelta(days=float(sim.scenario["plan_days"]))
         self.major, self.minor = "Pending", ""
         self.query_view = ("Pending", "")
         self.cert = None
@@ -1720,8 +1727,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def finish_answer(self, path, status, obj, is_error):
         sim = self.sim
         with sim.lock:
-            malformed = sim.take("malformed_body", path)
-            oversized = None if malformed is not None else sim.take("oversized_body", path)
+            dropped = sim.take("drop_after_process", path)
+            malformed = None if dropped is not None else sim.take("malformed_body", path)
+            oversized = None if malformed is not None or dropped is not None else \
+                sim.take("oversized_body", path)
+        if dropped is not None:
+            self.drop()
+            self.log("-", note="fault=drop_after_process")
+            return
         data = json.dumps(obj).encode()
         note = ""
         if malformed is not None:

@@ -164,4 +164,49 @@ dcv_instructions() {
 case_dcv_file() { dcv_instructions file_auth_dcv "file "; }
 case_dcv_cname() { dcv_instructions cname_auth_dcv "CNAME "; }
 
+# Several processes on one certificate during a placement storm (timer,
+# agent, an operator's enroll): still one order intent, one id, one order.
+case_parallel_storm() {
+	setup '{"http_5xx": {"count": 4, "status": 503, "endpoints": ["order/neworder"]}, "slow_ms": {"ms": 300, "endpoints": ["order/neworder"]}}'
+	local pids=() i
+	for i in 1 2 3; do
+		"$P11ENROLL" -c "$WORK/p.conf" enroll web >"$WORK/p$i.out" 2>"$WORK/p$i.err" &
+		pids+=("$!")
+	done
+	T_PIDS+=("${pids[@]}")
+	for i in "${pids[@]}"; do wait "$i"; done
+	t_sim_scenario '{"http_5xx": null}'
+	t_expect 0 p11e enroll web
+	t_eq "$(state)" monitoring "state"
+	t_eq "$(orders 's["orders_placed"]')" 1 "orders"
+	t_eq "$(orders 'len(set(p["CustomOrderID"] for p in s["placements"]))')" 1 "CustomOrderIDs"
+}
+
+# Lost answers on every kind of call (the call was carried out, the answer
+# never came): each enrolment still ends with exactly one order.
+case_lost_answers() {
+	setup
+	local ep n=0
+	for ep in order/approverlist order/neworder order/status order/download; do
+		rm -f "$WORK/state/web.json"
+		t_sim_scenario "{\"drop_after_process\": {\"count\": 1, \"endpoints\": [\"$ep\"]}}"
+		t_expect 0 p11e enroll web
+		n=$((n + 1))
+		t_eq "$(state)" monitoring "state after a lost $ep answer"
+		t_eq "$(orders 's["orders_placed"]')" "$n" "orders after a lost $ep answer"
+	done
+	t_eq "$(grep -c 'fault=drop_after_process' "$SIM_DIR/stderr.log")" 4 "lost answers"
+}
+
+# plan_days: the plan of a new order ends sooner than its validity says, so
+# a renewal (not a reissue) is due while the certificate has time left.
+case_plan_ending() {
+	setup '{"plan_days": 10}'
+	t_expect 0 p11e enroll web
+	echo "renew_before = 400d" >>"$WORK/p.conf"
+	t_expect 0 p11e renew --all
+	t_eq "$(orders 's["orders_placed"]')" 2 "orders (a renewal is a new order)"
+	t_eq "$(orders 's["orders"][1]["IsRenewal"]')" True "renewal flag"
+}
+
 t_run "$@"
