@@ -67,6 +67,19 @@ case_placement_storm() {
 		t_fail "more lookups by CustomOrderID than placements that may have reached the CA"
 }
 
+# max_retry_time bounds the placements of a run too.
+case_placement_retry_time() {
+	setup '{"http_5xx": {"count": 20, "status": 503, "endpoints": ["order/neworder"]}}'
+	sed -i -e 's/^max_retries = .*/max_retries = 10/' -e 's/^max_retry_time = .*/max_retry_time = 2s/' \
+		"$WORK/p.conf"
+	t_expect 1 p11e enroll web
+	t_contains "$WORK/err" "max_retry_time = 2s"
+	local n
+	n=$(orders 'len(s["placements"])')
+	[ "$n" -ge 1 ] && [ "$n" -le 3 ] || t_fail "$n placements within max_retry_time = 2s"
+	t_eq "$(orders 'len(set(p["CustomOrderID"] for p in s["placements"]))')" 1 "CustomOrderIDs"
+}
+
 # A placement that certainly was not sent (the CA refuses the connection)
 # is never followed by a lookup by CustomOrderID, and the next run places
 # with the same id.
