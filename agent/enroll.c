@@ -459,8 +459,9 @@ static p11e_status reconcile(struct flow *f, struct p11e_err *err)
 		rc = rejected(f, &res, err);
 		break;
 	case P11E_CA_NOT_FOUND:
-		p11e_info("[cert:%s] the CA has no order from the interrupted placement; placing it now",
-			  f->cert->name);
+		p11e_info("[cert:%s] the CA says no order holds id %s: the placement may be sent again "
+			  "with the same id",
+			  f->cert->name, p11e_journal_str(&f->j, "order", "idempotency_id"));
 		rc = save(f, P11E_ST_CSR_READY, "reconciled: no order exists", err);
 		break;
 	default:
