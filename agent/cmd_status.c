@@ -70,6 +70,10 @@ static void print_text(const struct p11e_cert_status *s, time_t now)
 		printf("  revoked     %s (%s): %s\n", when(s->revoked_at, t1, sizeof(t1)),
 		       s->revocation_reason ? s->revocation_reason : "?",
 		       s->revocation_message ? s->revocation_message : "");
+	/* domain validation the operator must do (docs/orders.md) */
+	if (s->found && !s->damaged && s->state == P11E_ST_ORDER_PENDING &&
+	    p11e_journal_str(&s->j, "order", "dcv_instructions"))
+		printf("  publish     %s\n", p11e_journal_str(&s->j, "order", "dcv_instructions"));
 	if (s->last_error)
 		printf("  last error  %s: %s%s%s\n", when(s->last_error_at, t1, sizeof(t1)),
 		       s->last_error_code ? s->last_error_code : "", s->last_error_code ? ": " : "",

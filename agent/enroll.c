@@ -26,6 +26,7 @@
 #include <openssl/rand.h>
 
 #include "ca.h"
+#include "http.h"
 #include "install.h"
 #include "journal.h"
 #include "keys.h"
@@ -46,6 +47,9 @@ struct flow {
 	struct p11e_ca_handle ca;
 	bool ca_open;
 	int64_t wait;
+	unsigned placements;   /* order placements sent in this run */
+	double first_placement; /* when the first of them started (monotonic) */
+	bool dcv_shown;        /* this run has shown the DCV instructions */
 	struct timespec t0;
 	double t_token, t_csr, t_ca, t_install;
 };
@@ -111,7 +115,7 @@ static p11e_status rotate_key(struct flow *f, struct p11e_err *err)
 		return fail(f, err, NULL);
 	p11e_fault_point("key-generated");
 	if (f->ck.generated)
-		p11e_info("[cert:%s] generated a new %s key on %s for the renewal", f->cert->name,
+		p11e_info("[cert:%s] generated a new %s key on %s to replace the previous one", f->cert->name,
 			  f->ck.key.spec->name, p11e_cert_key_where(&f->ck));
 	f->t_token += now_s() - t;
 	return record_key(f, "new key for the renewal", err);
@@ -174,6 +178,8 @@ static p11e_status make_csr(struct flow *f, struct p11e_err *err)
 		return p11e_err_set(err, P11E_EFAIL, "cannot encode the CSR");
 	p11e_journal_set_str(&f->j, "csr", "pem", pem);
 	free(pem);
+	/* A new CSR is a new order intent: it gets its own idempotency id. */
+	p11e_journal_clear(&f->j, "order");
 	f->t_csr += now_s() - t;
 	return save(f, P11E_ST_CSR_READY, "CSR made", err);
 }
@@ -200,6 +206,8 @@ static void order_input(struct flow *f, struct p11e_order *o, char *cn, size_t c
 	o->common_name = common_name(f->cert, cn, cn_len);
 	o->dns = &f->cert->dns;
 	o->idempotency_id = p11e_journal_str(&f->j, "order", "idempotency_id");
+	o->placed_as = p11e_journal_str(&f->j, "order", "placed_as");
+	o->dcv_instructions = p11e_journal_str(&f->j, "order", "dcv_instructions");
 	o->placed_after = (time_t)p11e_journal_num(&f->j, "order", "placed_after");
 	o->previous.order_id = p11e_journal_str(&f->j, "previous", "order_id");
 	o->previous.request_id = p11e_journal_str(&f->j, "previous", "request_id");
@@ -233,6 +241,37 @@ static p11e_status open_ca(struct flow *f, struct p11e_err *err)
 	return rc;
 }
 
+/* Domain validation the operator must do (no dcv_hook, file/CNAME DCV):
+ * journalled, shown on stderr once per run and whenever they change, and
+ * by `status`. Returns true when they changed (the journal needs saving). */
+static bool note_instructions(struct flow *f, const struct p11e_ca_result *res, bool *tty_line)
+{
+	const char *old = p11e_journal_str(&f->j, "order", "dcv_instructions");
+	const char *p = res->instructions;
+	bool same = old && strcmp(old, p) == 0;
+
+	if (!p[0] || (same && f->dcv_shown))
+		return false;
+	f->dcv_shown = true;
+	if (tty_line && *tty_line) {
+		fputc('\n', stderr);
+		*tty_line = false;
+	}
+	p11e_warn("[cert:%s] order %s waits for domain validation; publish:", f->cert->name,
+		  res->order_id[0] ? res->order_id : "?");
+	while (*p) {
+		const char *nl = strchr(p, '\n');
+		int len = nl ? (int)(nl - p) : (int)strlen(p);
+
+		p11e_warn("[cert:%s]   %.*s", f->cert->name, len, p);
+		p += len + (nl ? 1 : 0);
+	}
+	if (same)
+		return false;
+	p11e_journal_set_str(&f->j, "order", "dcv_instructions", res->instructions);
+	return true;
+}
+
 static p11e_status record_order(struct flow *f, const struct p11e_ca_result *res, const char *note,
 				struct p11e_err *err)
 {
@@ -243,15 +282,78 @@ static p11e_status record_order(struct flow *f, const struct p11e_ca_result *res
 	p11e_journal_error(&f->j, NULL, NULL);
 	p11e_info("[cert:%s] %s: order %s%s%s at [ca:%s]", f->cert->name, note, res->order_id,
 		  res->request_id[0] ? " / " : "", res->request_id, f->cert->ca);
+	note_instructions(f, res, NULL);
 	return save(f, P11E_ST_ORDER_PENDING, note, err);
 }
 
+/* The CA refused the order, or an order it held failed (docs/orders.md).
+ * When an order existed, the CA has seen this key in it (CERTInext refuses
+ * a key twice): the key is marked for retirement in `failed_order` and the
+ * next enroll orders with a new one. */
 static p11e_status rejected(struct flow *f, const struct p11e_ca_result *res, struct p11e_err *err)
 {
-	p11e_ca_failure(res, "the CA refused the order", err);
+	const char *order_id = res->order_id[0] ? res->order_id : p11e_journal_str(&f->j, "order", "order_id");
+
+	p11e_ca_failure(res, order_id && *order_id ? "the order failed at the CA" : "the CA refused the order",
+			err);
+	if (order_id && *order_id) {
+		char id[sizeof(res->order_id)];
+
+		snprintf(id, sizeof(id), "%s", order_id);
+		p11e_journal_clear(&f->j, "failed_order");
+		p11e_journal_set_str(&f->j, "failed_order", "order_id", id);
+		p11e_journal_set_str(&f->j, "failed_order", "status",
+				     res->status_text[0] ? res->status_text : NULL);
+		p11e_journal_set_str(&f->j, "failed_order", "key_id", p11e_journal_str(&f->j, "key", "id"));
+		p11e_journal_set_num(&f->j, "failed_order", "failed_at", (double)time(NULL));
+	}
 	p11e_journal_error(&f->j, err->msg, res->ca_code);
-	save(f, P11E_ST_REJECTED, "refused by the CA", &(struct p11e_err){ 0 });
+	save(f, P11E_ST_REJECTED, order_id && *order_id ? "order failed at the CA" : "refused by the CA",
+	     &(struct p11e_err){ 0 });
+	if (order_id && *order_id)
+		p11e_info("[cert:%s] the next `p11enroll enroll %s` places a new order with a new key "
+			  "(the CA has seen this one in order %s)",
+			  f->cert->name, f->cert->name, p11e_journal_str(&f->j, "failed_order", "order_id"));
 	return P11E_EREJECTED;
+}
+
+/* max_retries and max_retry_time of the CA bound the placements of one run
+ * like any other call; false (with err set) when they are used up. */
+static bool placement_allowed(struct flow *f, struct p11e_err *err)
+{
+	struct p11e_http_opts opts = { 0 };
+	struct p11e_err ignore = { 0 };
+	unsigned max_retries = P11E_HTTP_DEFAULT_MAX_RETRIES, max_time = P11E_HTTP_DEFAULT_MAX_RETRY_TIME;
+	double elapsed = f->placements ? now_s() - f->first_placement : 0;
+	unsigned char rnd;
+	unsigned delay_ms;
+
+	if (f->placements == 0)
+		return true;
+	if (p11e_http_opts_from_settings(&opts, &f->ca.conf->settings, &ignore) == P11E_OK) {
+		max_retries = opts.max_retries;
+		max_time = opts.max_retry_time;
+	}
+	p11e_http_opts_free(&opts);
+	if (RAND_bytes(&rnd, 1) != 1)
+		rnd = 128;
+	delay_ms = p11e_http_backoff_ms(f->placements, P11E_HTTP_BACKOFF_BASE_MS, P11E_HTTP_BACKOFF_CAP_MS,
+					rnd / 255.0);
+	if (f->placements > max_retries || elapsed + delay_ms / 1000.0 > (double)max_time) {
+		p11e_err_set(err, P11E_EFAIL,
+			     "[cert:%s] %u placement%s of this order got no certain answer from [ca:%s] "
+			     "(max_retries = %u, max_retry_time = %us), and the CA says no order holds "
+			     "its id %s; nothing more is sent in this run: the next `p11enroll enroll %s` "
+			     "(or renew) places it again with the same id",
+			     f->cert->name, f->placements, f->placements == 1 ? "" : "s", f->cert->ca,
+			     max_retries, max_time, p11e_journal_str(&f->j, "order", "idempotency_id"),
+			     f->cert->name);
+		return false;
+	}
+	p11e_info("[cert:%s] placing the order again in %.1fs (attempt %u of at most %u)", f->cert->name,
+		  delay_ms / 1000.0, f->placements + 1, max_retries + 1);
+	usleep(delay_ms * 1000u);
+	return true;
 }
 
 static p11e_status place(struct flow *f, struct p11e_err *err)
@@ -259,28 +361,52 @@ static p11e_status place(struct flow *f, struct p11e_err *err)
 	struct p11e_ca_result res = { 0 };
 	unsigned char rnd[12];
 	char idem[64], hex[25], cn[256];
+	const char *kept = p11e_journal_str(&f->j, "order", "idempotency_id");
+	const char *kept_ca = p11e_journal_str(&f->j, "order", "ca");
 	struct p11e_order o;
 	double t = now_s();
 	p11e_status rc;
 
+	/* One order intent has one idempotency id: journalled before the first
+	 * attempt and reused by every retry and every later run, until the
+	 * intent ends (issued, refused for certain: a new CSR clears it). */
+	if (kept && *kept && kept_ca && strcmp(kept_ca, f->cert->ca) == 0) {
+		snprintf(idem, sizeof(idem), "%s", kept);
+		p11e_journal_set_str(&f->j, "order", "order_id", NULL);
+		p11e_journal_set_str(&f->j, "order", "request_id", NULL);
+	} else {
+		if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+			return p11e_err_set(err, P11E_EFAIL, "no randomness for the order id");
+		p11e_hex(rnd, sizeof(rnd), hex);
+		snprintf(idem, sizeof(idem), "p11e-%s", hex);
+		p11e_journal_clear(&f->j, "order");
+		p11e_journal_set_num(&f->j, "order", "placed_after",
+				     (double)(time(NULL) - PLACE_WINDOW_SLACK));
+	}
+	if (!placement_allowed(f, err)) {
+		p11e_journal_error(&f->j, err->msg, NULL);
+		save(f, P11E_ST_CSR_READY, "placements of this run used up", &(struct p11e_err){ 0 });
+		return err->status;
+	}
 	/* The idempotency id and time window go to disk before the CA call,
 	 * so that a crash right after it can still find the order. */
-	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
-		return p11e_err_set(err, P11E_EFAIL, "no randomness for the order id");
-	p11e_hex(rnd, sizeof(rnd), hex);
-	snprintf(idem, sizeof(idem), "p11e-%s", hex);
-	p11e_journal_clear(&f->j, "order");
 	p11e_journal_set_str(&f->j, "order", "ca", f->cert->ca);
 	p11e_journal_set_str(&f->j, "order", "ca_type", f->ca.ops->type);
 	p11e_journal_set_str(&f->j, "order", "idempotency_id", idem);
-	p11e_journal_set_num(&f->j, "order", "placed_after", (double)(time(NULL) - PLACE_WINDOW_SLACK));
+	p11e_journal_set_str(&f->j, "order", "placed_as", NULL);
+	p11e_journal_set_num(&f->j, "order", "attempts",
+			     p11e_journal_num(&f->j, "order", "attempts") + 1);
 	rc = save(f, P11E_ST_ORDER_PLACING, idem, err);
 	if (rc != P11E_OK)
 		return rc;
+	if (f->placements++ == 0)
+		f->first_placement = now_s();
 	order_input(f, &o, cn, sizeof(cn));
 	f->ca.ops->place(f->ca.ca, &o, &res);
 	p11e_fault_point("order-placed");
 	f->t_ca += now_s() - t;
+	if (res.placed_as[0])
+		p11e_journal_set_str(&f->j, "order", "placed_as", res.placed_as);
 	switch (res.outcome) {
 	case P11E_CA_ISSUED:
 	case P11E_CA_PENDING:
@@ -291,7 +417,8 @@ static p11e_status place(struct flow *f, struct p11e_err *err)
 		break;
 	case P11E_CA_MISCONFIGURED:
 	case P11E_CA_UNREACHABLE:
-		/* The provider answers these only when no order can exist. */
+		/* The provider answers these only when no order can exist: the
+		 * intent and its id stay for the next attempt. */
 		p11e_ca_failure(&res, "the order was not placed", err);
 		p11e_journal_error(&f->j, err->msg, res.ca_code);
 		save(f, P11E_ST_CSR_READY, "order not placed", &(struct p11e_err){ 0 });
@@ -328,9 +455,14 @@ static p11e_status reconcile(struct flow *f, struct p11e_err *err)
 	case P11E_CA_PENDING:
 		rc = record_order(f, &res, "found the order placed before the interruption", err);
 		break;
+	case P11E_CA_REJECTED:
+		/* found, and it failed (or a certain refusal): never a lost order */
+		rc = rejected(f, &res, err);
+		break;
 	case P11E_CA_NOT_FOUND:
-		p11e_info("[cert:%s] the CA has no order from the interrupted placement; placing it now",
-			  f->cert->name);
+		p11e_info("[cert:%s] the CA says no order holds id %s: the placement may be sent again "
+			  "with the same id",
+			  f->cert->name, p11e_journal_str(&f->j, "order", "idempotency_id"));
 		rc = save(f, P11E_ST_CSR_READY, "reconciled: no order exists", err);
 		break;
 	default:
@@ -452,7 +584,9 @@ static p11e_status fetch(struct flow *f, struct p11e_err *err)
 	p11e_status rc;
 
 	f->ca.ops->fetch(f->ca.ca, &ref, &res);
-	if (res.outcome != P11E_CA_ISSUED && res.outcome != P11E_CA_OK) {
+	if (res.outcome == P11E_CA_REJECTED) {
+		rc = rejected(f, &res, err);
+	} else if (res.outcome != P11E_CA_ISSUED && res.outcome != P11E_CA_OK) {
 		rc = p11e_ca_failure(&res, "cannot download the issued certificate", err);
 		fail(f, err, res.ca_code);
 	} else if (!res.chain_pem) {
@@ -491,6 +625,11 @@ static p11e_status wait_issued(struct flow *f, struct p11e_err *err)
 		if (p11e_stop_requested()) {
 			p11e_ca_result_clear(&res);
 			goto stopped;
+		}
+		if (note_instructions(f, &res, &tty_line)) {
+			save(f, P11E_ST_ORDER_PENDING, "domain validation instructions",
+			     &(struct p11e_err){ 0 });
+			o.dcv_instructions = p11e_journal_str(&f->j, "order", "dcv_instructions");
 		}
 		if (res.status_text[0] && strcmp(res.status_text, p11e_journal_str(&f->j, "order", "status") ?
 					      p11e_journal_str(&f->j, "order", "status") : "") != 0) {
@@ -572,6 +711,23 @@ static p11e_status install(struct flow *f, struct p11e_err *err)
 	p11e_status rc;
 
 	rc = p11e_issued_parse(pem ? pem : "", p11e_cert_key_public(&f->ck), &issued, err);
+	if (rc == P11E_OK && p11e_issued_not_after(&issued) > 0 &&
+	    p11e_issued_not_after(&issued) < time(NULL)) {
+		/* Fetching again gives the same certificate: the order has failed. */
+		struct p11e_ca_result res = { .outcome = P11E_CA_REJECTED };
+		time_t end = p11e_issued_not_after(&issued);
+		char when[32];
+
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%SZ", gmtime(&end));
+		snprintf(res.status_text, sizeof(res.status_text), "certificate expired");
+		snprintf(res.message, sizeof(res.message),
+			 "order %s: the CA issued a certificate that has already expired (notAfter %s); "
+			 "it was not installed",
+			 p11e_journal_str(&f->j, "order", "order_id") ?
+				 p11e_journal_str(&f->j, "order", "order_id") : "?", when);
+		rc = rejected(f, &res, err);
+		goto out;
+	}
 	if (rc == P11E_OK)
 		rc = p11e_issued_verify(&issued, f->cert, err);
 	if (rc != P11E_OK) {
@@ -717,6 +873,16 @@ static p11e_status run(struct flow *f, struct p11e_err *err)
 			p11e_info("[cert:%s] the last order was refused (%s); starting a new one",
 				  f->cert->name, p11e_journal_str(&f->j, "last_error", "message") ?
 							 p11e_journal_str(&f->j, "last_error", "message") : "");
+			/* A failed order's key is retired: the CA has seen it (docs/orders.md). */
+			if (p11e_journal_str(&f->j, "failed_order", "key_id") &&
+			    strcmp(p11e_journal_str(&f->j, "failed_order", "key_id"),
+				   p11e_journal_str(&f->j, "key", "id") ? p11e_journal_str(&f->j, "key", "id") : "") == 0) {
+				p11e_info("[cert:%s] order %s failed at the CA; its key is retired and a new "
+					  "key is made for the next order",
+					  f->cert->name, p11e_journal_str(&f->j, "failed_order", "order_id"));
+				rc = plan_rotation(f, err);
+				break;
+			}
 			/* A refused renewal with rotate_key gets its new key now. */
 			if (f->cert->rotate_key && p11e_journal_str(&f->j, "previous", "key_id") &&
 			    strcmp(p11e_journal_str(&f->j, "previous", "key_id"),

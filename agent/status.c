@@ -207,6 +207,10 @@ cJSON *p11e_status_json(const struct p11e_cert_status *st, size_t n, time_t now)
 			add_str(o, "order_id", s->order_id);
 			add_str(o, "request_id", s->request_id);
 			add_str(o, "status", s->order_status);
+			/* only while pending: what to publish for domain validation (docs/orders.md) */
+			if (s->found && !s->damaged && s->state == P11E_ST_ORDER_PENDING &&
+			    jstr(&s->j, "order", "dcv_instructions"))
+				add_str(o, "dcv_instructions", jstr(&s->j, "order", "dcv_instructions"));
 		} else {
 			cJSON_AddNullToObject(c, "order");
 		}

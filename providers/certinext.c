@@ -1078,32 +1078,50 @@ remove:
 }
 
 /* Without a hook: say what to publish (GetDcv shows the token). */
+/* Without a hook: the TXT records to publish, in res->instructions (one
+ * per line) and the message. GetDcv is asked only while a token is missing:
+ * instructions complete from an earlier poll (`known`) are reused. */
+#define CN_TOKEN_MISSING "(token not available yet)"
 static p11e_ca_outcome dcv_instructions(struct p11e_ca *ca, const char *order_number,
-					const struct cn_tracked *t, struct p11e_ca_result *res)
+					const struct cn_tracked *t, const char *known,
+					struct p11e_ca_result *res)
 {
-	size_t used = 0;
+	size_t used = 0, lines = 0;
 
 	tracked_outcome(ca, order_number, t, res);
+	if (known && *known && !strstr(known, CN_TOKEN_MISSING)) {
+		snprintf(res->instructions, sizeof(res->instructions), "%s", known);
+	} else {
+		for (size_t i = 0; i < t->n_dcv && used < sizeof(res->instructions); i++) {
+			const struct cn_dcv_domain *d = &t->dcv[i];
+			cJSON *root = NULL;
+			struct cn_meta meta;
+			struct p11e_ca_result scratch = { 0 };
+			char token[512] = "", record[320];
+
+			if (strcmp(d->status, "0") != 0 || !dns_method(d->method))
+				continue;
+			if (dcv_call(ca, "GetDcv", order_number, d->domain, &root, &meta, &scratch) ==
+			    CN_CALL_OK)
+				cn_parse_dcv_token(root, token, sizeof(token));
+			cJSON_Delete(root);
+			cn_dcv_record_name(ca->dcv_prefix, d->domain, record, sizeof(record));
+			used += (size_t)snprintf(res->instructions + used, sizeof(res->instructions) - used,
+						 "%sTXT %s \"%s\"", lines++ ? "\n" : "", record,
+						 token[0] ? token : CN_TOKEN_MISSING);
+		}
+	}
 	used = (size_t)snprintf(res->message, sizeof(res->message),
 				"%s: order %s waits for domain validation; set dcv_hook to automate "
 				"it, or publish:", ca->name, order_number);
-	for (size_t i = 0; i < t->n_dcv && used < sizeof(res->message); i++) {
-		const struct cn_dcv_domain *d = &t->dcv[i];
-		cJSON *root = NULL;
-		struct cn_meta meta;
-		struct p11e_ca_result scratch = { 0 };
-		char token[512] = "", record[320];
+	/* the message keeps the one-line form: "publish: TXT a "x"; TXT b "y";" */
+	for (const char *p = res->instructions; *p && used + 2 < sizeof(res->message);) {
+		const char *nl = strchr(p, '\n');
+		int len = nl ? (int)(nl - p) : (int)strlen(p);
 
-		if (strcmp(d->status, "0") != 0 || !dns_method(d->method))
-			continue;
-		if (dcv_call(ca, "GetDcv", order_number, d->domain, &root, &meta, &scratch) ==
-		    CN_CALL_OK)
-			cn_parse_dcv_token(root, token, sizeof(token));
-		cJSON_Delete(root);
-		cn_dcv_record_name(ca->dcv_prefix, d->domain, record, sizeof(record));
-		used += (size_t)snprintf(res->message + used, sizeof(res->message) - used,
-					 " TXT %s \"%s\";", record,
-					 token[0] ? token : "(token not available yet)");
+		used += (size_t)snprintf(res->message + used, sizeof(res->message) - used, " %.*s;", len,
+					 p);
+		p += len + (nl ? 1 : 0);
 	}
 	res->retry_after = ca->poll_interval;
 	return res->outcome = P11E_CA_PENDING;
@@ -1117,7 +1135,6 @@ static p11e_ca_outcome cn_poll(struct p11e_ca *ca, const struct p11e_order *orde
 	p11e_ca_outcome outcome;
 	cn_call_rc rc;
 
-	(void)order;
 	memset(res, 0, sizeof(*res));
 	if (!ref || !ref->order_id || !*ref->order_id) {
 		snprintf(res->message, sizeof(res->message),
@@ -1150,7 +1167,8 @@ static p11e_ca_outcome cn_poll(struct p11e_ca *ca, const struct p11e_order *orde
 		} else if (open && ca->dcv_hook) {
 			outcome = drive_dcv(ca, ref->order_id, &t, res);
 		} else if (open) {
-			outcome = dcv_instructions(ca, ref->order_id, &t, res);
+			outcome = dcv_instructions(ca, ref->order_id, &t,
+						   order ? order->dcv_instructions : NULL, res);
 		}
 	}
 	cn_tracked_free(&t);
@@ -1207,6 +1225,23 @@ static p11e_ca_outcome cn_fetch(struct p11e_ca *ca, const struct p11e_order_ref 
 								: P11E_CA_PENDING,
 				   res);
 		res->retry_after = ca->poll_interval;
+		if (outcome == P11E_CA_PENDING) {
+			/* nothing to download: did the order end (expired, failed)? */
+			struct p11e_ca_result probe = { 0 };
+			struct cn_tracked t;
+			struct cn_meta tmeta;
+
+			if (track(ca, ref->order_id, &t, &tmeta, &probe) == CN_CALL_OK &&
+			    tracked_outcome(ca, ref->order_id, &t, &probe) == P11E_CA_REJECTED) {
+				snprintf(res->status_text, sizeof(res->status_text), "%s",
+					 probe.status_text);
+				snprintf(res->message, sizeof(res->message), "%s", probe.message);
+				res->ca_code[0] = '\0';
+				outcome = res->outcome = P11E_CA_REJECTED;
+			}
+			cn_tracked_free(&t);
+			p11e_ca_result_clear(&probe);
+		}
 		break;
 	}
 	default:

@@ -262,7 +262,10 @@ cn_err_kind cn_classify_error(const char *code, const char *message)
 		{ "EMS-001", CN_ERR_CREDENTIALS },   { "EMS-1162", CN_ERR_PRODUCT },
 		{ "EMS-1073", CN_ERR_ORGANIZATION }, { "EMS-1091", CN_ERR_SIGNER_IP },
 		{ "EMS-918", CN_ERR_REMARKS },       { "EMS-1099", CN_ERR_DUPLICATE_CSR },
-		{ "EMS-939", CN_ERR_KEY },           { "EMS-943", CN_ERR_NOT_FOUND },
+		/* EMS-939 "Something went Wrong" is the CA's generic error (also
+		 * seen for some key types, but every type we make is accepted):
+		 * no key hint for it; "Invalid key size" below is the key one. */
+		{ "EMS-943", CN_ERR_NOT_FOUND },
 		{ "EMS-913", CN_ERR_NOT_FOUND },     { "EMS-956", CN_ERR_DCV_NOT_READY },
 		{ "EMS-1082", CN_ERR_AGREEMENT_DONE }, { "EMS-100", CN_ERR_CSR },
 	};
@@ -363,9 +366,11 @@ void cn_describe_error(struct p11e_ca_result *res, const char *ca_name, const ch
 			what[o] = '\0';
 		}
 	}
-	snprintf(res->message, sizeof(res->message), "%s%s%s%s%s%s%s", context ? context : "",
-		 context ? ": " : "", code && *code ? code : "", code && *code ? " " : "",
-		 message && *message ? message : "(no message)", what[0] ? "; " : "", what);
+	/* The code goes to ca_code only: whoever shows the message puts it in
+	 * front once (p11e_ca_failure), so it is never said twice. */
+	snprintf(res->message, sizeof(res->message), "%s%s%s%s%s", context ? context : "",
+		 context ? ": " : "", message && *message ? message : "(no message)",
+		 what[0] ? "; " : "", what);
 }
 
 /* ---------- certificate states ---------- */

@@ -882,10 +882,13 @@ static p11e_http_kind attempt_once(struct p11e_http *h, const struct p11e_http_r
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, &a);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
 	/* libcurl silently re-sends a request on a kept-alive connection that
-	 * turns out to be closed: an order placement must go out once, on a
-	 * connection of its own. */
-	curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, req->no_retry_after_send ? 1L : 0L);
-	curl_easy_setopt(c, CURLOPT_FORBID_REUSE, req->no_retry_after_send ? 1L : 0L);
+	 * turns out to be closed: an order placement must go out once, and a
+	 * body built per attempt (signed with a one-time transaction number)
+	 * must never go out twice, so both use a connection of their own. */
+	curl_easy_setopt(c, CURLOPT_FRESH_CONNECT,
+			 req->no_retry_after_send || req->build_body ? 1L : 0L);
+	curl_easy_setopt(c, CURLOPT_FORBID_REUSE,
+			 req->no_retry_after_send || req->build_body ? 1L : 0L);
 	if (is_get) {
 		curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
 	} else {

@@ -73,7 +73,8 @@ struct p11e_http_request {
 	const char *const *headers;   /* extra "Name: value" lines, NULL-terminated; may be NULL.
 				       * Authorization values are redacted in logs. */
 	const char *body;             /* a fixed body, used when build_body is NULL */
-	p11e_http_body_fn build_body; /* else called before every attempt */
+	p11e_http_body_fn build_body; /* else called before every attempt; such a
+				       * request always uses a new connection */
 	void *build_ctx;
 	/* An order placement: no retry once the request may have reached the
 	 * server (MAYBE_SENT, 5xx, 429, TOO_LARGE); retries only while it is

@@ -57,6 +57,11 @@ struct p11e_ca_result {
 	char *chain_pem;       /* ISSUED by fetch: leaf first, then CA certificates (PEM); free() */
 	char serial[130];      /* leaf serial, hex, when known */
 	time_t not_after;      /* leaf notAfter when known, else 0 */
+	char placed_as[32];    /* place: what was sent ("neworder", "renewal", "reissue"), set
+				* before sending so that it is known whatever the outcome; the
+				* agent journals it and hands it back in p11e_order.placed_as */
+	char instructions[2048]; /* pending: what the operator must publish for domain
+				  * validation (records, files), one per line; "" when none */
 };
 
 /* Frees chain_pem and clears the record. */
@@ -79,7 +84,11 @@ struct p11e_order {
 	const char *csr_pem;                   /* PKCS#10, PEM */
 	const char *common_name;               /* CN of the subject, may be NULL */
 	const struct p11e_strlist *dns;        /* DNS SANs in configuration order */
-	const char *idempotency_id;            /* agent-made, unique per order, journalled before placing */
+	const char *idempotency_id;            /* agent-made, one per order intent, journalled before the
+						* first placement and reused by every retry of it */
+	const char *placed_as;                 /* reconcile: res->placed_as of the placement, or NULL */
+	const char *dcv_instructions;          /* poll: res->instructions of an earlier poll, kept by the
+						* agent, so that they are not asked for again; or NULL */
 	time_t placed_after;                   /* the placement happened at or after this (reconcile window) */
 	struct p11e_order_ref previous;        /* renewal: the order being replaced (ids NULL when none) */
 	time_t previous_not_after;             /* renewal: notAfter of the certificate being replaced */

@@ -586,15 +586,37 @@ static p11e_ca_outcome order_outcome(struct p11e_ca *ca, const struct ss_order_i
 			     info->order_id, res->status_text);
 		break;
 	default:
-		if (info->cname_name[0] && info->cname_value[0])
+		if (info->cname_name[0] && info->cname_value[0]) {
 			msgf(res,
 			     "order %s is %s: domain validation by CNAME: publish %s CNAME %s",
 			     info->order_id, res->status_text, info->cname_name, info->cname_value);
-		else if (info->file_name[0])
+			snprintf(res->instructions, sizeof(res->instructions), "CNAME %s %s",
+				 info->cname_name, info->cname_value);
+		} else if (info->file_name[0]) {
 			msgf(res,
 			     "order %s is %s: domain validation by file: serve %s with the content "
 			     "%s over http(s) on every name",
 			     info->order_id, res->status_text, info->file_name, info->file_content);
+			char content[2 * sizeof(info->file_content)];
+			size_t at = 0;
+
+			/* one line: the content's line breaks written as \n */
+			for (const char *c = info->file_content; *c && at + 3 < sizeof(content); c++) {
+				if (*c == '\r')
+					continue;
+				if (*c == '\n') {
+					content[at++] = '\\';
+					content[at++] = 'n';
+				} else {
+					content[at++] = *c;
+				}
+			}
+			content[at] = '\0';
+			snprintf(res->instructions, sizeof(res->instructions),
+				 "file http://NAME/.well-known/pki-validation/%s for every NAME of the "
+				 "order, content \"%s\" (\\n = line break)",
+				 info->file_name, content);
+		}
 		else
 			msgf(res,
 			     "order %s is %s: waiting for domain validation (the approver e-mail) "
@@ -939,14 +961,26 @@ static const char *mode_name(enum ss_mode mode)
 	return mode == SS_NEW ? "new order" : mode == SS_RENEWAL ? "renewal (new order)" : "reissue";
 }
 
-/* Renewal vs reissue ("Renewal or reissue", with the certificate's notAfter as the issue
- * asks): renewal when the certificate being replaced ends within
- * renewal_window, else a reissue on the same order. */
+/* Renewal vs reissue, from the previous order's status: a cancelled order
+ * gets a new order; otherwise the order's own plan decides ("Renewal or reissue"): a
+ * renewal (a new paid order) only when the plan ends within
+ * renewal_window, else a reissue on the same order, whatever the
+ * certificate's notAfter. An unknown plan end means a renewal. */
+static enum ss_mode mode_from(const struct p11e_ca *ca, const struct ss_order_info *prev, time_t now)
+{
+	if (strcasecmp(prev->major, "Cancelled") == 0 || strcasecmp(prev->major, "Canceled") == 0)
+		return SS_NEW;
+	if (!prev->order_expiry_known || prev->order_expiry_t == 0 ||
+	    prev->order_expiry_t - now <= ca->renewal_window)
+		return SS_RENEWAL;
+	return SS_REISSUE;
+}
+
 static p11e_ca_outcome choose_mode(struct p11e_ca *ca, const struct p11e_order *order,
 				   enum ss_mode *mode, struct ss_order_info *prev,
 				   struct p11e_ca_result *res)
 {
-	time_t now = time(NULL), end = order->previous_not_after;
+	time_t now = time(NULL);
 	enum ss_errkind kind;
 	p11e_ca_outcome rc;
 
@@ -964,17 +998,14 @@ static p11e_ca_outcome choose_mode(struct p11e_ca *ca, const struct p11e_order *
 	}
 	if (rc != P11E_CA_OK)
 		return rc;
-	if (end == 0) /* no certificate date: fall back to the plan's end ("Renewal or reissue") */
-		end = prev->order_expiry_known ? prev->order_expiry_t : 0;
-	if (strcasecmp(prev->major, "Cancelled") == 0 || strcasecmp(prev->major, "Canceled") == 0) {
+	*mode = mode_from(ca, prev, now);
+	if (*mode == SS_NEW)
 		p11e_info("[ca:%s] order %s is cancelled; placing a new order", ca->name,
 			  prev->order_id);
-		*mode = SS_NEW;
-	} else if (end == 0 || end - now <= ca->renewal_window) {
-		*mode = SS_RENEWAL;
-	} else {
-		*mode = SS_REISSUE;
-	}
+	else if (prev->order_expiry_known && prev->order_expiry_t)
+		p11e_info("[ca:%s] order %s: its plan ends in %lld days (renewal_window %lld days): %s",
+			  ca->name, prev->order_id, (long long)(prev->order_expiry_t - now) / 86400,
+			  (long long)ca->renewal_window / 86400, mode_name(*mode));
 	return P11E_CA_OK;
 }
 
@@ -988,6 +1019,7 @@ static p11e_ca_outcome ss_place(struct p11e_ca *ca, const struct p11e_order *ord
 	enum ss_mode mode;
 	char replay[32];
 	cJSON *json = NULL;
+	const char *placed = NULL;
 	p11e_ca_outcome rc;
 
 	p11e_ca_result_clear(res);
@@ -1015,6 +1047,7 @@ static p11e_ca_outcome ss_place(struct p11e_ca *ca, const struct p11e_order *ord
 		  ca->name, mode_name(mode), c.p.domain_name, c.product, ss_family_name(c.p.family),
 		  c.p.months, c.custom_id);
 	new_auth(ca, &auth, replay, sizeof(replay));
+	placed = mode == SS_REISSUE ? "reissue" : mode == SS_RENEWAL ? "renewal" : "neworder";
 	if (mode == SS_REISSUE) {
 		rc = ss_post(ca, &CALL_REISSUE, ss_req_reissue(&auth, &c.p, prev.order_id), replay,
 			     &json, &kind, res);
@@ -1032,8 +1065,11 @@ static p11e_ca_outcome ss_place(struct p11e_ca *ca, const struct p11e_order *ord
 		snprintf(camsg, sizeof(camsg), "%s", res->message);
 		snprintf(code, sizeof(code), "%s", res->ca_code);
 		/* a refusal because our CustomOrderID exists means an earlier
-		 * attempt got through: follow that order, never a second one */
-		if (mode != SS_REISSUE && kind != SS_ERR_AUTH &&
+		 * attempt got through: follow that order, never a second one.
+		 * Any other refusal says no order holds the id: no lookup (the
+		 * CA counts a lookup of an unknown id as a client error). */
+		if (mode != SS_REISSUE &&
+		    (kind == SS_ERR_DUPLICATE || strcasestr(camsg, "CustomOrderID")) &&
 		    ss_status(ca, NULL, c.custom_id, &found, NULL, &probe) == P11E_CA_OK) {
 			p11e_ca_result_clear(res);
 			rc = order_outcome(ca, &found, res);
@@ -1072,6 +1108,8 @@ static p11e_ca_outcome ss_place(struct p11e_ca *ca, const struct p11e_order *ord
 		msgf(res, "%s placed (CustomOrderID %s): %s", mode_name(mode), c.custom_id, more);
 	}
 out:
+	if (placed)
+		snprintf(res->placed_as, sizeof(res->placed_as), "%s", placed);
 	cJSON_Delete(json);
 	ctx_free(&c);
 	return rc;
@@ -1088,13 +1126,45 @@ static p11e_ca_outcome ss_reconcile(struct p11e_ca *ca, const struct p11e_order 
 	char custom[72];
 	p11e_ca_outcome rc;
 	time_t since;
+	bool reissue = order->placed_as && strcmp(order->placed_as, "reissue") == 0;
+	bool has_prev = order->previous.order_id && *order->previous.order_id;
 
 	p11e_ca_result_clear(res);
 	if (ss_custom_order_id(order->idempotency_id, custom, sizeof(custom)) != 0)
 		return p11e_ca_fail(res, P11E_CA_MISCONFIGURED,
 			    "the order of [cert:%s] has no idempotency id (this is a bug)",
 			    order->name ? order->name : "?");
-	/* 1. a new order or renewal carries our CustomOrderID ("Order identifiers") */
+	/* 1. a reissue keeps the order and changes its PartnerOrderID ("Order identifiers");
+	 * it ignores CustomOrderID, so it is never looked up by it */
+	if (has_prev) {
+		rc = ss_status(ca, order->previous.order_id, NULL, &info, &kind, res);
+		if (rc != P11E_CA_OK && rc != P11E_CA_REJECTED)
+			return rc;
+		if (rc == P11E_CA_REJECTED && kind == SS_ERR_AUTH)
+			return refusal(ca, kind, "order lookup", NULL, res);
+		if (rc == P11E_CA_OK &&
+		    (strcasecmp(info.minor, "PENDING_REISSUE") == 0 ||
+		     (order->previous.request_id && *order->previous.request_id &&
+		      info.partner_order_id[0] &&
+		      strcmp(info.partner_order_id, order->previous.request_id) != 0))) {
+			p11e_ca_result_clear(res);
+			return order_outcome(ca, &info, res);
+		}
+		/* the placement's kind when the agent could not record it (a
+		 * crash during the call): the rule place follows */
+		if (rc == P11E_CA_OK && !order->placed_as)
+			reissue = mode_from(ca, &info, time(NULL)) == SS_REISSUE;
+		if (reissue) {
+			p11e_ca_result_clear(res);
+			return p11e_ca_fail(res, P11E_CA_NOT_FOUND,
+				    "order %s was not reissued (PartnerOrderID %s unchanged); "
+				    "asking for the reissue again is safe",
+				    order->previous.order_id,
+				    order->previous.request_id ? order->previous.request_id : "?");
+		}
+	}
+	/* 2. a new order or renewal carries our CustomOrderID ("Order identifiers") */
+	p11e_ca_result_clear(res);
 	rc = ss_status(ca, NULL, custom, &info, &kind, res);
 	if (rc == P11E_CA_OK) {
 		p11e_ca_result_clear(res);
@@ -1104,19 +1174,6 @@ static p11e_ca_outcome ss_reconcile(struct p11e_ca *ca, const struct p11e_order 
 		return refusal(ca, kind, "order lookup", NULL, res);
 	if (rc != P11E_CA_REJECTED)
 		return rc;
-	/* 2. a reissue keeps the order and changes its PartnerOrderID ("Order identifiers") */
-	if (order->previous.order_id && *order->previous.order_id) {
-		p11e_ca_result_clear(res);
-		rc = ss_status(ca, order->previous.order_id, NULL, &info, &kind, res);
-		if (rc != P11E_CA_OK && rc != P11E_CA_REJECTED)
-			return rc;
-		if (rc == P11E_CA_OK && order->previous.request_id && *order->previous.request_id &&
-		    info.partner_order_id[0] &&
-		    strcmp(info.partner_order_id, order->previous.request_id) != 0) {
-			p11e_ca_result_clear(res);
-			return order_outcome(ca, &info, res);
-		}
-	}
 	/* 3. the inventory since the placement: certain when nothing matches */
 	since = order->placed_after > 86400 ? order->placed_after - 86400 : 0;
 	for (unsigned page = 1; page <= SS_RECONCILE_PAGES; page++) {
@@ -1144,10 +1201,7 @@ static p11e_ca_outcome ss_reconcile(struct p11e_ca *ca, const struct p11e_order 
 			return p11e_ca_fail(res, P11E_CA_NOT_FOUND,
 				    "The SSL Store has no order with CustomOrderID %s%s; it was never "
 				    "placed, a new order is safe",
-				    custom,
-				    order->previous.order_id && *order->previous.order_id
-					    ? " and no reissue of the previous order"
-					    : "");
+				    custom, has_prev ? " and no reissue of the previous order" : "");
 		}
 	}
 	return p11e_ca_fail(res, P11E_CA_UNREACHABLE,
@@ -1274,6 +1328,29 @@ out:
 	return rc;
 }
 
+/* Already done on the CA's side: cancelled, or a refund asked for or
+ * approved. Then nothing is sent. */
+static bool refund_done(const struct ss_order_info *info)
+{
+	return strcasecmp(info->major, "Cancelled") == 0 || strcasecmp(info->major, "Canceled") == 0 ||
+	       info->refund_id[0] || info->refund_approved;
+}
+
+static void already_done(struct p11e_ca_result *res, const struct ss_order_info *info)
+{
+	bool cancelled = strcasecmp(info->major, "Cancelled") == 0 ||
+			 strcasecmp(info->major, "Canceled") == 0;
+
+	set_ids(res, info);
+	msgf(res, "order %s is %s: %s (refund request %s); nothing more to do, nothing was sent",
+	     info->order_id, info->major,
+	     cancelled ? "already cancelled"
+		       : info->refund_approved ? "its refund is already approved"
+					       : "a refund request is already filed",
+	     info->refund_id[0] ? info->refund_id : "?");
+	res->outcome = P11E_CA_OK;
+}
+
 static p11e_ca_outcome ss_revoke(struct p11e_ca *ca, const struct p11e_order_ref *ref,
 				 p11e_revoke_reason reason, struct p11e_ca_result *res)
 {
@@ -1287,6 +1364,19 @@ static p11e_ca_outcome ss_revoke(struct p11e_ca *ca, const struct p11e_order_ref
 	p11e_ca_result_clear(res);
 	if (!ref || !ref->order_id || !*ref->order_id)
 		return p11e_ca_fail(res, P11E_CA_MISCONFIGURED, "revoke without an order id (this is a bug)");
+	/* Idempotent on the wire: read the order first, send nothing when the
+	 * refund was already asked for or the order is cancelled. */
+	rc = ss_status(ca, ref->order_id, NULL, &info, &kind, res);
+	if (rc == P11E_CA_REJECTED)
+		return refusal(ca, kind, "order status", "check the order in the SSL Store portal", res);
+	if (rc != P11E_CA_OK)
+		return rc;
+	if (refund_done(&info)) {
+		p11e_ca_result_clear(res);
+		already_done(res, &info);
+		return P11E_CA_OK;
+	}
+	p11e_ca_result_clear(res);
 	ss_refund_reason(reason, why, sizeof(why));
 	new_auth(ca, &auth, replay, sizeof(replay));
 	rc = ss_post(ca, &CALL_REFUND, ss_req_refund(&auth, ref->order_id, why), replay, &json,
@@ -1311,19 +1401,13 @@ static p11e_ca_outcome ss_revoke(struct p11e_ca *ca, const struct p11e_order_ref
 		char camsg[sizeof(res->message)];
 		struct p11e_ca_result probe = { 0 };
 
-		/* already cancelled or already asked: success, said so */
+		/* filed meanwhile by someone else: success, said so */
 		snprintf(camsg, sizeof(camsg), "%s", res->message);
 		if (ss_status(ca, ref->order_id, NULL, &info, NULL, &probe) == P11E_CA_OK &&
-		    (strcasecmp(info.major, "Cancelled") == 0 || info.refund_id[0])) {
+		    refund_done(&info)) {
 			p11e_ca_result_clear(res);
-			set_ids(res, &info);
-			msgf(res,
-			     "order %s is %s: %s (refund request %s); nothing more to do",
-			     info.order_id, info.major,
-			     strcasecmp(info.major, "Cancelled") == 0 ? "already cancelled"
-								      : "a refund request is already filed",
-			     info.refund_id[0] ? info.refund_id : "?");
-			res->outcome = rc = P11E_CA_OK;
+			already_done(res, &info);
+			rc = P11E_CA_OK;
 			goto out;
 		}
 		p11e_ca_result_clear(&probe);

@@ -181,7 +181,8 @@ case_rejected_ems() {
 	cn_scenario '{"reject": {"code": "EMS-1099", "message": "CSR already used in another order"}}'
 	drive 4 "$WORK/ca.conf" place --csr "$WORK/a.csr" --cn www.example.com
 	t_contains "$WORK/out" "place.outcome=rejected"
-	t_contains "$WORK/out" "EMS-1099 CSR already used in another order"
+	t_contains "$WORK/out" "CSR already used in another order"
+	t_contains "$WORK/out" "ca_code=EMS-1099"
 	t_contains "$WORK/out" "p11enroll orders test"
 	cn_stats
 	t_eq "$(cn_stat 'd["orders_placed"]')" 0 "orders placed"
@@ -556,6 +557,42 @@ case_config_errors() {
 	t_contains "$WORK/out" "set ca_bundle"
 	cn_stats
 	t_eq "$(cn_stat 'd["orders_placed"]')" 0 "orders placed"
+}
+
+# A lost answer on a kept-alive connection: the retry carries a fresh txn
+# (libcurl must never re-send the same signed body on its own).
+case_lost_answer_fresh_txn() {
+	cn_sim
+	cn_config
+	cn_scenario '{"keep_alive": true, "pending_polls": 1, "drop_after_process": {"count": 1, "endpoints": ["GetCertificate"]}}'
+	cn_csr "$WORK/a.csr" www.example.com
+	drive 0 "$WORK/ca.conf" enroll --csr "$WORK/a.csr" --cn www.example.com --max-sleep 0 \
+		--chain-out "$WORK/chain.pem"
+	t_contains "$WORK/out" "fetch.outcome=issued"
+	t_not_contains "$WORK/out" "Invalid credentials"
+	t_not_contains "$WORK/err" "Invalid credentials"
+	cn_stats
+	t_eq "$(cn_stat 'd["orders_placed"]')" 1 "orders placed"
+	# every call of the three endpoints was answered once, the lost ones retried
+	[ "$(cn_stat 'd["calls"]["TrackOrder"] + d["calls"]["GetCertificate"]')" -ge 4 ] ||
+		t_fail "the lost answers were not retried"
+	t_contains "$SIM_DIR/stderr.log" "dropped-after-process"
+}
+
+# A revocation the CA has accepted but not yet carried out: a repeat reads
+# TrackOrder and sends nothing.
+case_revoke_in_progress() {
+	cn_sim
+	cn_config
+	cn_scenario '{"revoke_initiated_first": 5}'
+	cn_csr "$WORK/a.csr" www.example.com
+	drive 0 "$WORK/ca.conf" enroll --csr "$WORK/a.csr" --cn www.example.com --max-sleep 0
+	order=$(out_val fetch.order_id)
+	drive 0 "$WORK/ca.conf" revoke --order "$order" --reason superseded
+	drive 0 "$WORK/ca.conf" revoke --order "$order" --reason superseded
+	t_contains "$WORK/out" "revocation in progress"
+	cn_stats
+	t_eq "$(cn_stat 'd["calls"]["RevokeOrder"]')" 1 "RevokeOrder calls"
 }
 
 t_run "$@"

@@ -606,14 +606,18 @@ Test(errors, codes_and_advice)
 	cr_assert_eq(cn_classify_error("EMS-956", ""), CN_ERR_DCV_NOT_READY);
 	/* EMS-9 prefix is not "not found" (docs/protocol-certinext.md) */
 	cr_assert_eq(cn_classify_error("EMS-918", "x"), CN_ERR_REMARKS);
-	cr_assert_eq(cn_classify_error("EMS-939", "x"), CN_ERR_KEY);
+	/* EMS-939 is the generic "Something went Wrong": no key hint */
+	cr_assert_eq(cn_classify_error("EMS-939", "Something went Wrong"), CN_ERR_OTHER);
+	cr_assert_eq(cn_classify_error("EMS-939", "Invalid key size"), CN_ERR_KEY);
 	cr_assert_eq(cn_classify_error("EMS-977", "x"), CN_ERR_OTHER);
 	cr_assert_eq(cn_error_outcome(CN_ERR_PRODUCT), P11E_CA_MISCONFIGURED);
 	cr_assert_eq(cn_error_outcome(CN_ERR_DUPLICATE_CSR), P11E_CA_REJECTED);
 	cr_assert_eq(cn_error_outcome(CN_ERR_OTHER), P11E_CA_REJECTED);
 	cn_describe_error(&res, "prod", "EMS-1162", "Invalid Product Code", "GenerateOrderSSL");
 	cr_assert_str_eq(res.ca_code, "EMS-1162");
-	cr_assert_not_null(strstr(res.message, "GenerateOrderSSL: EMS-1162 Invalid Product Code; "));
+	cr_assert_not_null(strstr(res.message, "GenerateOrderSSL: Invalid Product Code; "));
+	/* the code is in ca_code only, so that it is shown once */
+	cr_assert_null(strstr(res.message, "EMS-1162"));
 	cr_assert_not_null(strstr(res.message, "`p11enroll products prod`"));
 	cn_describe_error(&res, "prod", "", "", NULL);
 	cr_assert_str_eq(res.message, "(no message)");

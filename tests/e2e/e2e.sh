@@ -493,10 +493,13 @@ case_renew_rotate_crash_after_keygen() {
 	[ "$(orders_placed)" = 2 ] || t_fail "the CA saw $(orders_placed) orders"
 }
 
-# The SSL Store: inside renewal_window a linked new order, outside a reissue.
+# The SSL Store: the order's plan ending inside renewal_window gets a linked
+# new order, else a reissue (docs/providers-sslstore.md).
 case_sslstore_renewal() {
 	setup sslstore ec-p256 '{"leaf_days": 20}'
 	t_expect 0 p11e enroll web
+	curl -s --cacert "$SIM_ROOT" -H 'Content-Type: application/json' -d '{"expiry_in_days": 10}' \
+		"$SIM_BASE/_sim/order/$(t_journal 'j["order"]["order_id"]')" >/dev/null
 	echo "renew_before = 365d" >>"$WORK/p.conf"
 	t_expect 0 p11e renew --all
 	assert_installed

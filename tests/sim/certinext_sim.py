@@ -296,6 +296,14 @@ DEFAULT_SCENARIO = {
     "http_429": None, "http_5xx": None, "order_5xx_after_create": None,
     "drop_after_create": None, "slow_ms": None, "drop_connection": None,
     "malformed_body": None, "oversized_body": None,
+    # keep_alive: answers keep the connection open (HTTP/1.1 persistent), so a
+    # client may reuse it; drop_after_process: the call is carried out, then
+    # the connection closes without an answer (a lost answer, any endpoint)
+    "keep_alive": False, "drop_after_process": None,
+    # leaf_expired: the certificate issued has already expired (TrackOrder
+    # shows it issued on the poll that issues it, then 12; GetCertificate
+    # refuses it, or with "download" hands it out all the same)
+    "leaf_expired": False,
 }
 
 
@@ -716,7 +724,8 @@ class Lifecycle:
     def issue(self, o):
         sc = self.sc
         o.cert = self.sim.ca.issue(o.csr, days=sc["leaf_days"], seconds=sc["leaf_seconds"],
-                                   dns_names=o.names, wrong_key=bool(sc["wrong_key"]))
+                                   dns_names=o.names, wrong_key=bool(sc["wrong_key"]),
+                                   expired=bool(sc["leaf_expired"]))
         o.cert_status, o.order_status = "20", "6"
 
     def force(self, o, update):
@@ -1047,7 +1056,8 @@ class TrackingApi:
         with sim.store.lock:
             order = sim.find_order(number)
             sim.check_requestor(order, email)
-            sim.lifecycle.refresh_expiry(order)
+            if sc["leaf_expired"] != "download":
+                sim.lifecycle.refresh_expiry(order)
             if order.cert_status not in ISSUED or order.cert is None:
                 raise ApiError("not_downloadable")
             details = {
@@ -1433,7 +1443,7 @@ class Handler(BaseHTTPRequestHandler):
     do_GET = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_POST
 
     def route(self):
-        self.close_connection = True
+        self.close_connection = not self.sim.scenario["keep_alive"]
         split = urllib.parse.urlsplit(self.path)
         path = split.path
         try:
@@ -1474,7 +1484,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(data)))
-        self.send_header("Connection", "close")
+        if self.close_connection:
+            self.send_header("Connection", "close")
         for k, v in (headers or {}).items():
             self.send_header(k, str(v))
         self.end_headers()
@@ -1605,6 +1616,10 @@ class Handler(BaseHTTPRequestHandler):
             self.send_json(500, {"error": "Internal Server Error", "message": f"simulator bug: {e}",
                                  "statusCode": 500})
             self.log_request_line(name, 500)
+            return
+        if self.sim.scenario.take("drop_after_process", name):
+            self.drop()
+            self.log_request_line(name, "dropped-after-process")
             return
         self.send_json(200, {"meta": _meta(txn)} | result)
         self.log_request_line(name, 200, "1", "")

@@ -116,9 +116,10 @@ class SimCA:
         self.tls_cert_path = os.path.join(folder, "tls.pem")
         self.tls_key_path = os.path.join(folder, "tls.key")
 
-    def issue(self, csr, days=90, seconds=None, dns_names=None, wrong_key=False):
+    def issue(self, csr, days=90, seconds=None, dns_names=None, wrong_key=False, expired=False):
         """A leaf for the CSR's key and names (DNS SANs from the CSR unless
-        dns_names is given).  wrong_key signs a fresh key instead (scenario)."""
+        dns_names is given).  wrong_key signs a fresh key instead (scenario);
+        expired: valid for a day that ended an hour ago."""
         now = _now()
         public_key = csr.public_key()
         if wrong_key:
@@ -133,13 +134,16 @@ class SimCA:
         if not dns_names and cn_attrs:
             dns_names = [cn_attrs[0].value]
         lifetime = datetime.timedelta(seconds=seconds) if seconds else datetime.timedelta(days=days)
+        start = now - datetime.timedelta(minutes=5)
+        if expired:
+            start, lifetime = now - datetime.timedelta(days=1, hours=1), datetime.timedelta(hours=-1)
         kind = key_kind(public_key)
         builder = (x509.CertificateBuilder()
                    .subject_name(x509.Name(cn_attrs) if cn_attrs else x509.Name([]))
                    .issuer_name(self.intermediate.subject)
                    .public_key(public_key)
                    .serial_number(int.from_bytes(secrets.token_bytes(16), "big") >> 1)
-                   .not_valid_before(now - datetime.timedelta(minutes=5))
+                   .not_valid_before(start)
                    .not_valid_after(now + lifetime)
                    .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
                    .add_extension(x509.KeyUsage(True, kind[0] == "rsa", False, False, False, False, False,

@@ -283,6 +283,11 @@ KNOBS = {
     "renewal_inherit", "download_root", "download_order", "download_id_as_number", "message_as_string",
     "require_tech_title", "allow_non_ascii", "allow_reserved_tld", "validity_months",
     "validity_months_digicert",
+    # drop_after_process: any call is carried out, then the connection closes
+    # without an answer (a lost answer); plan_days: a new order's plan
+    # (OrderExpiryDateInUTC) ends this many days after purchase, whatever
+    # the validity (plan vs certificate expiry, with leaf_days)
+    "drop_after_process", "plan_days",
 }
 
 RESERVED_TLDS = {"local", "localhost", "internal", "invalid", "test", "lan", "home", "corp", "intranet",
@@ -552,6 +557,8 @@ class Order:
         self.server_count = get_int(req, "ServerCount", 1)
         self.purchase = utcnow()
         self.order_expiry = add_months(self.purchase, self.months)
+        if sim.scenario.get("plan_days") is not None:
+            self.order_expiry = self.purchase + datetime.timedelta(days=float(sim.scenario["plan_days"]))
         self.major, self.minor = "Pending", ""
         self.query_view = ("Pending", "")
         self.cert = None
@@ -658,6 +665,20 @@ class Simulator:
         self.orders_placed = 0
         self.calls = {}
         self.last_request = {}
+        # every neworder/reissue request, faulted ones included: its CustomOrderID
+        self.placements = []
+        # status/download lookups by a CustomOrderID no order holds (client errors)
+        self.unknown_custom_lookups = 0
+
+    def note_placement(self, path, raw):
+        if path not in ("/rest/order/neworder", "/rest/order/reissue"):
+            return
+        try:
+            body = json.loads(raw.decode("utf-8")) if isinstance(raw, bytes) else raw
+        except (UnicodeDecodeError, ValueError):
+            body = None
+        cid = body.get("CustomOrderID") if isinstance(body, dict) else None
+        self.placements.append({"path": path, "CustomOrderID": cid if isinstance(cid, str) else ""})
 
     def stats(self):
         return {
@@ -671,6 +692,8 @@ class Simulator:
                         "RefundRequestID": o.refund_id, "isRefundApproved": o.refund_approved}
                        for o in sorted(self.orders.values(), key=lambda o: int(o.id))],
             "last_request": dict(self.last_request),
+            "placements": list(self.placements),
+            "unknown_custom_lookups": self.unknown_custom_lookups,
             "scenario": self.scenario,
         }
 
@@ -696,6 +719,7 @@ class Simulator:
         for o in self.orders.values():
             if o.custom_order_id and o.custom_order_id == cid:
                 return o
+        self.unknown_custom_lookups += 1
         raise ApiError(f"Invalid CustomOrderID: {cid}.")
 
     # ---- the state machine
@@ -1554,6 +1578,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         except HttpError as e:
             self.close_connection = True
             return self.send_error_json(e.status, e.message, ROUTES.get(path, (None, "flat"))[1])
+        with sim.lock:
+            sim.note_placement(path, raw)
         if path in GET_ROUTES:
             return self.finish_answer(path, 200, getattr(sim, GET_ROUTES[path])({}, {}), False)
         handler, shape, auth_form = ROUTES[path]
@@ -1591,9 +1617,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def read_body_quietly(self):
         try:
-            self.read_body()
+            raw = self.read_body()
         except HttpError:
             self.close_connection = True
+            return
+        path = self.path.partition("?")[0].rstrip("/")
+        with self.sim.lock:
+            self.sim.note_placement(path, raw)
 
     def send_error_json(self, status, message, shape):
         auth = {"isError": True, "Message": [message], "Timestamp": fmt_date(utcnow()), "ReplayToken": "",
@@ -1697,8 +1727,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def finish_answer(self, path, status, obj, is_error):
         sim = self.sim
         with sim.lock:
-            malformed = sim.take("malformed_body", path)
-            oversized = None if malformed is not None else sim.take("oversized_body", path)
+            dropped = sim.take("drop_after_process", path)
+            malformed = None if dropped is not None else sim.take("malformed_body", path)
+            oversized = None if malformed is not None or dropped is not None else \
+                sim.take("oversized_body", path)
+        if dropped is not None:
+            self.drop()
+            self.log("-", note="fault=drop_after_process")
+            return
         data = json.dumps(obj).encode()
         note = ""
         if malformed is not None:

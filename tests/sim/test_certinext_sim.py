@@ -636,6 +636,44 @@ class TestFaults(Base):
         self.assertLess(time.monotonic() - start, 1.0)
         t.join()
 
+    def test_lost_answer_and_keep_alive(self):
+        number, _, _ = self.sim.place()
+        self.assertEqual(self.sim.track(number)["certificateStatusId"], "20")
+        # drop_after_process: carried out (GetCertificate 20 -> 9), answer lost
+        self.sim.scenario(drop_after_process={"count": 1, "endpoints": ["GetCertificate"]},
+                          cert_status_after_download_9=True)
+        with self.assertRaises((urllib.error.URLError, http.client.HTTPException, ConnectionError, ssl.SSLError)):
+            self.sim.certificate(number)
+        self.assertEqual(self.sim.track(number)["certificateStatusId"], "9")
+        self.assertIn("dropped-after-process", self.sim.stderr())
+        # keep_alive: no "Connection: close", a second request on the same connection
+        self.sim.scenario(keep_alive=True)
+        conn = http.client.HTTPSConnection(self.sim.base.split("//")[1], context=self.sim.ctx, timeout=10)
+        for _ in range(2):
+            conn.request("POST", "/emSignHub-API/ValidateCredentials", json.dumps({"meta": make_meta()}),
+                         {"Content-Type": "application/json"})
+            r = conn.getresponse()
+            self.assertEqual(r.status, 200)
+            self.assertNotEqual((r.getheader("Connection") or "").lower(), "close")
+            r.read()
+        conn.close()
+
+    def test_leaf_expired(self):
+        self.sim.scenario(leaf_expired=True)
+        number, _, _ = self.sim.place()
+        self.assertEqual(self.sim.track(number)["certificateStatusId"], "20")
+        status, out = self.sim.call("GetCertificate", {"orderDetails": {"orderNumber": number,
+                                                                         "requestorEmail": EMAIL}})
+        self.assertEqual(out["meta"]["status"], "0", out)
+        self.assertEqual(self.sim.track(number)["certificateStatusId"], "12")
+        self.sim.scenario(leaf_expired="download")
+        number, _, _ = self.sim.place()
+        self.assertEqual(self.sim.track(number)["certificateStatusId"], "20")
+        leaf = x509.load_pem_x509_certificate(self.sim.certificate(number)["endEntityCertificate"].encode())
+        self.assertLess(leaf.not_valid_after_utc if hasattr(leaf, "not_valid_after_utc")
+                        else leaf.not_valid_after.replace(tzinfo=datetime.timezone.utc),
+                        datetime.datetime.now(datetime.timezone.utc))
+
     def test_certificate_text_variants(self):
         self.sim.scenario(bare_base64=True, crlf=True, empty_root=True, cert_status_after_download_9=True,
                           wrong_key=True)

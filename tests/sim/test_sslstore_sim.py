@@ -569,6 +569,30 @@ class SimTest(unittest.TestCase):
         self.refused("/rest/order/neworder", body, "CustomOrderID")
         self.assertEqual(self.stats()["orders_placed"], before + 1)
 
+    def test_lost_answer_placements_plan_days(self):
+        # drop_after_process: the call is carried out, the answer is lost
+        before = self.stats()["orders_placed"]
+        self.control("/_sim/scenario", {"drop_after_process": {"count": 1, "endpoints": ["order/neworder"]},
+                                        "plan_days": 10})
+        body = self.order_body()
+        body.pop("_key")
+        with self.assertRaises((urllib.error.URLError, ConnectionError, OSError)):
+            self.raw("/rest/order/neworder", dict(body, AuthRequest=AUTH))
+        self.control("/_sim/scenario", {"plan_days": None})
+        stats = self.stats()
+        self.assertEqual(stats["orders_placed"], before + 1)
+        # every placement request is listed with its CustomOrderID
+        self.assertEqual(stats["placements"][-1], {"path": "/rest/order/neworder",
+                                                   "CustomOrderID": body["CustomOrderID"]})
+        st = self.ok("/rest/order/status", {"CustomOrderID": body["CustomOrderID"]})
+        end = sslstore_sim.parse_date(st["OrderExpiryDateInUTC"], "expiry")
+        left = (end - sslstore_sim.utcnow()).total_seconds() / 86400
+        self.assertTrue(9 < left <= 10, left)
+        # a lookup by an unknown CustomOrderID is counted
+        lookups = self.stats()["unknown_custom_lookups"]
+        self.refused("/rest/order/status", {"CustomOrderID": "no-such-id"}, "CustomOrderID")
+        self.assertEqual(self.stats()["unknown_custom_lookups"], lookups + 1)
+
     def test_http_faults(self):
         self.control("/_sim/scenario", {"http_429": {"count": 1, "retry_after": 7, "endpoints": ["order/status"]},
                                         "http_5xx": {"count": 2, "status": 503, "endpoints": ["/rest/product/query"]}})

@@ -245,15 +245,19 @@ case_renewal_vs_reissue() {
 	oid=$(val order_id)
 	pid=$(val request_id)
 	csr www.example.com "DNS:www.example.com,DNS:example.com" csr
-	# 10 days left, window 30d: renewal
-	t_expect 0 place second --prev-order "$oid" --prev-request "$pid" --prev-not-after-days 10
+	# the order's plan ends in 10 days, window 30d: renewal (the certificate's
+	# own end does not matter)
+	sim_post "/_sim/order/$oid" '{"expiry_in_days": 10}'
+	t_expect 0 place second --prev-order "$oid" --prev-request "$pid" --prev-not-after-days 200
 	t_eq "$(sstat 's["orders_placed"]')" 2 "orders after renewal"
 	t_eq "$(sstat 's["orders"][1]["IsRenewal"]')" True "renewal flag"
 	t_eq "$(sstat 's["orders"][1]["RelatedOrderID"]')" "$oid" "related order"
 	[ "$(val order_id)" != "$oid" ] || t_fail "a renewal must be a new order"
-	# 200 days left: reissue on the same order, new PartnerOrderID
+	# 200 days left on the plan, the certificate ends in 5: reissue on the
+	# same order, new PartnerOrderID (a renewal would be a second paid order)
+	sim_post "/_sim/order/$oid" '{"expiry_in_days": 200}'
 	csr www.example.com "DNS:www.example.com,DNS:example.com" csr
-	t_expect 0 place third --prev-order "$oid" --prev-request "$pid" --prev-not-after-days 200
+	t_expect 0 place third --prev-order "$oid" --prev-request "$pid" --prev-not-after-days 5
 	t_eq "$(sstat 's["orders_placed"]')" 2 "orders after reissue"
 	t_eq "$(sstat 's["orders"][0]["reissues"]')" 1 "reissues"
 	t_eq "$(val order_id)" "$oid" "reissue keeps the order id"
@@ -282,9 +286,10 @@ case_refund() {
 	t_eq "$(sstat 's["orders"][0]["RefundRequestID"] != ""')" True "refund id"
 	t_eq "$(sstat 's["last_request"]["/rest/order/refundrequest"]["RefundReason"]')" \
 		"keyCompromise: revocation requested by p11enroll"
-	# asking again is fine and says so
+	# asking again is fine and says so, and sends nothing (status read first)
 	t_expect 0 drv "$CONF" revoke --order "$oid"
 	t_contains "$WORK/out" "a refund request is already filed"
+	t_eq "$(sstat 's["calls"]["/rest/order/refundrequest"]')" 1 "refund requests sent"
 	# once approved the order is cancelled: polling reports it
 	t_expect 4 drv "$CONF" poll --order "$oid"
 	t_expect 4 drv "$CONF" poll --order "$oid"
@@ -292,6 +297,7 @@ case_refund() {
 	t_contains "$WORK/out" "refund request"
 	t_expect 0 drv "$CONF" revoke --order "$oid"
 	t_contains "$WORK/out" "already cancelled"
+	t_eq "$(sstat 's["calls"]["/rest/order/refundrequest"]')" 1 "refund requests sent"
 	t_expect 7 drv "$CONF" revoke --order 999999
 }
 
