@@ -124,11 +124,12 @@ case_example_config() {
 	sed -e "s|/etc/p11enroll|$WORK/etc|g; s|/var/lib/p11enroll|$WORK/state|; s|/var/lib/prometheus/node-exporter|$WORK|" \
 		"$ex" >"$WORK/p.conf"
 	(umask 077; echo key >"$WORK/etc/secrets/certinext.key"; echo token >"$WORK/etc/secrets/sslstore.token")
-	t_expect 0 "$PREFIX_DIR/bin/p11enroll" -c "$WORK/p.conf" status
+	# Nothing is enrolled yet: status says so and exits 1 (needs attention).
+	t_expect 1 "$PREFIX_DIR/bin/p11enroll" -c "$WORK/p.conf" status
 	t_contains "$WORK/out" "web: new"
 	t_contains "$WORK/out" "api: new"
 	# (No `check`: it would call the real CAs' addresses in the example.)
-	t_expect 0 "$PREFIX_DIR/bin/p11enroll" -c "$WORK/p.conf" --json status
+	t_expect 1 "$PREFIX_DIR/bin/p11enroll" -c "$WORK/p.conf" --json status
 	"$PYTHON" -c "import json; d=json.load(open('$WORK/out')); assert {c['name'] for c in d['certificates']} == {'web', 'api'}, d" ||
 		t_fail "status --json of the example"
 }
@@ -222,7 +223,9 @@ case_prometheus() {
 		echo "dns = new.example.com"; echo "cert_file = $WORK/tls/new.pem"
 	} >"$WORK/p.conf"
 	t_expect 0 "$P11ENROLL" -c "$WORK/p.conf" enroll web
-	t_expect 0 "$P11ENROLL" -c "$WORK/p.conf" status --prometheus "$WORK/p11enroll.prom"
+	# [cert:new] was never enrolled: status says so with exit 1 and still writes the file.
+	t_expect 1 "$P11ENROLL" -c "$WORK/p.conf" status --prometheus "$WORK/p11enroll.prom"
+	t_contains "$WORK/p11enroll.prom" 'p11enroll_certificate_problem{name="new",ca="sim",problem="not-enrolled"} 1'
 	t_contains "$WORK/p11enroll.prom" 'p11enroll_certificate_not_after_seconds{name="web",ca="sim"}'
 	promtool check metrics <"$WORK/p11enroll.prom" >"$WORK/promtool.out" 2>&1 ||
 		{ cat "$WORK/promtool.out"; t_fail "promtool check metrics"; }
