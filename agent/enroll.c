@@ -893,7 +893,11 @@ static p11e_status run(struct flow *f, struct p11e_err *err)
 			/* fall through */
 		case P11E_ST_NEW:
 		case P11E_ST_KEY_GENERATING:
-			rc = open_key(f, err);
+			/* The CA's credentials (secret files) are read before a key is
+			 * made, so a missing or exposed one costs no key on the token. */
+			rc = open_ca(f, err);
+			if (rc == P11E_OK)
+				rc = open_key(f, err);
 			break;
 		case P11E_ST_KEY_READY:
 			rc = open_key(f, err);

@@ -318,6 +318,24 @@ ca_section() {
 	} >>"$WORK/p.conf"
 }
 
+# The CA's secret files are read before a key is made: a missing or exposed
+# access key stops enroll with exit 2 and nothing on the token.
+case_ca_secrets_checked_before_token() {
+	t_softhsm_token edge "$PIN"
+	conf web ec-p256 "ca = prod"
+	ca_section 93.184.216.34
+	rm -f "$WORK/access.key"
+	t_expect 2 p11e enroll web
+	t_contains "$WORK/err" "access.key"
+	no_objects_left
+	(umask 077; echo "not-a-real-access-key" >"$WORK/access.key")
+	chmod 0644 "$WORK/access.key"
+	t_expect 2 p11e enroll web
+	t_contains "$WORK/err" "access.key"
+	t_contains "$WORK/err" "chmod"
+	no_objects_left
+}
+
 # Every [ca:] value and what an order needs are checked when the file loads:
 # nothing is made on the token first.
 case_ca_values_checked_before_token() {
