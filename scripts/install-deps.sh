@@ -14,6 +14,7 @@ packages=(
 	# TPM 2.0 tests (tests/tpm): software TPM, tpm2_flushcontext/getcap, the
 	# swtpm TCTI, tpm2-pkcs11 and the tpm2 OpenSSL provider
 	swtpm tpm2-tools libtss2-tcti-swtpm0 libtpm2-pkcs11-1 tpm2-openssl
+	pebble # ACME test server and its DNS/challenge companion (tests/acme)
 )
 
 missing=()
