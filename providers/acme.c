@@ -30,7 +30,7 @@
 #include "token.h"
 #include "util.h"
 
-#define BAD_NONCE_RETRIES 5
+#define BAD_NONCE_RETRIES 10
 #define HOOK_MAX_SECONDS 300
 #define AUTHZ_TIMEOUT 300     /* seconds one authorisation may stay pending after our answer */
 #define MAX_ORDER_PAGES 20    /* reconcile reads at most this many pages of the orders list */
@@ -750,6 +750,8 @@ static p11e_ca_outcome ensure_account(struct p11e_ca *ca, bool create, struct p1
 	}
 	if (rc == AP_OK) {
 		loc = p11e_http_header(&resp, "Location", 0);
+		p11e_info("[ca:%s] found ACME account %s (onlyReturnExisting)", ca->name,
+			  loc ? loc : "?");
 		goto found;
 	}
 	if (!(prob.acme && strcmp(prob.type, "accountDoesNotExist") == 0)) {
@@ -864,16 +866,20 @@ static p11e_ca_outcome get_object(struct p11e_ca *ca, const char *url, const cha
 static p11e_ca_outcome acme_check(struct p11e_ca *ca, struct p11e_ca_result *res)
 {
 	const cJSON *meta;
+	char why[sizeof(res->message)];
 	p11e_ca_outcome outcome = ensure_account(ca, false, res);
 
 	if (outcome == P11E_CA_NOT_FOUND) {
+		bool eab_missing;
+
 		meta = cJSON_GetObjectItemCaseSensitive(ca->dir, "meta");
-		p11e_ca_fail(res, P11E_CA_OK, "ACME directory reached; %s%s", res->message,
-			     cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(meta, "externalAccountRequired")) &&
-				     !ca->eab_key ? "; but the CA requires eab_kid/eab_hmac_key_file" : "");
-		if (strstr(res->message, "but the CA requires"))
-			res->outcome = P11E_CA_MISCONFIGURED;
-		return res->outcome;
+		eab_missing = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(meta, "externalAccountRequired")) &&
+			      !ca->eab_key;
+		snprintf(why, sizeof(why), "%s", res->message);
+		return p11e_ca_fail(res, eab_missing ? P11E_CA_MISCONFIGURED : P11E_CA_OK,
+				    "ACME directory reached; %.900s%s", why,
+				    eab_missing ? "; but the CA requires External Account Binding "
+						  "(eab_kid, eab_hmac_key_file)" : "");
 	}
 	if (outcome != P11E_CA_OK)
 		return outcome;
@@ -943,8 +949,13 @@ static p11e_ca_outcome download(struct p11e_ca *ca, const cJSON *ord, char **pem
 	rc = acme_post(ca, &(struct signed_req){ .url = url, .accept = "application/pem-certificate-chain",
 						 .what = "ACME certificate download" },
 		       &resp, &prob, res);
-	if (rc == AP_FAILED)
+	if (rc == AP_FAILED && resp.status == 404)
+		outcome = res->outcome = P11E_CA_NOT_FOUND;
+	else if (rc == AP_FAILED)
 		outcome = res->outcome;
+	else if (rc == AP_PROBLEM && resp.status == 404)
+		outcome = p11e_ca_fail(res, P11E_CA_NOT_FOUND, "[ca:%s] the CA no longer serves the "
+				       "certificate of this order (%s)", ca->name, prob.detail);
 	else if (rc == AP_PROBLEM)
 		outcome = problem_outcome(ca, &prob, &resp, "ACME certificate download", res);
 	else if (!resp.body || !strstr(resp.body, "-----BEGIN CERTIFICATE-----"))
@@ -1368,6 +1379,19 @@ static p11e_ca_outcome acme_poll(struct p11e_ca *ca, const struct p11e_order *or
 			goto out;
 		fault_point("acme-finalized");
 		status = jstr(ord, "status") ? jstr(ord, "status") : "?";
+		/* Issuance usually takes well under a second: look again a few
+		 * times before handing a whole poll interval back to the agent. */
+		for (unsigned i = 0; i < 8 && strcmp(status, "processing") == 0 && !retry; i++) {
+			struct timespec ts = { 0, 100 * 1000 * 1000 };
+
+			nanosleep(&ts, NULL);
+			cJSON_Delete(ord);
+			ord = NULL;
+			outcome = get_object(ca, ref->order_id, "ACME order", &ord, &retry, res);
+			if (outcome != P11E_CA_OK)
+				goto out;
+			status = jstr(ord, "status") ? jstr(ord, "status") : "?";
+		}
 	}
 	if (strcmp(status, "valid") == 0) {
 		order_status(ord, res);
@@ -1451,6 +1475,14 @@ static p11e_ca_outcome acme_revoke(struct p11e_ca *ca, const struct p11e_order_r
 	outcome = get_object(ca, ref->order_id, "ACME order", &ord, NULL, res);
 	if (outcome == P11E_CA_OK)
 		outcome = download(ca, ord, &pem, res);
+	if (outcome == P11E_CA_NOT_FOUND) {
+		/* Some servers (pebble) stop serving a certificate once it is
+		 * revoked; a valid order whose certificate is gone is taken as
+		 * revoked already. */
+		outcome = p11e_ca_fail(res, P11E_CA_OK, "already revoked: the CA no longer serves the "
+				       "certificate of this order");
+		goto out;
+	}
 	if (outcome != P11E_CA_OK)
 		goto out;
 	bio = BIO_new_mem_buf(pem, -1);
