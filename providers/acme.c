@@ -1183,7 +1183,7 @@ static p11e_ca_outcome drive_authz(struct p11e_ca *ca, const char *url, const ch
 	const char *status, *want;
 	char name[256];
 	bool wildcard, published = false;
-	unsigned retry = 0;
+	unsigned retry = 0, wait_ms = 100;
 	time_t deadline;
 	p11e_ca_outcome outcome;
 
@@ -1281,7 +1281,16 @@ static p11e_ca_outcome drive_authz(struct p11e_ca *ca, const char *url, const ch
 			snprintf(res->status_text, sizeof(res->status_text), "validating");
 			goto out;
 		}
-		sleep_seconds(retry ? (retry > 30 ? 30 : retry) : 1);
+		if (retry) {
+			sleep_seconds(retry > 30 ? 30 : retry);
+		} else {
+			/* No Retry-After: validation is often done within
+			 * milliseconds, so start short (0.1 s, doubling to 1 s). */
+			struct timespec ts = { wait_ms / 1000, (long)(wait_ms % 1000) * 1000000L };
+
+			nanosleep(&ts, NULL);
+			wait_ms = wait_ms * 2 > 1000 ? 1000 : wait_ms * 2;
+		}
 	}
 	outcome = P11E_CA_OK;
 out:
