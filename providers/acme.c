@@ -600,6 +600,7 @@ static ap_rc acme_post(struct p11e_ca *ca, const struct signed_req *sr,
 		if (prob->acme && strcmp(prob->type, "badNonce") == 0 && attempt < BAD_NONCE_RETRIES) {
 			p11e_debug("[ca:%s] %s: badNonce, retrying with the new nonce", ca->name,
 				   sr->what);
+			p11e_http_response_clear(resp);
 			continue;
 		}
 		return AP_PROBLEM;

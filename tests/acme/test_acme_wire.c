@@ -98,11 +98,11 @@ Test(acme_wire, ec_jwk_and_signature_form)
 	len2 = i2d_ECDSA_SIG(sig, &der2);
 	cr_assert_eq((size_t)len2, der_len);
 	cr_assert_eq(memcmp(der2, der, der_len), 0);
+	free(raw);
 	cr_assert_neq(acme_ecdsa_der_to_raw(der, der_len - 1, 48, &raw, &raw_len), 0,
 		      "a cut signature was accepted");
 	OPENSSL_free(der2);
 	ECDSA_SIG_free(sig);
-	free(raw);
 	EVP_MD_CTX_free(md);
 	cJSON_Delete(jwk);
 	EVP_PKEY_free(key);
