@@ -11,6 +11,8 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/param_build.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
 
 #include "acme_wire.h"
 
@@ -167,4 +169,42 @@ Test(acme_wire, problems)
 	cr_assert(!acme_problem_parse("{\"status\":\"valid\"}", &p));
 	cr_assert(!acme_problem_parse("not json", &p));
 	cr_assert(!acme_problem_parse(NULL, &p));
+}
+
+/* RFC 9773 §4.1's example: AKI keyIdentifier 69:88:5B:…:D4, serial 0x0087654321. */
+Test(acme_wire, ari_cert_id)
+{
+	static const unsigned char kid[] = { 0x69, 0x88, 0x5B, 0x6B, 0x87, 0x46, 0x40, 0x41, 0xE1, 0xB3,
+					     0x7B, 0x84, 0x7B, 0xA0, 0xAE, 0x2C, 0xDE, 0x01, 0xC8, 0xD4 };
+	static const unsigned char serial[] = { 0x87, 0x65, 0x43, 0x21 };
+	EVP_PKEY *key = EVP_EC_gen("P-256");
+	X509 *x = X509_new();
+	AUTHORITY_KEYID *akid = AUTHORITY_KEYID_new();
+	BIGNUM *bn = BN_bin2bn(serial, sizeof(serial), NULL);
+	BIO *bio = BIO_new(BIO_s_mem());
+	char *pem, *id;
+	long len;
+
+	akid->keyid = ASN1_OCTET_STRING_new();
+	ASN1_OCTET_STRING_set(akid->keyid, kid, sizeof(kid));
+	BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x));
+	X509_set_version(x, 2);
+	X509_gmtime_adj(X509_getm_notBefore(x), 0);
+	X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+	X509_set_pubkey(x, key);
+	X509_add1_ext_i2d(x, NID_authority_key_identifier, akid, 0, 0);
+	cr_assert(X509_sign(x, key, EVP_sha256()) > 0);
+	PEM_write_bio_X509(bio, x);
+	len = BIO_get_mem_data(bio, &pem);
+	pem = strndup(pem, (size_t)len);
+	id = acme_ari_cert_id(pem);
+	cr_assert_str_eq(id, "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE");
+	cr_assert_null(acme_ari_cert_id("not a certificate"));
+	free(id);
+	free(pem);
+	BIO_free(bio);
+	BN_free(bn);
+	AUTHORITY_KEYID_free(akid);
+	X509_free(x);
+	EVP_PKEY_free(key);
 }
