@@ -1038,10 +1038,18 @@ static p11e_ca_outcome acme_place(struct p11e_ca *ca, const struct p11e_order *o
 		goto out;
 	}
 	loc = p11e_http_header(&resp, "Location", 0);
-	if (!loc || strlen(loc) >= sizeof(res->order_id)) {
+	if (!loc) {
 		outcome = p11e_ca_fail(res, P11E_CA_UNKNOWN,
-				       "[ca:%s] the new order came without a usable URL (Location)",
-				       ca->name);
+				       "[ca:%s] the new order came without its URL (Location)", ca->name);
+		goto out;
+	}
+	if (strlen(loc) >= sizeof(res->order_id)) {
+		/* Placing again would meet the same limit: the operator decides.
+		 * The order is never finalized, so it yields no certificate. */
+		outcome = p11e_ca_fail(res, P11E_CA_REJECTED,
+				       "[ca:%s] the order URL %s is longer than the %zu characters an "
+				       "order reference may have here",
+				       ca->name, loc, sizeof(res->order_id) - 1);
 		goto out;
 	}
 	snprintf(res->order_id, sizeof(res->order_id), "%s", loc);
