@@ -270,6 +270,31 @@ case_account_rs256() {
 	enroll_ok www.example.com
 }
 
+# The account key in a (software) TPM through the tpm2 OpenSSL provider.
+case_account_key_tpm() {
+	local i dir
+	t_need swtpm tpm2_getcap
+	dir=$(openssl version -m | sed -n 's/^MODULESDIR: "\(.*\)"$/\1/p')
+	[ -e "$dir/tpm2.so" ] || t_skip "tpm2-openssl ($dir/tpm2.so) is not installed"
+	export ASAN_OPTIONS="${ASAN_OPTIONS:-}:fast_unwind_on_malloc=0"
+	setup http-01 www.example.com
+	mkdir -p "$WORK/tpmstate" "$WORK/keys"
+	swtpm socket --tpm2 --tpmstate dir="$WORK/tpmstate" \
+		--server type=unixio,path="$WORK/tpm.sock" --ctrl type=unixio,path="$WORK/tpm.sock.ctrl" \
+		--flags not-need-init,startup-clear --log file="$WORK/swtpm.log" &
+	T_PIDS+=("$!")
+	for i in $(seq 1 250); do [ -S "$WORK/tpm.sock" ] && break; sleep 0.02; done
+	[ -S "$WORK/tpm.sock" ] || t_fail "swtpm did not start"
+	unset TPM2OPENSSL_TCTI
+	sed -i "s|^account_key = .*|account_key = provider:tpm2:$WORK/keys/acme.tss2.pem?tcti=swtpm:path=$WORK/tpm.sock|" "$WORK/p.conf"
+	t_expect 0 p11e enroll web
+	[ "$(t_journal 'j["state"]')" = monitoring ] || t_fail "journal state is $(t_journal 'j["state"]')"
+	[ "$(orders_placed)" = 1 ] || t_fail "pebble saw $(orders_placed) orders"
+	grep -q "BEGIN TSS2 PRIVATE KEY" "$WORK/keys/acme.tss2.pem" || t_fail "the account key is not a TPM key file"
+	[ -z "$(TPM2TOOLS_TCTI="swtpm:path=$WORK/tpm.sock" tpm2_getcap handles-transient)" ] ||
+		t_fail "transient TPM objects left behind"
+}
+
 case_account_found_again() {
 	setup http-01 www.example.com
 	enroll_ok www.example.com
