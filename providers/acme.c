@@ -1125,6 +1125,7 @@ struct proof {
 	char domain[256];
 	char record[320];      /* dns-01: _acme-challenge.NAME */
 	char value[64];        /* dns-01: TXT value */
+	const char *webroot;   /* http-01 */
 	char file[4096];       /* http-01: the webroot file */
 	char keyauth[256];
 };
@@ -1136,7 +1137,7 @@ static int publish(struct p11e_ca *ca, struct proof *p, char *why, size_t why_si
 
 	if (strcmp(p->type, "dns-01") == 0)
 		return run_hook(ca, "publish", p->domain, p->record, p->value, why, why_size);
-	snprintf(dir, sizeof(dir), "%s/.well-known/acme-challenge", ca->webroot);
+	snprintf(dir, sizeof(dir), "%s/.well-known/acme-challenge", p->webroot);
 	if (p11e_mkdirs(dir, 0755, &err) != P11E_OK ||
 	    p11e_write_atomic(p->file, p->keyauth, strlen(p->keyauth), 0644, (uid_t)-1, (gid_t)-1,
 			      &err) != P11E_OK) {
@@ -1182,6 +1183,7 @@ static p11e_ca_outcome authz_refused(struct p11e_ca *ca, const cJSON *az, const 
 
 /* One authorisation: publish, answer, poll (Retry-After), remove. */
 static p11e_ca_outcome drive_authz(struct p11e_ca *ca, const char *url, const char *challenge,
+				   const char *webroot,
 				   struct p11e_ca_result *res)
 {
 	cJSON *az = NULL, *chosen = NULL, *ans = NULL;
@@ -1244,7 +1246,14 @@ static p11e_ca_outcome drive_authz(struct p11e_ca *ca, const char *url, const ch
 		snprintf(p.record, sizeof(p.record), "_acme-challenge.%s", name);
 		acme_dns01_value(p.keyauth, p.value);
 	} else {
-		snprintf(p.file, sizeof(p.file), "%s/.well-known/acme-challenge/%s", ca->webroot,
+		if (!webroot || webroot[0] != '/') {
+			outcome = p11e_ca_fail(res, P11E_CA_MISCONFIGURED,
+					       "[ca:%s] http-01 for %s needs webroot = /absolute/DIR",
+					       ca->name, name);
+			goto out;
+		}
+		p.webroot = webroot;
+		snprintf(p.file, sizeof(p.file), "%s/.well-known/acme-challenge/%s", webroot,
 			 jstr(chosen, "token"));
 	}
 	if (publish(ca, &p, why, sizeof(why)) != 0) {
@@ -1358,7 +1367,11 @@ static p11e_ca_outcome acme_poll(struct p11e_ca *ca, const struct p11e_order *or
 		cJSON_ArrayForEach(az, cJSON_GetObjectItemCaseSensitive(ord, "authorizations")) {
 			outcome = drive_authz(ca, cJSON_GetStringValue(az) ? cJSON_GetStringValue(az)
 									 : "",
-					      challenge_for(ca, order), res);
+					      challenge_for(ca, order),
+					      order ? p11e_settings_get(order->overrides, "webroot",
+									ca->webroot)
+						    : ca->webroot,
+					      res);
 			if (outcome != P11E_CA_OK)
 				goto out;
 		}

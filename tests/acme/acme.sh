@@ -219,6 +219,16 @@ case_wildcard() {
 	t_contains "$WORK/hook.calls" "publish example.com _acme-challenge.example.com"
 }
 
+# A [cert:] overrides the CA's challenge and webroot.
+case_cert_overrides() {
+	setup dns-01 www.example.com
+	sed -i "s|^webroot = .*|webroot = $WORK/not-served|" "$WORK/p.conf"
+	printf 'challenge = http-01\nwebroot = %s\n' "$WORK/webroot" >>"$WORK/p.conf"
+	enroll_ok www.example.com
+	[ ! -e "$WORK/hook.calls" ] || t_fail "the CA's dns-01 hook ran although the certificate asks for http-01"
+	grep -q 'GET /.well-known/acme-challenge/' "$WORK/http.log" || t_fail "pebble never fetched the http-01 file"
+}
+
 case_wildcard_needs_dns01() {
 	setup http-01 "*.example.com"
 	t_expect 2 p11e enroll web
