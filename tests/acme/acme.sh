@@ -263,6 +263,15 @@ case_eab_missing() {
 	[ "$(orders_placed)" = 0 ] || t_fail "an order was placed"
 }
 
+case_terms_not_agreed() {
+	setup http-01 www.example.com
+	sed -i '/^terms_agreed/d' "$WORK/p.conf"
+	t_expect 2 p11e enroll web
+	t_contains "$WORK/err" "terms of service"
+	t_contains "$WORK/err" "terms_agreed = yes"
+	[ "$(accounts_made)" = 0 ] || t_fail "an account was made without agreeing to the terms"
+}
+
 case_no_eab_server() {
 	# A CA without EAB: the account is made without it.
 	setup http-01 www.example.com ec-p256 no no
