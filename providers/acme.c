@@ -1033,10 +1033,13 @@ static p11e_ca_outcome acme_place(struct p11e_ca *ca, const struct p11e_order *o
 						      .payload = payload, .placement = true,
 						      .what = "ACME newOrder" },
 			    &ord, &resp, res);
-	if (outcome != P11E_CA_OK) {
-		/* A refusal of `replaces` is not worth failing over: ARI is advice. */
+	if (outcome == P11E_CA_UNREACHABLE && resp.status >= 500) {
+		/* The server failed while handling it: an order may exist. */
+		outcome = res->outcome = P11E_CA_UNKNOWN;
 		goto out;
 	}
+	if (outcome != P11E_CA_OK)
+		goto out;
 	loc = p11e_http_header(&resp, "Location", 0);
 	if (!loc) {
 		outcome = p11e_ca_fail(res, P11E_CA_UNKNOWN,
