@@ -26,6 +26,8 @@ p11e_status p11e_ca_handle_open(const struct p11e_config *cfg, const char *name,
 	rc = h->ops->open(h->conf->name, &h->conf->settings, &h->ca, err);
 	if (rc != P11E_OK)
 		p11e_err_prefix(err, "[ca:%s]", name);
+	else if (h->ops->set_state_dir)
+		h->ops->set_state_dir(h->ca, cfg->state_dir);
 	return rc;
 }
 

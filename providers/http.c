@@ -676,7 +676,21 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *userp)
 	if (strncmp(line, "HTTP/", 5) == 0) { /* a new response (after 100-continue, say) */
 		r->retry_after = 0;
 		r->content_type[0] = '\0';
-	} else if (strncasecmp(line, "Retry-After:", 12) == 0) {
+		free(r->headers);
+		r->headers = NULL;
+		r->headers_len = 0;
+	} else if (n > 2 && r->headers_len + n < 65536) {
+		/* Kept whole (not the 255-byte copy) for p11e_http_header. */
+		char *p = realloc(r->headers, r->headers_len + n + 1);
+
+		if (p) {
+			memcpy(p + r->headers_len, data, n);
+			r->headers_len += n;
+			p[r->headers_len] = '\0';
+			r->headers = p;
+		}
+	}
+	if (strncasecmp(line, "Retry-After:", 12) == 0) {
 		r->retry_after = p11e_http_parse_retry_after(line + 12, (long)time(NULL));
 	} else if (strncasecmp(line, "Content-Type:", 13) == 0) {
 		const char *v = line + 13;
@@ -803,6 +817,7 @@ static void describe(struct p11e_http_response *r, const struct p11e_http_reques
 void p11e_http_response_clear(struct p11e_http_response *resp)
 {
 	free(resp->body);
+	free(resp->headers);
 	memset(resp, 0, sizeof(*resp));
 }
 
@@ -837,6 +852,9 @@ static p11e_http_kind attempt_once(struct p11e_http *h, const struct p11e_http_r
 	free(resp->body);
 	resp->body = NULL;
 	resp->len = 0;
+	free(resp->headers);
+	resp->headers = NULL;
+	resp->headers_len = 0;
 	resp->status = 0;
 	resp->retry_after = 0;
 	resp->content_type[0] = '\0';
@@ -1005,4 +1023,29 @@ p11e_http_kind p11e_http_perform(struct p11e_http *h, const struct p11e_http_req
 			break;
 	}
 	return resp->kind;
+}
+
+char *p11e_http_header(const struct p11e_http_response *resp, const char *name, unsigned index)
+{
+	size_t nl = strlen(name);
+	const char *p = resp->headers;
+
+	while (p && *p) {
+		const char *end = strchr(p, '\n');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+
+		if (len > nl && strncasecmp(p, name, nl) == 0 && p[nl] == ':' && index-- == 0) {
+			const char *v = p + nl + 1;
+			size_t vl;
+
+			while (*v == ' ' || *v == '\t')
+				v++;
+			vl = (size_t)(p + len - v);
+			while (vl > 0 && (v[vl - 1] == '\r' || v[vl - 1] == ' '))
+				vl--;
+			return strndup(v, vl);
+		}
+		p = end ? end + 1 : p + len;
+	}
+	return NULL;
 }

@@ -93,6 +93,8 @@ struct p11e_http_response {
 	unsigned attempts;     /* HTTP attempts made */
 	char content_type[128];
 	char error[512];       /* for messages when kind != RESPONSE; never a secret */
+	char *headers;         /* the last response's header lines as received, NULL without */
+	size_t headers_len;
 };
 
 void p11e_http_response_clear(struct p11e_http_response *resp);
@@ -100,6 +102,10 @@ void p11e_http_response_clear(struct p11e_http_response *resp);
 /* True when the request may have been acted on by the server although we
  * got no usable answer: MAYBE_SENT, TOO_LARGE, or a 5xx response. A caller
  * that placed an order reconciles before placing again. */
+/* The value of the index-th (0-based) response header `name` (case-insensitive),
+ * trimmed; NULL when absent. free(). */
+char *p11e_http_header(const struct p11e_http_response *resp, const char *name, unsigned index);
+
 bool p11e_http_outcome_unknown(const struct p11e_http_response *resp);
 
 struct p11e_http;

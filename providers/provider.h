@@ -2,7 +2,8 @@
 /* The one boundary between the agent and a CA. The agent calls these
  * functions without knowing which CA is behind them and switches on the
  * outcome (certmonger's helper vocabulary: issued, wait, rejected,
- * unreachable, under-configured). A provider never touches the token. */
+ * unreachable, under-configured). A provider never touches the certificate's
+ * key; the ACME provider opens only its own account key (hsm/). */
 #ifndef P11E_PROVIDER_H
 #define P11E_PROVIDER_H
 
@@ -177,6 +178,10 @@ struct p11e_ca_ops {
 	/* One page (1-based) of the CA's order inventory placed since `since` (0: all). */
 	p11e_ca_outcome (*list_orders)(struct p11e_ca *ca, time_t since, unsigned page,
 				       struct p11e_order_page *out, struct p11e_ca_result *res);
+	/* Optional (may be NULL): the agent's state_dir, given right after open,
+	 * where a provider may keep a small file of its own (ACME: the account
+	 * URL). Named "<provider type>-<ca name>.*" so it never meets a journal. */
+	void (*set_state_dir)(struct p11e_ca *ca, const char *state_dir);
 };
 
 /* NULL when `text` is an IPv4 or IPv6 address in a public range, else why

@@ -7,10 +7,12 @@
 #include "provider.h"
 
 extern const struct p11e_ca_ops p11e_sslstore_ops;
+extern const struct p11e_ca_ops p11e_acme_ops;
 
 static const struct p11e_ca_ops *const providers[] = {
 	&p11e_certinext_ops,
 	&p11e_sslstore_ops,
+	&p11e_acme_ops,
 	NULL,
 };
 
@@ -24,5 +26,5 @@ const struct p11e_ca_ops *p11e_ca_lookup(const char *type)
 
 const char *p11e_ca_types(void)
 {
-	return "certinext, sslstore";
+	return "certinext, sslstore, acme";
 }

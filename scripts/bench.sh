@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks that print figures (no assertions): keygen and CSR per key type
 # on SoftHSM2, one EC P-256 enrolment against the CERTInext simulator split
-# by phase, and `renew --all` over many tracked certificates with nothing due.
+# by phase, `renew --all` over many tracked certificates with nothing due, and
+# one ACME enrolment against pebble next to certbot's (when it is installed).
 #   scripts/bench.sh [RUNS]        (default 5 runs per figure)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -119,3 +120,100 @@ PY
 for i in $(seq 1 "$runs"); do seconds "$P11ENROLL" -c "$work/many.conf" renew --all >>"$work/many.t"; done
 stats "renew --all, 1000 certs, none due" "$work/many.t"
 /usr/bin/time -f "peak memory of one such run: %M KiB" "$P11ENROLL" -c "$work/many.conf" renew --all
+
+echo
+echo "== one EC P-256 ACME enrolment against pebble: p11enroll (keys in SoftHSM2) next to certbot (file key)"
+if ! command -v pebble >/dev/null || ! command -v pebble-challtestsrv >/dev/null; then
+	echo "pebble is not installed (scripts/install-deps.sh installs it); skipped"
+	exit 0
+fi
+acme_pids=""
+trap '[ -n "$sim_pid" ] && kill $sim_pid 2>/dev/null; [ -n "$acme_pids" ] && kill $acme_pids 2>/dev/null; rm -rf "$work"' EXIT
+read -r a_port m_port h_port t_port d_port dm_port <<<"$(/usr/bin/python3 -c '
+import socket
+s = [socket.socket() for _ in range(6)]
+for x in s: x.bind(("127.0.0.1", 0))
+print(" ".join(str(x.getsockname()[1]) for x in s))')"
+mkdir -p "$work/pki" "$work/webroot"
+(
+	cd "$work/pki"
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem \
+		-days 2 -subj /CN=bench-ca 2>/dev/null
+	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout tls.key -out tls.csr \
+		-subj /CN=localhost 2>/dev/null
+	printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >ext
+	openssl x509 -req -in tls.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out tls.pem -days 2 \
+		-extfile ext 2>/dev/null
+)
+eab_key=$(head -c 48 /dev/urandom | basenc --base64url | tr -d '=\n')
+(umask 077; echo "$eab_key" >"$work/eab.key")
+cat >"$work/pebble.json" <<JSON
+{"pebble": {"listenAddress": "127.0.0.1:$a_port", "managementListenAddress": "127.0.0.1:$m_port",
+ "certificate": "$work/pki/tls.pem", "privateKey": "$work/pki/tls.key", "httpPort": $h_port,
+ "tlsPort": $t_port, "ocspResponderURL": "", "externalAccountBindingRequired": true,
+ "externalAccountMACKeys": {"kid-1": "$eab_key"}}}
+JSON
+pebble-challtestsrv -defaultIPv6 "" -dns01 "127.0.0.1:$d_port" -http01 "" -https01 "" -tlsalpn01 "" \
+	-management "127.0.0.1:$dm_port" >"$work/challtestsrv.log" 2>&1 &
+acme_pids="$acme_pids $!"
+PEBBLE_VA_NOSLEEP=1 PEBBLE_WFE_NONCEREJECT=0 PEBBLE_AUTHZREUSE=0 \
+	pebble -config "$work/pebble.json" -dnsserver "127.0.0.1:$d_port" >"$work/pebble.log" 2>&1 &
+acme_pids="$acme_pids $!"
+(cd "$work/webroot" && exec /usr/bin/python3 -m http.server "$h_port" --bind 127.0.0.1) >"$work/http.log" 2>&1 &
+acme_pids="$acme_pids $!"
+for _ in $(seq 1 200); do
+	curl -sf --cacert "$work/pki/ca.pem" "https://127.0.0.1:$a_port/dir" >/dev/null && break
+	sleep 0.05
+done
+# acme_conf N — a configuration whose [cert:a] is new (new key, new order).
+acme_conf() {
+	cat <<CONF
+[agent]
+state_dir = $work/acme-state
+[ca:pebble]
+type = acme
+directory_url = https://127.0.0.1:$a_port/dir
+ca_bundle = $work/pki/ca.pem
+terms_agreed = yes
+account_key = pkcs11:token=bench;object=acme-account?module-path=$softhsm&pin-source=file:$work/pin
+eab_kid = kid-1
+eab_hmac_key_file = $work/eab.key
+challenge = http-01
+webroot = $work/webroot
+[cert:a$1]
+ca = pebble
+key = pkcs11:token=bench;object=acme-$1?module-path=$softhsm&pin-source=file:$work/pin
+key_type = ec-p256
+dns = acme$1.example.com
+cert_file = $work/acme-tls-$1/cert.pem
+fullchain_file = $work/acme-tls-$1/fullchain.pem
+CONF
+}
+# The account is made once, outside the figures (as certbot's below).
+acme_conf 0 >"$work/a.conf"
+"$P11ENROLL" -c "$work/a.conf" enroll a0 >/dev/null 2>&1 || echo "p11enroll warm-up failed"
+: >"$work/acme.t"
+for i in $(seq 1 "$runs"); do
+	acme_conf "$i" >"$work/a.conf"
+	seconds "$P11ENROLL" -c "$work/a.conf" enroll "a$i" >>"$work/acme.t"
+done
+[ -s "$work/acme-tls-1/cert.pem" ] || echo "p11enroll did not get its certificate"
+stats "p11enroll enroll (ACME, http-01)" "$work/acme.t"
+if command -v certbot >/dev/null; then
+	cb() {
+		REQUESTS_CA_BUNDLE=$work/pki/ca.pem certbot --non-interactive --config-dir "$work/cb/etc" \
+			--work-dir "$work/cb/work" --logs-dir "$work/cb/logs" \
+			--server "https://127.0.0.1:$a_port/dir" "$@"
+	}
+	cb register --agree-tos --register-unsafely-without-email --eab-kid kid-1 \
+		--eab-hmac-key "$eab_key" >/dev/null 2>&1 || echo "certbot register failed"
+	: >"$work/certbot.t"
+	for i in $(seq 1 "$runs"); do
+		seconds cb certonly --webroot -w "$work/webroot" --key-type ecdsa --elliptic-curve secp256r1 \
+			--cert-name "cb$i" -d "cb$i.example.com" >>"$work/certbot.t"
+	done
+	[ -s "$work/cb/etc/live/cb1/fullchain.pem" ] || echo "certbot did not get its certificate"
+	stats "certbot certonly (file key, http-01)" "$work/certbot.t"
+else
+	echo "certbot is not installed (apt-get install certbot) — no side-by-side figure"
+fi

@@ -20,6 +20,7 @@ packages=(
 	# other tokens (tests/tokens): NSS softokn and certutil, opencryptoki's
 	# soft token, p11-kit server/client and proxy; setpriv/unshare/nsenter
 	libnss3 libnss3-tools opencryptoki p11-kit-modules util-linux
+	pebble # ACME test server and its DNS/challenge companion (tests/acme)
 )
 
 missing=()
