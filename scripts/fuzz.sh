@@ -99,5 +99,20 @@ for t in "${TARGETS[@]}"; do
 		"$(stat_of number_of_executed_units "$log")" "$(stat_of average_exec_per_sec "$log")" \
 		"$(cov_of 'INITED' "$log")" "$(cov_of 'cov:' "$log")" "$found"
 done
+if [ "${FUZZ_COVERAGE:-0}" = 1 ]; then
+	# Edges reached per source file, from the -print_coverage=1 report.
+	for t in "${TARGETS[@]}"; do
+		echo "== $t: edges reached per file (files the target reached)"
+		awk -v root="${SRC#/}/" '
+			/^(UN)?COVERED_FUNC:/ {
+				split($5, e, "/"); file = $7; sub(/:[0-9]+$/, "", file)
+				sub(/.*\.\.\//, "", file); sub(/^\//, "", file); sub("^" root, "", file)
+				got[file] += e[1]; all[file] += e[2]
+			}
+			END { for (f in all) if (got[f] > 0)
+				printf "  %-28s %5d/%-5d %5.1f%%\n", f, got[f], all[f], 100 * got[f] / all[f] }
+		' "$WORK/$t.log" | sort
+	done
+fi
 echo "logs, grown corpus and crash inputs: $WORK"
 exit "$bad"
