@@ -391,7 +391,8 @@ class SslStore:
         if knobs:
             self.sim.control("scenario", knobs)
 
-    def call(self, path, body, name=None, place=False, token=None, flat=False, replay_in_header=None):
+    def call(self, path, body, name=None, place=False, token=None, flat=False, replay_in_header=None,
+             keep=None):
         body = dict(body)
         a = self.auth(token)
         if flat:
@@ -399,6 +400,10 @@ class SslStore:
         else:
             body["AuthRequest"] = a
         got = self.sim.http(self.sim.url + path, body)
+        if keep and got and got[2][:1] == b"[":
+            # the first `keep` entries of a long list: the same shape, and
+            # libFuzzer's input size limit follows the largest seed
+            got = (got[0], got[1], json.dumps(json.loads(got[2])[:keep]).encode())
         if name:
             answer_seed("sslstore", name + ".json", got, path, place,
                         replay_in_header or ("-" if flat else a["ReplayToken"]))
@@ -438,7 +443,7 @@ class SslStore:
         self.scenario()
         self.call("/rest/health/validate", {}, "validate-ok", flat=True)
         self.call("/rest/health/validate", {}, "validate-bad-token", flat=True, token="wrong")
-        self.call("/rest/product/query", {}, "products")
+        self.call("/rest/product/query", {}, "products-first-12", keep=12)
         self.call("/rest/digicert/organizationlist", {}, "orglist")
         d = domain()
         self.call("/rest/order/approverlist", {"ProductCode": "positivessl", "DomainName": d}, "approverlist")
@@ -532,7 +537,7 @@ class SslStore:
             self.place()
         self.call("/rest/order/query", {"PageNumber": 1, "PageSize": 2}, "query-page-1")
         self.call("/rest/order/query", {"PageNumber": 2, "PageSize": 2}, "query-page-2")
-        self.call("/rest/order/query", {}, "query-all")
+        self.call("/rest/order/query", {}, "query-all", keep=6)
         self.call("/rest/order/query", {"PageNumber": 0}, "query-refused")
         self.call("/rest/order/query", {"PageNumber": 999, "PageSize": 100}, "query-empty")
         self.scenario(query_fail_pages=[1])
