@@ -51,7 +51,7 @@ find_clang() {
 if ! CLANG=$(find_clang); then
 	sudo=
 	[ "$(id -u)" = 0 ] || sudo=sudo
-	for v in 16 14; do
+	for v in 14 16; do
 		if apt-cache show "clang-$v" "libclang-rt-$v-dev" >/dev/null 2>&1; then
 			echo "fuzz.sh: installing clang-$v and libclang-rt-$v-dev"
 			$sudo apt-get install -y --no-install-recommends "clang-$v" "libclang-rt-$v-dev" >/dev/null
