@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* CERTInext: the whole answer path of one call, as certinext.c walks it —
- * cn_interpret on the transport outcome, HTTP status and body (answer.h),
+ * the debug log's redaction of the body, cn_interpret on the transport outcome, HTTP status and body (answer.h),
  * then the endpoint's parser for a good answer, or the error classification
  * and description for a refusal; certificate states of tracked orders and
  * report rows. An endpoint the harness does not know runs every parser. */
@@ -76,6 +76,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (!fuzz_answer_read(data, size, &a))
 		return 0;
+	/* the debug log shows every answer body, secrets redacted */
+	if (a.resp.body)
+		free(p11e_redact(a.resp.body, a.resp.len, NULL));
 	switch (cn_interpret(&a.resp, a.place, "CERTInext", a.endpoint, &root, &meta, &res)) {
 	case CN_CALL_OK:
 		good_answer(a.endpoint, root);

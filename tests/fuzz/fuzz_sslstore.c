@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The SSL Store: one answer through ss_judge as sslstore.c gets it (the
+/* The SSL Store: one answer through the debug log's redaction and ss_judge
+ * as sslstore.c gets it (the
  * transport outcome, HTTP status, placement flag and our replay token come
  * from the input, see answer.h), then what the provider reads out of a good
  * answer for that endpoint: the order status, the query pages, the approver
@@ -127,6 +128,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (!fuzz_answer_read(data, size, &a))
 		return 0;
+	/* the debug log shows every answer body, secrets redacted */
+	if (a.resp.body)
+		free(p11e_redact(a.resp.body, a.resp.len, NULL));
 	if (ss_judge(&a.resp, a.endpoint, "https://127.0.0.1", a.place, a.replay[0] ? a.replay : NULL,
 		     &out, &kind, &res) == P11E_CA_OK &&
 	    out)
