@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The SSL Store: one answer through the debug log's redaction and ss_judge
- * as sslstore.c gets it (the
- * transport outcome, HTTP status, placement flag and our replay token come
- * from the input, see answer.h), then what the provider reads out of a good
- * answer for that endpoint: the order status, the query pages, the approver
- * list and its rule, the products, and the downloaded chain through the
- * chain picker. An endpoint the harness does not know runs every reader. */
+/* The SSL Store: one answer as sslstore.c gets it (the transport outcome,
+ * HTTP status, placement flag and our replay token come from the input, see
+ * answer.h): the debug log's redaction of the body, ss_judge, then what the
+ * provider reads out of a good answer for that endpoint: the order status,
+ * the query pages, the approver list and its rule, the products, and the
+ * downloaded chain through the chain picker. An endpoint the harness does
+ * not know runs every reader. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
