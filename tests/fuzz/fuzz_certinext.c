@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* CERTInext: the whole answer path of one call, as certinext.c walks it —
- * the debug log's redaction of the body, cn_interpret on the transport outcome, HTTP status and body (answer.h),
- * then the endpoint's parser for a good answer, or the error classification
- * and description for a refusal; certificate states of tracked orders and
- * report rows. An endpoint the harness does not know runs every parser. */
+/* CERTInext: the whole answer path of one call, as certinext.c walks it:
+ * the debug log's redaction of the body, cn_interpret on the transport
+ * outcome, HTTP status and body (answer.h), then the endpoint's parser for a
+ * good answer, or the error classification and description for a refusal;
+ * certificate states of tracked orders and report rows. An endpoint the
+ * harness does not know runs every parser. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
