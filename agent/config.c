@@ -4,6 +4,7 @@
 #include "p11e-config.h"
 
 #include <errno.h>
+#include <fnmatch.h>
 #include <glob.h>
 #include <grp.h>
 #include <pwd.h>
@@ -45,6 +46,8 @@ struct parser {
 	bool line_has_nul;     /* a NUL byte, which would cut the line silently */
 	int section_line;      /* line of the last [section] header */
 	struct p11e_err *err;
+	const struct p11e_config_text *texts; /* hermetic load: the only "files" */
+	size_t n_texts;
 };
 
 static const char *const agent_keys[] = {
@@ -271,6 +274,16 @@ static int handler(void *user, const char *section, const char *key, const char 
 	return 1;
 }
 
+/* A hermetic load's "file": one of its texts, by name (ENOENT otherwise). */
+static FILE *open_text(const struct parser *p, const char *path)
+{
+	for (size_t i = 0; i < p->n_texts; i++)
+		if (strcmp(p->texts[i].name, path) == 0)
+			return fmemopen((void *)p->texts[i].text, p->texts[i].len, "r");
+	errno = ENOENT;
+	return NULL;
+}
+
 static p11e_status parse_file(struct parser *p, const char *path)
 {
 	int rc;
@@ -280,7 +293,7 @@ static p11e_status parse_file(struct parser *p, const char *path)
 	p->line_too_long = false;
 	p->line_has_nul = false;
 	p->section_line = 0;
-	p->stream = fopen(path, "re");
+	p->stream = p->texts ? open_text(p, path) : fopen(path, "re");
 	if (!p->stream)
 		return p11e_err_set(p->err, P11E_EUSAGE, "cannot read configuration %s: %s", path,
 				    strerror(errno));
@@ -346,7 +359,7 @@ static p11e_status get_path(const struct p11e_setting *s, const char **out, stru
 	return P11E_OK;
 }
 
-static p11e_status load_agent(struct p11e_config *cfg, const struct raw_section *sec,
+static p11e_status load_agent(struct p11e_config *cfg, const struct raw_section *sec, bool on_host,
 			      struct p11e_err *err)
 {
 	for (size_t i = 0; i < sec->n; i++) {
@@ -367,7 +380,7 @@ static p11e_status load_agent(struct p11e_config *cfg, const struct raw_section 
 
 			rc = get_path(s, &dir, err);
 			/* a folder that is not there would drop its certificates unsaid */
-			if (rc == P11E_OK && (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)))
+			if (rc == P11E_OK && on_host && (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)))
 				rc = bad(err, s, "not a folder (the *.conf files in it are read)");
 		} else if (strcmp(s->key, "prometheus_file") == 0) {
 			const char *prom = NULL;
@@ -740,10 +753,11 @@ static p11e_status check_state_dir(const struct p11e_config *cfg, struct p11e_er
 	return P11E_OK;
 }
 
-p11e_status p11e_config_load(const char *path, struct p11e_config **out, struct p11e_err *err)
+static p11e_status load_config(const char *path, const struct p11e_config_text *texts,
+			       size_t n_texts, struct p11e_config **out, struct p11e_err *err)
 {
 	struct p11e_config *cfg = calloc(1, sizeof(*cfg));
-	struct parser p = { .cfg = cfg, .err = err };
+	struct parser p = { .cfg = cfg, .err = err, .texts = texts, .n_texts = n_texts };
 	const struct raw_section *agent;
 	p11e_status rc;
 	glob_t g = { 0 };
@@ -766,7 +780,10 @@ p11e_status p11e_config_load(const char *path, struct p11e_config **out, struct 
 			char pattern[4096];
 
 			snprintf(pattern, sizeof(pattern), "%s/*.conf", agent->v[i].value);
-			if (glob(pattern, 0, NULL, &g) == 0) {
+			for (size_t k = 1; texts && k < n_texts && rc == P11E_OK; k++)
+				if (fnmatch(pattern, texts[k].name, FNM_PATHNAME | FNM_PERIOD) == 0)
+					rc = parse_file(&p, texts[k].name);
+			if (!texts && glob(pattern, 0, NULL, &g) == 0) {
 				for (size_t k = 0; k < g.gl_pathc && rc == P11E_OK; k++)
 					rc = parse_file(&p, g.gl_pathv[k]);
 			}
@@ -778,7 +795,8 @@ p11e_status p11e_config_load(const char *path, struct p11e_config **out, struct 
 		}
 	}
 	if (agent) {
-		rc = load_agent(cfg, agent, err);
+		/* a hermetic load (texts) looks at nothing on the host */
+		rc = load_agent(cfg, agent, !texts, err);
 		if (rc != P11E_OK)
 			goto out;
 	}
@@ -802,7 +820,7 @@ p11e_status p11e_config_load(const char *path, struct p11e_config **out, struct 
 			rc = load_cert(cfg, &p.sections[i], &cfg->certs[cfg->n_certs++], err);
 	if (rc == P11E_OK)
 		rc = validate_cas(cfg, err);
-	if (rc == P11E_OK)
+	if (rc == P11E_OK && !texts)
 		rc = check_state_dir(cfg, err);
 	if (rc != P11E_OK)
 		goto out;
@@ -825,6 +843,20 @@ out:
 	free(p.sections);
 	p11e_config_free(cfg);
 	return rc;
+}
+
+p11e_status p11e_config_load(const char *path, struct p11e_config **out, struct p11e_err *err)
+{
+	return load_config(path, NULL, 0, out, err);
+}
+
+p11e_status p11e_config_load_texts(const struct p11e_config_text *texts, size_t n,
+				   struct p11e_config **out, struct p11e_err *err)
+{
+	*out = NULL;
+	if (n == 0)
+		return p11e_err_set(err, P11E_EUSAGE, "no configuration text");
+	return load_config(texts[0].name, texts, n, out, err);
 }
 
 void p11e_config_free(struct p11e_config *cfg)

@@ -67,6 +67,17 @@ struct p11e_config {
 p11e_status p11e_config_load(const char *path, struct p11e_config **out, struct p11e_err *err);
 void p11e_config_free(struct p11e_config *cfg);
 
+/* The same from memory, touching no file (tests, fuzzing): texts[0] is the
+ * configuration, named texts[0].name in messages; include_dir matches the
+ * other texts by name (DIR/NAME.conf, in the order given) and nothing else. */
+struct p11e_config_text {
+	const char *name;
+	const char *text;
+	size_t len;
+};
+p11e_status p11e_config_load_texts(const struct p11e_config_text *texts, size_t n,
+				   struct p11e_config **out, struct p11e_err *err);
+
 const struct p11e_cert_conf *p11e_config_cert(const struct p11e_config *cfg, const char *name);
 const struct p11e_ca_conf *p11e_config_ca(const struct p11e_config *cfg, const char *name);
 

@@ -242,7 +242,8 @@ char *p11e_bio_text(BIO *bio)
 	len = BIO_get_mem_data(bio, &data);
 	copy = malloc((size_t)len + 1);
 	if (copy) {
-		memcpy(copy, data, (size_t)len);
+		if (len > 0) /* an empty BIO has no data pointer (a chain of no CA certificate) */
+			memcpy(copy, data, (size_t)len);
 		copy[len] = '\0';
 	}
 	BIO_free(bio);

@@ -425,7 +425,7 @@ static p11e_status describe_key(struct p11e_ossl *o, struct p11e_osslkey *key, c
 /* The key must have been made inside this TPM and be unable to leave it:
  * fixedTPM + fixedParent (no duplication) and sensitiveDataOrigin (the
  * TPM made the secret; not an imported key). */
-static p11e_status check_protection(const char *file, uint32_t attrs, struct p11e_err *err)
+p11e_status p11e_ossl_check_protection(const char *file, uint32_t attrs, struct p11e_err *err)
 {
 	uint32_t need = TPMA_FIXEDTPM | TPMA_FIXEDPARENT | TPMA_SENSITIVEDATAORIGIN;
 
@@ -443,8 +443,8 @@ static p11e_status check_protection(const char *file, uint32_t attrs, struct p11
 }
 
 /* Reads `file` and checks that it is a wrapped TPM key; *attrs from it. */
-static p11e_status read_wrapped(const char *file, uint32_t *attrs, bool *found,
-				struct p11e_err *err)
+p11e_status p11e_ossl_read_wrapped(const char *file, uint32_t *attrs, bool *found,
+				   struct p11e_err *err)
 {
 	char *text = NULL, *name = NULL, *header = NULL;
 	unsigned char *der = NULL;
@@ -511,10 +511,10 @@ p11e_status p11e_ossl_load(struct p11e_ossl *o, const char *file, struct p11e_os
 	p11e_status rc;
 
 	memset(key, 0, sizeof(*key));
-	rc = read_wrapped(file, &key->tpm_attrs, found, err);
+	rc = p11e_ossl_read_wrapped(file, &key->tpm_attrs, found, err);
 	if (rc != P11E_OK || !*found)
 		return rc;
-	rc = check_protection(file, key->tpm_attrs, err);
+	rc = p11e_ossl_check_protection(file, key->tpm_attrs, err);
 	if (rc != P11E_OK)
 		return rc;
 	ERR_clear_error();
@@ -623,9 +623,9 @@ p11e_status p11e_ossl_generate(struct p11e_ossl *o, const struct p11e_key_spec *
 		goto out;
 	}
 	/* Read back what was written: the same checks as any key we load. */
-	rc = read_wrapped(key->file, &key->tpm_attrs, &found, err);
+	rc = p11e_ossl_read_wrapped(key->file, &key->tpm_attrs, &found, err);
 	if (rc == P11E_OK)
-		rc = check_protection(key->file, key->tpm_attrs, err);
+		rc = p11e_ossl_check_protection(key->file, key->tpm_attrs, err);
 	if (rc != P11E_OK) {
 		unlink(key->file);
 		goto out;

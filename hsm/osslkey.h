@@ -111,4 +111,12 @@ void p11e_osslkey_clear(struct p11e_osslkey *key);
  * it is not one. Exposed for tests. */
 bool p11e_tss2_key_attributes(const unsigned char *der, long len, uint32_t *attrs);
 
+/* The checks p11e_ossl_load makes before it asks the provider, exposed for
+ * the fuzz target: `file` must be a "TSS2 PRIVATE KEY" PEM (*attrs its
+ * TPMA_OBJECT; *found=false when there is no file), and those attributes
+ * must say the key was made in the TPM, cannot leave it, and can sign. */
+p11e_status p11e_ossl_read_wrapped(const char *file, uint32_t *attrs, bool *found,
+				   struct p11e_err *err);
+p11e_status p11e_ossl_check_protection(const char *file, uint32_t attrs, struct p11e_err *err);
+
 #endif
