@@ -2,9 +2,9 @@
 # SPDX-License-Identifier: Apache-2.0
 """A local simulator of the CERTInext (eMudhra emSignHub) REST API v1.
 
-Follows the project notes shared/protocols/certinext.md (the "protocol notes"; section
-numbers below refer to it) and validates every request as strictly as the
-notes allow.  HTTPS on 127.0.0.1 only, with the test CA of simca.py, which
+Behaves as docs/protocol-certinext.md describes (quoted section names below
+refer to it) and validates every request as strictly as that description
+allows.  HTTPS on 127.0.0.1 only, with the test CA of simca.py, which
 also issues the certificates (root -> intermediate -> leaf from the CSR).
 
 Run with Debian's interpreter (python3-cryptography 38):
@@ -19,11 +19,11 @@ when --access-key-file is not given), url, oauth_url (OAuth mode), pid, and
 ready (written last, once the socket listens).  tests/sim/README.md documents
 the control API (/_sim/...) and the scenario knobs (DEFAULT_SCENARIO below).
 
-Decisions (open questions of §12 and gaps of the notes; the stricter reading
-was taken wherever the notes leave a choice):
+Decisions ("open question N" is item N of "Open questions and decisions";
+the stricter reading was taken wherever the description leaves a choice):
 
  D1  ts must be YYYY-MM-DDTHH:MM:SS followed by a numeric +HH:MM/-HH:MM
-     offset; "Z", fractions and missing offsets are refused (§2.3: the
+     offset; "Z", fractions and missing offsets are refused ("Request envelope": the
      client and the live scripts never send "Z").  Clock skew is checked only
      when strict_ts_skew_s > 0.
  D2  txn must be 1-19 ASCII digits (the client draws from [1, 10^18]; the
@@ -35,17 +35,17 @@ was taken wherever the notes leave a choice):
      EMS-001, a fixture code - flagged as invented) in access-key mode
      (bad_auth_http can make it 401/403); HTTP 401 + meta failure in OAuth
      mode.  In access-key mode an Authorization header is refused (the client
-     never sends one, §1.3); in OAuth mode authKey must be "".
- D5  Every scalar in a request body must be a JSON string (§1.4); numbers,
+     never sends one, "OAuth"); in OAuth mode authKey must be "".
+ D5  Every scalar in a request body must be a JSON string ("Request envelope"); numbers,
      booleans and nulls are refused with EMS-SIM-101.
  D6  Missing required members answer EMS-918 "<Field> cannot be empty"
      (the only live example of that code is the remarks message; the code is
      taken to be the generic "required member missing" code - inferred).
- D7  Codes the notes do not record are invented and carry the prefix
+ D7  Codes the description does not record ("Errors") are invented and carry the prefix
      EMS-SIM-nnn so nobody mistakes them for real ones (table ERRORS).
      "Invalid key size" and "Insufficient Credits" carry errorCode "" by
      default (key_size_code knob), as recorded live.
- D8  EMS-1099 scope (Q18): the same public key again is a duplicate, not just
+ D8  EMS-1099 scope (open question 10): the same public key again is a duplicate, not just
      identical CSR bytes (duplicate_csr_scope "key"; "csr" for bytes).
  D9  CSR: exactly one PEM block "BEGIN CERTIFICATE REQUEST" with "\\n" line
      breaks and lines <= 76 columns; valid self-signature; key RSA
@@ -59,7 +59,7 @@ was taken wherever the notes leave a choice):
      www./bare counterpart).  Families whose live drafts failed with EMS-918
      (DV wildcard UCC, OV wildcard UCC, EV UCC) answer EMS-918 while
      refuse_unexplored_families is on (default).
- D11 OV/EV member placement (Q11): certificateInformation.locality,
+ D11 OV/EV member placement (open question 13): certificateInformation.locality,
      .postalCode, .companyRegistrationNumber (EV); organizationDetails
      .streetAddress, .city, .state, .country, .streetAddress2 (EV, non-empty);
      orderDetails.contractSignerInfo and .certificateApproverInfo (EV), each
@@ -67,18 +67,18 @@ was taken wherever the notes leave a choice):
      An unknown organizationNumber answers EMS-1073 for every family.
  D12 signerIP must be IPv4 text; 127.0.0.1 answers EMS-1091 (live) and so do
      all loopback, unspecified, RFC 1918, link-local, multicast and reserved
-     addresses (Q13, stricter).  Documentation ranges (192.0.2/24,
+     addresses (open question 15, stricter).  Documentation ranges (192.0.2/24,
      198.51.100/24, 203.0.113/24) are accepted.
  D13 requestorEmail: any registered unless requestor_emails lists them; on
      GetCertificate, RevokeOrder, SubmitCSR, GetDcv and VerifyDcv it must
      equal the order's requestor e-mail (case-insensitive), else EMS-SIM-103
-     (Q15, stricter).
+     (open question 16, stricter).
  D14 Lifecycle advances only on TrackOrder polls (never on a clock):
      without DCV an order is issued on poll pending_polls+1; with DCV the
      poll that first shows the aggregate "1" is still pending and issuance
      follows pending_polls+1 polls later.  GetCertificate on anything not in
      {7, 9, 15, 20, 23} answers EMS-SIM-110 (also for 22 and 12).
- D15 Revocation (Q16): reasons 1, 3, 4, 5, 9 only (EMS-SIM-120); only an
+ D15 Revocation (open question 17): reasons 1, 3, 4, 5, 9 only (EMS-SIM-120); only an
      issued order can be revoked (EMS-SIM-121); a second RevokeOrder of a
      revoked or revocation-initiated order answers status "0" EMS-SIM-122
      "Certificate already revoked".  Synchronous unless
@@ -88,7 +88,7 @@ was taken wherever the notes leave a choice):
      pageSize <= report_max_page_size (500); orderDateFrom/orderDateTill
      YYYY-MM-DD only, inclusive, compared with the UTC creation date; rows
      oldest first; drafts included; tags always [] unless report_tags
-     (Q18: nobody may rely on the round trip); empty result = status "1",
+     (open question 11: nobody may rely on the round trip); empty result = status "1",
      noOfPages 0, pageSize 0.
  D17 DCV: the domainVerification keys are the names as ordered (a wildcard
      keeps its "*."); the TXT owner name is not checked (no DNS); validation
@@ -153,7 +153,7 @@ class Product:
 
     @property
     def unexplored(self):
-        """Families whose live drafts failed with EMS-918 (§10.2)."""
+        """Families whose live drafts failed with EMS-918 ("Errors")."""
         return self.ucc and (self.wildcard or self.family == "EV")
 
 
@@ -168,7 +168,7 @@ def _ssl_products(first_dv, first_ov, first_ev):
     return sorted(out, key=lambda p: int(p.code))
 
 
-# §10.1: sandbox 842 is DV, production 842 is OV.
+# "Products and key types": sandbox 842 is DV, production 842 is OV.
 CATALOGUE = {
     "sandbox": _ssl_products(842, 846, 850) + [
         Product("149", "Sandbox emSign Intranet SSL 1 Year", "PRIVATE")],
@@ -198,7 +198,7 @@ REVOKE_REASONS = {"1", "3", "4", "5", "9"}
 REVOKE_STATUS = {"1": "Revoke Initiated", "2": "Revoked"}
 DCV_METHOD_LABEL = {"1": "DNS TXT Record", "2": "HTTP File", "3": "Email"}
 
-# Endpoints that exist on the real API but are not simulated (§3.12-§3.14):
+# Endpoints that exist on the real API but are not simulated ("The calls"):
 # they answer a meta failure, not 404, because the name is known.
 NOT_SIMULATED = {"GenerateOrderPrivatePKI", "GenerateOrderSMIME", "GenerateOrderSignature",
                  "SubmitDocument", "GetGroupDetails", "GetGroupDetailsV2",
@@ -206,7 +206,7 @@ NOT_SIMULATED = {"GenerateOrderPrivatePKI", "GenerateOrderSMIME", "GenerateOrder
 
 # ------------------------------------------------------------------- errors
 
-# Codes the notes record (live or fixture), then the simulator's own.
+# Codes "Errors" records (live or fixture), then the simulator's own.
 ERRORS = {
     "required": ("EMS-918", "{} cannot be empty"),
     "remarks": ("EMS-918", "Additional Information cannot be empty"),
@@ -222,7 +222,7 @@ ERRORS = {
     "rate_limit": ("", "Inactive Account User."),
     "credits": ("", "Insufficient Credits"),
     "key_size": (None, "Invalid key size"),             # code from the key_size_code knob
-    # Invented (EMS-SIM-*): the notes do not record these answers.
+    # Invented (EMS-SIM-*): the real answers are not recorded.
     "bad_json": ("EMS-SIM-100", "Request body is not valid JSON: {}"),
     "bad_value": ("EMS-SIM-101", "Invalid value for {}"),
     "domain": ("EMS-SIM-102", "Invalid Domain Name: {}"),
@@ -607,7 +607,7 @@ def parse_csr(text, scenario):
     except (ValueError, TypeError) as e:
         raise ApiError("csr", f"cannot be parsed ({e})")
     if kind not in _CSR_SIG:
-        # Some rejected types answered EMS-939 live (which ones is unknown, Q12).
+        # Some rejected types answered EMS-939 live (which ones is open question 14).
         if _kind_label(kind) in {k.lower() for k in scenario["key_reject_ems939"]}:
             raise ApiError("something")
         raise ApiError("key_size", code=scenario["key_size_code"])
@@ -1155,7 +1155,7 @@ class TrackingApi:
 
 
 class DcvApi:
-    """GetDcv and VerifyDcv (§9)."""
+    """GetDcv and VerifyDcv ("Domain validation")."""
 
     def __init__(self, sim):
         self.sim = sim
@@ -1212,7 +1212,7 @@ class DcvApi:
 
 
 class RevocationApi:
-    """RevokeOrder (§7)."""
+    """RevokeOrder ("Revocation")."""
 
     def __init__(self, sim):
         self.sim = sim
@@ -1301,8 +1301,8 @@ class Simulator:
         return f"{self.base_url}/track/{order.order_number}" if order.order_number else ""
 
     def rate_limit(self):
-        """§5.3: the burst-th GenerateOrderSSL within the window is refused;
-        refused calls count too, so hammering keeps the limit up."""
+        """The burst-th GenerateOrderSSL within the window is refused ("Rate limit
+        and retries"); refused calls count too, so hammering keeps the limit up."""
         burst = self.scenario["rate_limit_burst"]
         window = float(self.scenario["rate_limit_window_s"])
         now = time.monotonic()
@@ -1321,7 +1321,7 @@ class Simulator:
             raise ApiError("credits")
         self.scenario.merge({"credits": int(credits) - 1})
 
-    # -- authentication (§2)
+    # -- authentication ("Request envelope", "OAuth")
     def authenticate(self, headers, body):
         sc = self.scenario
         if self.oauth_id:
@@ -1393,7 +1393,7 @@ class Simulator:
             raise reject("access token (revoked)")
 
     def issue_token(self, form):
-        """§2.5 client-credentials grant; returns (http status, body)."""
+        """The client-credentials grant ("OAuth"); returns (http status, body)."""
         if form.get("grant_type") != ["client_credentials"]:
             return 400, {"error": "unsupported_grant_type"}
         cid, secret = form.get("client_id", [""]), form.get("client_secret", [""])
@@ -1455,7 +1455,7 @@ class Handler(BaseHTTPRequestHandler):
                                                   or path[len(API_PREFIX):] in NOT_SIMULATED):
                 self.api(path[len(API_PREFIX):], split.query)
             else:
-                # §1.2: an unknown endpoint name answers 404 (also "//Name" and other paths).
+                # An unknown endpoint name answers 404 ("Where the API is"), as do "//Name" and other paths.
                 self.discard_body()
                 self.send_json(404, {"error": "Not Found", "message": "No such endpoint", "statusCode": 404})
                 self.log_request_line(path, 404)
@@ -1624,7 +1624,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send_json(200, {"meta": _meta(txn)} | result)
         self.log_request_line(name, 200, "1", "")
 
-    # -- OAuth token endpoint (§2.5)
+    # -- OAuth token endpoint ("OAuth")
     def oauth(self):
         sim = self.sim
         try:

@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """The SSL Store WBAPI simulator (HTTPS on 127.0.0.1) for p11enroll's tests.
 
-It follows the project notes shared/protocols/sslstore.md ("the notes"; section numbers
-below refer to it): JSON over POST under /rest/…, credentials inside the body,
+It behaves as docs/protocol-sslstore.md describes (quoted section names and
+OQ-n, its open question n, refer to it): JSON over POST under /rest/…, credentials inside the body,
 business errors as HTTP 200 with AuthResponse.isError, real certificates from
 the submitted CSR signed by tests/sim/simca.py.  A scenario (JSON, file at
 start-up or POST /_sim/scenario) makes it misbehave like the real service on a
@@ -18,7 +18,7 @@ auth.token (0600, written only without --auth-token-file), url, pid, and
 ready (written last).  One log line per request on stderr; the token is never
 logged and is redacted in /_sim/stats.
 
-Decisions (open questions of the notes, §11, stricter reading taken)
+Decisions ("Open questions and decisions", stricter reading taken)
 ---------------------------------------------------------------------
 OQ-1  Dates: "MM/dd/yyyy HH:mm:ss" in UTC for both members of each pair,
       "01/01/1900 00:00:00" when unset.  Requests may use "/Date(ms)/", bare
@@ -32,7 +32,7 @@ OQ-3  Download: leaf + intermediate, intermediate FIRST (a client picking by
       named "<cn with . -> _, * -> STAR>.crt", intermediate "intermediate1.crt",
       root "root.crt".  ReturnPKCS7Cert adds nothing.
 OQ-4  organizationlist: flat {PartnerCode, AuthToken} and the wrapped
-      AuthRequest form are both accepted (§9 asks for both).
+      AuthRequest form are both accepted ("Credentials": clients send both).
 OQ-5  Bad credentials, unknown ids, business errors: HTTP 200 + isError.
       Unparseable JSON, wrong Content-Type, missing Content-Length: HTTP 400
       (411/413) with an isError body.  Wrong method: 405, unknown path: 404.
@@ -79,7 +79,7 @@ OQ-17 Sectigo multi-domain products include 3 names; more need
 OQ-18 During a reissue MajorStatus stays Active with MinorStatus
       PENDING_REISSUE; download keeps returning the old certificate until the
       new one is issued (new SerialNumber, MinorStatus "").
-Sandbox vs production (§9): one instance simulates one environment with one
+Sandbox vs production ("Where the API is"): one instance simulates one environment with one
 credential set; run two instances (different --partner-code/--auth-token-file)
 to test that credentials do not cross over.
 Other strict choices: names must be public-looking DNS names (no IPs, no
@@ -88,7 +88,7 @@ allow_reserved_tld); wildcards only on wildcard products (single-domain
 wildcard products need a "*." CN); DomainName, if sent, must equal the CSR's
 CN; the CSR must have a CN and a valid signature; DNSNames must be a JSON
 array; country codes must be two letters; at most one DCV indicator;
-WebServerType must be from §5.4; credentials in the query string or in
+WebServerType must be from "Placing an order"; credentials in the query string or in
 Authorization/credential headers are refused; IsUsedForTokenSystem=true is
 refused; isRenewalOrder=false with RelatedTheSSLStoreOrderID is refused.
 """
@@ -139,7 +139,7 @@ JURISDICTION = ["OrganizationInfo.JurisdictionCountry"]
 LOCALITY = ["OrganizationInfo.OrganizationAddress.LocalityName"]
 
 # family: (vendor, validation, multi-domain, required members, DNSNames required)
-# Required members follow §4.2.5 and the KFH per-field map.
+# Required members follow "Placing an order" and docs/providers-sslstore.md's product table.
 FAMILIES = {
     "sectigo_dv": ("Sectigo", "DV", False, ["AdminContact.Email"], False),
     "sectigo_dv_mdc": ("Sectigo", "DV", True, ["AdminContact.Email"], True),
@@ -218,7 +218,7 @@ PRODUCTS = {
     "digi_quickssl_md": ("digicert_legacy_md", "QuickSSL Multi-Domain"),
 }
 # DigiCert OV/EV codes that also exist as "-EO" (existing organisation) in
-# templates; the order itself carries the code without the suffix (§4.2.1).
+# templates; the order itself carries the code without the suffix ("Placing an order").
 EO_CAPABLE = {"digicert_ov", "digicert_ev", "digicert_eo_only"}
 SECTIGO_MDC_BASE_NAMES = 3
 MAX_NAMES = 250
@@ -249,7 +249,7 @@ WEB_SERVER_TYPES = [
 WEB_SERVER_TYPES_LC = {w.lower() for w in WEB_SERVER_TYPES}
 HASH_ALGORITHMS = {"PREFER_SHA2", "REQUIRE_SHA2", "PREFER_SHA1"}
 
-# DigiCert organisations for "-EO" orders (§4.9): one active, two not.
+# DigiCert organisations for "-EO" orders ("Approvers"): one active, two not.
 ORGANIZATIONS = [
     {"Name": "Example Corp", "AssumedName": "", "Address": "1 Example Way", "Address2": "", "City": "Austin",
      "State": "TX", "Zip": "78701", "Country": "us", "Organization_Phone": "+1 512 555 0100",
@@ -384,7 +384,7 @@ def has_non_ascii(value):
     return False
 
 
-# Field access: absent, null and "" all mean "not given" (§9), but a present
+# Field access: absent, null and "" all mean "not given" ("Placing an order"), but a present
 # value of the wrong JSON type is an error — a strict API would not coerce.
 
 def get_str(body, key, where=""):
@@ -479,13 +479,13 @@ def registrable_domain(name):
 
 
 def approver_list(domain):
-    """§4.1 [sim choice]: the five role addresses of the registrable domain."""
+    """The five role addresses of the registrable domain ("Approvers"; sim choice)."""
     base = registrable_domain(domain)
     return [f"{box}@{base}" for box in ROLE_MAILBOXES], base
 
 
 def parse_csr(text):
-    """PEM with CRLF/LF/no line breaks inside, or bare base64 DER (§9)."""
+    """PEM with CRLF/LF/no line breaks inside, or bare base64 DER ("Placing an order")."""
     if not isinstance(text, str) or not text.strip():
         raise ApiError("CSR is required.")
     t = text.strip()
@@ -704,7 +704,7 @@ class Simulator:
         return str(self.next_partner_id)
 
     def find_order(self, body, allow_custom=True):
-        """By TheSSLStoreOrderID or CustomOrderID (§3.5); both must agree."""
+        """By TheSSLStoreOrderID or CustomOrderID ("Order identifiers"); both must agree."""
         oid = get_str(body, "TheSSLStoreOrderID")
         cid = get_str(body, "CustomOrderID") if allow_custom else ""
         if not oid and not cid:
@@ -726,7 +726,7 @@ class Simulator:
 
     def set_status(self, o, major, minor):
         o.major, o.minor = major, minor
-        # query_lag: /order/query keeps showing what it showed before (§4.7.2)
+        # query_lag: /order/query keeps showing what it showed before ("Listing orders")
         if not self.scenario.get("query_lag"):
             o.query_view = (major, minor)
 
@@ -774,7 +774,7 @@ class Simulator:
             self.set_status(o, "Pending" if not o.reissuing else "Active", "REJECTED")
 
     def issue(self, o):
-        """Sign the CSR (§9 "On issuance"): certificate end <= 397 days and
+        """Sign the CSR ("Renewal or reissue"): certificate end <= 397 days and
         <= the order's expiry unless leaf_seconds/leaf_days say otherwise."""
         now = utcnow()
         wrong = self.take("wrong_key") is not None
@@ -847,7 +847,7 @@ class Simulator:
         return {k: (obj.get(k) if isinstance(obj.get(k), str) else "") for k in keys}
 
     def order_object(self, ctx, o, view=None):
-        """The full §4.3.2 member set — KF dereferences many of them."""
+        """The full order object ("Order status") — the reference client dereferences many members."""
         major, minor = view or (o.major, o.minor)
         cert = o.cert
         org = get_obj(o.req, "OrganizationInfo")
@@ -924,7 +924,7 @@ class Simulator:
         return DIGICERT_MONTHS if product["digicert"] else DEFAULT_MONTHS
 
     def order_names(self, product, cn, dns_names, reserve):
-        """CN first, then the requested SANs; product rules of §4.2.5/OQ-17."""
+        """CN first, then the requested SANs; product rules of "Placing an order"/OQ-17."""
         allow_reserved = bool(self.scenario.get("allow_reserved_tld"))
         names = []
         for n in [cn] + dns_names:
@@ -973,7 +973,7 @@ class Simulator:
         return chosen[0] if chosen else "EMAIL"
 
     def check_approvers(self, product, names, value, required):
-        """§6 rules, applied server-side [sim choice]; returns the normalised value."""
+        """The "Approvers" rules, applied server-side [sim choice]; returns the normalised value."""
         if not value:
             if required:
                 raise ApiError("ApproverEmail is required for e-mail domain control validation.")
@@ -1057,7 +1057,7 @@ class Simulator:
 
     def h_approverlist(self, ctx, body):
         code = get_str(body, "ProductCode")
-        base_code = code[:-3] if code.endswith("-EO") else code   # KF sends the template id (§4.1)
+        base_code = code[:-3] if code.endswith("-EO") else code   # sent as configured, -EO too ("Approvers")
         if not code or product_info(base_code) is None:
             raise ApiError(f"Invalid ProductCode: {code}.", {"ApproverEmailList": []})
         domain = normalise_name(get_str(body, "DomainName"))
@@ -1139,7 +1139,7 @@ class Simulator:
         return self.order_object(ctx, o)
 
     def renewal_body(self, body, related_id):
-        """§4.6: a renewal is a new order linked to an existing one."""
+        """A renewal is a new order linked to an existing one ("Renewal or reissue")."""
         if not related_id:
             raise ApiError("RelatedTheSSLStoreOrderID is required for a renewal order.")
         related = self.orders.get(related_id)
@@ -1163,7 +1163,7 @@ class Simulator:
     def h_reissue(self, ctx, body):
         if not get_str(body, "TheSSLStoreOrderID"):
             raise ApiError("TheSSLStoreOrderID is required.")
-        o = self.find_order(body, allow_custom=False)    # the request's CustomOrderID is ignored (§4.5.2)
+        o = self.find_order(body, allow_custom=False)    # its CustomOrderID is ignored ("Order identifiers")
         self.advance(o)
         if o.major != "Active" or o.reissuing:
             raise ApiError(f"Order {o.id} cannot be reissued in status {o.major}"
@@ -1231,7 +1231,7 @@ class Simulator:
             raise ApiError(f"Certificate for order {o.id} is not issued yet.")
 
     def chain_files(self, o):
-        """§9/OQ-3: not leaf-first by default, so position pickers break."""
+        """OQ-3 ("Downloading"): not leaf-first by default, so position pickers break."""
         leaf_name = o.cn.replace("*", "STAR").replace(".", "_") + ".crt"
         leaf = {"FileName": leaf_name, "FileContent": pem(o.cert)}
         inter = {"FileName": "intermediate1.crt", "FileContent": pem(self.ca.intermediate)}
@@ -1556,7 +1556,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if self.path.startswith("/_sim/"):
             return self.control()
         path, _, query = self.path.partition("?")
-        path = path.rstrip("/") if path != "/" else path     # both slash forms (§1.2)
+        path = path.rstrip("/") if path != "/" else path     # both slash forms ("Where the API is")
         sim = self.sim
         with sim.lock:
             sim.calls[path] = sim.calls.get(path, 0) + 1
@@ -1632,7 +1632,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.log(status, True)
 
     def auth_context(self, body, form):
-        """Credentials only in the body (§1.2, §2): never in URL or headers."""
+        """Credentials only in the body ("Where the API is", "Credentials"): never in URL or headers."""
         sim = self.sim
         req = body.get("AuthRequest")
         if form == "flat" or (form == "either" and req is None):
@@ -1821,7 +1821,7 @@ def main(argv=None):
     except HttpError as e:
         ap.error(e.message)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2          # §1.1: TLS 1.2 or newer
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2          # TLS 1.2 or newer ("Where the API is")
     ctx.load_cert_chain(sim.ca.tls_cert_path, sim.ca.tls_key_path)
     server = Server(("127.0.0.1", args.port), sim, ctx)
     port = server.server_address[1]

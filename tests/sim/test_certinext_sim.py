@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: Apache-2.0
 """Self-test of certinext_sim.py: starts it on loopback, talks HTTPS to it
-with its root as trust, and checks the behaviours of protocol notes §11.
+with its root as trust, and checks the behaviours docs/protocol-certinext.md
+describes plus the simulator's own decisions (certinext_sim.py's docstring).
 
 Run: /usr/bin/python3 tests/sim/test_certinext_sim.py   (meson suite "sim")
 """
@@ -37,7 +38,7 @@ EMAIL = "pki-bot@example.net"
 
 
 def auth_key(access_key, ts, txn):
-    """§2.2: lower-case hex SHA-256 of accessKey || ts || txn."""
+    """Lower-case hex SHA-256 of accessKey || ts || txn ("Request envelope")."""
     return hashlib.sha256((access_key + ts + txn).encode()).hexdigest()
 
 
@@ -252,7 +253,7 @@ class TestAuth(Base):
         out = self.sim.ok("ValidateCredentials", meta=meta)
         self.assertEqual(out["meta"]["txn"], meta["txn"])
         self.assertEqual(out["meta"]["errorCode"], "")
-        # +05:30 offsets are fine too (§2.3)
+        # +05:30 offsets are fine too ("Request envelope")
         ts = datetime.datetime.now(datetime.timezone(datetime.timedelta(hours=5, minutes=30))) \
             .strftime("%Y-%m-%dT%H:%M:%S+05:30")
         txn = new_txn()
@@ -293,7 +294,7 @@ class TestAuth(Base):
         meta = make_meta()
         self.sim.ok("ValidateCredentials", meta=meta)
         self.wrong(meta)
-        # access-key mode sends no Authorization header (§1.3)
+        # access-key mode sends no Authorization header ("OAuth")
         status, out = self.sim.call("ValidateCredentials", headers={"Authorization": "Bearer x"})
         self.assertFail(out, "EMS-001", got_status=status)
 

@@ -453,7 +453,7 @@ class SimTest(unittest.TestCase):
                      "cannot be reissued")
         first = self.issue(oid)
         csr, new_key = make_csr(obj["CommonName"], [obj["CommonName"]], fresh=True)
-        bare = "".join(csr.strip().splitlines()[1:-1])        # KF does not PEM-wrap on reissue
+        bare = "".join(csr.strip().splitlines()[1:-1])        # clients send it bare on reissue ("Placing an order")
         re1 = self.ok("/rest/order/reissue", {"TheSSLStoreOrderID": oid, "CustomOrderID": str(uuid.uuid4()),
                                               "CSR": bare, "WebServerType": "Other", "isRenewalOrder": False,
                                               "isWildCard": False, "ApproverEmails": "admin@example.com"})
@@ -488,7 +488,7 @@ class SimTest(unittest.TestCase):
         bad.pop("_key")
         self.refused("/rest/order/neworder", bad, "RelatedTheSSLStoreOrderID")
         self.refused("/rest/order/neworder", dict(bad, RelatedTheSSLStoreOrderID=None), "required")
-        # Strict OQ-2: an OV renewal without organisation data is refused.
+        # Strict OQ-2 (docs/protocol-sslstore.md): an OV renewal without organisation data is refused.
         ov, _ = self.place(self.order_body("sectigoovssl", OrganizationInfo=OV_ORG))
         lean = self.order_body("sectigoovssl", cn=ov["CommonName"], isRenewalOrder=True,
                                RelatedTheSSLStoreOrderID=ov["TheSSLStoreOrderID"])
