@@ -68,7 +68,7 @@ void p11e_ossl_close(struct p11e_ossl *o);
 /* "the TPM via OpenSSL provider tpm2 (TCTI …)". */
 const char *p11e_ossl_describe(const struct p11e_ossl *o);
 
-/* Whether the provider can make SPEC's keys, before anything is tried
+/* Whether the provider can make keys of type `spec`, before anything is tried
  * (P11E_ETOKEN saying what it can make). */
 p11e_status p11e_ossl_supports(struct p11e_ossl *o, const struct p11e_key_spec *spec,
 			       struct p11e_err *err);
@@ -79,8 +79,9 @@ p11e_status p11e_ossl_supports(struct p11e_ossl *o, const struct p11e_key_spec *
 p11e_status p11e_ossl_load(struct p11e_ossl *o, const char *file, struct p11e_osslkey *key,
 			   bool *found, struct p11e_err *err);
 
-/* Generates a key of SPEC in the TPM and writes it to PATH.<ID> (0600,
- * atomically); PATH itself is not touched. */
+/* Generates a key of type `spec` in the TPM and writes it to PATH.<ID>
+ * (0600, atomically); PATH itself is not touched. The key's properties are
+ * in docs/tpm.md ("Through the OpenSSL 3 provider (tpm2-openssl)"). */
 p11e_status p11e_ossl_generate(struct p11e_ossl *o, const struct p11e_key_spec *spec,
 			       const char *path, struct p11e_osslkey *key, struct p11e_err *err);
 

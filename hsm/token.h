@@ -49,10 +49,11 @@ p11e_status p11e_token_find_key(struct p11e_token *tok, const char *label, const
 				size_t id_len, struct p11e_key *key, bool *found,
 				struct p11e_err *err);
 
-/* Generates a key pair with SPEC's template; id NULL makes a random
- * 16-byte CKA_ID. The key's protection attributes are read back and a key
- * that is not always-sensitive, never-extractable and local is destroyed
- * and reported. */
+/* Generates a key pair of type `spec` with the template described in
+ * docs/tokens.md ("Attributes of a key p11enroll generates"); id NULL makes
+ * a random 16-byte CKA_ID. The key's protection attributes are read back and
+ * a key that is not sensitive, non-extractable, always-sensitive and
+ * never-extractable is destroyed and reported (CKA_LOCAL is only logged). */
 p11e_status p11e_token_generate(struct p11e_token *tok, const struct p11e_key_spec *spec,
 				const char *label, const unsigned char *id, size_t id_len,
 				struct p11e_key *key, struct p11e_err *err);

@@ -1494,7 +1494,7 @@ static p11e_ca_outcome ss_list_orders(struct p11e_ca *ca, time_t since, unsigned
 		struct p11e_order_row *row = &out->rows[out->n];
 
 		if (ss_parse_order(e, &info) != 0 || !info.order_id[0])
-			continue; /* KF skips records without ids too */
+			continue; /* the reference client skips them too */
 		out->n++;
 		snprintf(row->order_id, sizeof(row->order_id), "%s", info.order_id);
 		snprintf(row->request_id, sizeof(row->request_id), "%s", info.partner_order_id);

@@ -23,7 +23,7 @@
 
 /* ---- product families ---------------------------------------------------- */
 
-/* Extra members some codes need beyond their family (the KFH per-field map
+/* Extra members some codes need beyond their family (the per-product table
  * in docs/providers-sslstore.md), and Sectigo multi-domain products that include three names. */
 enum {
 	X_CITY = 1,          /* OrganizationAddress.LocalityName */
@@ -68,7 +68,7 @@ static const struct product_row {
 	{ "comodoucc", SS_SECTIGO_OV, X_CONTACTS | X_CITY | X_MDC },
 	{ "comodouccwildcard", SS_SECTIGO_OV, X_CONTACTS | X_CITY | X_MDC },
 	{ "enterprisepro", SS_SECTIGO_EP, 0 },
-	/* Sectigo / Comodo EV (sectigoevssl: EV per README and KFH, OQ-10) */
+	/* Sectigo / Comodo EV (sectigoevssl: EV, OQ-10) */
 	{ "positiveevssl", SS_SECTIGO_EV, 0 },
 	{ "enterpriseproev", SS_SECTIGO_EV, 0 },
 	{ "sectigoevssl", SS_SECTIGO_EV, 0 },
@@ -89,7 +89,7 @@ static const struct product_row {
 	{ "digi_truebizid_ev_flex", SS_DIGICERT_EV, 0 },
 	{ "digi_ssl_ev_basic", SS_DIGICERT_EV, 0 },
 	/* DigiCert existing organisation: every "-EO" code (by suffix), and
-	 * digi_securesite_pro_flex, which KF gives the -EO field set (OQ-10) */
+	 * digi_securesite_pro_flex, which the reference client gives the -EO field set (OQ-10) */
 	{ "digi_securesite_pro_flex", SS_DIGICERT_EO, 0 },
 	/* DigiCert DV */
 	{ "digi_rapidssl", SS_DIGICERT_DV, 0 },
@@ -350,7 +350,7 @@ static bool add_org(cJSON *obj, const struct ss_org *org, bool with_details)
 		return false;
 	if (!with_details)
 		return true;
-	/* KF puts the city into LocalityName (DigiCert requires it there);
+	/* The reference client puts the city into LocalityName (DigiCert requires it there);
 	 * City is sent as well so that no reading of the API misses it. */
 	return add_opt(info, "OrganizationName", org->name) &&
 	       add_opt(info, "JurisdictionCountry",
