@@ -36,7 +36,8 @@ struct raw_section {
 struct parser {
 	struct p11e_config *cfg;
 	struct raw_section *sections;
-	size_t n_sections;
+	size_t n_sections, cap_sections;
+	struct p11e_strindex by_name[3];  /* per section_kind */
 	const char *file;      /* kept copy */
 	FILE *stream;
 	int line;
@@ -49,7 +50,7 @@ struct parser {
 
 static const char *const agent_keys[] = {
 	"state_dir", "renew_before", "wait", "log", "include_dir", "allow_inline_secrets",
-	"prometheus_file", "hook_timeout", NULL,
+	"prometheus_file", "hook_timeout", "parallel", NULL,
 };
 
 static const char *const cert_keys[] = {
@@ -72,6 +73,16 @@ static const char *keep(struct p11e_config *cfg, const char *s)
 	if (p11e_strlist_add(&cfg->strings, s) != 0)
 		return NULL;
 	return cfg->strings.v[cfg->strings.n - 1];
+}
+
+static const char *cert_name(const void *ctx, size_t i)
+{
+	return ((const struct p11e_config *)ctx)->certs[i].name;
+}
+
+static const char *ca_name(const void *ctx, size_t i)
+{
+	return ((const struct p11e_config *)ctx)->cas[i].name;
 }
 
 /* fgets that counts lines and notices lines inih would cut silently. */
@@ -101,12 +112,17 @@ static char *reader(char *str, int num, void *stream)
 	return got;
 }
 
+static const char *section_name(const void *ctx, size_t i)
+{
+	return ((const struct parser *)ctx)->sections[i].name;
+}
+
+/* Hashed: 10,000 certificates must not cost 10,000² comparisons. */
 static struct raw_section *find_section(struct parser *p, enum section_kind kind, const char *name)
 {
-	for (size_t i = 0; i < p->n_sections; i++)
-		if (p->sections[i].kind == kind && strcmp(p->sections[i].name, name) == 0)
-			return &p->sections[i];
-	return NULL;
+	size_t i = p11e_strindex_find(&p->by_name[kind], name, section_name, p);
+
+	return i == (size_t)-1 ? NULL : &p->sections[i];
 }
 
 __attribute__((format(printf, 2, 3))) static int fail(struct parser *p, const char *fmt, ...)
@@ -231,16 +247,23 @@ static int handler(void *user, const char *section, const char *key, const char 
 	if (s && s->file != p->file && kind != SECTION_AGENT)
 		return fail(p, "[%s] is defined a second time (first in %s)", section, s->file);
 	if (!s) {
-		grown = realloc(p->sections, (p->n_sections + 1) * sizeof(*grown));
-		if (!grown)
-			return 0;
-		p->sections = grown;
+		if (p->n_sections == p->cap_sections) {
+			size_t cap = p->cap_sections ? p->cap_sections * 2 : 16;
+
+			grown = realloc(p->sections, cap * sizeof(*grown));
+			if (!grown)
+				return 0;
+			p->sections = grown;
+			p->cap_sections = cap;
+		}
 		s = &p->sections[p->n_sections++];
 		memset(s, 0, sizeof(*s));
 		s->kind = kind;
 		s->name = keep(p->cfg, name);
 		s->file = p->file;
 		s->line = p->section_line ? p->section_line : p->line;
+		if (!s->name || p11e_strindex_add(&p->by_name[kind], p->n_sections - 1, section_name, p) != 0)
+			return 0;
 	}
 	/* An indented line continues the value above it (inih hands it over
 	 * under the same key): long key URIs can be split over lines. */
@@ -357,7 +380,7 @@ static p11e_status load_agent(struct p11e_config *cfg, const struct raw_section 
 			return p11e_err_set(err, P11E_EUSAGE,
 					    "%s:%d: unknown key '%s' in [agent] (known: state_dir, "
 					    "renew_before, wait, log, include_dir, "
-					    "allow_inline_secrets, prometheus_file, hook_timeout)",
+					    "allow_inline_secrets, prometheus_file, hook_timeout, parallel)",
 					    AT(s), s->key);
 		if (strcmp(s->key, "state_dir") == 0) {
 			rc = get_path(s, &cfg->state_dir, err);
@@ -390,11 +413,45 @@ static p11e_status load_agent(struct p11e_config *cfg, const struct raw_section 
 			rc = get_duration(s, &cfg->hook_timeout, err);
 			if (rc == P11E_OK && (cfg->hook_timeout < 1 || cfg->hook_timeout > 86400))
 				rc = bad(err, s, "between 1s and 1d");
+		} else if (strcmp(s->key, "parallel") == 0) {
+			char *end;
+			unsigned long n;
+
+			errno = 0;
+			n = strtoul(s->value, &end, 10);
+			if (!*s->value || *end || errno || n < 1 || n > P11E_PARALLEL_MAX)
+				rc = bad(err, s, "a number of certificates at once, 1 to 256 (1: one after the other)");
+			else
+				cfg->parallel = (unsigned)n;
 		}
 		if (rc != P11E_OK)
 			return rc;
 	}
 	cfg->agent = (struct p11e_settings){ sec->v, sec->n };
+	return P11E_OK;
+}
+
+/* order_rate = N/DUR (e.g. 15/10s), or off. */
+static p11e_status get_rate(const struct p11e_setting *s, unsigned *n, int64_t *window,
+			    struct p11e_err *err)
+{
+	const char *slash = strchr(s->value, '/');
+	unsigned long v;
+	char *end;
+
+	if (strcmp(s->value, "off") == 0) {
+		*n = 0;
+		*window = 0;
+		return P11E_OK;
+	}
+	errno = 0;
+	v = strtoul(s->value, &end, 10);
+	if (!slash || end != slash || end == s->value || errno || v < 1 || v > 100000)
+		return bad(err, s, "write orders/duration, e.g. 15/10s (or off)");
+	*window = p11e_parse_duration(slash + 1);
+	if (*window < 1 || *window > 86400)
+		return bad(err, s, "the duration after '/' is 1s to 1d, e.g. 15/10s");
+	*n = (unsigned)v;
 	return P11E_OK;
 }
 
@@ -420,11 +477,27 @@ static p11e_status load_ca(struct p11e_config *cfg, const struct raw_section *se
 	rest = calloc(sec->n, sizeof(*rest));
 	if (!rest && sec->n)
 		return p11e_err_set(err, P11E_EFAIL, "out of memory");
+	/* CERTInext refuses the 16th GenerateOrderSSL within 10 s (see
+	 * p11enroll.conf(5)): 15 fit. Others document no limit. */
+	if (strcmp(ca->ops->type, "certinext") == 0) {
+		ca->order_rate_n = 15;
+		ca->order_rate_window = 10;
+	}
 	for (size_t i = 0; i < sec->n; i++) {
 		const struct p11e_setting *s = &sec->v[i];
 
 		if (s == type)
 			continue;
+		/* The limiter is the agent's, not the provider's: kept out of its settings. */
+		if (strcmp(s->key, "order_rate") == 0) {
+			p11e_status rc = get_rate(s, &ca->order_rate_n, &ca->order_rate_window, err);
+
+			if (rc != P11E_OK) {
+				free(rest);
+				return rc;
+			}
+			continue;
+		}
 		if (!in_list(ca->ops->ca_keys, s->key)) {
 			free(rest);
 			return p11e_err_set(err, P11E_EUSAGE,
@@ -797,9 +870,15 @@ p11e_status p11e_config_load(const char *path, struct p11e_config **out, struct 
 	for (size_t i = 0; i < p.n_sections && rc == P11E_OK; i++)
 		if (p.sections[i].kind == SECTION_CA)
 			rc = load_ca(cfg, &p.sections[i], &cfg->cas[cfg->n_cas++], err);
+	for (size_t i = 0; i < cfg->n_cas && rc == P11E_OK; i++)
+		if (p11e_strindex_add(&cfg->ca_index, i, ca_name, cfg) != 0)
+			rc = p11e_err_set(err, P11E_EFAIL, "out of memory");
 	for (size_t i = 0; i < p.n_sections && rc == P11E_OK; i++)
 		if (p.sections[i].kind == SECTION_CERT)
 			rc = load_cert(cfg, &p.sections[i], &cfg->certs[cfg->n_certs++], err);
+	for (size_t i = 0; i < cfg->n_certs && rc == P11E_OK; i++)
+		if (p11e_strindex_add(&cfg->cert_index, i, cert_name, cfg) != 0)
+			rc = p11e_err_set(err, P11E_EFAIL, "out of memory");
 	if (rc == P11E_OK)
 		rc = validate_cas(cfg, err);
 	if (rc == P11E_OK)
@@ -823,6 +902,8 @@ out:
 		owner->owned[owner->n_owned++] = p.sections[i].v;
 	}
 	free(p.sections);
+	for (size_t k = 0; k < sizeof(p.by_name) / sizeof(p.by_name[0]); k++)
+		p11e_strindex_clear(&p.by_name[k]);
 	p11e_config_free(cfg);
 	return rc;
 }
@@ -845,6 +926,8 @@ void p11e_config_free(struct p11e_config *cfg)
 	for (size_t i = 0; i < cfg->n_owned; i++)
 		free(cfg->owned[i]);
 	free(cfg->owned);
+	p11e_strindex_clear(&cfg->cert_index);
+	p11e_strindex_clear(&cfg->ca_index);
 	free(cfg->cas);
 	free(cfg->certs);
 	p11e_strlist_free(&cfg->strings);
@@ -854,15 +937,24 @@ void p11e_config_free(struct p11e_config *cfg)
 
 const struct p11e_cert_conf *p11e_config_cert(const struct p11e_config *cfg, const char *name)
 {
-	for (size_t i = 0; i < cfg->n_certs; i++)
-		if (strcmp(cfg->certs[i].name, name) == 0)
+	size_t i = p11e_strindex_find(&cfg->cert_index, name, cert_name, cfg);
+
+	if (i != (size_t)-1)
+		return &cfg->certs[i];
+	/* while loading, before the index is built */
+	for (i = 0; !cfg->cert_index.n && i < cfg->n_certs; i++)
+		if (cfg->certs[i].name && strcmp(cfg->certs[i].name, name) == 0)
 			return &cfg->certs[i];
 	return NULL;
 }
 
 const struct p11e_ca_conf *p11e_config_ca(const struct p11e_config *cfg, const char *name)
 {
-	for (size_t i = 0; i < cfg->n_cas; i++)
+	size_t i = p11e_strindex_find(&cfg->ca_index, name, ca_name, cfg);
+
+	if (i != (size_t)-1)
+		return &cfg->cas[i];
+	for (i = 0; !cfg->ca_index.n && i < cfg->n_cas; i++)
 		if (cfg->cas[i].name && strcmp(cfg->cas[i].name, name) == 0)
 			return &cfg->cas[i];
 	return NULL;

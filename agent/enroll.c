@@ -26,10 +26,12 @@
 #include <openssl/rand.h>
 
 #include "ca.h"
+#include "fleet.h"
 #include "install.h"
 #include "journal.h"
 #include "keys.h"
 #include "log.h"
+#include "ratelimit.h"
 #include "stop.h"
 
 /* Placement happened at or after placed_at minus this (clock skew). */
@@ -254,7 +256,7 @@ static p11e_status rejected(struct flow *f, const struct p11e_ca_result *res, st
 	return P11E_EREJECTED;
 }
 
-static p11e_status place(struct flow *f, struct p11e_err *err)
+static p11e_status place_once(struct flow *f, unsigned *retry, struct p11e_err *err)
 {
 	struct p11e_ca_result res = { 0 };
 	unsigned char rnd[12];
@@ -292,6 +294,8 @@ static p11e_status place(struct flow *f, struct p11e_err *err)
 	case P11E_CA_MISCONFIGURED:
 	case P11E_CA_UNREACHABLE:
 		/* The provider answers these only when no order can exist. */
+		if (res.outcome == P11E_CA_UNREACHABLE)
+			*retry = res.retry_after; /* a rate limit says when */
 		p11e_ca_failure(&res, "the order was not placed", err);
 		p11e_journal_error(&f->j, err->msg, res.ca_code);
 		save(f, P11E_ST_CSR_READY, "order not placed", &(struct p11e_err){ 0 });
@@ -310,6 +314,47 @@ static p11e_status place(struct flow *f, struct p11e_err *err)
 	}
 	p11e_ca_result_clear(&res);
 	return rc;
+}
+
+/* The client-side limit of placements per CA account (order_rate): the
+ * CA's own rate-limit answers are never needed under it. */
+static p11e_status rate_limit(struct flow *f, struct p11e_err *err)
+{
+	const struct p11e_ca_conf *ca = p11e_config_ca(f->cli->cfg, f->cert->ca);
+	const char *account;
+	char key[256];
+
+	if (!ca || !ca->order_rate_n)
+		return P11E_OK;
+	account = p11e_settings_get(&ca->settings, "account_number",
+				    p11e_settings_get(&ca->settings, "partner_code", ca->name));
+	snprintf(key, sizeof(key), "%s-%s", ca->ops->type, account);
+	return p11e_ratelimit_take(f->cli->cfg->state_dir, key, ca->order_rate_n,
+				   ca->order_rate_window, err);
+}
+
+/* A placement the CA turned away for its rate (or while unreachable, when
+ * it said when to come back) is placed again after that wait, inside the
+ * certificate's wait: no order exists, so this is never a second one. */
+static p11e_status place(struct flow *f, struct p11e_err *err)
+{
+	time_t deadline = time(NULL) + (time_t)f->wait;
+
+	for (;;) {
+		unsigned retry = 0;
+		p11e_status rc = rate_limit(f, err);
+
+		if (rc == P11E_OK)
+			rc = place_once(f, &retry, err);
+		if (rc == P11E_OK || !retry || deadline - time(NULL) < 1 || p11e_stop_requested())
+			return rc;
+		if (time(NULL) + (time_t)retry > deadline)
+			retry = (unsigned)(deadline - time(NULL));
+		p11e_warn("[cert:%s] %s; placing it again in %us", f->cert->name, err->msg, retry);
+		if (!p11e_stop_sleep_ms((long long)retry * 1000))
+			return rc;
+		p11e_err_clear(err);
+	}
 }
 
 static p11e_status reconcile(struct flow *f, struct p11e_err *err)
@@ -615,6 +660,13 @@ static p11e_status plan_rotation(struct flow *f, struct p11e_err *err)
 	return save(f, P11E_ST_KEY_GENERATING, "renewal with a new key", err);
 }
 
+static bool token_step(p11e_state state)
+{
+	return state != P11E_ST_MONITORING && state != P11E_ST_CSR_READY &&
+	       state != P11E_ST_ORDER_PLACING && state != P11E_ST_ORDER_UNKNOWN &&
+	       state != P11E_ST_ORDER_PENDING;
+}
+
 static p11e_status run(struct flow *f, struct p11e_err *err)
 {
 	p11e_status rc = P11E_OK;
@@ -622,6 +674,8 @@ static p11e_status run(struct flow *f, struct p11e_err *err)
 	/* A stop request ends the run between steps; the journal resumes it. */
 	while (rc == P11E_OK && !p11e_stop_requested()) {
 		p11e_state state = f->j.state;
+		/* Token steps of concurrent runs go one at a time (fleet.h). */
+		int tl = token_step(state) ? p11e_fleet_token_lock(f->cli->cfg, f->cert) : -1;
 
 		switch (state) {
 		case P11E_ST_MONITORING:
@@ -674,6 +728,7 @@ static p11e_status run(struct flow *f, struct p11e_err *err)
 				rc = install(f, err);
 			if (rc == P11E_OK)
 				rc = finish(f, err);
+			p11e_fleet_token_unlock(tl);
 			return rc;
 		case P11E_ST_CERT_ISSUED:
 		case P11E_ST_INSTALLING:
@@ -687,6 +742,7 @@ static p11e_status run(struct flow *f, struct p11e_err *err)
 				rc = finish(f, err);
 			break;
 		}
+		p11e_fleet_token_unlock(tl);
 		if (rc == P11E_OK && f->j.state == state && state != P11E_ST_MONITORING)
 			return p11e_err_set(err, P11E_EFAIL, "[cert:%s] no progress from state %s",
 					    f->cert->name, p11e_state_name(state));
