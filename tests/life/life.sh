@@ -557,6 +557,8 @@ case_sigint_enroll_in_flight() {
 case_sigterm_renew_pending() {
 	setup certinext '{"pending_polls": 1000}'
 	cert_section spare >>"$WORK/p.conf"
+	# one after the other (with parallel > 1 both start at once: fleet suite)
+	sed -i 's/^\[agent\]$/[agent]\nparallel = 1/' "$WORK/p.conf"
 	"$P11ENROLL" -c "$WORK/p.conf" renew --all --wait 600s >"$WORK/bg.out" 2>"$WORK/bg.err" &
 	local pid=$!
 	wait_state 20 order-pending "$pid"
