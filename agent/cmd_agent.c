@@ -8,6 +8,7 @@
  * the others go on. */
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -51,7 +52,7 @@ static void on_hup(int sig)
 }
 
 struct slot {
-	char name[128];
+	char *name;         /* the certificate's; its own copy across reloads */
 	time_t retry_at;    /* not before this (backoff), 0: none */
 	int64_t backoff;    /* seconds of the last failure backoff, 0: none */
 	int64_t pending;    /* seconds of the last pending backoff, 0: none */
@@ -90,9 +91,13 @@ static size_t slot_for(struct agent *a, const char *name)
 		a->cap_slots = cap;
 	}
 	memset(&a->slots[a->n_slots], 0, sizeof(*a->slots));
-	snprintf(a->slots[a->n_slots].name, sizeof(a->slots->name), "%s", name);
-	if (p11e_strindex_add(&a->index, a->n_slots, slot_name, a) != 0)
+	a->slots[a->n_slots].name = strdup(name);
+	if (!a->slots[a->n_slots].name)
 		return (size_t)-1;
+	if (p11e_strindex_add(&a->index, a->n_slots, slot_name, a) != 0) {
+		free(a->slots[a->n_slots].name);
+		return (size_t)-1;
+	}
 	return a->n_slots++;
 }
 
@@ -340,6 +345,7 @@ p11e_status p11e_cmd_agent(struct p11e_cli *cli, int argc, char **argv, struct p
 		/* Forget certificates that left the configuration. */
 		for (size_t i = 0, gone = 0; i < a.n_slots || gone;) {
 			if (i < a.n_slots && !a.slots[i].seen && !reload_req && !p11e_stop_requested()) {
+				free(a.slots[i].name);
 				a.slots[i] = a.slots[--a.n_slots];
 				gone++;
 			} else if (i < a.n_slots) {
@@ -354,6 +360,8 @@ p11e_status p11e_cmd_agent(struct p11e_cli *cli, int argc, char **argv, struct p
 			p11e_warn("agent: %s", perr.msg);
 		if (p11e_stop_requested() || reload_req)
 			continue;
+		/* A round reads every journal: give that memory back while asleep. */
+		malloc_trim(0);
 		now = time(NULL);
 		sleep_s = (int64_t)(wake - now);
 		/* Spread a fleet's renewals: up to a tenth of the wait, 5 min at most. */
@@ -369,6 +377,8 @@ p11e_status p11e_cmd_agent(struct p11e_cli *cli, int argc, char **argv, struct p
 	}
 	p11e_info("agent: stopping (%s)", p11e_stop_requested() == SIGINT ? "SIGINT" : "SIGTERM");
 out:
+	for (size_t i = 0; i < a.n_slots; i++)
+		free(a.slots[i].name);
 	free(a.slots);
 	p11e_strindex_clear(&a.index);
 	if (wake_pipe[0] >= 0) {

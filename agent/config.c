@@ -38,8 +38,11 @@ struct parser {
 	struct raw_section *sections;
 	size_t n_sections, cap_sections;
 	struct p11e_strindex by_name[3];  /* per section_kind */
+	struct p11e_strindex keys;        /* key names in cfg->strings */
 	const char *file;      /* kept copy */
 	FILE *stream;
+	char *buf;             /* the file being parsed, read whole */
+	size_t len, pos, cap;
 	int line;
 	bool line_indented;    /* the line starts with a blank: inih's continuation */
 	bool line_too_long;
@@ -85,31 +88,56 @@ static const char *ca_name(const void *ctx, size_t i)
 	return ((const struct p11e_config *)ctx)->cas[i].name;
 }
 
-/* fgets that counts lines and notices lines inih would cut silently. */
+/* fgets over the file read whole (no lseek per line, as ftell did); counts
+ * lines and notices lines inih would cut silently. */
 static char *reader(char *str, int num, void *stream)
 {
 	struct parser *p = stream;
-	long before = ftell(p->stream);
-	char *got = fgets(str, num, p->stream);
-	long after = ftell(p->stream);
-	size_t len;
+	const char *start = p->buf + p->pos;
+	size_t avail = p->len - p->pos, max = (size_t)num - 1, take;
+	const char *nl;
 
-	if (!got)
+	if (p->pos >= p->len || num < 2)
 		return NULL;
+	if (avail > max)
+		avail = max;
+	nl = memchr(start, '\n', avail);
+	take = nl ? (size_t)(nl - start) + 1 : avail;
+	memcpy(str, start, take);
+	str[take] = '\0';
+	p->pos += take;
 	p->line++;
-	p->line_indented = got[0] == ' ' || got[0] == '\t';
-	len = strlen(got);
-	if (before >= 0 && after >= 0 && (size_t)(after - before) != len) {
+	p->line_indented = str[0] == ' ' || str[0] == '\t';
+	if (memchr(start, '\0', take)) {
 		p->line_has_nul = true;
 		return NULL;
 	}
-	if (got[strspn(got, " \t")] == '[')
+	if (str[strspn(str, " \t")] == '[')
 		p->section_line = p->line;
-	if (len == (size_t)num - 1 && got[len - 1] != '\n' && !feof(p->stream)) {
+	if (take == max && str[take - 1] != '\n' && p->pos < p->len) {
 		p->line_too_long = true;
 		return NULL;
 	}
-	return got;
+	return str;
+}
+
+static const char *kept_string(const void *ctx, size_t i)
+{
+	return ((const struct p11e_config *)ctx)->strings.v[i];
+}
+
+/* Key names and many values (ca, key_type, paths) repeat in every
+ * section: one copy each. Nothing writes to a kept string. */
+static const char *keep_shared(struct parser *p, const char *key)
+{
+	size_t i = p11e_strindex_find(&p->keys, key, kept_string, p->cfg);
+
+	if (i != (size_t)-1)
+		return p->cfg->strings.v[i];
+	if (!keep(p->cfg, key) ||
+	    p11e_strindex_add(&p->keys, p->cfg->strings.n - 1, kept_string, p->cfg) != 0)
+		return NULL;
+	return p->cfg->strings.v[p->cfg->strings.n - 1];
 }
 
 static const char *section_name(const void *ctx, size_t i)
@@ -287,7 +315,7 @@ static int handler(void *user, const char *section, const char *key, const char 
 	if (!v)
 		return 0;
 	s->v = v;
-	v[s->n] = (struct p11e_setting){ keep(p->cfg, key), keep(p->cfg, value), p->file, p->line };
+	v[s->n] = (struct p11e_setting){ keep_shared(p, key), keep_shared(p, value), p->file, p->line };
 	if (!v[s->n].key || !v[s->n].value)
 		return 0;
 	s->n++;
@@ -307,8 +335,32 @@ static p11e_status parse_file(struct parser *p, const char *path)
 	if (!p->stream)
 		return p11e_err_set(p->err, P11E_EUSAGE, "cannot read configuration %s: %s", path,
 				    strerror(errno));
-	rc = ini_parse_stream(reader, p, handler, p);
+	p->len = p->pos = 0;
+	for (;;) {
+		size_t got;
+
+		if (p->len + 65536 > p->cap) {
+			char *grown = realloc(p->buf, p->cap ? p->cap * 2 : 131072);
+
+			if (!grown) {
+				fclose(p->stream);
+				return p11e_err_set(p->err, P11E_EFAIL, "out of memory");
+			}
+			p->buf = grown;
+			p->cap = p->cap ? p->cap * 2 : 131072;
+		}
+		got = fread(p->buf + p->len, 1, p->cap - p->len, p->stream);
+		p->len += got;
+		if (got == 0)
+			break;
+	}
+	if (ferror(p->stream)) {
+		fclose(p->stream);
+		return p11e_err_set(p->err, P11E_EUSAGE, "cannot read configuration %s: %s", path,
+				    strerror(errno));
+	}
 	fclose(p->stream);
+	rc = ini_parse_stream(reader, p, handler, p);
 	if (p->line_too_long)
 		return p11e_err_set(p->err, P11E_EUSAGE,
 				    "%s:%d: line longer than %d characters, which the INI parser "
@@ -716,6 +768,10 @@ static p11e_status load_cert(struct p11e_config *cfg, const struct raw_section *
 		}
 	}
 	c->overrides.n = n_over;
+	/* most certificates override nothing: keep only what is used */
+	over = realloc(over, (n_over ? n_over : 1) * sizeof(*over));
+	if (over)
+		c->overrides.v = over;
 	if (rc != P11E_OK)
 		return rc;
 	if (!c->key)
@@ -767,17 +823,31 @@ static p11e_status validate_cas(const struct p11e_config *cfg, struct p11e_err *
 			return rc;
 		}
 	}
+	bool *plain_ok = calloc(cfg->n_cas + 1, sizeof(*plain_ok));
+
+	if (!plain_ok)
+		return p11e_err_set(err, P11E_EFAIL, "out of memory");
 	for (size_t i = 0; i < cfg->n_certs; i++) {
 		const struct p11e_cert_conf *c = &cfg->certs[i];
 		const struct p11e_ca_conf *ca = c->ca ? p11e_config_ca(cfg, c->ca) : NULL;
+		size_t k = ca ? (size_t)(ca - cfg->cas) : 0;
 
 		if (!ca || !ca->ops->validate)
 			continue;
+		/* Without overrides the order needs are the CA's alone: checked
+		 * once per CA, not once per certificate (a fleet has thousands). */
+		if (!c->overrides.n && plain_ok[k])
+			continue;
 		snprintf(where, sizeof(where), "%s:%d", c->file, c->line);
 		rc = ca->ops->validate(ca->name, &ca->settings, c->name, where, &c->overrides, err);
-		if (rc != P11E_OK)
+		if (rc != P11E_OK) {
+			free(plain_ok);
 			return rc;
+		}
+		if (!c->overrides.n)
+			plain_ok[k] = true;
 	}
+	free(plain_ok);
 	return P11E_OK;
 }
 
@@ -904,6 +974,8 @@ out:
 	free(p.sections);
 	for (size_t k = 0; k < sizeof(p.by_name) / sizeof(p.by_name[0]); k++)
 		p11e_strindex_clear(&p.by_name[k]);
+	p11e_strindex_clear(&p.keys);
+	free(p.buf);
 	p11e_config_free(cfg);
 	return rc;
 }

@@ -802,12 +802,53 @@ time_t p11e_renew_due(const struct p11e_config *cfg, const struct p11e_cert_conf
 	bool found = false;
 	time_t due = 0;
 
-	if (p11e_journal_peek(cfg->state_dir, cert->name, &j, &found, &ignore) == P11E_OK && found &&
-	    j.state == P11E_ST_MONITORING &&
-	    !cJSON_GetObjectItemCaseSensitive(j.doc, "revocation"))
-		due = (time_t)p11e_journal_num(&j, "cert", "not_after") - (time_t)cert->renew_before;
+	if (p11e_journal_peek(cfg->state_dir, cert->name, &j, &found, &ignore) == P11E_OK && found)
+		due = p11e_renew_due_journal(&j, cert);
 	p11e_journal_close(&j);
 	return due;
+}
+
+/* This host's identity for the spread: machine-id, else the host name. */
+static const char *host_id(void)
+{
+	static char id[256];
+	FILE *f;
+
+	if (id[0])
+		return id;
+	f = fopen("/etc/machine-id", "r");
+	if (!f || !fgets(id, sizeof(id), f))
+		if (gethostname(id, sizeof(id) - 1) != 0)
+			snprintf(id, sizeof(id), "p11enroll");
+	if (f)
+		fclose(f);
+	id[strcspn(id, "\n")] = '\0';
+	if (!id[0])
+		snprintf(id, sizeof(id), "p11enroll");
+	return id;
+}
+
+int64_t p11e_renew_spread(const struct p11e_cert_conf *cert)
+{
+	const char *parts[] = { host_id(), "\n", cert->name };
+	uint64_t h = 1469598103934665603ULL;
+
+	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
+		for (const char *c = parts[i]; *c; c++)
+			h = (h ^ (unsigned char)*c) * 1099511628211ULL;
+	h ^= h >> 29; /* FNV's low bits mix poorly: fold the high ones in */
+	return cert->renew_before > 3 ? (int64_t)(h % (uint64_t)(cert->renew_before / 3)) : 0;
+}
+
+time_t p11e_renew_due_journal(const struct p11e_journal *j, const struct p11e_cert_conf *cert)
+{
+	if (j->state != P11E_ST_MONITORING || cJSON_GetObjectItemCaseSensitive(j->doc, "revocation"))
+		return 0;
+	/* A fleet whose certificates were issued together renews spread over
+	 * the first third of the window, each host and certificate at its own
+	 * fixed point, never later than renew_before (docs/architecture.md). */
+	return (time_t)p11e_journal_num(j, "cert", "not_after") - (time_t)cert->renew_before -
+	       (time_t)p11e_renew_spread(cert);
 }
 
 /* Turns a monitored certificate into a renewal: the current order becomes

@@ -119,3 +119,6 @@ PY
 for i in $(seq 1 "$runs"); do seconds "$P11ENROLL" -c "$work/many.conf" renew --all >>"$work/many.t"; done
 stats "renew --all, 1000 certs, none due" "$work/many.t"
 /usr/bin/time -f "peak memory of one such run: %M KiB" "$P11ENROLL" -c "$work/many.conf" renew --all
+
+echo
+scripts/bench-fleet.sh

@@ -11,6 +11,8 @@ packages=(
 	# tokens and tests
 	softhsm2 opensc openssl curl libengine-pkcs11-openssl
 	python3 python3-cryptography
+	# scripts/fleet-sim draws its plot
+	python3-matplotlib
 	# TPM 2.0 tests (tests/tpm): software TPM, tpm2_flushcontext/getcap, the
 	# swtpm TCTI, tpm2-pkcs11 and the tpm2 OpenSSL provider
 	swtpm tpm2-tools libtss2-tcti-swtpm0 libtpm2-pkcs11-1 tpm2-openssl
