@@ -169,4 +169,41 @@ case_stop_workers() {
 	done
 }
 
+# Renewals of certificates issued together spread over the first third of
+# the window, at a point fixed per host and certificate.
+case_renew_spread() {
+	local i
+	t_token_and_sim certinext "$PIN"
+	CERTS=""
+	for i in $(seq 1 40); do CERTS="$CERTS s$i:ok"; done
+	conf "$WORK/p.conf" "$WORK/state" 8 x
+	mkdir -p "$WORK/state"; chmod 700 "$WORK/state"
+	"$PYTHON" - "$WORK/state" <<'PY'
+import json, sys, time
+na = int(time.time()) + 60 * 86400
+for i in range(1, 41):
+    json.dump({"version": 1, "name": f"s{i}", "state": "monitoring",
+               "cert": {"chain": "x", "serial": "01", "not_after": na}},
+              open(f"{sys.argv[1]}/s{i}.json", "w"))
+PY
+	"$P11ENROLL" -c "$WORK/p.conf" status --json >"$WORK/a.json" 2>/dev/null
+	"$P11ENROLL" -c "$WORK/p.conf" status --json >"$WORK/b.json" 2>/dev/null
+	"$PYTHON" - "$WORK/a.json" "$WORK/b.json" <<'PY' || t_fail "renewals are not spread"
+import json, sys
+a = json.load(open(sys.argv[1]))["certificates"]
+b = json.load(open(sys.argv[2]))["certificates"]
+due = [c["next_action_at"] for c in a]
+assert due == [c["next_action_at"] for c in b], "not fixed between runs"
+for c in a:
+    assert c["not_after"] - 40 * 86400 <= c["next_action_at"] <= c["not_after"] - 30 * 86400, c
+span = max(due) - min(due)
+assert span > 5 * 86400, f"spread over only {span} s"
+assert len(set(due)) > 35, "too many alike"
+print(f"40 certificates due over {span / 86400:.1f} days")
+PY
+	# nothing is due yet: renew --all places no order
+	t_expect 0 "$P11ENROLL" -c "$WORK/p.conf" renew --all
+	[ "$(t_sim_stat "s['orders_placed']")" = 0 ] || t_fail "renew ordered before the window"
+}
+
 t_run "$@"
