@@ -129,6 +129,53 @@ case_rate_limit_answers() {
 	[ "$(t_sim_stat "s['calls']['GenerateOrderSSL']")" = 10 ] || t_fail "expected 10 placements, got $(t_sim_stat "s['calls']")"
 }
 
+# sslconf FILE STATE [ORDER_RATE] — The SSL Store and $CERTS (all ok).
+sslconf() {
+	local c
+	{
+		echo "[agent]"
+		echo "state_dir = $2"
+		echo "wait = 30s"
+		echo
+		t_ca_section sslstore
+		[ -n "${3:-}" ] && echo "order_rate = $3"
+		echo
+		for c in $CERTS; do
+			echo "[cert:${c%%:*}]"
+			echo "ca = sim"
+			echo "key = pkcs11:token=edge;object=${c%%:*}?module-path=$SOFTHSM_MODULE&pin-source=file:$WORK/pin"
+			echo "key_type = ec-p256"
+			echo "subject = CN=${c%%:*}.example.com"
+			echo "dns = ${c%%:*}.example.com"
+			echo "cert_file = $2/tls/${c%%:*}.pem"
+			echo
+		done
+	} >"$1"
+}
+
+# The SSL Store's 429 with Retry-After: waited out, one order each.
+case_sslstore_429() {
+	local i
+	t_token_and_sim sslstore "$PIN" '{"neworder_burst": {"burst": 2, "window_s": 2, "retry_after": 2}}'
+	CERTS=""
+	for i in $(seq 1 5); do CERTS="$CERTS t$i:ok"; done
+	sslconf "$WORK/p.conf" "$WORK/state"
+	t_expect 0 "$P11ENROLL" -c "$WORK/p.conf" enroll --all
+	t_contains "$WORK/err" "enroll --all: 5 issued, 0 pending, 0 refused, 0 failed"
+	[ "$(t_sim_stat "s['orders_placed']")" = 5 ] || t_fail "expected 5 orders, got $(t_sim_stat "s['orders_placed']")"
+	[ "$(t_sim_stat "s['rate_limited']")" -gt 0 ] || t_fail "the test never met the CA's limit"
+	# the same with order_rate: no 429 at all
+	CERTS=""
+	for i in $(seq 6 10); do CERTS="$CERTS t$i:ok"; done
+	sslconf "$WORK/q.conf" "$WORK/state2" 2/2s
+	t_sim_scenario '{"neworder_burst": {"burst": 2, "window_s": 2, "retry_after": 2}}'
+	before=$(t_sim_stat "s['rate_limited']")
+	t_expect 0 "$P11ENROLL" -c "$WORK/q.conf" enroll --all
+	t_contains "$WORK/err" "enroll --all: 5 issued, 0 pending, 0 refused, 0 failed"
+	[ "$(t_sim_stat "s['rate_limited']")" = "$before" ] || t_fail "429 answers despite order_rate"
+	[ "$(t_sim_stat "s['orders_placed']")" = 10 ] || t_fail "expected 10 orders"
+}
+
 case_config_checks() {
 	t_token_and_sim certinext "$PIN"
 	CERTS="a:ok"
