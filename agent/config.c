@@ -769,9 +769,12 @@ static p11e_status load_cert(struct p11e_config *cfg, const struct raw_section *
 	}
 	c->overrides.n = n_over;
 	/* most certificates override nothing: keep only what is used */
-	over = realloc(over, (n_over ? n_over : 1) * sizeof(*over));
-	if (over)
+	if (!n_over) {
+		free(over);
+		c->overrides.v = NULL;
+	} else if ((over = realloc(over, n_over * sizeof(*over)))) {
 		c->overrides.v = over;
+	}
 	if (rc != P11E_OK)
 		return rc;
 	if (!c->key)
