@@ -177,6 +177,41 @@ case_sslstore_429() {
 	[ "$(t_sim_stat "s['orders_placed']")" = 10 ] || t_fail "expected 10 orders"
 }
 
+# The agent's round runs what is due in worker processes: four new
+# certificates installed in one round, one order each; SIGTERM ends it.
+case_agent_parallel() {
+	local pid i n
+	# (one pending poll: every order is still open when the last key is made)
+	t_token_and_sim certinext "$PIN" '{"pending_polls": 1}'
+	CERTS="g1:ok g2:ok g3:ok g4:ok"
+	conf "$WORK/p.conf" "$WORK/state" 8 g
+	"$P11ENROLL" -c "$WORK/p.conf" agent --interval-min 1s >"$WORK/out" 2>"$WORK/err" &
+	pid=$!
+	T_PIDS+=("$pid")
+	for i in $(seq 1 300); do
+		n=0
+		for c in g1 g2 g3 g4; do
+			[ -f "$WORK/state/$c.json" ] && [ "$(state_of "$WORK/state" $c)" = monitoring ] && n=$((n + 1))
+		done
+		[ "$n" = 4 ] && break
+		sleep 0.1
+	done
+	[ "$n" = 4 ] || { cat "$WORK/err"; t_fail "the agent installed $n of 4"; }
+	kill -TERM "$pid"
+	wait "$pid" || t_fail "agent exit $?"
+	[ "$(t_sim_stat "s['orders_placed']")" = 4 ] || t_fail "expected 4 orders"
+	# all four started before any was installed: they ran side by side
+	"$PYTHON" - "$WORK/err" <<'PY' || t_fail "the certificates ran one after the other"
+import sys
+lines = open(sys.argv[1]).read().splitlines()
+first_install = min(i for i, l in enumerate(lines) if "installed certificate" in l)
+started = {l.split("]")[0] for l in lines[:first_install] if "generated a" in l}
+assert len(started) == 4, started
+PY
+	pgrep -f "$WORK/p.conf" >/dev/null && t_fail "a worker outlived the agent"
+	true
+}
+
 case_config_checks() {
 	t_token_and_sim certinext "$PIN"
 	CERTS="a:ok"
