@@ -8,6 +8,7 @@
  * the others go on. */
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -17,11 +18,13 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "fleet.h"
 #include "hook.h"
 #include "log.h"
 #include "renew.h"
 #include "status.h"
 #include "stop.h"
+#include "strindex.h"
 
 #define USAGE "usage: p11enroll agent [--interval-min DUR] [--wait DUR]"
 #define SLEEP_MAX 3600        /* re-read due times at least hourly */
@@ -49,7 +52,7 @@ static void on_hup(int sig)
 }
 
 struct slot {
-	char name[128];
+	char *name;         /* the certificate's; its own copy across reloads */
 	time_t retry_at;    /* not before this (backoff), 0: none */
 	int64_t backoff;    /* seconds of the last failure backoff, 0: none */
 	int64_t pending;    /* seconds of the last pending backoff, 0: none */
@@ -59,25 +62,52 @@ struct slot {
 struct agent {
 	struct p11e_cli *cli;
 	struct slot *slots;
-	size_t n_slots;
+	size_t n_slots, cap_slots;
+	struct p11e_strindex index;   /* slot name → position in slots */
 	int64_t interval_min;
 	int64_t wait;
 };
 
-static struct slot *slot_for(struct agent *a, const char *name)
+static const char *slot_name(const void *ctx, size_t i)
 {
-	struct slot *grown;
+	return ((const struct agent *)ctx)->slots[i].name;
+}
 
+/* The slot of a certificate (made on first sight), by position: the
+ * array may move when it grows. (size_t)-1: out of memory. */
+static size_t slot_for(struct agent *a, const char *name)
+{
+	size_t i = p11e_strindex_find(&a->index, name, slot_name, a);
+
+	if (i != (size_t)-1)
+		return i;
+	if (a->n_slots == a->cap_slots) {
+		size_t cap = a->cap_slots ? a->cap_slots * 2 : 64;
+		struct slot *grown = realloc(a->slots, cap * sizeof(*grown));
+
+		if (!grown)
+			return (size_t)-1;
+		a->slots = grown;
+		a->cap_slots = cap;
+	}
+	memset(&a->slots[a->n_slots], 0, sizeof(*a->slots));
+	a->slots[a->n_slots].name = strdup(name);
+	if (!a->slots[a->n_slots].name)
+		return (size_t)-1;
+	if (p11e_strindex_add(&a->index, a->n_slots, slot_name, a) != 0) {
+		free(a->slots[a->n_slots].name);
+		return (size_t)-1;
+	}
+	return a->n_slots++;
+}
+
+/* After slots were removed: positions moved. */
+static void reindex(struct agent *a)
+{
+	p11e_strindex_clear(&a->index);
 	for (size_t i = 0; i < a->n_slots; i++)
-		if (strcmp(a->slots[i].name, name) == 0)
-			return &a->slots[i];
-	grown = realloc(a->slots, (a->n_slots + 1) * sizeof(*grown));
-	if (!grown)
-		return NULL;
-	a->slots = grown;
-	memset(&a->slots[a->n_slots], 0, sizeof(*grown));
-	snprintf(a->slots[a->n_slots].name, sizeof(grown->name), "%s", name);
-	return &a->slots[a->n_slots++];
+		if (p11e_strindex_add(&a->index, i, slot_name, a) != 0)
+			break; /* slot_for makes a new slot; only backoff is lost */
 }
 
 static const char *when(time_t t, char *buf, size_t len)
@@ -94,29 +124,38 @@ static int64_t grow(int64_t cur, int64_t min, int64_t max)
 	return cur <= 0 ? min : cur * 2 > max ? max : cur * 2;
 }
 
-/* Renews `cert` if due; returns when it wants to be looked at next. */
-static time_t visit(struct agent *a, const struct p11e_cert_conf *cert, time_t now)
+/* When `cert` wants to be looked at: its due time, or later while a
+ * backoff runs. */
+static time_t due_at(struct agent *a, const struct p11e_cert_conf *cert, size_t slot)
 {
-	struct p11e_renew_opts opts = { .wait = a->wait, .lock_wait = 5 };
-	struct p11e_err err = { 0 };
-	struct slot *s = slot_for(a, cert->name);
-	time_t due = p11e_renew_due(a->cli->cfg, cert), next;
-	char t[40];
-	bool did = false;
-	p11e_status rc;
+	time_t due = p11e_renew_due(a->cli->cfg, cert);
+	struct slot *s = &a->slots[slot];
 
-	if (!s)
-		return now + BACKOFF_MIN;
 	s->seen = true;
-	if (s->retry_at > due)
-		due = s->retry_at;
-	if (due > now)
-		return due;
-	if (cert->wait < opts.wait)
-		opts.wait = cert->wait;
-	rc = p11e_renew(a->cli, cert, &opts, &did, &err);
-	now = time(NULL);
-	if (p11e_stop_requested())
+	return s->retry_at > due ? s->retry_at : due;
+}
+
+/* The renewal itself, in a worker process when parallel > 1. */
+static p11e_status renew_one(struct p11e_cli *cli, const struct p11e_cert_conf *cert,
+			     const void *opts, bool *did, struct p11e_err *err)
+{
+	struct p11e_renew_opts o = *(const struct p11e_renew_opts *)opts;
+
+	if (cert->wait < o.wait)
+		o.wait = cert->wait;
+	return p11e_renew(cli, cert, &o, did, err);
+}
+
+/* The outcome of a renewal: backoff or none; returns when to look next. */
+static time_t settle(struct agent *a, const struct p11e_fleet_item *it, size_t slot)
+{
+	const struct p11e_cert_conf *cert = it->cert;
+	struct slot *s = &a->slots[slot];
+	time_t now = time(NULL), next;
+	char t[40];
+	p11e_status rc = it->rc;
+
+	if (!it->ran || p11e_stop_requested())
 		return now;
 	if (rc == P11E_OK) {
 		s->backoff = s->pending = 0;
@@ -131,7 +170,7 @@ static time_t visit(struct agent *a, const struct p11e_cert_conf *cert, time_t n
 		s->pending = 0;
 		s->backoff = grow(s->backoff, BACKOFF_MIN, BACKOFF_MAX);
 		s->retry_at = now + s->backoff;
-		p11e_error("%s", err.msg);
+		p11e_fleet_report(it);
 		p11e_warn("[cert:%s] renewal failed (exit status %d); next try at %s (backoff %llds)",
 			  cert->name, (int)rc, when(s->retry_at, t, sizeof(t)), (long long)s->backoff);
 	}
@@ -142,6 +181,62 @@ static time_t visit(struct agent *a, const struct p11e_cert_conf *cert, time_t n
 	if (next <= now)
 		next = s->retry_at = now + (a->interval_min > 0 ? a->interval_min : 1);
 	return next;
+}
+
+/* One round: what is due is renewed, `[agent] parallel` at once; returns
+ * the earliest time something wants to be looked at again. */
+static time_t round_once(struct agent *a, time_t wake)
+{
+	const struct p11e_config *cfg = a->cli->cfg;
+	struct p11e_renew_opts opts = { .wait = a->wait, .lock_wait = 5 };
+	struct p11e_fleet_item *items = NULL;
+	size_t *slots = NULL, n = 0, cap = 0;
+	struct p11e_err err = { 0 };
+	time_t now = time(NULL);
+
+	for (size_t i = 0; i < cfg->n_certs && !p11e_stop_requested() && !reload_req; i++) {
+		const struct p11e_cert_conf *cert = &cfg->certs[i];
+		size_t slot = slot_for(a, cert->name);
+		time_t due;
+
+		if (slot == (size_t)-1) {
+			wake = now + BACKOFF_MIN < wake ? now + BACKOFF_MIN : wake;
+			continue;
+		}
+		due = due_at(a, cert, slot);
+		if (due > now) {
+			wake = due < wake ? due : wake;
+			continue;
+		}
+		if (n == cap) {
+			size_t c = cap ? cap * 2 : 16;
+			struct p11e_fleet_item *gi = realloc(items, c * sizeof(*gi));
+			size_t *gs = gi ? realloc(slots, c * sizeof(*gs)) : NULL;
+
+			if (gi)
+				items = gi;
+			if (!gi || !gs) {
+				wake = now + BACKOFF_MIN < wake ? now + BACKOFF_MIN : wake;
+				break;
+			}
+			slots = gs;
+			cap = c;
+		}
+		memset(&items[n], 0, sizeof(items[n]));
+		items[n].cert = cert;
+		slots[n++] = slot;
+	}
+	if (n && p11e_fleet_run(a->cli, items, n, p11e_fleet_parallel(cfg), renew_one, &opts, &err) !=
+			 P11E_OK)
+		p11e_error("agent: %s", err.msg);
+	for (size_t i = 0; i < n; i++) {
+		time_t next = settle(a, &items[i], slots[i]);
+
+		wake = next < wake ? next : wake;
+	}
+	free(items);
+	free(slots);
+	return wake;
 }
 
 static void reload(struct agent *a)
@@ -236,7 +331,7 @@ p11e_status p11e_cmd_agent(struct p11e_cli *cli, int argc, char **argv, struct p
 	p11e_info("agent: started (pid %ld); %s, %zu certificate(s), state in %s", (long)getpid(),
 		  cli->cfg->path, cli->cfg->n_certs, cli->cfg->state_dir);
 	while (!p11e_stop_requested()) {
-		time_t now = time(NULL), wake = now + SLEEP_MAX, next;
+		time_t now = time(NULL), wake = now + SLEEP_MAX;
 		const char *prom;
 		struct p11e_err perr = { 0 };
 		int64_t sleep_s, jitter;
@@ -246,23 +341,27 @@ p11e_status p11e_cmd_agent(struct p11e_cli *cli, int argc, char **argv, struct p
 			reload(&a);
 		for (size_t i = 0; i < a.n_slots; i++)
 			a.slots[i].seen = false;
-		for (size_t i = 0; i < cli->cfg->n_certs && !p11e_stop_requested() && !reload_req; i++) {
-			next = visit(&a, &cli->cfg->certs[i], time(NULL));
-			if (next < wake)
-				wake = next;
-		}
+		wake = round_once(&a, wake);
 		/* Forget certificates that left the configuration. */
-		for (size_t i = 0; i < a.n_slots;) {
-			if (!a.slots[i].seen && !reload_req && !p11e_stop_requested())
+		for (size_t i = 0, gone = 0; i < a.n_slots || gone;) {
+			if (i < a.n_slots && !a.slots[i].seen && !reload_req && !p11e_stop_requested()) {
+				free(a.slots[i].name);
 				a.slots[i] = a.slots[--a.n_slots];
-			else
+				gone++;
+			} else if (i < a.n_slots) {
 				i++;
+			} else {
+				reindex(&a);
+				break;
+			}
 		}
 		prom = p11e_settings_get(&cli->cfg->agent, "prometheus_file", NULL);
 		if (prom && p11e_status_write_prometheus(cli->cfg, prom, &perr) != P11E_OK)
 			p11e_warn("agent: %s", perr.msg);
 		if (p11e_stop_requested() || reload_req)
 			continue;
+		/* A round reads every journal: give that memory back while asleep. */
+		malloc_trim(0);
 		now = time(NULL);
 		sleep_s = (int64_t)(wake - now);
 		/* Spread a fleet's renewals: up to a tenth of the wait, 5 min at most. */
@@ -278,7 +377,10 @@ p11e_status p11e_cmd_agent(struct p11e_cli *cli, int argc, char **argv, struct p
 	}
 	p11e_info("agent: stopping (%s)", p11e_stop_requested() == SIGINT ? "SIGINT" : "SIGTERM");
 out:
+	for (size_t i = 0; i < a.n_slots; i++)
+		free(a.slots[i].name);
 	free(a.slots);
+	p11e_strindex_clear(&a.index);
 	if (wake_pipe[0] >= 0) {
 		close(wake_pipe[0]);
 		close(wake_pipe[1]);

@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* renew: the timer's entry point. Nothing due is success. */
 #include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
 #include <string.h>
 
 #include "cli.h"
+#include "fleet.h"
 #include "log.h"
 #include "renew.h"
 #include "stop.h"
@@ -11,11 +14,19 @@
 
 #define USAGE "usage: p11enroll renew [NAME… | --all] [--force] [--dry-run] [--wait DUR]"
 
+static p11e_status renew_one(struct p11e_cli *cli, const struct p11e_cert_conf *cert,
+			     const void *opts, bool *did, struct p11e_err *err)
+{
+	return p11e_renew(cli, cert, opts, did, err);
+}
+
 p11e_status p11e_cmd_renew(struct p11e_cli *cli, int argc, char **argv, struct p11e_err *err)
 {
 	struct p11e_renew_opts opts = { .wait = -1, .lock_wait = 10 };
 	const char *names[256];
-	size_t n_names = 0, renewed = 0, pending = 0, failed = 0;
+	size_t n_names = 0, renewed = 0, pending = 0, failed = 0, n, n_items = 0;
+	struct p11e_fleet_item *items;
+	time_t now = time(NULL);
 	p11e_status rc, worst = P11E_OK;
 	bool all = false;
 
@@ -47,27 +58,44 @@ p11e_status p11e_cmd_renew(struct p11e_cli *cli, int argc, char **argv, struct p
 		if (rc != P11E_OK)
 			return rc;
 	}
-	for (size_t i = 0; i < (all ? cli->cfg->n_certs : n_names) && !p11e_stop_requested(); i++) {
+	n = all ? cli->cfg->n_certs : n_names;
+	items = calloc(n + 1, sizeof(*items));
+	if (!items)
+		return p11e_err_set(err, P11E_EFAIL, "out of memory");
+	for (size_t i = 0; i < n; i++) {
 		const struct p11e_cert_conf *cert =
 			all ? &cli->cfg->certs[i] : p11e_config_cert(cli->cfg, names[i]);
-		struct p11e_err one = { 0 };
-		bool did = false;
 
-		/* One certificate's failure does not stop the others. */
-		rc = p11e_renew(cli, cert, &opts, &did, &one);
+		/* Only what is due gets a worker (p11e_renew checks again under the lock). */
+		if (!opts.force && p11e_renew_due(cli->cfg, cert) > now)
+			continue;
+		items[n_items++].cert = cert;
+	}
+	/* One certificate's failure does not stop the others. */
+	rc = p11e_fleet_run(cli, items, n_items, opts.dry_run ? 1 : p11e_fleet_parallel(cli->cfg),
+			    renew_one, &opts, err);
+	if (rc != P11E_OK) {
+		free(items);
+		return rc;
+	}
+	for (size_t i = 0; i < n_items; i++) {
+		if (!items[i].ran)
+			continue;
+		rc = items[i].rc;
 		if (rc == P11E_EPENDING) {
 			pending++;
 		} else if (rc != P11E_OK) {
 			failed++;
-			p11e_error("%s", one.msg);
+			p11e_fleet_report(&items[i]);
 			if (worst == P11E_OK || worst == P11E_EPENDING)
 				worst = rc;
-		} else if (did) {
+		} else if (items[i].did) {
 			renewed++;
 		}
 		if (rc == P11E_EPENDING && worst == P11E_OK)
 			worst = rc;
 	}
+	free(items);
 	if (renewed || pending || failed || opts.dry_run)
 		p11e_info("renew: %zu done, %zu pending, %zu failed", renewed, pending, failed);
 	if (worst != P11E_OK)

@@ -37,9 +37,13 @@ struct raw_section {
 struct parser {
 	struct p11e_config *cfg;
 	struct raw_section *sections;
-	size_t n_sections;
+	size_t n_sections, cap_sections;
+	struct p11e_strindex by_name[3];  /* per section_kind */
+	struct p11e_strindex keys;        /* key names in cfg->strings */
 	const char *file;      /* kept copy */
 	FILE *stream;
+	char *buf;             /* the file being parsed, read whole */
+	size_t len, pos, cap;
 	int line;
 	bool line_indented;    /* the line starts with a blank: inih's continuation */
 	bool line_too_long;
@@ -52,7 +56,7 @@ struct parser {
 
 static const char *const agent_keys[] = {
 	"state_dir", "renew_before", "wait", "log", "include_dir", "allow_inline_secrets",
-	"prometheus_file", "hook_timeout", NULL,
+	"prometheus_file", "hook_timeout", "parallel", NULL,
 };
 
 static const char *const cert_keys[] = {
@@ -77,39 +81,79 @@ static const char *keep(struct p11e_config *cfg, const char *s)
 	return cfg->strings.v[cfg->strings.n - 1];
 }
 
-/* fgets that counts lines and notices lines inih would cut silently. */
+static const char *cert_name(const void *ctx, size_t i)
+{
+	return ((const struct p11e_config *)ctx)->certs[i].name;
+}
+
+static const char *ca_name(const void *ctx, size_t i)
+{
+	return ((const struct p11e_config *)ctx)->cas[i].name;
+}
+
+/* fgets over the file read whole (no lseek per line, as ftell did); counts
+ * lines and notices lines inih would cut silently. */
 static char *reader(char *str, int num, void *stream)
 {
 	struct parser *p = stream;
-	long before = ftell(p->stream);
-	char *got = fgets(str, num, p->stream);
-	long after = ftell(p->stream);
-	size_t len;
+	const char *start = p->buf + p->pos;
+	size_t avail = p->len - p->pos, max = (size_t)num - 1, take;
+	const char *nl;
 
-	if (!got)
+	if (p->pos >= p->len || num < 2)
 		return NULL;
+	if (avail > max)
+		avail = max;
+	nl = memchr(start, '\n', avail);
+	take = nl ? (size_t)(nl - start) + 1 : avail;
+	memcpy(str, start, take);
+	str[take] = '\0';
+	p->pos += take;
 	p->line++;
-	p->line_indented = got[0] == ' ' || got[0] == '\t';
-	len = strlen(got);
-	if (before >= 0 && after >= 0 && (size_t)(after - before) != len) {
+	p->line_indented = str[0] == ' ' || str[0] == '\t';
+	if (memchr(start, '\0', take)) {
 		p->line_has_nul = true;
 		return NULL;
 	}
-	if (got[strspn(got, " \t")] == '[')
+	if (str[strspn(str, " \t")] == '[')
 		p->section_line = p->line;
-	if (len == (size_t)num - 1 && got[len - 1] != '\n' && !feof(p->stream)) {
+	if (take == max && str[take - 1] != '\n' && p->pos < p->len) {
 		p->line_too_long = true;
 		return NULL;
 	}
-	return got;
+	return str;
 }
 
+static const char *kept_string(const void *ctx, size_t i)
+{
+	return ((const struct p11e_config *)ctx)->strings.v[i];
+}
+
+/* Key names and many values (ca, key_type, paths) repeat in every
+ * section: one copy each. Nothing writes to a kept string. */
+static const char *keep_shared(struct parser *p, const char *key)
+{
+	size_t i = p11e_strindex_find(&p->keys, key, kept_string, p->cfg);
+
+	if (i != (size_t)-1)
+		return p->cfg->strings.v[i];
+	if (!keep(p->cfg, key) ||
+	    p11e_strindex_add(&p->keys, p->cfg->strings.n - 1, kept_string, p->cfg) != 0)
+		return NULL;
+	return p->cfg->strings.v[p->cfg->strings.n - 1];
+}
+
+static const char *section_name(const void *ctx, size_t i)
+{
+	return ((const struct parser *)ctx)->sections[i].name;
+}
+
+/* Hashed: 10,000 certificates must not cost 10,000² comparisons. */
 static struct raw_section *find_section(struct parser *p, enum section_kind kind, const char *name)
 {
-	for (size_t i = 0; i < p->n_sections; i++)
-		if (p->sections[i].kind == kind && strcmp(p->sections[i].name, name) == 0)
-			return &p->sections[i];
-	return NULL;
+	size_t i = p11e_strindex_find(&p->by_name[kind], name, section_name, p);
+
+	return i == (size_t)-1 ? NULL : &p->sections[i];
 }
 
 __attribute__((format(printf, 2, 3))) static int fail(struct parser *p, const char *fmt, ...)
@@ -234,16 +278,23 @@ static int handler(void *user, const char *section, const char *key, const char 
 	if (s && s->file != p->file && kind != SECTION_AGENT)
 		return fail(p, "[%s] is defined a second time (first in %s)", section, s->file);
 	if (!s) {
-		grown = realloc(p->sections, (p->n_sections + 1) * sizeof(*grown));
-		if (!grown)
-			return 0;
-		p->sections = grown;
+		if (p->n_sections == p->cap_sections) {
+			size_t cap = p->cap_sections ? p->cap_sections * 2 : 16;
+
+			grown = realloc(p->sections, cap * sizeof(*grown));
+			if (!grown)
+				return 0;
+			p->sections = grown;
+			p->cap_sections = cap;
+		}
 		s = &p->sections[p->n_sections++];
 		memset(s, 0, sizeof(*s));
 		s->kind = kind;
 		s->name = keep(p->cfg, name);
 		s->file = p->file;
 		s->line = p->section_line ? p->section_line : p->line;
+		if (!s->name || p11e_strindex_add(&p->by_name[kind], p->n_sections - 1, section_name, p) != 0)
+			return 0;
 	}
 	/* An indented line continues the value above it (inih hands it over
 	 * under the same key): long key URIs can be split over lines. */
@@ -267,7 +318,7 @@ static int handler(void *user, const char *section, const char *key, const char 
 	if (!v)
 		return 0;
 	s->v = v;
-	v[s->n] = (struct p11e_setting){ keep(p->cfg, key), keep(p->cfg, value), p->file, p->line };
+	v[s->n] = (struct p11e_setting){ keep_shared(p, key), keep_shared(p, value), p->file, p->line };
 	if (!v[s->n].key || !v[s->n].value)
 		return 0;
 	s->n++;
@@ -297,8 +348,32 @@ static p11e_status parse_file(struct parser *p, const char *path)
 	if (!p->stream)
 		return p11e_err_set(p->err, P11E_EUSAGE, "cannot read configuration %s: %s", path,
 				    strerror(errno));
-	rc = ini_parse_stream(reader, p, handler, p);
+	p->len = p->pos = 0;
+	for (;;) {
+		size_t got;
+
+		if (p->len + 65536 > p->cap) {
+			char *grown = realloc(p->buf, p->cap ? p->cap * 2 : 131072);
+
+			if (!grown) {
+				fclose(p->stream);
+				return p11e_err_set(p->err, P11E_EFAIL, "out of memory");
+			}
+			p->buf = grown;
+			p->cap = p->cap ? p->cap * 2 : 131072;
+		}
+		got = fread(p->buf + p->len, 1, p->cap - p->len, p->stream);
+		p->len += got;
+		if (got == 0)
+			break;
+	}
+	if (ferror(p->stream)) {
+		fclose(p->stream);
+		return p11e_err_set(p->err, P11E_EUSAGE, "cannot read configuration %s: %s", path,
+				    strerror(errno));
+	}
 	fclose(p->stream);
+	rc = ini_parse_stream(reader, p, handler, p);
 	if (p->line_too_long)
 		return p11e_err_set(p->err, P11E_EUSAGE,
 				    "%s:%d: line longer than %d characters, which the INI parser "
@@ -370,7 +445,7 @@ static p11e_status load_agent(struct p11e_config *cfg, const struct raw_section 
 			return p11e_err_set(err, P11E_EUSAGE,
 					    "%s:%d: unknown key '%s' in [agent] (known: state_dir, "
 					    "renew_before, wait, log, include_dir, "
-					    "allow_inline_secrets, prometheus_file, hook_timeout)",
+					    "allow_inline_secrets, prometheus_file, hook_timeout, parallel)",
 					    AT(s), s->key);
 		if (strcmp(s->key, "state_dir") == 0) {
 			rc = get_path(s, &cfg->state_dir, err);
@@ -403,11 +478,45 @@ static p11e_status load_agent(struct p11e_config *cfg, const struct raw_section 
 			rc = get_duration(s, &cfg->hook_timeout, err);
 			if (rc == P11E_OK && (cfg->hook_timeout < 1 || cfg->hook_timeout > 86400))
 				rc = bad(err, s, "between 1s and 1d");
+		} else if (strcmp(s->key, "parallel") == 0) {
+			char *end;
+			unsigned long n;
+
+			errno = 0;
+			n = strtoul(s->value, &end, 10);
+			if (!*s->value || *end || errno || n < 1 || n > P11E_PARALLEL_MAX)
+				rc = bad(err, s, "a number of certificates at once, 1 to 256 (1: one after the other)");
+			else
+				cfg->parallel = (unsigned)n;
 		}
 		if (rc != P11E_OK)
 			return rc;
 	}
 	cfg->agent = (struct p11e_settings){ sec->v, sec->n };
+	return P11E_OK;
+}
+
+/* order_rate = N/DUR (e.g. 15/10s), or off. */
+static p11e_status get_rate(const struct p11e_setting *s, unsigned *n, int64_t *window,
+			    struct p11e_err *err)
+{
+	const char *slash = strchr(s->value, '/');
+	unsigned long v;
+	char *end;
+
+	if (strcmp(s->value, "off") == 0) {
+		*n = 0;
+		*window = 0;
+		return P11E_OK;
+	}
+	errno = 0;
+	v = strtoul(s->value, &end, 10);
+	if (!slash || end != slash || end == s->value || errno || v < 1 || v > 100000)
+		return bad(err, s, "write orders/duration, e.g. 15/10s (or off)");
+	*window = p11e_parse_duration(slash + 1);
+	if (*window < 1 || *window > 86400)
+		return bad(err, s, "the duration after '/' is 1s to 1d, e.g. 15/10s");
+	*n = (unsigned)v;
 	return P11E_OK;
 }
 
@@ -433,11 +542,27 @@ static p11e_status load_ca(struct p11e_config *cfg, const struct raw_section *se
 	rest = calloc(sec->n, sizeof(*rest));
 	if (!rest && sec->n)
 		return p11e_err_set(err, P11E_EFAIL, "out of memory");
+	/* CERTInext refuses the 16th GenerateOrderSSL within 10 s (see
+	 * p11enroll.conf(5)): 15 fit. Others document no limit. */
+	if (strcmp(ca->ops->type, "certinext") == 0) {
+		ca->order_rate_n = 15;
+		ca->order_rate_window = 10;
+	}
 	for (size_t i = 0; i < sec->n; i++) {
 		const struct p11e_setting *s = &sec->v[i];
 
 		if (s == type)
 			continue;
+		/* The limiter is the agent's, not the provider's: kept out of its settings. */
+		if (strcmp(s->key, "order_rate") == 0) {
+			p11e_status rc = get_rate(s, &ca->order_rate_n, &ca->order_rate_window, err);
+
+			if (rc != P11E_OK) {
+				free(rest);
+				return rc;
+			}
+			continue;
+		}
 		if (!in_list(ca->ops->ca_keys, s->key)) {
 			free(rest);
 			return p11e_err_set(err, P11E_EUSAGE,
@@ -656,6 +781,13 @@ static p11e_status load_cert(struct p11e_config *cfg, const struct raw_section *
 		}
 	}
 	c->overrides.n = n_over;
+	/* most certificates override nothing: keep only what is used */
+	if (!n_over) {
+		free(over);
+		c->overrides.v = NULL;
+	} else if ((over = realloc(over, n_over * sizeof(*over)))) {
+		c->overrides.v = over;
+	}
 	if (rc != P11E_OK)
 		return rc;
 	if (!c->key)
@@ -707,17 +839,31 @@ static p11e_status validate_cas(const struct p11e_config *cfg, struct p11e_err *
 			return rc;
 		}
 	}
+	bool *plain_ok = calloc(cfg->n_cas + 1, sizeof(*plain_ok));
+
+	if (!plain_ok)
+		return p11e_err_set(err, P11E_EFAIL, "out of memory");
 	for (size_t i = 0; i < cfg->n_certs; i++) {
 		const struct p11e_cert_conf *c = &cfg->certs[i];
 		const struct p11e_ca_conf *ca = c->ca ? p11e_config_ca(cfg, c->ca) : NULL;
+		size_t k = ca ? (size_t)(ca - cfg->cas) : 0;
 
 		if (!ca || !ca->ops->validate)
 			continue;
+		/* Without overrides the order needs are the CA's alone: checked
+		 * once per CA, not once per certificate (a fleet has thousands). */
+		if (!c->overrides.n && plain_ok[k])
+			continue;
 		snprintf(where, sizeof(where), "%s:%d", c->file, c->line);
 		rc = ca->ops->validate(ca->name, &ca->settings, c->name, where, &c->overrides, err);
-		if (rc != P11E_OK)
+		if (rc != P11E_OK) {
+			free(plain_ok);
 			return rc;
+		}
+		if (!c->overrides.n)
+			plain_ok[k] = true;
 	}
+	free(plain_ok);
 	return P11E_OK;
 }
 
@@ -815,9 +961,15 @@ static p11e_status load_config(const char *path, const struct p11e_config_text *
 	for (size_t i = 0; i < p.n_sections && rc == P11E_OK; i++)
 		if (p.sections[i].kind == SECTION_CA)
 			rc = load_ca(cfg, &p.sections[i], &cfg->cas[cfg->n_cas++], err);
+	for (size_t i = 0; i < cfg->n_cas && rc == P11E_OK; i++)
+		if (p11e_strindex_add(&cfg->ca_index, i, ca_name, cfg) != 0)
+			rc = p11e_err_set(err, P11E_EFAIL, "out of memory");
 	for (size_t i = 0; i < p.n_sections && rc == P11E_OK; i++)
 		if (p.sections[i].kind == SECTION_CERT)
 			rc = load_cert(cfg, &p.sections[i], &cfg->certs[cfg->n_certs++], err);
+	for (size_t i = 0; i < cfg->n_certs && rc == P11E_OK; i++)
+		if (p11e_strindex_add(&cfg->cert_index, i, cert_name, cfg) != 0)
+			rc = p11e_err_set(err, P11E_EFAIL, "out of memory");
 	if (rc == P11E_OK)
 		rc = validate_cas(cfg, err);
 	if (rc == P11E_OK && !texts)
@@ -841,6 +993,10 @@ out:
 		owner->owned[owner->n_owned++] = p.sections[i].v;
 	}
 	free(p.sections);
+	for (size_t k = 0; k < sizeof(p.by_name) / sizeof(p.by_name[0]); k++)
+		p11e_strindex_clear(&p.by_name[k]);
+	p11e_strindex_clear(&p.keys);
+	free(p.buf);
 	p11e_config_free(cfg);
 	return rc;
 }
@@ -877,6 +1033,8 @@ void p11e_config_free(struct p11e_config *cfg)
 	for (size_t i = 0; i < cfg->n_owned; i++)
 		free(cfg->owned[i]);
 	free(cfg->owned);
+	p11e_strindex_clear(&cfg->cert_index);
+	p11e_strindex_clear(&cfg->ca_index);
 	free(cfg->cas);
 	free(cfg->certs);
 	p11e_strlist_free(&cfg->strings);
@@ -886,15 +1044,24 @@ void p11e_config_free(struct p11e_config *cfg)
 
 const struct p11e_cert_conf *p11e_config_cert(const struct p11e_config *cfg, const char *name)
 {
-	for (size_t i = 0; i < cfg->n_certs; i++)
-		if (strcmp(cfg->certs[i].name, name) == 0)
+	size_t i = p11e_strindex_find(&cfg->cert_index, name, cert_name, cfg);
+
+	if (i != (size_t)-1)
+		return &cfg->certs[i];
+	/* while loading, before the index is built */
+	for (i = 0; !cfg->cert_index.n && i < cfg->n_certs; i++)
+		if (cfg->certs[i].name && strcmp(cfg->certs[i].name, name) == 0)
 			return &cfg->certs[i];
 	return NULL;
 }
 
 const struct p11e_ca_conf *p11e_config_ca(const struct p11e_config *cfg, const char *name)
 {
-	for (size_t i = 0; i < cfg->n_cas; i++)
+	size_t i = p11e_strindex_find(&cfg->ca_index, name, ca_name, cfg);
+
+	if (i != (size_t)-1)
+		return &cfg->cas[i];
+	for (i = 0; !cfg->ca_index.n && i < cfg->n_cas; i++)
 		if (cfg->cas[i].name && strcmp(cfg->cas[i].name, name) == 0)
 			return &cfg->cas[i];
 	return NULL;

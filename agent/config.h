@@ -11,6 +11,7 @@
 #include "err.h"
 #include "policy.h"
 #include "provider.h"
+#include "strindex.h"
 #include "util.h"
 
 struct p11e_ca_conf {
@@ -19,6 +20,10 @@ struct p11e_ca_conf {
 	struct p11e_settings settings; /* every key of the section but `type` */
 	const char *file;
 	int line;
+	/* order_rate = N/DUR: at most N placements in any DUR seconds for
+	 * this CA account (providers/ratelimit.h); 0: no limit */
+	unsigned order_rate_n;
+	int64_t order_rate_window;
 };
 
 struct p11e_cert_conf {
@@ -61,7 +66,12 @@ struct p11e_config {
 	struct p11e_setting **owned;     /* storage of the parsed sections' settings */
 	size_t n_owned;
 	struct p11e_settings agent;      /* [agent] keys, for file:line */
+	unsigned parallel;               /* [agent] parallel; 0: P11E_PARALLEL_DEFAULT */
+	struct p11e_strindex cert_index, ca_index; /* by name */
 };
+
+#define P11E_PARALLEL_DEFAULT 8
+#define P11E_PARALLEL_MAX 256
 
 /* Loads `path` (and include_dir). P11E_EUSAGE with "file:line: …". */
 p11e_status p11e_config_load(const char *path, struct p11e_config **out, struct p11e_err *err);

@@ -27,10 +27,12 @@
 
 #include "ca.h"
 #include "http.h"
+#include "fleet.h"
 #include "install.h"
 #include "journal.h"
 #include "keys.h"
 #include "log.h"
+#include "ratelimit.h"
 #include "stop.h"
 
 /* Placement happened at or after placed_at minus this (clock skew). */
@@ -356,7 +358,7 @@ static bool placement_allowed(struct flow *f, struct p11e_err *err)
 	return true;
 }
 
-static p11e_status place(struct flow *f, struct p11e_err *err)
+static p11e_status place_once(struct flow *f, unsigned *retry, struct p11e_err *err)
 {
 	struct p11e_ca_result res = { 0 };
 	unsigned char rnd[12];
@@ -419,6 +421,8 @@ static p11e_status place(struct flow *f, struct p11e_err *err)
 	case P11E_CA_UNREACHABLE:
 		/* The provider answers these only when no order can exist: the
 		 * intent and its id stay for the next attempt. */
+		if (res.outcome == P11E_CA_UNREACHABLE)
+			*retry = res.retry_after; /* a rate limit says when */
 		p11e_ca_failure(&res, "the order was not placed", err);
 		p11e_journal_error(&f->j, err->msg, res.ca_code);
 		save(f, P11E_ST_CSR_READY, "order not placed", &(struct p11e_err){ 0 });
@@ -437,6 +441,47 @@ static p11e_status place(struct flow *f, struct p11e_err *err)
 	}
 	p11e_ca_result_clear(&res);
 	return rc;
+}
+
+/* The client-side limit of placements per CA account (order_rate): the
+ * CA's own rate-limit answers are never needed under it. */
+static p11e_status rate_limit(struct flow *f, struct p11e_err *err)
+{
+	const struct p11e_ca_conf *ca = p11e_config_ca(f->cli->cfg, f->cert->ca);
+	const char *account;
+	char key[256];
+
+	if (!ca || !ca->order_rate_n)
+		return P11E_OK;
+	account = p11e_settings_get(&ca->settings, "account_number",
+				    p11e_settings_get(&ca->settings, "partner_code", ca->name));
+	snprintf(key, sizeof(key), "%s-%s", ca->ops->type, account);
+	return p11e_ratelimit_take(f->cli->cfg->state_dir, key, ca->order_rate_n,
+				   ca->order_rate_window, err);
+}
+
+/* A placement the CA turned away for its rate (or while unreachable, when
+ * it said when to come back) is placed again after that wait, inside the
+ * certificate's wait: no order exists, so this is never a second one. */
+static p11e_status place(struct flow *f, struct p11e_err *err)
+{
+	time_t deadline = time(NULL) + (time_t)f->wait;
+
+	for (;;) {
+		unsigned retry = 0;
+		p11e_status rc = rate_limit(f, err);
+
+		if (rc == P11E_OK)
+			rc = place_once(f, &retry, err);
+		if (rc == P11E_OK || !retry || deadline - time(NULL) < 1 || p11e_stop_requested())
+			return rc;
+		if (time(NULL) + (time_t)retry > deadline)
+			retry = (unsigned)(deadline - time(NULL));
+		p11e_warn("[cert:%s] %s; placing it again in %us", f->cert->name, err->msg, retry);
+		if (!p11e_stop_sleep_ms((long long)retry * 1000))
+			return rc;
+		p11e_err_clear(err);
+	}
 }
 
 static p11e_status reconcile(struct flow *f, struct p11e_err *err)
@@ -858,6 +903,13 @@ static p11e_status plan_rotation(struct flow *f, struct p11e_err *err)
 	return save(f, P11E_ST_KEY_GENERATING, "renewal with a new key", err);
 }
 
+static bool token_step(p11e_state state)
+{
+	return state != P11E_ST_MONITORING && state != P11E_ST_CSR_READY &&
+	       state != P11E_ST_ORDER_PLACING && state != P11E_ST_ORDER_UNKNOWN &&
+	       state != P11E_ST_ORDER_PENDING;
+}
+
 static p11e_status run(struct flow *f, struct p11e_err *err)
 {
 	p11e_status rc = P11E_OK;
@@ -865,6 +917,8 @@ static p11e_status run(struct flow *f, struct p11e_err *err)
 	/* A stop request ends the run between steps; the journal resumes it. */
 	while (rc == P11E_OK && !p11e_stop_requested()) {
 		p11e_state state = f->j.state;
+		/* Token steps of concurrent runs go one at a time (fleet.h). */
+		int tl = token_step(state) ? p11e_fleet_token_lock(f->cli->cfg, f->cert) : -1;
 
 		switch (state) {
 		case P11E_ST_MONITORING:
@@ -933,6 +987,7 @@ static p11e_status run(struct flow *f, struct p11e_err *err)
 				rc = install(f, err);
 			if (rc == P11E_OK)
 				rc = finish(f, err);
+			p11e_fleet_token_unlock(tl);
 			return rc;
 		case P11E_ST_CERT_ISSUED:
 		case P11E_ST_INSTALLING:
@@ -946,6 +1001,7 @@ static p11e_status run(struct flow *f, struct p11e_err *err)
 				rc = finish(f, err);
 			break;
 		}
+		p11e_fleet_token_unlock(tl);
 		if (rc == P11E_OK && f->j.state == state && state != P11E_ST_MONITORING)
 			return p11e_err_set(err, P11E_EFAIL, "[cert:%s] no progress from state %s",
 					    f->cert->name, p11e_state_name(state));
@@ -1005,12 +1061,53 @@ time_t p11e_renew_due(const struct p11e_config *cfg, const struct p11e_cert_conf
 	bool found = false;
 	time_t due = 0;
 
-	if (p11e_journal_peek(cfg->state_dir, cert->name, &j, &found, &ignore) == P11E_OK && found &&
-	    j.state == P11E_ST_MONITORING &&
-	    !cJSON_GetObjectItemCaseSensitive(j.doc, "revocation"))
-		due = (time_t)p11e_journal_num(&j, "cert", "not_after") - (time_t)cert->renew_before;
+	if (p11e_journal_peek(cfg->state_dir, cert->name, &j, &found, &ignore) == P11E_OK && found)
+		due = p11e_renew_due_journal(&j, cert);
 	p11e_journal_close(&j);
 	return due;
+}
+
+/* This host's identity for the spread: machine-id, else the host name. */
+static const char *host_id(void)
+{
+	static char id[256];
+	FILE *f;
+
+	if (id[0])
+		return id;
+	f = fopen("/etc/machine-id", "r");
+	if (!f || !fgets(id, sizeof(id), f))
+		if (gethostname(id, sizeof(id) - 1) != 0)
+			snprintf(id, sizeof(id), "p11enroll");
+	if (f)
+		fclose(f);
+	id[strcspn(id, "\n")] = '\0';
+	if (!id[0])
+		snprintf(id, sizeof(id), "p11enroll");
+	return id;
+}
+
+int64_t p11e_renew_spread(const struct p11e_cert_conf *cert)
+{
+	const char *parts[] = { host_id(), "\n", cert->name };
+	uint64_t h = 1469598103934665603ULL;
+
+	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
+		for (const char *c = parts[i]; *c; c++)
+			h = (h ^ (unsigned char)*c) * 1099511628211ULL;
+	h ^= h >> 29; /* FNV's low bits mix poorly: fold the high ones in */
+	return cert->renew_before > 3 ? (int64_t)(h % (uint64_t)(cert->renew_before / 3)) : 0;
+}
+
+time_t p11e_renew_due_journal(const struct p11e_journal *j, const struct p11e_cert_conf *cert)
+{
+	if (j->state != P11E_ST_MONITORING || cJSON_GetObjectItemCaseSensitive(j->doc, "revocation"))
+		return 0;
+	/* A fleet whose certificates were issued together renews spread over
+	 * the first third of the window, each host and certificate at its own
+	 * fixed point, never later than renew_before (docs/architecture.md). */
+	return (time_t)p11e_journal_num(j, "cert", "not_after") - (time_t)cert->renew_before -
+	       (time_t)p11e_renew_spread(cert);
 }
 
 /* Turns a monitored certificate into a renewal: the current order becomes

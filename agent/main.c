@@ -18,7 +18,7 @@
 #include "stop.h"
 
 static const struct p11e_command commands[] = {
-	{ "enroll", "NAME [--wait DUR]",
+	{ "enroll", "NAME | --all [--wait DUR]",
 	  "Gets [cert:NAME] its certificate: the key (made in the token if there is none,\n"
 	  "reused otherwise), a CSR, an order at the CA, a wait of up to DUR (default: the\n"
 	  "configured wait) for issuance, then verification and installation. An\n"
@@ -26,7 +26,10 @@ static const struct p11e_command commands[] = {
 	  "submitted CSR, no second order while one is pending or its placement is unknown.\n"
 	  "Exit: 0 installed (or already), 2 configuration, 3 still pending (run again\n"
 	  "later), 4 refused by the CA, 5 token, 1 anything else, 143/130 stopped by\n"
-	  "SIGTERM/SIGINT within 2 s (the next run resumes from the journal).",
+	  "SIGTERM/SIGINT within 2 s (the next run resumes from the journal).\n"
+	  "--all enrols every certificate not installed yet, [agent] parallel at once,\n"
+	  "and ends with a summary (issued, pending, refused, failed); its exit is the\n"
+	  "worst outcome.",
 	  p11e_cmd_enroll },
 	{ "renew", "[NAME… | --all] [--force] [--dry-run] [--wait DUR]",
 	  "Renews the named certificates (or all) that are inside their renewal window\n"
@@ -114,7 +117,7 @@ static const struct {
 	const char *command;
 	const char *options[6];
 } command_options[] = {
-	{ "enroll", { "--wait=" } },
+	{ "enroll", { "--all", "--wait=" } },
 	{ "renew", { "--all", "--force", "--dry-run", "--wait=" } },
 	{ "csr", { "-o=", "--output=" } },
 	{ "orders", { "--since=" } },

@@ -21,6 +21,12 @@ struct p11e_renew_opts {
  * certificate, now for one that has no certificate yet or an unfinished
  * enrolment. Reads the journal without locking. */
 time_t p11e_renew_due(const struct p11e_config *cfg, const struct p11e_cert_conf *cert);
+/* The same from a journal already read (status reads each one once). */
+struct p11e_journal;
+time_t p11e_renew_due_journal(const struct p11e_journal *j, const struct p11e_cert_conf *cert);
+/* Seconds before renew_before at which this host renews `cert`: fixed per
+ * host (machine-id) and certificate, in [0, renew_before/3). */
+int64_t p11e_renew_spread(const struct p11e_cert_conf *cert);
 
 /* Renews `cert` when due (or forced), or resumes its unfinished enrolment.
  * Not due: P11E_OK and nothing done (*did = false). */

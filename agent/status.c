@@ -147,7 +147,7 @@ void p11e_status_read(const struct p11e_config *cfg, const struct p11e_cert_conf
 		st->ca_type = ca && ca->ops ? ca->ops->type : NULL;
 	}
 	st->next_action = next_action(st);
-	due = st->damaged ? now : p11e_renew_due(cfg, cert);
+	due = st->damaged ? now : st->found ? p11e_renew_due_journal(&st->j, cert) : 0;
 	st->next_at = due < now ? now : due;
 
 	assess(cfg, st, now);
@@ -297,13 +297,21 @@ static void put(struct buf *b, const char *fmt, ...)
 /* Label values escape \ " and newline (exposition format). */
 static void put_label(struct buf *b, const char *value)
 {
-	for (const char *c = value ? value : ""; *c; c++) {
-		if (*c == '\\' || *c == '"')
-			put(b, "\\%c", *c);
-		else if (*c == '\n')
+	const char *c = value ? value : "";
+
+	/* runs without a character to escape go in one piece */
+	while (*c) {
+		size_t run = strcspn(c, "\\\"\n");
+
+		if (run)
+			put(b, "%.*s", (int)run, c);
+		c += run;
+		if (*c == '\n')
 			put(b, "\\n");
-		else
-			put(b, "%c", *c);
+		else if (*c)
+			put(b, "\\%c", *c);
+		if (*c)
+			c++;
 	}
 }
 

@@ -62,6 +62,20 @@ int p11e_stop_init(int code)
 	return 0;
 }
 
+int p11e_stop_after_fork(void)
+{
+	struct itimerval off = { 0 };
+
+	setitimer(ITIMER_REAL, &off, NULL);
+	child_group = 0;
+	if (pipe_fd[0] >= 0) {
+		close(pipe_fd[0]);
+		close(pipe_fd[1]);
+		pipe_fd[0] = pipe_fd[1] = -1;
+	}
+	return pipe2(pipe_fd, O_CLOEXEC | O_NONBLOCK);
+}
+
 int p11e_stop_requested(void)
 {
 	return stop_sig;

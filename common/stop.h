@@ -24,5 +24,9 @@ int p11e_stop_fd(void);
 bool p11e_stop_sleep_ms(long long ms);
 /* The process group of a running hook, killed if the watchdog fires. */
 void p11e_stop_set_child_group(pid_t pgid);
+/* In a child made by fork() that goes on with p11enroll work: a stop pipe
+ * of its own (the inherited one is shared with the parent, whose waits
+ * would otherwise wake on the child's signal) and no watchdog pending. */
+int p11e_stop_after_fork(void);
 
 #endif

@@ -217,3 +217,4 @@ if command -v certbot >/dev/null; then
 else
 	echo "certbot is not installed (apt-get install certbot) — no side-by-side figure"
 fi
+scripts/bench-fleet.sh

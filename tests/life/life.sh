@@ -142,7 +142,7 @@ case_status_json() {
 		'd["certificates"][0]["days_left"] in (88, 89, 90) and isinstance(d["certificates"][0]["seconds_left"], int)' \
 		'isinstance(d["certificates"][0]["installed_at"], int)' \
 		'd["certificates"][0]["next_action"] == "renew"' \
-		'd["certificates"][0]["next_action_at"] == d["certificates"][0]["not_after"] - 30*86400' \
+		'd["certificates"][0]["not_after"] - 40*86400 <= d["certificates"][0]["next_action_at"] <= d["certificates"][0]["not_after"] - 30*86400' \
 		'd["certificates"][0]["last_error"] is None and d["certificates"][0]["revocation"] is None' \
 		'd["certificates"][1]["journal"] is False and d["certificates"][1]["state"] == "new"' \
 		'd["certificates"][1]["next_action"] == "enroll" and d["certificates"][1]["serial"] is None and d["certificates"][1]["order"] is None' \
@@ -264,7 +264,11 @@ case_prometheus() {
 	t_contains "$f" "p11enroll_certificate_problem{name=\"spare\",ca=\"sim\",problem=\"rejected\"} 1"
 	t_not_contains "$f" "p11enroll_certificate_problem{name=\"web\""
 	t_contains "$f" "p11enroll_state{name=\"web\",ca=\"sim\",state=\"damaged\"} 0"
-	t_contains "$f" "p11enroll_certificate_next_action_timestamp_seconds{name=\"web\",ca=\"sim\",action=\"renew\"} $((not_after - 30 * 86400))"
+	# due between renew_before (30d) and a third more before notAfter (the fleet spread)
+	local next
+	next=$(sed -n 's/^p11enroll_certificate_next_action_timestamp_seconds{name="web",ca="sim",action="renew"} //p' "$f")
+	[ -n "$next" ] && [ "$next" -le $((not_after - 30 * 86400)) ] && [ "$next" -ge $((not_after - 40 * 86400)) ] ||
+		t_fail "next action at '$next', not between $((not_after - 40 * 86400)) and $((not_after - 30 * 86400))"
 	grep -q 'p11enroll_certificate_not_after_seconds{name="spare"' "$f" && t_fail "a not_after for a certificate that has none"
 	grep -Eq "^p11enroll_last_failure_timestamp_seconds\{name=\"spare\",ca=\"sim\"\} [1-9][0-9]+$" "$f" ||
 		t_fail "no failure time for spare"
@@ -557,6 +561,8 @@ case_sigint_enroll_in_flight() {
 case_sigterm_renew_pending() {
 	setup certinext '{"pending_polls": 1000}'
 	cert_section spare >>"$WORK/p.conf"
+	# one after the other (with parallel > 1 both start at once: fleet suite)
+	sed -i 's/^\[agent\]$/[agent]\nparallel = 1/' "$WORK/p.conf"
 	"$P11ENROLL" -c "$WORK/p.conf" renew --all --wait 600s >"$WORK/bg.out" 2>"$WORK/bg.err" &
 	local pid=$!
 	wait_state 20 order-pending "$pid"

@@ -305,6 +305,10 @@ DEFAULT_SCENARIO = {
     # refuses it, or with "download" hands it out all the same)
     "leaf_expired": False,
 }
+# Per-order behaviour by domainName, for fleets of mixed outcomes:
+# {"a.example.com": {"pending_polls": N, "fail_status_id": "18",
+#                    "reject": {"code": ..., "message": ...}}}
+DEFAULT_SCENARIO["domain_overrides"] = {}
 
 
 class Scenario:
@@ -446,6 +450,7 @@ class Store:
         with self.lock:
             self.calls = {}
             self.token_requests = 0
+            self.rate_limited = 0
             self.last_request = {}
             self.stats_from = len(self.orders)
 
@@ -469,6 +474,7 @@ class Store:
                 "orders_placed": len(recent),
                 "calls": dict(self.calls),
                 "token_requests": self.token_requests,
+                "rate_limited": getattr(self, "rate_limited", 0),
                 "orders": [{"orderNumber": o.order_number, "requestNumber": o.request_number,
                             "domainName": o.domain, "productCode": o.product.code,
                             "status": o.cert_status, "created": _iso(o.created)} for o in recent],
@@ -691,11 +697,12 @@ class Lifecycle:
             if o.dcv_done:
                 o.ready_poll = o.polls   # issuance follows on a later poll
             return
-        if o.polls - o.ready_poll <= self.sc["pending_polls"]:
+        over = (self.sc["domain_overrides"] or {}).get(o.domain, {})
+        if o.polls - o.ready_poll <= over.get("pending_polls", self.sc["pending_polls"]):
             o.cert_status = str(self.sc["pending_status_id"])
             return
-        if self.sc["fail_status_id"]:
-            o.cert_status, o.order_status = str(self.sc["fail_status_id"]), "4"
+        if over.get("fail_status_id", self.sc["fail_status_id"]):
+            o.cert_status, o.order_status = str(over.get("fail_status_id", self.sc["fail_status_id"])), "4"
             return
         self.issue(o)
 
@@ -803,6 +810,8 @@ class OrderApi:
         sim, sc = self.sim, self.sc
         sim.rate_limit()
         rejection = sc.take("reject", "GenerateOrderSSL")
+        if not rejection:
+            rejection = self.domain_override(body, "reject")
         if rejection:
             code = str(rejection.get("code", ""))
             known = {c: m for c, m in ERRORS.values() if c}
@@ -845,6 +854,12 @@ class OrderApi:
         return {"orderDetails": {"requestNumber": order.request_number,
                                  "orderNumber": order.order_number,
                                  "trackingURL": sim.tracking_url(order)}}
+
+    def domain_override(self, body, knob):
+        od = body.get("orderDetails") if isinstance(body, dict) else None
+        ci = od.get("certificateInformation") if isinstance(od, dict) else None
+        domain = ci.get("domainName") if isinstance(ci, dict) else None
+        return (self.sc["domain_overrides"] or {}).get(domain, {}).get(knob) if isinstance(domain, str) else None
 
     def requestor(self, od):
         ri = get_obj(od, "requestorInformation", "Requestor Information")
@@ -1311,6 +1326,7 @@ class Simulator:
             calls.append(now)
             self.store.rate_calls = calls
             if burst and len(calls) >= int(burst):
+                self.store.rate_limited = getattr(self.store, "rate_limited", 0) + 1
                 raise ApiError("rate_limit")
 
     def spend_credit(self):

@@ -289,6 +289,9 @@ KNOBS = {
     # the validity (plan vs certificate expiry, with leaf_days)
     "drop_after_process", "plan_days",
 }
+# {"burst": N, "window_s": W, "retry_after": S}: a neworder beyond N accepted
+# within W seconds answers 429 with Retry-After S (counted as rate_limited).
+KNOBS.add("neworder_burst")
 
 RESERVED_TLDS = {"local", "localhost", "internal", "invalid", "test", "lan", "home", "corp", "intranet",
                  "private", "localdomain", "example"}
@@ -663,6 +666,7 @@ class Simulator:
 
     def reset_stats(self):
         self.orders_placed = 0
+        self.rate_limited = 0
         self.calls = {}
         self.last_request = {}
         # every neworder/reissue request, faulted ones included: its CustomOrderID
@@ -683,6 +687,7 @@ class Simulator:
     def stats(self):
         return {
             "orders_placed": self.orders_placed,
+            "rate_limited": getattr(self, "rate_limited", 0),
             "calls": dict(self.calls),
             "orders": [{"TheSSLStoreOrderID": o.id, "PartnerOrderID": o.partner_order_id,
                         "CustomOrderID": o.custom_order_id, "ProductCode": o.product["code"],
@@ -1661,6 +1666,20 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     # ---- fault injection
 
+    def burst_limit(self, path):
+        """neworder_burst: a sliding window of accepted placements (caller holds sim.lock)."""
+        knob = self.sim.scenario.get("neworder_burst")
+        if not isinstance(knob, dict) or not path.endswith("/neworder"):
+            return None
+        now = time.monotonic()
+        sim = self.sim
+        sim.burst_calls = [t for t in getattr(sim, "burst_calls", []) if now - t < float(knob.get("window_s", 10))]
+        if len(sim.burst_calls) >= int(knob.get("burst", 16)):
+            sim.rate_limited = getattr(sim, "rate_limited", 0) + 1
+            return {"retry_after": knob.get("retry_after", 1)}
+        sim.burst_calls.append(now)
+        return None
+
     def pre_faults(self, path):
         """Faults that hit before the request is processed (no side effect)."""
         sim = self.sim
@@ -1674,6 +1693,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 delay = knob.get("ms", 0) if knob else 0
             drop = sim.take("drop_connection", path)
             r429 = None if drop is not None else sim.take("http_429", path)
+            if r429 is None and drop is None:
+                r429 = self.burst_limit(path)
             r5xx = None if drop is not None or r429 is not None else sim.take("http_5xx", path)
         if delay:
             time.sleep(delay / 1000.0)
