@@ -56,6 +56,7 @@ static const char *const cert_keys[] = {
 	"ca", "key", "key_type", "subject", "dns", "ip", "email", "uri", "client_auth",
 	"cert_file", "chain_file", "fullchain_file", "file_owner", "file_group", "file_mode",
 	"store_in_token", "renew_before", "wait", "rotate_key", "keep_old_keys", "post_install",
+	"fallback_ca", "fallback_after",
 	NULL,
 };
 
@@ -544,6 +545,7 @@ static p11e_status load_cert(struct p11e_config *cfg, const struct raw_section *
 	c->renew_before = cfg->renew_before;
 	c->wait = cfg->wait;
 	c->keep_old_keys = 0;
+	c->fallback_after = 86400;
 	over = calloc(sec->n ? sec->n : 1, sizeof(*over));
 	if (!over)
 		return p11e_err_set(err, P11E_EFAIL, "out of memory");
@@ -640,6 +642,12 @@ static p11e_status load_cert(struct p11e_config *cfg, const struct raw_section *
 			c->keep_old_keys = (unsigned)n;
 		} else if (strcmp(k, "post_install") == 0) {
 			c->post_install = s->value;
+		} else if (strcmp(k, "fallback_ca") == 0) {
+			c->fallback_ca = s->value;
+			if (!p11e_config_ca(cfg, s->value))
+				rc = bad(err, s, "there is no such [ca:] section");
+		} else if (strcmp(k, "fallback_after") == 0) {
+			rc = get_duration(s, &c->fallback_after, err);
 		}
 	}
 	c->overrides.n = n_over;
@@ -657,6 +665,10 @@ static p11e_status load_cert(struct p11e_config *cfg, const struct raw_section *
 				    "chain_file/fullchain_file: set store_in_token = no",
 				    AT(st), sec->name, c->key);
 	}
+	if (c->fallback_ca && (!c->ca || strcmp(c->fallback_ca, c->ca) == 0))
+		return bad(err, p11e_settings_find(&c->settings, "fallback_ca"),
+			   c->ca ? "names the same CA as ca = : name another [ca:] section"
+				 : "needs ca = NAME (the primary CA) too");
 	if (!key_type_setting && p11e_policy_parse("ec-p256", &c->key_spec, err) != P11E_OK)
 		return err->status;
 	if (!c->subject) {
@@ -704,6 +716,18 @@ static p11e_status validate_cas(const struct p11e_config *cfg, struct p11e_err *
 		rc = ca->ops->validate(ca->name, &ca->settings, c->name, where, &c->overrides, err);
 		if (rc != P11E_OK)
 			return rc;
+		/* The fallback orders with its own section alone (no overrides:
+		 * they were written for the primary). */
+		ca = c->fallback_ca ? p11e_config_ca(cfg, c->fallback_ca) : NULL;
+		if (ca && ca->ops->validate) {
+			const struct p11e_settings none = { NULL, 0 };
+
+			rc = ca->ops->validate(ca->name, &ca->settings, c->name, where, &none, err);
+			if (rc != P11E_OK) {
+				p11e_err_prefix(err, "fallback_ca = %s", ca->name);
+				return rc;
+			}
+		}
 	}
 	return P11E_OK;
 }

@@ -46,6 +46,8 @@ struct flow {
 	bool key_open;
 	struct p11e_ca_handle ca;
 	bool ca_open;
+	const char *ca_name;   /* the CA of this run's orders: ca, or fallback_ca */
+	bool refused_outright; /* the last placement was refused and no order exists */
 	int64_t wait;
 	unsigned placements;   /* order placements sent in this run */
 	double first_placement; /* when the first of them started (monotonic) */
@@ -213,11 +215,25 @@ static void order_input(struct flow *f, struct p11e_order *o, char *cn, size_t c
 	o->previous.request_id = p11e_journal_str(&f->j, "previous", "request_id");
 	o->previous_not_after = (time_t)p11e_journal_num(&f->j, "previous", "not_after");
 	o->overrides = &f->cert->overrides;
+	/* A certificate from the other CA cannot be renewed through this one:
+	 * a new order (docs/orders.md, the fallback CA). */
+	if (f->ca_name && p11e_journal_str(&f->j, "previous", "ca") &&
+	    strcmp(p11e_journal_str(&f->j, "previous", "ca"), f->ca_name) != 0) {
+		o->previous.order_id = o->previous.request_id = NULL;
+		o->previous_not_after = 0;
+	}
+	/* The overrides of [cert:] were written for the primary CA. */
+	if (f->ca_name && f->cert->fallback_ca && strcmp(f->ca_name, f->cert->fallback_ca) == 0) {
+		static const struct p11e_settings none = { NULL, 0 };
+
+		o->overrides = &none;
+	}
 }
 
 static p11e_status open_ca(struct flow *f, struct p11e_err *err)
 {
 	const char *ordered_at = p11e_journal_str(&f->j, "order", "ca");
+	bool in_flight = f->j.state >= P11E_ST_ORDER_PLACING && f->j.state <= P11E_ST_CERT_ISSUED;
 	p11e_status rc;
 
 	if (f->ca_open)
@@ -225,9 +241,13 @@ static p11e_status open_ca(struct flow *f, struct p11e_err *err)
 	if (!f->cert->ca)
 		return p11e_err_set(err, P11E_EUSAGE, "%s:%d: [cert:%s] has no ca = NAME",
 				    f->cert->file, f->cert->line, f->cert->name);
+	if (!f->ca_name)
+		f->ca_name = f->cert->ca;
+	/* An order in flight at the fallback CA is followed there. */
+	if (ordered_at && in_flight && f->cert->fallback_ca && strcmp(ordered_at, f->cert->fallback_ca) == 0)
+		f->ca_name = f->cert->fallback_ca;
 	/* An order in flight belongs to the CA it was placed with. */
-	if (ordered_at && strcmp(ordered_at, f->cert->ca) != 0 && f->j.state >= P11E_ST_ORDER_PLACING &&
-	    f->j.state <= P11E_ST_CERT_ISSUED)
+	if (ordered_at && strcmp(ordered_at, f->ca_name) != 0 && in_flight)
 		return p11e_err_set(err, P11E_EUSAGE,
 				    "[cert:%s] has order %s in progress at [ca:%s], but its "
 				    "configuration now names [ca:%s]; put ca = %s back until it "
@@ -236,7 +256,7 @@ static p11e_status open_ca(struct flow *f, struct p11e_err *err)
 				    p11e_journal_str(&f->j, "order", "order_id") ?
 					    p11e_journal_str(&f->j, "order", "order_id") : "(unknown)",
 				    ordered_at, f->cert->ca, ordered_at, f->j.path);
-	rc = p11e_ca_handle_open(f->cli->cfg, f->cert->ca, &f->ca, err);
+	rc = p11e_ca_handle_open(f->cli->cfg, f->ca_name, &f->ca, err);
 	f->ca_open = rc == P11E_OK;
 	return rc;
 }
@@ -281,7 +301,7 @@ static p11e_status record_order(struct flow *f, const struct p11e_ca_result *res
 	p11e_journal_set_num(&f->j, "order", "recorded_at", (double)time(NULL));
 	p11e_journal_error(&f->j, NULL, NULL);
 	p11e_info("[cert:%s] %s: order %s%s%s at [ca:%s]", f->cert->name, note, res->order_id,
-		  res->request_id[0] ? " / " : "", res->request_id, f->cert->ca);
+		  res->request_id[0] ? " / " : "", res->request_id, f->ca_name);
 	note_instructions(f, res, NULL);
 	return save(f, P11E_ST_ORDER_PENDING, note, err);
 }
@@ -345,7 +365,7 @@ static bool placement_allowed(struct flow *f, struct p11e_err *err)
 			     "(max_retries = %u, max_retry_time = %us), and the CA says no order holds "
 			     "its id %s; nothing more is sent in this run: the next `p11enroll enroll %s` "
 			     "(or renew) places it again with the same id",
-			     f->cert->name, f->placements, f->placements == 1 ? "" : "s", f->cert->ca,
+			     f->cert->name, f->placements, f->placements == 1 ? "" : "s", f->ca_name,
 			     max_retries, max_time, p11e_journal_str(&f->j, "order", "idempotency_id"),
 			     f->cert->name);
 		return false;
@@ -356,7 +376,7 @@ static bool placement_allowed(struct flow *f, struct p11e_err *err)
 	return true;
 }
 
-static p11e_status place(struct flow *f, struct p11e_err *err)
+static p11e_status place_at(struct flow *f, p11e_ca_outcome *outcome, struct p11e_err *err)
 {
 	struct p11e_ca_result res = { 0 };
 	unsigned char rnd[12];
@@ -370,7 +390,7 @@ static p11e_status place(struct flow *f, struct p11e_err *err)
 	/* One order intent has one idempotency id: journalled before the first
 	 * attempt and reused by every retry and every later run, until the
 	 * intent ends (issued, refused for certain: a new CSR clears it). */
-	if (kept && *kept && kept_ca && strcmp(kept_ca, f->cert->ca) == 0) {
+	if (kept && *kept && kept_ca && strcmp(kept_ca, f->ca_name) == 0) {
 		snprintf(idem, sizeof(idem), "%s", kept);
 		p11e_journal_set_str(&f->j, "order", "order_id", NULL);
 		p11e_journal_set_str(&f->j, "order", "request_id", NULL);
@@ -390,7 +410,7 @@ static p11e_status place(struct flow *f, struct p11e_err *err)
 	}
 	/* The idempotency id and time window go to disk before the CA call,
 	 * so that a crash right after it can still find the order. */
-	p11e_journal_set_str(&f->j, "order", "ca", f->cert->ca);
+	p11e_journal_set_str(&f->j, "order", "ca", f->ca_name);
 	p11e_journal_set_str(&f->j, "order", "ca_type", f->ca.ops->type);
 	p11e_journal_set_str(&f->j, "order", "idempotency_id", idem);
 	p11e_journal_set_str(&f->j, "order", "placed_as", NULL);
@@ -407,12 +427,19 @@ static p11e_status place(struct flow *f, struct p11e_err *err)
 	f->t_ca += now_s() - t;
 	if (res.placed_as[0])
 		p11e_journal_set_str(&f->j, "order", "placed_as", res.placed_as);
+	*outcome = res.outcome;
 	switch (res.outcome) {
 	case P11E_CA_ISSUED:
 	case P11E_CA_PENDING:
+		/* The primary answers again: its failure clock starts afresh. */
+		if (strcmp(f->ca_name, f->cert->ca) == 0)
+			p11e_journal_clear(&f->j, "fallback");
+		else
+			p11e_journal_set_str(&f->j, "fallback", "active", f->ca_name);
 		rc = record_order(f, &res, "order placed", err);
 		break;
 	case P11E_CA_REJECTED:
+		f->refused_outright = !res.order_id[0];
 		rc = rejected(f, &res, err);
 		break;
 	case P11E_CA_MISCONFIGURED:
@@ -436,6 +463,61 @@ static p11e_status place(struct flow *f, struct p11e_err *err)
 		break;
 	}
 	p11e_ca_result_clear(&res);
+	return rc;
+}
+
+/* When the primary CA has been unreachable for fallback_after since its
+ * first failure, or refuses the order outright (no order exists), the same
+ * CSR is ordered from fallback_ca (docs/orders.md). Only a placement
+ * counts: an order in flight is never moved. */
+static p11e_status place(struct flow *f, struct p11e_err *err)
+{
+	p11e_ca_outcome outcome = P11E_CA_UNKNOWN;
+	p11e_status rc = place_at(f, &outcome, err);
+	const char *fb = f->cert->fallback_ca;
+	double since, now = (double)time(NULL);
+	char why[2048];
+
+	if (!fb || strcmp(f->ca_name, f->cert->ca) != 0)
+		return rc;
+	if (outcome == P11E_CA_UNREACHABLE) {
+		since = p11e_journal_num(&f->j, "fallback", "primary_failing_since");
+		if (since <= 0) {
+			p11e_journal_set_num(&f->j, "fallback", "primary_failing_since", now);
+			save(f, f->j.state, "primary CA unreachable", &(struct p11e_err){ 0 });
+			since = now;
+		}
+		if (now - since < (double)f->cert->fallback_after) {
+			p11e_info("[cert:%s] [ca:%s] unreachable since %.0fs; the order goes to [ca:%s] "
+				  "once that lasts %llds (fallback_after)",
+				  f->cert->name, f->cert->ca, now - since, fb,
+				  (long long)f->cert->fallback_after);
+			return rc;
+		}
+		snprintf(why, sizeof(why), "unreachable for %.0fs (fallback_after = %llds): %s",
+			 now - since, (long long)f->cert->fallback_after, err->msg);
+	} else if (outcome == P11E_CA_REJECTED && f->refused_outright) {
+		snprintf(why, sizeof(why), "refused the order: %s", err->msg);
+	} else {
+		return rc;
+	}
+	p11e_warn("[cert:%s] [ca:%s] %s; ordering from the fallback [ca:%s]", f->cert->name,
+		  f->cert->ca, why, fb);
+	p11e_err_clear(err);
+	p11e_journal_set_str(&f->j, "fallback", "reason", why);
+	p11e_journal_error(&f->j, NULL, NULL);
+	rc = save(f, P11E_ST_CSR_READY, "falling back", err);
+	if (rc != P11E_OK)
+		return rc;
+	if (f->ca_open)
+		p11e_ca_handle_close(&f->ca);
+	f->ca_open = false;
+	f->ca_name = fb;
+	f->placements = 0;
+	rc = p11e_ca_handle_open(f->cli->cfg, fb, &f->ca, err);
+	f->ca_open = rc == P11E_OK;
+	if (rc == P11E_OK)
+		rc = place_at(f, &outcome, err);
 	return rc;
 }
 
@@ -1026,6 +1108,8 @@ static p11e_status start_renewal(struct flow *f, struct p11e_err *err)
 	p11e_journal_set_str(&f->j, "previous", "key_id", p11e_journal_str(&f->j, "key", "id"));
 	p11e_journal_clear(&f->j, "order");
 	p11e_journal_clear(&f->j, "csr");
+	/* The next renewal tries the primary CA again, with a fresh clock. */
+	p11e_journal_clear(&f->j, "fallback");
 	p11e_journal_error(&f->j, NULL, NULL);
 	if (!f->cert->rotate_key)
 		return save(f, P11E_ST_KEY_READY, "renewal with the same key", err);
