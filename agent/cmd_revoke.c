@@ -15,7 +15,8 @@
 
 #define USAGE                                                                               \
 	"usage: p11enroll revoke NAME [--reason unspecified|keyCompromise|caCompromise|"     \
-	"affiliationChanged|superseded|cessationOfOperation]"
+	"affiliationChanged|superseded|cessationOfOperation]\n"                              \
+	"       p11enroll revoke --ca CA --order ID [--reason R]"
 
 /* The subscriber's usual reason when it replaces a certificate, which is
  * what follows a revocation here (renew runs next); CERTInext refuses
@@ -30,7 +31,8 @@ p11e_status p11e_cmd_revoke(struct p11e_cli *cli, int argc, char **argv, struct 
 	struct p11e_ca_handle h = { 0 };
 	struct p11e_ca_result res = { 0 };
 	struct p11e_order_ref ref;
-	const char *name = NULL, *ca_name, *serial, *prev_serial, *sect = "order";
+	const char *name = NULL, *ca_name = NULL, *serial, *prev_serial, *sect = "order";
+	const char *order_only = NULL;
 	bool ca_open = false;
 	p11e_status rc;
 
@@ -38,7 +40,13 @@ p11e_status p11e_cmd_revoke(struct p11e_cli *cli, int argc, char **argv, struct 
 		const char *r = NULL;
 		int parsed;
 
-		if (strcmp(argv[i], "--reason") == 0 && i + 1 < argc)
+		if (strcmp(argv[i], "--ca") == 0 && i + 1 < argc) {
+			ca_name = argv[++i];
+			continue;
+		} else if (strcmp(argv[i], "--order") == 0 && i + 1 < argc) {
+			order_only = argv[++i];
+			continue;
+		} else if (strcmp(argv[i], "--reason") == 0 && i + 1 < argc)
 			r = argv[++i];
 		else if (strncmp(argv[i], "--reason=", 9) == 0)
 			r = argv[i] + 9;
@@ -52,8 +60,30 @@ p11e_status p11e_cmd_revoke(struct p11e_cli *cli, int argc, char **argv, struct 
 			return p11e_err_set(err, P11E_EUSAGE, "--reason %s: not a reason; %s", r, USAGE);
 		reason = (p11e_revoke_reason)parsed;
 	}
-	if (!name)
+	if (!name == !(ca_name && order_only) || !ca_name != !order_only)
 		return p11e_err_set(err, P11E_EUSAGE, USAGE);
+	/* An order no journal here holds (reconcile's "unused"): no journal to record in. */
+	if (!name) {
+		ref.order_id = order_only;
+		ref.request_id = "";
+		rc = p11e_cli_config(cli, err);
+		if (rc == P11E_OK)
+			rc = p11e_ca_handle_open(cli->cfg, ca_name, &h, err);
+		if (rc != P11E_OK)
+			return rc;
+		p11e_info("asking [ca:%s] to revoke order %s (reason %s)", ca_name, order_only,
+			  p11e_revoke_reason_name(reason));
+		h.ops->revoke(h.ca, &ref, reason, &res);
+		if (res.outcome != P11E_CA_OK) {
+			rc = p11e_ca_failure(&res, "the revocation was not done", err);
+			p11e_err_prefix(err, "[ca:%s] order %s", ca_name, order_only);
+		} else {
+			printf("%s: %s\n", order_only, res.message[0] ? res.message : "revoked");
+		}
+		p11e_ca_result_clear(&res);
+		p11e_ca_handle_close(&h);
+		return rc;
+	}
 	rc = p11e_cli_cert(cli, name, &cert, err);
 	if (rc != P11E_OK)
 		return rc;

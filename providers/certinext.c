@@ -1344,6 +1344,77 @@ out:
 	return outcome;
 }
 
+/* RejectOrder for a pending order: it ends in certificateStatusId 13. */
+static p11e_ca_outcome cn_cancel(struct p11e_ca *ca, const struct p11e_order_ref *ref,
+				 struct p11e_ca_result *res)
+{
+	struct cn_tracked t = { 0 };
+	struct cn_meta meta;
+	cJSON *payload = NULL, *root = NULL;
+	char context[192];
+	p11e_ca_outcome outcome;
+	cn_state state;
+	cn_call_rc rc;
+
+	memset(res, 0, sizeof(*res));
+	if (!ref || !ref->order_id || !*ref->order_id) {
+		snprintf(res->message, sizeof(res->message), "%s: no order number to cancel", ca->name);
+		return res->outcome = P11E_CA_NOT_FOUND;
+	}
+	snprintf(res->order_id, sizeof(res->order_id), "%s", ref->order_id);
+	rc = track(ca, ref->order_id, &t, &meta, res);
+	if (rc == CN_CALL_FAILED) {
+		outcome = res->outcome;
+		goto out;
+	}
+	if (rc == CN_CALL_CA_ERROR) {
+		outcome = track_error(ca, &meta, ref->order_id, res);
+		goto out;
+	}
+	state = cn_cert_state(t.status_id);
+	if (state == CN_STATE_FAILED) {
+		snprintf(res->message, sizeof(res->message), "%s: order %s has already ended (\"%s\")",
+			 ca->name, ref->order_id, t.status_text);
+		snprintf(res->status_text, sizeof(res->status_text), "%s", t.status_text);
+		outcome = res->outcome = P11E_CA_OK;
+		goto out;
+	}
+	if (state != CN_STATE_PENDING && state != CN_STATE_UNKNOWN) {
+		snprintf(res->message, sizeof(res->message),
+			 "%s: order %s is \"%s\" (certificateStatusId %s); only an order not "
+			 "issued yet can be cancelled (revoke an issued one)",
+			 ca->name, ref->order_id, t.status_text, t.status_id);
+		outcome = res->outcome = P11E_CA_REJECTED;
+		goto out;
+	}
+	payload = cn_build_reject(ref->order_id, "cancelled by p11enroll");
+	if (!payload) {
+		outcome = res->outcome = P11E_CA_UNREACHABLE;
+		goto out;
+	}
+	rc = call(ca, "RejectOrder", payload, false, &root, &meta, res);
+	if (rc == CN_CALL_FAILED) {
+		outcome = res->outcome;
+	} else if (rc == CN_CALL_CA_ERROR) {
+		snprintf(context, sizeof(context), "RejectOrder %s", ref->order_id);
+		outcome = ca_error(ca, &meta, context,
+				   cn_classify_error(meta.code, meta.message) == CN_ERR_CREDENTIALS
+					   ? P11E_CA_MISCONFIGURED
+					   : P11E_CA_REJECTED,
+				   res);
+	} else {
+		snprintf(res->message, sizeof(res->message), "%s: order %s cancelled (RejectOrder)",
+			 ca->name, ref->order_id);
+		snprintf(res->status_text, sizeof(res->status_text), "cancelled");
+		outcome = res->outcome = P11E_CA_OK;
+	}
+out:
+	cn_tracked_free(&t);
+	cJSON_Delete(root);
+	cJSON_Delete(payload);
+	return outcome;
+}
+
 /* One GetOrderReport page. */
 static cn_call_rc report_page(struct p11e_ca *ca, unsigned page, time_t since,
 			      struct cn_report *rep, struct cn_meta *meta,
@@ -1393,6 +1464,22 @@ static p11e_ca_outcome cn_list_orders(struct p11e_ca *ca, time_t since, unsigned
 					? P11E_CA_MISCONFIGURED
 					: P11E_CA_UNREACHABLE,
 				res);
+	for (size_t i = 0; i < rep.n; i++) {
+		struct p11e_order_row *r = &rep.rows[i];
+
+		switch (cn_cert_state(rep.status_ids[i])) {
+		case CN_STATE_PENDING: r->state = P11E_ROW_PENDING; break;
+		case CN_STATE_ISSUED: r->state = P11E_ROW_ISSUED; break;
+		case CN_STATE_FAILED: r->state = P11E_ROW_FAILED; break;
+		case CN_STATE_REVOKED: r->state = P11E_ROW_REVOKED; break;
+		case CN_STATE_EXPIRED: r->state = P11E_ROW_EXPIRED; break;
+		default: r->state = P11E_ROW_UNKNOWN; break;
+		}
+		/* Our tag is "p11enroll:<idempotency id>" (docs/protocol-certinext.md). */
+		for (size_t k = 0; k < rep.tags[i].n; k++)
+			if (strncmp(rep.tags[i].v[k], "p11enroll:", 10) == 0)
+				snprintf(r->tag, sizeof(r->tag), "%.120s", rep.tags[i].v[k] + 10);
+	}
 	out->rows = rep.rows;
 	out->n = rep.n;
 	out->pages = rep.pages;
@@ -1647,4 +1734,5 @@ const struct p11e_ca_ops p11e_certinext_ops = {
 	.fetch = cn_fetch,
 	.revoke = cn_revoke,
 	.list_orders = cn_list_orders,
+	.cancel = cn_cancel,
 };

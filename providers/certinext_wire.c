@@ -770,6 +770,16 @@ cJSON *cn_build_revoke(const char *order_number, const char *requestor_email,
 				    cJSON_AddStringToObject(inner, "revokeRemarks", remarks));
 }
 
+cJSON *cn_build_reject(const char *order_number, const char *remarks)
+{
+	cJSON *inner, *root = payload("orderDetails", &inner);
+
+	if (!root)
+		return NULL;
+	return finish(root, cJSON_AddStringToObject(inner, "orderNumber", order_number) &&
+				    cJSON_AddStringToObject(inner, "rejectRemarks", remarks));
+}
+
 cJSON *cn_build_report(unsigned page, unsigned page_size, time_t since)
 {
 	cJSON *inner, *root = payload("searchCriteria", &inner);

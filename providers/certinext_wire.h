@@ -166,6 +166,8 @@ void cn_idempotency_tag(const char *id, char *out, size_t size);
 cJSON *cn_build_products(const char *group_number);
 cJSON *cn_build_track(const char *order_number);
 cJSON *cn_build_get_certificate(const char *order_number, const char *requestor_email);
+/* RejectOrder: cancels an order before issuance (docs/protocol-certinext.md). */
+cJSON *cn_build_reject(const char *order_number, const char *remarks);
 cJSON *cn_build_revoke(const char *order_number, const char *requestor_email,
 		       const char *reason_id, const char *remarks);
 /* since 0: no date filter. */

@@ -1422,6 +1422,40 @@ out:
 	return rc;
 }
 
+/* The SSL Store has no cancel call of its own: a refund request on an
+ * order not issued yet cancels it (docs/protocol-sslstore.md). */
+static p11e_ca_outcome ss_cancel(struct p11e_ca *ca, const struct p11e_order_ref *ref,
+				 struct p11e_ca_result *res)
+{
+	struct ss_order_info info;
+	enum ss_errkind kind;
+	bool known = true;
+	p11e_ca_outcome rc;
+
+	p11e_ca_result_clear(res);
+	if (!ref || !ref->order_id || !*ref->order_id)
+		return p11e_ca_fail(res, P11E_CA_NOT_FOUND, "no order number to cancel");
+	rc = ss_status(ca, ref->order_id, NULL, &info, &kind, res);
+	if (rc == P11E_CA_REJECTED)
+		return refusal(ca, kind, "order status", "check the order in the SSL Store portal", res);
+	if (rc != P11E_CA_OK)
+		return rc;
+	p11e_ca_result_clear(res);
+	if (ss_status_outcome(info.major, info.minor, &known) == P11E_CA_ISSUED)
+		return p11e_ca_fail(res, P11E_CA_REJECTED,
+				    "[ca:%s] order %s is issued (%s); only an order not issued yet can be "
+				    "cancelled (revoke an issued one)",
+				    ca->name, ref->order_id, info.major);
+	rc = ss_revoke(ca, ref, P11E_REVOKE_CESSATION_OF_OPERATION, res);
+	if (rc == P11E_CA_OK) {
+		msgf(res, "The SSL Store accepted the cancellation (a refund request) of order %s; it "
+			  "shows Cancelled once SSL Store staff process it",
+		     ref->order_id);
+		snprintf(res->status_text, sizeof(res->status_text), "cancellation requested");
+	}
+	return rc;
+}
+
 /* ---- inventory, check, products --------------------------------------------- */
 
 /* One page of /rest/order/query, retried on failure as the SAME page
@@ -1505,6 +1539,24 @@ static p11e_ca_outcome ss_list_orders(struct p11e_ca *ca, time_t since, unsigned
 		snprintf(row->ordered, sizeof(row->ordered), "%s", info.purchase);
 		snprintf(row->expires, sizeof(row->expires), "%s", info.cert_end);
 		snprintf(row->serial, sizeof(row->serial), "%s", info.serial);
+		{
+			bool known = true;
+			p11e_ca_outcome o = ss_status_outcome(info.major, info.minor, &known);
+
+			if (!known)
+				row->state = P11E_ROW_UNKNOWN;
+			else if (o == P11E_CA_PENDING)
+				row->state = P11E_ROW_PENDING;
+			else if (o == P11E_CA_ISSUED)
+				row->state = info.cert_end_t && info.cert_end_t < time(NULL)
+						     ? P11E_ROW_EXPIRED : P11E_ROW_ISSUED;
+			else
+				/* cancelled after issue: refunded and revoked */
+				row->state = info.serial[0] ? P11E_ROW_REVOKED : P11E_ROW_FAILED;
+		}
+		/* CustomOrderID is "p11e-" + our idempotency id (docs/protocol-sslstore.md). */
+		if (strncmp(info.custom_order_id, "p11e-", 5) == 0)
+			snprintf(row->tag, sizeof(row->tag), "%.120s", info.custom_order_id + 5);
 	}
 	out->page = page;
 	/* the API reports no total: a full page means there may be another */
@@ -1698,4 +1750,5 @@ const struct p11e_ca_ops p11e_sslstore_ops = {
 	.fetch = ss_fetch,
 	.revoke = ss_revoke,
 	.list_orders = ss_list_orders,
+	.cancel = ss_cancel,
 };

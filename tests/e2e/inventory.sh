@@ -1,0 +1,186 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# The CA's inventory against the journals: `reconcile`, and the `cancel`
+# and `revoke --ca --order` it offers (p11enroll(1), docs/orders.md).
+# Each case takes the CA kind: certinext or sslstore.
+. "$P11E_SRCDIR/tests/lib.sh"
+
+PIN=918273
+
+cert_section() {
+	echo "[cert:$1]"
+	echo "ca = sim"
+	echo "key = pkcs11:token=edge;object=$1?module-path=$SOFTHSM_MODULE&pin-source=file:$WORK/pin"
+	echo "key_type = ec-p256"
+	echo "dns = $1.example.com"
+	echo "cert_file = $WORK/tls/$1.pem"
+	echo "rotate_key = yes"
+	echo
+}
+
+# setup KIND [SCENARIO] — token, simulator, [cert:web], [cert:api], [cert:spare]
+setup() {
+	KIND=$1
+	t_token_and_sim "$KIND" "$PIN" "${2:-}"
+	{
+		echo "[agent]"
+		echo "state_dir = $WORK/state"
+		echo "wait = 60s"
+		echo
+		t_ca_section "$KIND"
+		cert_section web
+		cert_section api
+		cert_section spare
+	} >"$WORK/p.conf"
+}
+
+p11e() { "$P11ENROLL" -c "$WORK/p.conf" "$@"; }
+
+# sim_force ORDER-ID STATE — pending|revoked|expired at the simulator.
+sim_force() {
+	local body
+	case "$KIND:$2" in
+	certinext:revoked) body='{"certificateStatusId": "22"}' ;;
+	certinext:expired) body='{"certificateStatusId": "12"}' ;;
+	sslstore:revoked) body='{"MajorStatus": "Cancelled"}' ;;
+	sslstore:expired) body='{"MajorStatus": "Active", "expiry_in_days": -1}' ;;
+	esac
+	curl -s --cacert "$SIM_ROOT" -X POST -H 'Content-Type: application/json' -d "$body" \
+		"$SIM_BASE/_sim/order/$1" >/dev/null || t_fail "cannot force order $1"
+}
+
+json_get() { "$PYTHON" -c "import json,sys; d=json.load(open('$WORK/out')); print($1)"; }
+
+cls_of() { json_get "[o['class'] for o in d['orders'] if o['order_id']=='$1'][0]"; }
+action_of() { json_get "[o['action'] for o in d['orders'] if o['order_id']=='$1'][0]"; }
+
+# Installed, in progress, unused (its journal lost), pending with no
+# journal; the offered cancel and revoke then clear the attention.
+case_inventory() {
+	setup "$KIND_ARG"
+	t_expect 0 p11e enroll web
+	t_expect 0 p11e enroll spare
+	local web_order spare_order api_order
+	web_order=$(t_journal 'j["order"]["order_id"]' web)
+	spare_order=$(t_journal 'j["order"]["order_id"]' spare)
+	rm "$WORK/state/spare.json"
+	t_sim_scenario '{"pending_polls": 1000}'
+	t_expect 3 p11e enroll api --wait 0s
+	api_order=$(t_journal 'j["order"]["order_id"]' api)
+	t_expect 1 p11e reconcile --json
+	[ "$(cls_of "$web_order")" = installed ] || t_fail "web: $(cls_of "$web_order")"
+	[ "$(cls_of "$api_order")" = in-progress ] || t_fail "api: $(cls_of "$api_order")"
+	[ "$(cls_of "$spare_order")" = unused ] || t_fail "spare: $(cls_of "$spare_order")"
+	action_of "$spare_order" | grep -qF "p11enroll revoke --ca sim --order $spare_order" ||
+		t_fail "no revoke offered: $(action_of "$spare_order")"
+	[ "$(json_get 'd["ok"]')" = False ] || t_fail "ok is not false"
+	rm "$WORK/state/api.json"
+	t_expect 1 p11e reconcile --full --prometheus "$WORK/r.prom"
+	t_contains "$WORK/out" "orphan-pending"
+	t_contains "$WORK/out" "p11enroll cancel --ca sim --order $api_order"
+	t_contains "$WORK/out" "ATTENTION"
+	t_contains "$WORK/err" "need attention"
+	t_contains "$WORK/r.prom" 'p11enroll_reconcile_orders{ca="sim",class="unused"} 1'
+	t_contains "$WORK/r.prom" 'p11enroll_reconcile_orders{ca="sim",class="orphan-pending"} 1'
+	t_contains "$WORK/r.prom" 'p11enroll_reconcile_orders{ca="sim",class="installed"} 1'
+	t_expect 0 p11e cancel --ca sim --order "$api_order"
+	t_expect 0 p11e revoke --ca sim --order "$spare_order"
+	t_expect 0 p11e reconcile --full --json
+	[ "$(cls_of "$api_order")" = ended ] || t_fail "api after cancel: $(cls_of "$api_order")"
+	[ "$(cls_of "$spare_order")" = ended ] || t_fail "spare after revoke: $(cls_of "$spare_order")"
+}
+
+# An order of a certificate no longer configured is found by its tag alone.
+case_tag_only() {
+	setup "$KIND_ARG" "$([ "$KIND_ARG" = certinext ] && echo '{"report_tags": true}')"
+	t_expect 0 p11e enroll spare
+	local spare_order
+	spare_order=$(t_journal 'j["order"]["order_id"]' spare)
+	sed -i '/^\[cert:spare\]/,/^$/d' "$WORK/p.conf"
+	t_expect 1 p11e reconcile --json
+	[ "$(cls_of "$spare_order")" = unused ] || t_fail "spare: $(cls_of "$spare_order")"
+	[ "$(json_get "[o['placed_by_p11enroll'] for o in d['orders'] if o['order_id']=='$spare_order'][0]")" = True ] ||
+		t_fail "the tag was not read"
+}
+
+# Revoked (and expired) at the CA while installed here.
+case_revoked_installed() {
+	setup "$KIND_ARG"
+	t_expect 0 p11e enroll web
+	local web_order
+	web_order=$(t_journal 'j["order"]["order_id"]' web)
+	t_expect 0 p11e reconcile
+	t_contains "$WORK/out" "1 installed"
+	sim_force "$web_order" revoked
+	t_expect 1 p11e reconcile --json
+	[ "$(cls_of "$web_order")" = revoked-installed ] || t_fail "web: $(cls_of "$web_order")"
+	action_of "$web_order" | grep -qF "p11enroll renew --force web" || t_fail "no renew offered"
+	t_expect 0 p11e renew --force web
+	t_expect 0 p11e reconcile --full --json
+	[ "$(cls_of "$web_order")" = ended ] || t_fail "old web order: $(cls_of "$web_order")"
+	[ "$(json_get 'd["counts"]["installed"]')" = 1 ] || t_fail "the renewed order is not installed"
+}
+
+# Expired orders are skipped unless --include-expired (CERTInext status 12).
+case_expired() {
+	setup certinext
+	t_expect 0 p11e enroll web
+	local web_order
+	web_order=$(t_journal 'j["order"]["order_id"]' web)
+	sim_force "$web_order" expired
+	t_expect 0 p11e reconcile --full --json
+	[ "$(json_get 'len(d["orders"])')" = 0 ] || t_fail "an expired order was listed"
+	t_expect 1 p11e reconcile --full --include-expired --json
+	[ "$(cls_of "$web_order")" = expired-installed ] || t_fail "web: $(cls_of "$web_order")"
+}
+
+# Incremental from the last reconcile (state_dir), or everything with --full.
+case_incremental() {
+	setup certinext
+	t_expect 0 p11e enroll web
+	t_expect 0 p11e reconcile
+	[ -s "$WORK/state/reconcile-sim.json" ] || t_fail "no reconcile state"
+	[ "$(t_sim_stat '"orderDateFrom" in s["last_request"]["GetOrderReport"]["searchCriteria"]')" = False ] ||
+		t_fail "the first reconcile was not full"
+	t_expect 0 p11e reconcile
+	[ "$(t_sim_stat 's["last_request"]["GetOrderReport"]["searchCriteria"]["orderDateFrom"]')" = \
+		"$(date -u -d yesterday +%Y-%m-%d)" ] || t_fail "the second reconcile did not start from the last one less a day"
+	t_expect 0 p11e reconcile --full
+	[ "$(t_sim_stat '"orderDateFrom" in s["last_request"]["GetOrderReport"]["searchCriteria"]')" = False ] ||
+		t_fail "--full sent a start date"
+	t_expect 0 p11e reconcile --since 2026-01-02
+	[ "$(t_sim_stat 's["last_request"]["GetOrderReport"]["searchCriteria"]["orderDateFrom"]')" = 2026-01-02 ] ||
+		t_fail "--since was not sent"
+	t_expect 2 p11e reconcile --since yesterday
+	t_expect 2 p11e reconcile nosuchca
+	t_contains "$WORK/err" "no [ca:nosuchca]"
+}
+
+# cancel NAME: the journal's pending order is withdrawn at the CA; the next
+# enroll orders again with a new key. An issued order cannot be cancelled.
+case_cancel() {
+	setup "$KIND_ARG" '{"pending_polls": 1000}'
+	t_expect 3 p11e enroll web --wait 0s
+	local order key
+	order=$(t_journal 'j["order"]["order_id"]' web)
+	key=$(t_journal 'j["key"]["id"]' web)
+	t_expect 1 p11e cancel api
+	t_contains "$WORK/err" "no pending order to cancel"
+	t_expect 0 p11e cancel web
+	t_contains "$WORK/out" "$order"
+	[ "$(t_journal 'j["state"]' web)" = rejected ] || t_fail "state $(t_journal 'j["state"]' web)"
+	if [ "$KIND_ARG" = certinext ]; then
+		[ "$(t_sim_stat "[o['status'] for o in s['orders'] if o['orderNumber']=='$order'][0]")" = 13 ] ||
+			t_fail "the sim did not cancel order $order"
+	fi
+	t_sim_scenario '{"pending_polls": 0}'
+	t_expect 0 p11e enroll web
+	[ "$(t_journal 'j["order"]["order_id"]' web)" != "$order" ] || t_fail "the cancelled order was followed"
+	[ "$(t_journal 'j["key"]["id"]' web)" != "$key" ] || t_fail "the key of the cancelled order was reused"
+	t_expect 4 p11e cancel --ca sim --order "$(t_journal 'j["order"]["order_id"]' web)"
+	t_contains "$WORK/err" "revoke"
+	t_expect 2 p11e cancel web --ca sim
+}
+
+KIND_ARG=${2:-certinext}
+t_run "$1"
