@@ -115,6 +115,7 @@ static const struct member members[] = {
 	{ "revocation", "message", STR },
 	{ "fallback", "primary_failing_since", NUM }, { "fallback", "reason", STR },
 	{ "fallback", "active", STR },
+	{ "revocation", "refund", STR }, { "revocation", "refund_status", STR },
 };
 
 /* What a state cannot go on without: the next step reads it. */

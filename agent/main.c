@@ -81,7 +81,7 @@ static const struct p11e_command commands[] = {
 	  "in progress without a certificate, expired or expiring, revoked).\n"
 	  "Exit: 0 all healthy, 1 a certificate needs attention, 2 configuration.",
 	  p11e_cmd_status },
-	{ "revoke", "NAME [--reason R] | --ca CA --order ID [--reason R]",
+	{ "revoke", "NAME [--reason R] [--no-refund | --refund-status] | --ca CA --order ID [--reason R]",
 	  "Asks the CA that issued the installed certificate of [cert:NAME] to revoke it,\n"
 	  "and records the outcome in the journal (section revocation); `renew` then\n"
 	  "replaces the certificate at once. R: unspecified, keyCompromise, caCompromise,\n"
@@ -89,7 +89,9 @@ static const struct p11e_command commands[] = {
 	  "refuses unspecified and caCompromise. The SSL Store has no revocation call: a\n"
 	  "refund request is filed, and its staff cancel and revoke. Repeating it is\n"
 	  "harmless (already revoked is success). --ca CA --order ID revokes an order no\n"
-	  "journal here holds (reconcile's \"unused\").\n"
+	  "journal here holds (reconcile's \"unused\"). The SSL Store: --no-refund revokes\n"
+	  "at once and keeps the order paid (certificaterevokerequest); --refund-status\n"
+	  "asks where the refund of an earlier revoke or cancel stands (refundstatus).\n"
 	  "Exit: 0 revoked (or already), 1 failure or nothing to revoke, 2 configuration\n"
 	  "or a reason the CA cannot take, 4 refused by the CA.",
 	  p11e_cmd_revoke },
@@ -141,7 +143,7 @@ static const struct {
 	{ "csr", { "-o=", "--output=" } },
 	{ "orders", { "--since=" } },
 	{ "status", { "--json", "--prometheus=" } },
-	{ "revoke", { "--reason=", "--ca=", "--order=" } },
+	{ "revoke", { "--reason=", "--ca=", "--order=", "--no-refund", "--refund-status" } },
 	{ "reconcile", { "--json", "--since=", "--full", "--include-expired", "--prometheus=" } },
 	{ "cancel", { "--ca=", "--order=" } },
 	{ "agent", { "--interval-min=", "--wait=" } },

@@ -187,6 +187,15 @@ struct p11e_ca_ops {
 	/* Already revoked counts as success (P11E_CA_OK, said in message). */
 	p11e_ca_outcome (*revoke)(struct p11e_ca *ca, const struct p11e_order_ref *ref,
 				  p11e_revoke_reason reason, struct p11e_ca_result *res);
+	/* Revokes without asking for money back: the order stays paid. NULL
+	 * when the CA's `revoke` never asks for a refund (it is used instead). */
+	p11e_ca_outcome (*revoke_no_refund)(struct p11e_ca *ca, const struct p11e_order_ref *ref,
+					    p11e_revoke_reason reason, struct p11e_ca_result *res);
+	/* Where a refund asked for by `revoke` or `cancel` stands: P11E_CA_OK
+	 * with status_text ("requested", "approved") and message; NOT_FOUND
+	 * when none was asked for. NULL when the CA has no refunds. */
+	p11e_ca_outcome (*refund_status)(struct p11e_ca *ca, const struct p11e_order_ref *ref,
+					 struct p11e_ca_result *res);
 	/* Cancels an order that is not issued yet (P11E_CA_OK; already cancelled
 	 * counts as success); an issued one is REJECTED (revoke it instead).
 	 * NULL when the CA has no such call. */

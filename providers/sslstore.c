@@ -507,6 +507,9 @@ static const struct ss_call CALL_REISSUE = { "/rest/order/reissue", "reissue", t
 static const struct ss_call CALL_APPROVERS = { "/rest/order/approverlist", "approver list", false };
 static const struct ss_call CALL_QUERY = { "/rest/order/query", "order query", false };
 static const struct ss_call CALL_REFUND = { "/rest/order/refundrequest", "refund request", false };
+static const struct ss_call CALL_REFUND_STATUS = { "/rest/order/refundstatus", "refund status", false };
+static const struct ss_call CALL_REVOKE = { "/rest/order/certificaterevokerequest",
+					    "revocation without refund", false };
 static const struct ss_call CALL_ORGS = { "/rest/digicert/organizationlist",
 					  "DigiCert organisation list", false };
 static const struct ss_call CALL_VALIDATE = { "/rest/health/validate", "credential check", false };
@@ -1422,6 +1425,88 @@ out:
 	return rc;
 }
 
+/* certificaterevokerequest: the certificate is revoked, the order stays
+ * paid (no refund). Read first, so that it can be repeated. */
+static p11e_ca_outcome ss_revoke_no_refund(struct p11e_ca *ca, const struct p11e_order_ref *ref,
+					   p11e_revoke_reason reason, struct p11e_ca_result *res)
+{
+	struct ss_order_info info;
+	struct ss_auth auth;
+	char replay[32];
+	enum ss_errkind kind;
+	cJSON *json = NULL;
+	p11e_ca_outcome rc;
+
+	p11e_ca_result_clear(res);
+	if (!ref || !ref->order_id || !*ref->order_id)
+		return p11e_ca_fail(res, P11E_CA_NOT_FOUND, "no order number to revoke");
+	rc = ss_status(ca, ref->order_id, NULL, &info, &kind, res);
+	if (rc == P11E_CA_REJECTED)
+		return refusal(ca, kind, "order status", "check the order in the SSL Store portal", res);
+	if (rc != P11E_CA_OK)
+		return rc;
+	p11e_ca_result_clear(res);
+	if (strcasecmp(info.major, "Cancelled") == 0 || strcasecmp(info.major, "Canceled") == 0) {
+		set_ids(res, &info);
+		msgf(res, "order %s is already %s%s%s; nothing was sent", ref->order_id, info.major,
+		     info.minor[0] ? "/" : "", info.minor);
+		snprintf(res->status_text, sizeof(res->status_text), "revoked");
+		return res->outcome = P11E_CA_OK;
+	}
+	new_auth(ca, &auth, replay, sizeof(replay));
+	rc = ss_post(ca, &CALL_REVOKE, ss_req_revoke(&auth, ref->order_id, info.serial), replay, &json,
+		     &kind, res);
+	if (rc == P11E_CA_OK) {
+		set_ids(res, &info);
+		snprintf(res->status_text, sizeof(res->status_text), "revoked");
+		msgf(res, "The SSL Store revoked the certificate of order %s (serial %s, reason %s) "
+			  "without a refund: the order stays paid",
+		     ref->order_id, info.serial[0] ? info.serial : "?", p11e_revoke_reason_name(reason));
+		res->outcome = P11E_CA_OK;
+	} else if (rc == P11E_CA_REJECTED) {
+		rc = refusal(ca, kind, "revocation without refund", NULL, res);
+	}
+	cJSON_Delete(json);
+	return rc;
+}
+
+/* refundstatus: where a refund request stands. */
+static p11e_ca_outcome ss_refund_status(struct p11e_ca *ca, const struct p11e_order_ref *ref,
+					struct p11e_ca_result *res)
+{
+	struct ss_order_info info;
+	struct ss_auth auth;
+	char replay[32];
+	enum ss_errkind kind;
+	cJSON *json = NULL;
+	p11e_ca_outcome rc;
+
+	p11e_ca_result_clear(res);
+	if (!ref || !ref->order_id || !*ref->order_id)
+		return p11e_ca_fail(res, P11E_CA_NOT_FOUND, "no order number");
+	new_auth(ca, &auth, replay, sizeof(replay));
+	rc = ss_post(ca, &CALL_REFUND_STATUS, ss_req_order(&auth, ref->order_id, NULL), replay, &json,
+		     &kind, res);
+	if (rc == P11E_CA_OK) {
+		ss_parse_order(json, &info);
+		set_ids(res, &info);
+		snprintf(res->status_text, sizeof(res->status_text), "%s",
+			 info.refund_approved ? "approved" : "requested");
+		msgf(res, "refund request %s for order %s is %s (order %s%s%s)",
+		     info.refund_id[0] ? info.refund_id : "?", ref->order_id,
+		     info.refund_approved ? "approved" : "not approved yet", info.major,
+		     info.minor[0] ? "/" : "", info.minor);
+		res->outcome = P11E_CA_OK;
+	} else if (rc == P11E_CA_REJECTED && kind != SS_ERR_AUTH &&
+		   strcasestr(res->message, "no refund")) {
+		rc = p11e_ca_fail(res, P11E_CA_NOT_FOUND, "no refund was asked for order %s", ref->order_id);
+	} else if (rc == P11E_CA_REJECTED) {
+		rc = refusal(ca, kind, "refund status", NULL, res);
+	}
+	cJSON_Delete(json);
+	return rc;
+}
+
 /* The SSL Store has no cancel call of its own: a refund request on an
  * order not issued yet cancels it (docs/protocol-sslstore.md). */
 static p11e_ca_outcome ss_cancel(struct p11e_ca *ca, const struct p11e_order_ref *ref,
@@ -1751,4 +1836,6 @@ const struct p11e_ca_ops p11e_sslstore_ops = {
 	.revoke = ss_revoke,
 	.list_orders = ss_list_orders,
 	.cancel = ss_cancel,
+	.revoke_no_refund = ss_revoke_no_refund,
+	.refund_status = ss_refund_status,
 };

@@ -490,6 +490,17 @@ cJSON *ss_req_order(const struct ss_auth *auth, const char *order_id, const char
 	return o;
 }
 
+cJSON *ss_req_revoke(const struct ss_auth *auth, const char *order_id, const char *serial)
+{
+	cJSON *o = ss_req_order(auth, order_id, NULL);
+
+	if (o && !(add_str(o, "SerialNumber", serial ? serial : "") && cJSON_AddFalseToObject(o, "ResendEmail"))) {
+		cJSON_Delete(o);
+		o = NULL;
+	}
+	return o;
+}
+
 cJSON *ss_req_refund(const struct ss_auth *auth, const char *order_id, const char *reason)
 {
 	cJSON *o = ss_req_order(auth, order_id, NULL);

@@ -182,5 +182,48 @@ case_cancel() {
 	t_expect 2 p11e cancel web --ca sim
 }
 
+# The SSL Store: revoke --no-refund (certificaterevokerequest) keeps the
+# order paid; --refund-status reads refundstatus after a refund request.
+case_no_refund() {
+	setup sslstore '{"cancelled_after_refund": -1}'
+	t_expect 0 p11e enroll web
+	t_expect 0 p11e enroll api
+	local web_order
+	web_order=$(t_journal 'j["order"]["order_id"]' web)
+	t_expect 0 p11e revoke web --no-refund
+	t_contains "$WORK/out" "without a refund"
+	[ "$(t_sim_stat "[(o['MajorStatus'], o['MinorStatus']) for o in s['orders'] if o['TheSSLStoreOrderID']=='$web_order'][0]")" = \
+		"('Cancelled', 'REVOKED')" ] || t_fail "the sim did not revoke order $web_order"
+	[ "$(t_sim_stat 's["calls"].get("/rest/order/refundrequest", 0)')" = 0 ] || t_fail "a refund was asked for"
+	[ "$(t_journal 'j["revocation"]["refund"]' web)" = no ] || t_fail "journal does not say no refund"
+	t_expect 0 p11e revoke web --no-refund
+	t_contains "$WORK/out" "already"
+	[ "$(t_sim_stat 's["calls"]["/rest/order/certificaterevokerequest"]')" = 1 ] || t_fail "a second revocation was sent"
+	t_expect 1 p11e revoke web --refund-status
+	t_contains "$WORK/err" "no refund was asked for"
+	t_expect 0 p11e revoke api
+	t_contains "$WORK/out" "refund request"
+	t_expect 0 p11e revoke api --refund-status
+	t_contains "$WORK/out" "not approved yet"
+	[ "$(t_journal 'j["revocation"]["refund_status"]' api)" = requested ] || t_fail "refund status not journalled"
+	curl -s --cacert "$SIM_ROOT" -X POST -H 'Content-Type: application/json' -d '{"isRefundApproved": true}' \
+		"$SIM_BASE/_sim/order/$(t_journal 'j["order"]["order_id"]' api)" >/dev/null
+	t_expect 0 p11e revoke api --refund-status
+	t_contains "$WORK/out" "approved"
+	t_not_contains "$WORK/out" "not approved"
+	t_expect 2 p11e revoke api --no-refund --refund-status
+}
+
+# CERTInext refunds nothing on revocation: --no-refund is its plain revoke,
+# --refund-status is a configuration error.
+case_no_refund_certinext() {
+	setup certinext
+	t_expect 0 p11e enroll web
+	t_expect 2 p11e revoke web --refund-status
+	t_contains "$WORK/err" "refunds nothing on revocation"
+	t_expect 0 p11e revoke web --no-refund
+	[ "$(t_sim_stat 's["calls"]["RevokeOrder"]')" = 1 ] || t_fail "RevokeOrder was not called"
+}
+
 KIND_ARG=${2:-certinext}
 t_run "$1"
