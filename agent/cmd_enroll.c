@@ -10,6 +10,7 @@ p11e_status p11e_cmd_enroll(struct p11e_cli *cli, int argc, char **argv, struct 
 	struct p11e_enroll_opts opts = { .wait = -1, .lock_wait = 10 };
 	const struct p11e_cert_conf *cert;
 	const char *name = NULL;
+	bool dry_run = false;
 	p11e_status rc;
 
 	for (int i = 1; i < argc; i++) {
@@ -18,6 +19,8 @@ p11e_status p11e_cmd_enroll(struct p11e_cli *cli, int argc, char **argv, struct 
 			if (opts.wait < 0)
 				return p11e_err_set(err, P11E_EUSAGE,
 						    "--wait %s: not a duration (e.g. 90s, 10m)", argv[i]);
+		} else if (strcmp(argv[i], "--dry-run") == 0) {
+			dry_run = true;
 		} else if (argv[i][0] != '-' && !name) {
 			name = argv[i];
 		} else {
@@ -29,5 +32,7 @@ p11e_status p11e_cmd_enroll(struct p11e_cli *cli, int argc, char **argv, struct 
 	rc = p11e_cli_cert(cli, name, &cert, err);
 	if (rc != P11E_OK)
 		return rc;
+	if (dry_run)
+		return p11e_enroll_dry_run(cli, cert, err);
 	return p11e_enroll(cli, cert, &opts, err);
 }

@@ -18,7 +18,7 @@
 #include "stop.h"
 
 static const struct p11e_command commands[] = {
-	{ "enroll", "NAME [--wait DUR]",
+	{ "enroll", "NAME [--wait DUR] [--dry-run]",
 	  "Gets [cert:NAME] its certificate: the key (made in the token if there is none,\n"
 	  "reused otherwise), a CSR, an order at the CA, a wait of up to DUR (default: the\n"
 	  "configured wait) for issuance, then verification and installation. An\n"
@@ -26,7 +26,10 @@ static const struct p11e_command commands[] = {
 	  "submitted CSR, no second order while one is pending or its placement is unknown.\n"
 	  "Exit: 0 installed (or already), 2 configuration, 3 still pending (run again\n"
 	  "later), 4 refused by the CA, 5 token, 1 anything else, 143/130 stopped by\n"
-	  "SIGTERM/SIGINT within 2 s (the next run resumes from the journal).",
+	  "SIGTERM/SIGINT within 2 s (the next run resumes from the journal).\n"
+	  "--dry-run has the CA check the order it would place (The SSL Store:\n"
+	  "/order/validate) with the CSR of a throwaway software key: no token, no\n"
+	  "journal, no order, nothing charged; exit 0 accepted, 4 refused, 2 configuration.",
 	  p11e_cmd_enroll },
 	{ "renew", "[NAME… | --all] [--force] [--dry-run] [--wait DUR]",
 	  "Renews the named certificates (or all) that are inside their renewal window\n"
@@ -138,7 +141,7 @@ static const struct {
 	const char *command;
 	const char *options[6];
 } command_options[] = {
-	{ "enroll", { "--wait=" } },
+	{ "enroll", { "--wait=", "--dry-run" } },
 	{ "renew", { "--all", "--force", "--dry-run", "--wait=" } },
 	{ "csr", { "-o=", "--output=" } },
 	{ "orders", { "--since=" } },

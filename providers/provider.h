@@ -187,6 +187,12 @@ struct p11e_ca_ops {
 	/* Already revoked counts as success (P11E_CA_OK, said in message). */
 	p11e_ca_outcome (*revoke)(struct p11e_ca *ca, const struct p11e_order_ref *ref,
 				  p11e_revoke_reason reason, struct p11e_ca_result *res);
+	/* Has the CA check an order (as place would send it) without placing
+	 * it: nothing is charged. OK when it accepts the parameters, else
+	 * REJECTED/MISCONFIGURED with the CA's words. NULL when the CA has no
+	 * such call. */
+	p11e_ca_outcome (*dry_run)(struct p11e_ca *ca, const struct p11e_order *order,
+				   struct p11e_ca_result *res);
 	/* Revokes without asking for money back: the order stays paid. NULL
 	 * when the CA's `revoke` never asks for a refund (it is used instead). */
 	p11e_ca_outcome (*revoke_no_refund)(struct p11e_ca *ca, const struct p11e_order_ref *ref,

@@ -507,6 +507,8 @@ static const struct ss_call CALL_REISSUE = { "/rest/order/reissue", "reissue", t
 static const struct ss_call CALL_APPROVERS = { "/rest/order/approverlist", "approver list", false };
 static const struct ss_call CALL_QUERY = { "/rest/order/query", "order query", false };
 static const struct ss_call CALL_REFUND = { "/rest/order/refundrequest", "refund request", false };
+static const struct ss_call CALL_DRY_RUN = { "/rest/order/validate", "order validation (dry run)",
+					     false };
 static const struct ss_call CALL_REFUND_STATUS = { "/rest/order/refundstatus", "refund status", false };
 static const struct ss_call CALL_REVOKE = { "/rest/order/certificaterevokerequest",
 					    "revocation without refund", false };
@@ -1425,6 +1427,43 @@ out:
 	return rc;
 }
 
+/* /order/validate: the new order's body, checked by the CA, nothing placed
+ * or charged (the approver and organisation checks run first, as for place). */
+static p11e_ca_outcome ss_dry_run(struct p11e_ca *ca, const struct p11e_order *order,
+				  struct p11e_ca_result *res)
+{
+	struct ss_order_ctx c;
+	struct ss_auth auth;
+	enum ss_errkind kind;
+	char replay[32];
+	cJSON *json = NULL;
+	p11e_ca_outcome rc;
+
+	p11e_ca_result_clear(res);
+	memset(&c, 0, sizeof(c));
+	rc = resolve(ca, order, &c, res);
+	if (rc == P11E_CA_OK)
+		rc = check_approvers(ca, order, &c, res);
+	if (rc == P11E_CA_OK)
+		rc = check_org(ca, &c, res);
+	if (rc != P11E_CA_OK)
+		goto out;
+	new_auth(ca, &auth, replay, sizeof(replay));
+	rc = ss_post(ca, &CALL_DRY_RUN, ss_req_neworder(&auth, &c.p), replay, &json, &kind, res);
+	if (rc == P11E_CA_OK) {
+		msgf(res, "The SSL Store accepts the order: product %s (%s), %d months, %s",
+		     c.product, ss_family_name(c.p.family), c.p.months, c.p.domain_name);
+		res->outcome = P11E_CA_OK;
+	} else if (rc == P11E_CA_REJECTED) {
+		rc = refusal(ca, kind, "order validation (dry run)",
+			     "fix the configuration before an order is placed", res);
+	}
+out:
+	cJSON_Delete(json);
+	ctx_free(&c);
+	return rc;
+}
+
 /* certificaterevokerequest: the certificate is revoked, the order stays
  * paid (no refund). Read first, so that it can be repeated. */
 static p11e_ca_outcome ss_revoke_no_refund(struct p11e_ca *ca, const struct p11e_order_ref *ref,
@@ -1837,5 +1876,6 @@ const struct p11e_ca_ops p11e_sslstore_ops = {
 	.list_orders = ss_list_orders,
 	.cancel = ss_cancel,
 	.revoke_no_refund = ss_revoke_no_refund,
+	.dry_run = ss_dry_run,
 	.refund_status = ss_refund_status,
 };

@@ -225,5 +225,26 @@ case_no_refund_certinext() {
 	[ "$(t_sim_stat 's["calls"]["RevokeOrder"]')" = 1 ] || t_fail "RevokeOrder was not called"
 }
 
+# enroll --dry-run: the CA checks the order (The SSL Store /order/validate);
+# no key, no journal, no order. CERTInext has no such call and says so.
+case_dry_run() {
+	setup "$KIND_ARG"
+	t_expect 0 p11e enroll web --dry-run
+	[ ! -e "$WORK/state/web.json" ] || t_fail "a journal was written"
+	[ -z "$(t_token_objects edge)" ] || t_fail "the token was changed: $(t_token_objects edge)"
+	[ "$(t_sim_stat 's["orders_placed"]')" = 0 ] || t_fail "an order was placed"
+	if [ "$KIND_ARG" = certinext ]; then
+		t_contains "$WORK/out" "has no dry-run call"
+		return 0
+	fi
+	t_contains "$WORK/out" "The SSL Store accepts the order"
+	[ "$(t_sim_stat 's["calls"]["/rest/order/validate"]')" = 1 ] || t_fail "validate was not called"
+	t_sim_scenario '{"validity_months": [24]}'
+	t_expect 4 p11e enroll web --dry-run
+	t_contains "$WORK/err" "Invalid ValidityPeriod"
+	t_contains "$WORK/err" "dry run"
+	[ "$(t_sim_stat 's["orders_placed"]')" = 0 ] || t_fail "an order was placed"
+}
+
 KIND_ARG=${2:-certinext}
 t_run "$1"
