@@ -246,5 +246,34 @@ case_dry_run() {
 	[ "$(t_sim_stat 's["orders_placed"]')" = 0 ] || t_fail "an order was placed"
 }
 
+# CERTInext DCV done by the operator: an HTTP file (method 2) or an e-mail
+# to an approver (method 3), chosen per certificate; the instructions are
+# shown as for DNS, VerifyDcv asks the CA to check.
+dcv_case() {
+	setup certinext '{"dcv_required": true}'
+	sed -i "/^\[cert:web\]/,/^\$/ s|^ca = sim\$|ca = sim\ndcv_method = $1${2:+\ndcv_email = $2}|" "$WORK/p.conf"
+	t_expect 0 p11e enroll web --wait 60s
+	[ "$(t_journal 'j["state"]' web)" = monitoring ] || t_fail "state $(t_journal 'j["state"]' web)"
+}
+case_dcv_http() {
+	dcv_case http
+	t_contains "$WORK/err" "FILE http://web.example.com/.well-known/pki-validation/"
+	[ "$(t_sim_stat 's["last_request"]["VerifyDcv"]["dcvDetails"]["dcvMethod"]')" = 2 ] || t_fail "VerifyDcv was not method 2"
+	[ "$(t_sim_stat 's["last_request"]["GetDcv"]["dcvDetails"]["dcvMethod"]')" = 2 ] || t_fail "GetDcv was not method 2"
+}
+case_dcv_email() {
+	dcv_case email hostmaster@web.example.com
+	t_contains "$WORK/err" "EMAIL hostmaster@web.example.com"
+	[ "$(t_sim_stat 's["last_request"]["VerifyDcv"]["dcvDetails"]["dcvEmail"]')" = hostmaster@web.example.com ] ||
+		t_fail "VerifyDcv did not name the approver"
+	[ "$(t_sim_stat 's["calls"]["VerifyDcv"]')" = 1 ] || t_fail "the approval e-mail was asked for more than once"
+}
+case_dcv_config() {
+	setup certinext
+	sed -i "/^\[cert:web\]/,/^\$/ s|^ca = sim\$|ca = sim\ndcv_method = carrier-pigeon|" "$WORK/p.conf"
+	t_expect 2 p11e status
+	t_contains "$WORK/err" "dcv_method = carrier-pigeon: write dns, http or email"
+}
+
 KIND_ARG=${2:-certinext}
 t_run "$1"
