@@ -43,7 +43,7 @@
 #define SS_ORDER_KEYS                                                                     \
 	"validity", "approver_email", SS_CONTACT_KEYS("admin_"), SS_CONTACT_KEYS("tech_"), \
 		SS_ORG_KEYS, "server_count", "web_server_type", "signature_hash_algorithm",   \
-		"file_auth_dcv", "cname_auth_dcv"
+		"file_auth_dcv", "cname_auth_dcv", "https_file_auth_dcv"
 
 static const char *const ss_ca_keys[] = {
 	"api_url", "partner_code", "auth_token_file", "default_product", "renewal_window",
@@ -65,6 +65,7 @@ struct p11e_ca {
 	long renewal_window;
 	unsigned page_size;
 	unsigned poll_interval;
+	bool https_hint;        /* this poll's order validates by HTTPS file */
 };
 
 /* ---- small helpers ---------------------------------------------------------- */
@@ -172,7 +173,8 @@ static void check_value(const struct p11e_setting *s, char *why, size_t size)
 	} else if (strcmp(k, "page_size") == 0) {
 		if (!all_digits(v) || strlen(v) > 4 || atoi(v) < 1 || atoi(v) > 100)
 			snprintf(why, size, "is not a page size between 1 and 100");
-	} else if (strcmp(k, "file_auth_dcv") == 0 || strcmp(k, "cname_auth_dcv") == 0) {
+	} else if (strcmp(k, "file_auth_dcv") == 0 || strcmp(k, "cname_auth_dcv") == 0 ||
+		   strcmp(k, "https_file_auth_dcv") == 0) {
 		if (p11e_parse_bool(v) < 0)
 			snprintf(why, size, "is not yes or no");
 	} else if (strcmp(k, "signature_hash_algorithm") == 0) {
@@ -321,6 +323,15 @@ static p11e_status parse_settings(struct p11e_ca *ca, struct p11e_http_opts *opt
 		file_dcv = p11e_parse_bool(s->value) == 1;
 	if ((s = p11e_settings_find(&ca->settings, "cname_auth_dcv")))
 		cname_dcv = p11e_parse_bool(s->value) == 1;
+	if (p11e_settings_find(&ca->settings, "https_file_auth_dcv") &&
+	    p11e_parse_bool(p11e_settings_find(&ca->settings, "https_file_auth_dcv")->value) == 1 &&
+	    (file_dcv || cname_dcv))
+		return p11e_err_set(err, P11E_EUSAGE,
+				    "%s: [ca:%s] https_file_auth_dcv and %s are both on; choose one "
+				    "domain validation method",
+				    where(p11e_settings_find(&ca->settings, "https_file_auth_dcv"), at,
+					  sizeof(at)),
+				    ca->name, file_dcv ? "file_auth_dcv" : "cname_auth_dcv");
 	if (file_dcv && cname_dcv)
 		return p11e_err_set(err, P11E_EUSAGE,
 				    "%s: [ca:%s] file_auth_dcv and cname_auth_dcv are both on; choose "
@@ -618,9 +629,9 @@ static p11e_ca_outcome order_outcome(struct p11e_ca *ca, const struct ss_order_i
 			}
 			content[at] = '\0';
 			snprintf(res->instructions, sizeof(res->instructions),
-				 "file http://NAME/.well-known/pki-validation/%s for every NAME of the "
+				 "file %s://NAME/.well-known/pki-validation/%s for every NAME of the "
 				 "order, content \"%s\" (\\n = line break)",
-				 info->file_name, content);
+				 ca->https_hint ? "https" : "http", info->file_name, content);
 		}
 		else
 			msgf(res,
@@ -773,6 +784,13 @@ static p11e_ca_outcome resolve(struct p11e_ca *ca, const struct p11e_order *orde
 	p->file_dcv = s && p11e_parse_bool(s->value) == 1;
 	s = lookup(ca, order, "cname_auth_dcv");
 	p->cname_dcv = s && p11e_parse_bool(s->value) == 1;
+	s = lookup(ca, order, "https_file_auth_dcv");
+	p->https_file_dcv = s && p11e_parse_bool(s->value) == 1;
+	if (p->https_file_dcv && (p->file_dcv || p->cname_dcv))
+		return p11e_ca_fail(res, P11E_CA_MISCONFIGURED,
+			    "[cert:%s]: https_file_auth_dcv and another domain validation method "
+			    "are both on; choose one",
+			    order->name ? order->name : "?");
 	if (p->file_dcv && p->cname_dcv)
 		return p11e_ca_fail(res, P11E_CA_MISCONFIGURED,
 			    "[cert:%s]: file_auth_dcv and cname_auth_dcv are both on; choose one "
@@ -783,7 +801,7 @@ static p11e_ca_outcome resolve(struct p11e_ca *ca, const struct p11e_order *orde
 	if (ss_approver_split(c->approver_from ? c->approver_from->value : NULL,
 			      &c->approver_list) != 0)
 		return p11e_ca_fail(res, P11E_CA_UNREACHABLE, "out of memory");
-	if (c->approver_list.n > 0 && !p->file_dcv && !p->cname_dcv &&
+	if (c->approver_list.n > 0 && !p->file_dcv && !p->cname_dcv && !p->https_file_dcv &&
 	    p->family != SS_DIGICERT_EO) {
 		size_t len = 0;
 
@@ -1240,6 +1258,11 @@ static p11e_ca_outcome ss_poll(struct p11e_ca *ca, const struct p11e_order *orde
 	    strcmp(ref->request_id, info.partner_order_id) != 0)
 		p11e_info("[ca:%s] order %s now has PartnerOrderID %s (was %s): it was reissued",
 			  ca->name, info.order_id, info.partner_order_id, ref->request_id);
+	{
+		const struct p11e_setting *h = lookup(ca, order, "https_file_auth_dcv");
+
+		ca->https_hint = h && p11e_parse_bool(h->value) == 1;
+	}
 	return order_outcome(ca, &info, res);
 }
 

@@ -429,7 +429,7 @@ cJSON *ss_req_neworder(const struct ss_auth *auth, const struct ss_params *p)
 	     add_str(o, "EmailLanguageCode", "EN") &&
 	     cJSON_AddBoolToObject(o, "FileAuthDVIndicator", p->file_dcv) &&
 	     cJSON_AddBoolToObject(o, "CNAMEAuthDVIndicator", p->cname_dcv) &&
-	     cJSON_AddFalseToObject(o, "HTTPSFileAuthDVIndicator") &&
+	     cJSON_AddBoolToObject(o, "HTTPSFileAuthDVIndicator", p->https_file_dcv) &&
 	     add_str(o, "SignatureHashAlgorithm", p->signature_hash) &&
 	     cJSON_AddFalseToObject(o, "CertTransparencyIndicator") &&
 	     cJSON_AddNumberToObject(o, "RenewalDays", 0) &&
@@ -467,7 +467,7 @@ cJSON *ss_req_reissue(const struct ss_auth *auth, const struct ss_params *p, con
 	     add_opt(o, "ReissueEmail", p->admin.email) &&
 	     cJSON_AddFalseToObject(o, "PreferEnrollmentLink") &&
 	     cJSON_AddBoolToObject(o, "FileAuthDVIndicator", p->file_dcv) &&
-	     cJSON_AddFalseToObject(o, "HTTPSFileAuthDVIndicator") &&
+	     cJSON_AddBoolToObject(o, "HTTPSFileAuthDVIndicator", p->https_file_dcv) &&
 	     cJSON_AddBoolToObject(o, "CNAMEAuthDVIndicator", p->cname_dcv) &&
 	     add_opt(o, "ApproverEmails", p->approver_email) &&
 	     add_str(o, "SignatureHashAlgorithm", p->signature_hash);

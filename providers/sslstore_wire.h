@@ -66,6 +66,7 @@ struct ss_params {
 	const char *web_server_type;
 	const char *signature_hash;
 	bool file_dcv, cname_dcv;
+	bool https_file_dcv;       /* HTTPSFileAuthDVIndicator */
 	bool renewal;
 	const char *related_order_id; /* renewal: RelatedTheSSLStoreOrderID */
 };

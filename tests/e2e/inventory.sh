@@ -275,5 +275,20 @@ case_dcv_config() {
 	t_contains "$WORK/err" "dcv_method = carrier-pigeon: write dns, http or email"
 }
 
+# The SSL Store DCV by a file over HTTPS (HTTPSFileAuthDVIndicator).
+case_dcv_https() {
+	setup sslstore '{"dcv_required": true}'
+	sed -i "/^\[cert:web\]/,/^\$/ s|^ca = sim\$|ca = sim\nhttps_file_auth_dcv = yes|" "$WORK/p.conf"
+	t_expect 3 p11e enroll web --wait 2s
+	t_contains "$WORK/err" "file https://NAME/.well-known/pki-validation/"
+	[ "$(t_sim_stat 's["last_request"]["/rest/order/neworder"]["HTTPSFileAuthDVIndicator"]')" = True ] ||
+		t_fail "HTTPSFileAuthDVIndicator was not sent"
+	[ "$(t_sim_stat 's["last_request"]["/rest/order/neworder"]["FileAuthDVIndicator"]')" = False ] ||
+		t_fail "FileAuthDVIndicator was sent too"
+	sed -i "s|^https_file_auth_dcv = yes|https_file_auth_dcv = yes\nfile_auth_dcv = yes|" "$WORK/p.conf"
+	t_expect 2 p11e enroll web --dry-run
+	t_contains "$WORK/err" "choose one"
+}
+
 KIND_ARG=${2:-certinext}
 t_run "$1"
