@@ -320,8 +320,9 @@ static p11e_status one_ca(struct run *r, const char *ca, time_t since_opt, bool 
 		p11e_ca_result_clear(&res);
 	}
 	p11e_info("[ca:%s] %u order(s) listed%s", ca, seen, since ? " (since the last reconcile)" : "");
-	/* Only a complete listing moves the incremental start. */
-	rc = save_run(r->cli->cfg, ca, started, err);
+	/* Only a complete listing (not one from --since) moves the incremental start. */
+	if (!since_opt)
+		rc = save_run(r->cli->cfg, ca, started, err);
 	if (r->metrics) {
 		for (int c = 0; c < RC_N; c++)
 			fprintf(r->metrics, "p11enroll_reconcile_orders{ca=\"%s\",class=\"%s\"} %u\n", ca,
