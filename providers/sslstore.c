@@ -43,7 +43,7 @@
 #define SS_ORDER_KEYS                                                                     \
 	"validity", "approver_email", SS_CONTACT_KEYS("admin_"), SS_CONTACT_KEYS("tech_"), \
 		SS_ORG_KEYS, "server_count", "web_server_type", "signature_hash_algorithm",   \
-		"file_auth_dcv", "cname_auth_dcv", "https_file_auth_dcv"
+		"file_auth_dcv", "cname_auth_dcv", "https_file_auth_dcv", "auto_www"
 
 static const char *const ss_ca_keys[] = {
 	"api_url", "partner_code", "auth_token_file", "default_product", "renewal_window",
@@ -174,7 +174,7 @@ static void check_value(const struct p11e_setting *s, char *why, size_t size)
 		if (!all_digits(v) || strlen(v) > 4 || atoi(v) < 1 || atoi(v) > 100)
 			snprintf(why, size, "is not a page size between 1 and 100");
 	} else if (strcmp(k, "file_auth_dcv") == 0 || strcmp(k, "cname_auth_dcv") == 0 ||
-		   strcmp(k, "https_file_auth_dcv") == 0) {
+		   strcmp(k, "https_file_auth_dcv") == 0 || strcmp(k, "auto_www") == 0) {
 		if (p11e_parse_bool(v) < 0)
 			snprintf(why, size, "is not yes or no");
 	} else if (strcmp(k, "signature_hash_algorithm") == 0) {
@@ -786,6 +786,8 @@ static p11e_ca_outcome resolve(struct p11e_ca *ca, const struct p11e_order *orde
 	p->cname_dcv = s && p11e_parse_bool(s->value) == 1;
 	s = lookup(ca, order, "https_file_auth_dcv");
 	p->https_file_dcv = s && p11e_parse_bool(s->value) == 1;
+	s = lookup(ca, order, "auto_www");
+	p->auto_www = s && p11e_parse_bool(s->value) == 1;
 	if (p->https_file_dcv && (p->file_dcv || p->cname_dcv))
 		return p11e_ca_fail(res, P11E_CA_MISCONFIGURED,
 			    "[cert:%s]: https_file_auth_dcv and another domain validation method "

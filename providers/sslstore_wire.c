@@ -427,6 +427,7 @@ cJSON *ss_req_neworder(const struct ss_auth *auth, const struct ss_params *p)
 	     cJSON_AddNumberToObject(o, "ReserveSANCount", ss_reserve_san_count(p)) &&
 	     cJSON_AddFalseToObject(o, "AddInstallationSupport") &&
 	     add_str(o, "EmailLanguageCode", "EN") &&
+	     (!p->auto_www || cJSON_AddTrueToObject(o, "AutoWWW")) &&
 	     cJSON_AddBoolToObject(o, "FileAuthDVIndicator", p->file_dcv) &&
 	     cJSON_AddBoolToObject(o, "CNAMEAuthDVIndicator", p->cname_dcv) &&
 	     cJSON_AddBoolToObject(o, "HTTPSFileAuthDVIndicator", p->https_file_dcv) &&

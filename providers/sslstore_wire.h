@@ -67,6 +67,7 @@ struct ss_params {
 	const char *signature_hash;
 	bool file_dcv, cname_dcv;
 	bool https_file_dcv;       /* HTTPSFileAuthDVIndicator */
+	bool auto_www;             /* AutoWWW: also the www twin (single-domain products) */
 	bool renewal;
 	const char *related_order_id; /* renewal: RelatedTheSSLStoreOrderID */
 };

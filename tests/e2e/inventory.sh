@@ -290,5 +290,23 @@ case_dcv_https() {
 	t_contains "$WORK/err" "choose one"
 }
 
+# The SSL Store AutoWWW: a single-domain product also covers the www twin;
+# a multi-domain product does not offer it (the dry run says so first).
+case_auto_www() {
+	setup sslstore
+	sed -i "/^\[cert:web\]/,/^\$/ s|^ca = sim\$|ca = sim\nauto_www = yes|" "$WORK/p.conf"
+	t_expect 0 p11e enroll web
+	[ "$(t_sim_stat 's["last_request"]["/rest/order/neworder"]["AutoWWW"]')" = True ] || t_fail "AutoWWW was not sent"
+	openssl x509 -in "$WORK/tls/web.pem" -noout -ext subjectAltName | grep -qF "DNS:www.web.example.com" ||
+		t_fail "the certificate does not cover the www twin"
+	[ "$(t_sim_stat '"AutoWWW" in s["last_request"]["/rest/order/neworder"]')" = True ] || t_fail "no AutoWWW"
+	sed -i "/^\[cert:api\]/,/^\$/ s|^ca = sim\$|ca = sim\nproduct = positivemdcssl\nauto_www = yes|" "$WORK/p.conf"
+	t_expect 4 p11e enroll api --dry-run
+	t_contains "$WORK/err" "AutoWWW is only offered for single-domain products"
+	t_expect 0 p11e enroll spare
+	[ "$(t_sim_stat '"AutoWWW" in s["last_request"]["/rest/order/neworder"]')" = False ] ||
+		t_fail "AutoWWW sent without auto_www"
+}
+
 KIND_ARG=${2:-certinext}
 t_run "$1"

@@ -1114,6 +1114,14 @@ class Simulator:
         if product["need_dns"] and not dns:
             raise ApiError(f"DNSNames is required for product {code}.")
         names = self.order_names(product, cn, dns, get_int(body, "ReserveSANCount", 0) or 0)
+        if get_bool(body, "AutoWWW"):
+            # AutoWWW: a single-domain product also secures the www twin of its name
+            if product["multi"]:
+                raise ApiError(f"AutoWWW is only offered for single-domain products, not {code}.")
+            if not cn.startswith("*."):
+                twin = cn[4:] if cn.startswith("www.") else "www." + cn
+                if twin not in names:
+                    names.append(twin)
         method = self.dcv_method(body)
         approver = self.check_approvers(product, names, get_str(body, "ApproverEmail"),
                                         required=method == "EMAIL" and eo_org is None)
