@@ -39,6 +39,8 @@ p11e_status p11e_cmd_products(struct p11e_cli *cli, int argc, char **argv, struc
 p11e_status p11e_cmd_orders(struct p11e_cli *cli, int argc, char **argv, struct p11e_err *err);
 p11e_status p11e_cmd_status(struct p11e_cli *cli, int argc, char **argv, struct p11e_err *err);
 p11e_status p11e_cmd_revoke(struct p11e_cli *cli, int argc, char **argv, struct p11e_err *err);
+p11e_status p11e_cmd_reconcile(struct p11e_cli *cli, int argc, char **argv, struct p11e_err *err);
+p11e_status p11e_cmd_cancel(struct p11e_cli *cli, int argc, char **argv, struct p11e_err *err);
 p11e_status p11e_cmd_agent(struct p11e_cli *cli, int argc, char **argv, struct p11e_err *err);
 
 #endif

@@ -9,7 +9,7 @@
 #include "log.h"
 #include "util.h"
 
-#define USAGE "usage: p11enroll enroll NAME|--all [--wait DUR]"
+#define USAGE "usage: p11enroll enroll NAME|--all [--wait DUR] [--dry-run]"
 
 static p11e_status enroll_one(struct p11e_cli *cli, const struct p11e_cert_conf *cert,
 			      const void *opts, bool *did, struct p11e_err *err)
@@ -73,6 +73,7 @@ p11e_status p11e_cmd_enroll(struct p11e_cli *cli, int argc, char **argv, struct 
 	const struct p11e_cert_conf *cert;
 	const char *name = NULL;
 	bool all = false;
+	bool dry_run = false;
 	p11e_status rc;
 
 	for (int i = 1; i < argc; i++) {
@@ -83,6 +84,8 @@ p11e_status p11e_cmd_enroll(struct p11e_cli *cli, int argc, char **argv, struct 
 						    "--wait %s: not a duration (e.g. 90s, 10m)", argv[i]);
 		} else if (strcmp(argv[i], "--all") == 0) {
 			all = true;
+		} else if (strcmp(argv[i], "--dry-run") == 0) {
+			dry_run = true;
 		} else if (argv[i][0] != '-' && !name) {
 			name = argv[i];
 		} else {
@@ -91,6 +94,9 @@ p11e_status p11e_cmd_enroll(struct p11e_cli *cli, int argc, char **argv, struct 
 	}
 	if (all == (name != NULL))
 		return p11e_err_set(err, P11E_EUSAGE, "%s (name a certificate or give --all)", USAGE);
+	if (all && dry_run)
+		return p11e_err_set(err, P11E_EUSAGE, "%s (--dry-run checks one certificate: name it)",
+				    USAGE);
 	if (all) {
 		rc = p11e_cli_config(cli, err);
 		return rc == P11E_OK ? enroll_all(cli, &opts, err) : rc;
@@ -98,5 +104,7 @@ p11e_status p11e_cmd_enroll(struct p11e_cli *cli, int argc, char **argv, struct 
 	rc = p11e_cli_cert(cli, name, &cert, err);
 	if (rc != P11E_OK)
 		return rc;
+	if (dry_run)
+		return p11e_enroll_dry_run(cli, cert, err);
 	return p11e_enroll(cli, cert, &opts, err);
 }

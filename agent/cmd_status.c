@@ -48,6 +48,9 @@ static void print_text(const struct p11e_cert_status *s, time_t now)
 	       s->problem ? " — NEEDS ATTENTION: " : "", s->problem ? s->problem : "");
 	printf("  ca          %s%s%s%s\n", s->ca ? s->ca : "-", s->ca_type ? " (" : "",
 	       s->ca_type ? s->ca_type : "", s->ca_type ? ")" : "");
+	if (s->issued_by)
+		printf("  issued by   %s%s%s%s\n", s->issued_by, s->on_fallback ? " (the fallback of [ca:" : "",
+		       s->on_fallback ? s->cert->ca : "", s->on_fallback ? "]; the next renewal tries it again)" : "");
 	if (s->order_id || s->request_id)
 		printf("  order       %s%s%s%s%s%s\n", s->order_id ? s->order_id : "-",
 		       s->request_id ? " / " : "", s->request_id ? s->request_id : "",

@@ -63,6 +63,7 @@ static const char *const cert_keys[] = {
 	"ca", "key", "key_type", "subject", "dns", "ip", "email", "uri", "client_auth",
 	"cert_file", "chain_file", "fullchain_file", "file_owner", "file_group", "file_mode",
 	"store_in_token", "renew_before", "wait", "rotate_key", "keep_old_keys", "post_install",
+	"fallback_ca", "fallback_after",
 	NULL,
 };
 
@@ -682,6 +683,7 @@ static p11e_status load_cert(struct p11e_config *cfg, const struct raw_section *
 	c->renew_before = cfg->renew_before;
 	c->wait = cfg->wait;
 	c->keep_old_keys = 0;
+	c->fallback_after = 86400;
 	over = calloc(sec->n ? sec->n : 1, sizeof(*over));
 	if (!over)
 		return p11e_err_set(err, P11E_EFAIL, "out of memory");
@@ -778,6 +780,12 @@ static p11e_status load_cert(struct p11e_config *cfg, const struct raw_section *
 			c->keep_old_keys = (unsigned)n;
 		} else if (strcmp(k, "post_install") == 0) {
 			c->post_install = s->value;
+		} else if (strcmp(k, "fallback_ca") == 0) {
+			c->fallback_ca = s->value;
+			if (!p11e_config_ca(cfg, s->value))
+				rc = bad(err, s, "there is no such [ca:] section");
+		} else if (strcmp(k, "fallback_after") == 0) {
+			rc = get_duration(s, &c->fallback_after, err);
 		}
 	}
 	c->overrides.n = n_over;
@@ -802,6 +810,10 @@ static p11e_status load_cert(struct p11e_config *cfg, const struct raw_section *
 				    "chain_file/fullchain_file: set store_in_token = no",
 				    AT(st), sec->name, c->key);
 	}
+	if (c->fallback_ca && (!c->ca || strcmp(c->fallback_ca, c->ca) == 0))
+		return bad(err, p11e_settings_find(&c->settings, "fallback_ca"),
+			   c->ca ? "names the same CA as ca = : name another [ca:] section"
+				 : "needs ca = NAME (the primary CA) too");
 	if (!key_type_setting && p11e_policy_parse("ec-p256", &c->key_spec, err) != P11E_OK)
 		return err->status;
 	if (!c->subject) {
@@ -839,32 +851,44 @@ static p11e_status validate_cas(const struct p11e_config *cfg, struct p11e_err *
 			return rc;
 		}
 	}
-	bool *plain_ok = calloc(cfg->n_cas + 1, sizeof(*plain_ok));
+	/* [0..n_cas]: the CA's plain order needs checked; [n_cas+1..]: as a fallback */
+	bool *plain_ok = calloc(2 * (cfg->n_cas + 1), sizeof(*plain_ok));
+	bool *fallback_ok = plain_ok ? plain_ok + cfg->n_cas + 1 : NULL;
 
 	if (!plain_ok)
 		return p11e_err_set(err, P11E_EFAIL, "out of memory");
-	for (size_t i = 0; i < cfg->n_certs; i++) {
+	rc = P11E_OK;
+	for (size_t i = 0; i < cfg->n_certs && rc == P11E_OK; i++) {
 		const struct p11e_cert_conf *c = &cfg->certs[i];
 		const struct p11e_ca_conf *ca = c->ca ? p11e_config_ca(cfg, c->ca) : NULL;
+		const struct p11e_ca_conf *fb = c->fallback_ca ? p11e_config_ca(cfg, c->fallback_ca) : NULL;
 		size_t k = ca ? (size_t)(ca - cfg->cas) : 0;
 
+		snprintf(where, sizeof(where), "%s:%d", c->file, c->line);
+		/* The fallback orders with its own section alone (no overrides:
+		 * they were written for the primary), so once per CA is enough. */
+		if (fb && fb->ops->validate && !fallback_ok[fb - cfg->cas]) {
+			const struct p11e_settings none = { NULL, 0 };
+
+			rc = fb->ops->validate(fb->name, &fb->settings, c->name, where, &none, err);
+			if (rc != P11E_OK) {
+				p11e_err_prefix(err, "fallback_ca = %s", fb->name);
+				break;
+			}
+			fallback_ok[fb - cfg->cas] = true;
+		}
 		if (!ca || !ca->ops->validate)
 			continue;
 		/* Without overrides the order needs are the CA's alone: checked
 		 * once per CA, not once per certificate (a fleet has thousands). */
 		if (!c->overrides.n && plain_ok[k])
 			continue;
-		snprintf(where, sizeof(where), "%s:%d", c->file, c->line);
 		rc = ca->ops->validate(ca->name, &ca->settings, c->name, where, &c->overrides, err);
-		if (rc != P11E_OK) {
-			free(plain_ok);
-			return rc;
-		}
-		if (!c->overrides.n)
+		if (rc == P11E_OK && !c->overrides.n)
 			plain_ok[k] = true;
 	}
 	free(plain_ok);
-	return P11E_OK;
+	return rc;
 }
 
 /* The journals decide which orders exist: a state_dir that another user may

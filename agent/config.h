@@ -31,6 +31,8 @@ struct p11e_cert_conf {
 	const char *file;
 	int line;
 	const char *ca;                  /* [ca:NAME] or NULL */
+	const char *fallback_ca;         /* [ca:NAME] for new orders while `ca` fails, or NULL */
+	int64_t fallback_after;          /* seconds `ca` must stay unreachable first */
 	const char *key;                 /* key URI */
 	const struct p11e_key_spec *key_spec;
 	const char *subject;             /* RFC 4514 */

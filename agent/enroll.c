@@ -48,6 +48,8 @@ struct flow {
 	bool key_open;
 	struct p11e_ca_handle ca;
 	bool ca_open;
+	const char *ca_name;   /* the CA of this run's orders: ca, or fallback_ca */
+	bool refused_outright; /* the last placement was refused and no order exists */
 	int64_t wait;
 	unsigned placements;   /* order placements sent in this run */
 	double first_placement; /* when the first of them started (monotonic) */
@@ -215,11 +217,25 @@ static void order_input(struct flow *f, struct p11e_order *o, char *cn, size_t c
 	o->previous.request_id = p11e_journal_str(&f->j, "previous", "request_id");
 	o->previous_not_after = (time_t)p11e_journal_num(&f->j, "previous", "not_after");
 	o->overrides = &f->cert->overrides;
+	/* A certificate from the other CA cannot be renewed through this one:
+	 * a new order (docs/orders.md, the fallback CA). */
+	if (f->ca_name && p11e_journal_str(&f->j, "previous", "ca") &&
+	    strcmp(p11e_journal_str(&f->j, "previous", "ca"), f->ca_name) != 0) {
+		o->previous.order_id = o->previous.request_id = NULL;
+		o->previous_not_after = 0;
+	}
+	/* The overrides of [cert:] were written for the primary CA. */
+	if (f->ca_name && f->cert->fallback_ca && strcmp(f->ca_name, f->cert->fallback_ca) == 0) {
+		static const struct p11e_settings none = { NULL, 0 };
+
+		o->overrides = &none;
+	}
 }
 
 static p11e_status open_ca(struct flow *f, struct p11e_err *err)
 {
 	const char *ordered_at = p11e_journal_str(&f->j, "order", "ca");
+	bool in_flight = f->j.state >= P11E_ST_ORDER_PLACING && f->j.state <= P11E_ST_CERT_ISSUED;
 	p11e_status rc;
 
 	if (f->ca_open)
@@ -227,9 +243,13 @@ static p11e_status open_ca(struct flow *f, struct p11e_err *err)
 	if (!f->cert->ca)
 		return p11e_err_set(err, P11E_EUSAGE, "%s:%d: [cert:%s] has no ca = NAME",
 				    f->cert->file, f->cert->line, f->cert->name);
+	if (!f->ca_name)
+		f->ca_name = f->cert->ca;
+	/* An order in flight at the fallback CA is followed there. */
+	if (ordered_at && in_flight && f->cert->fallback_ca && strcmp(ordered_at, f->cert->fallback_ca) == 0)
+		f->ca_name = f->cert->fallback_ca;
 	/* An order in flight belongs to the CA it was placed with. */
-	if (ordered_at && strcmp(ordered_at, f->cert->ca) != 0 && f->j.state >= P11E_ST_ORDER_PLACING &&
-	    f->j.state <= P11E_ST_CERT_ISSUED)
+	if (ordered_at && strcmp(ordered_at, f->ca_name) != 0 && in_flight)
 		return p11e_err_set(err, P11E_EUSAGE,
 				    "[cert:%s] has order %s in progress at [ca:%s], but its "
 				    "configuration now names [ca:%s]; put ca = %s back until it "
@@ -238,7 +258,7 @@ static p11e_status open_ca(struct flow *f, struct p11e_err *err)
 				    p11e_journal_str(&f->j, "order", "order_id") ?
 					    p11e_journal_str(&f->j, "order", "order_id") : "(unknown)",
 				    ordered_at, f->cert->ca, ordered_at, f->j.path);
-	rc = p11e_ca_handle_open(f->cli->cfg, f->cert->ca, &f->ca, err);
+	rc = p11e_ca_handle_open(f->cli->cfg, f->ca_name, &f->ca, err);
 	f->ca_open = rc == P11E_OK;
 	return rc;
 }
@@ -283,7 +303,7 @@ static p11e_status record_order(struct flow *f, const struct p11e_ca_result *res
 	p11e_journal_set_num(&f->j, "order", "recorded_at", (double)time(NULL));
 	p11e_journal_error(&f->j, NULL, NULL);
 	p11e_info("[cert:%s] %s: order %s%s%s at [ca:%s]", f->cert->name, note, res->order_id,
-		  res->request_id[0] ? " / " : "", res->request_id, f->cert->ca);
+		  res->request_id[0] ? " / " : "", res->request_id, f->ca_name);
 	note_instructions(f, res, NULL);
 	return save(f, P11E_ST_ORDER_PENDING, note, err);
 }
@@ -347,7 +367,7 @@ static bool placement_allowed(struct flow *f, struct p11e_err *err)
 			     "(max_retries = %u, max_retry_time = %us), and the CA says no order holds "
 			     "its id %s; nothing more is sent in this run: the next `p11enroll enroll %s` "
 			     "(or renew) places it again with the same id",
-			     f->cert->name, f->placements, f->placements == 1 ? "" : "s", f->cert->ca,
+			     f->cert->name, f->placements, f->placements == 1 ? "" : "s", f->ca_name,
 			     max_retries, max_time, p11e_journal_str(&f->j, "order", "idempotency_id"),
 			     f->cert->name);
 		return false;
@@ -358,7 +378,8 @@ static bool placement_allowed(struct flow *f, struct p11e_err *err)
 	return true;
 }
 
-static p11e_status place_once(struct flow *f, unsigned *retry, struct p11e_err *err)
+static p11e_status place_once(struct flow *f, unsigned *retry, p11e_ca_outcome *outcome,
+			      struct p11e_err *err)
 {
 	struct p11e_ca_result res = { 0 };
 	unsigned char rnd[12];
@@ -372,7 +393,7 @@ static p11e_status place_once(struct flow *f, unsigned *retry, struct p11e_err *
 	/* One order intent has one idempotency id: journalled before the first
 	 * attempt and reused by every retry and every later run, until the
 	 * intent ends (issued, refused for certain: a new CSR clears it). */
-	if (kept && *kept && kept_ca && strcmp(kept_ca, f->cert->ca) == 0) {
+	if (kept && *kept && kept_ca && strcmp(kept_ca, f->ca_name) == 0) {
 		snprintf(idem, sizeof(idem), "%s", kept);
 		p11e_journal_set_str(&f->j, "order", "order_id", NULL);
 		p11e_journal_set_str(&f->j, "order", "request_id", NULL);
@@ -392,7 +413,7 @@ static p11e_status place_once(struct flow *f, unsigned *retry, struct p11e_err *
 	}
 	/* The idempotency id and time window go to disk before the CA call,
 	 * so that a crash right after it can still find the order. */
-	p11e_journal_set_str(&f->j, "order", "ca", f->cert->ca);
+	p11e_journal_set_str(&f->j, "order", "ca", f->ca_name);
 	p11e_journal_set_str(&f->j, "order", "ca_type", f->ca.ops->type);
 	p11e_journal_set_str(&f->j, "order", "idempotency_id", idem);
 	p11e_journal_set_str(&f->j, "order", "placed_as", NULL);
@@ -409,12 +430,19 @@ static p11e_status place_once(struct flow *f, unsigned *retry, struct p11e_err *
 	f->t_ca += now_s() - t;
 	if (res.placed_as[0])
 		p11e_journal_set_str(&f->j, "order", "placed_as", res.placed_as);
+	*outcome = res.outcome;
 	switch (res.outcome) {
 	case P11E_CA_ISSUED:
 	case P11E_CA_PENDING:
+		/* The primary answers again: its failure clock starts afresh. */
+		if (strcmp(f->ca_name, f->cert->ca) == 0)
+			p11e_journal_clear(&f->j, "fallback");
+		else
+			p11e_journal_set_str(&f->j, "fallback", "active", f->ca_name);
 		rc = record_order(f, &res, "order placed", err);
 		break;
 	case P11E_CA_REJECTED:
+		f->refused_outright = !res.order_id[0];
 		rc = rejected(f, &res, err);
 		break;
 	case P11E_CA_MISCONFIGURED:
@@ -447,7 +475,7 @@ static p11e_status place_once(struct flow *f, unsigned *retry, struct p11e_err *
  * CA's own rate-limit answers are never needed under it. */
 static p11e_status rate_limit(struct flow *f, struct p11e_err *err)
 {
-	const struct p11e_ca_conf *ca = p11e_config_ca(f->cli->cfg, f->cert->ca);
+	const struct p11e_ca_conf *ca = p11e_config_ca(f->cli->cfg, f->ca_name);
 	const char *account;
 	char key[256];
 
@@ -463,7 +491,7 @@ static p11e_status rate_limit(struct flow *f, struct p11e_err *err)
 /* A placement the CA turned away for its rate (or while unreachable, when
  * it said when to come back) is placed again after that wait, inside the
  * certificate's wait: no order exists, so this is never a second one. */
-static p11e_status place(struct flow *f, struct p11e_err *err)
+static p11e_status place_at(struct flow *f, p11e_ca_outcome *outcome, struct p11e_err *err)
 {
 	time_t deadline = time(NULL) + (time_t)f->wait;
 
@@ -472,7 +500,7 @@ static p11e_status place(struct flow *f, struct p11e_err *err)
 		p11e_status rc = rate_limit(f, err);
 
 		if (rc == P11E_OK)
-			rc = place_once(f, &retry, err);
+			rc = place_once(f, &retry, outcome, err);
 		if (rc == P11E_OK || !retry || deadline - time(NULL) < 1 || p11e_stop_requested())
 			return rc;
 		if (time(NULL) + (time_t)retry > deadline)
@@ -482,6 +510,61 @@ static p11e_status place(struct flow *f, struct p11e_err *err)
 			return rc;
 		p11e_err_clear(err);
 	}
+}
+
+/* When the primary CA has been unreachable for fallback_after since its
+ * first failure, or refuses the order outright (no order exists), the same
+ * CSR is ordered from fallback_ca (docs/orders.md). Only a placement
+ * counts: an order in flight is never moved. */
+static p11e_status place(struct flow *f, struct p11e_err *err)
+{
+	p11e_ca_outcome outcome = P11E_CA_UNKNOWN;
+	p11e_status rc = place_at(f, &outcome, err);
+	const char *fb = f->cert->fallback_ca;
+	double since, now = (double)time(NULL);
+	char why[2048];
+
+	if (!fb || strcmp(f->ca_name, f->cert->ca) != 0)
+		return rc;
+	if (outcome == P11E_CA_UNREACHABLE) {
+		since = p11e_journal_num(&f->j, "fallback", "primary_failing_since");
+		if (since <= 0) {
+			p11e_journal_set_num(&f->j, "fallback", "primary_failing_since", now);
+			save(f, f->j.state, "primary CA unreachable", &(struct p11e_err){ 0 });
+			since = now;
+		}
+		if (now - since < (double)f->cert->fallback_after) {
+			p11e_info("[cert:%s] [ca:%s] unreachable since %.0fs; the order goes to [ca:%s] "
+				  "once that lasts %llds (fallback_after)",
+				  f->cert->name, f->cert->ca, now - since, fb,
+				  (long long)f->cert->fallback_after);
+			return rc;
+		}
+		snprintf(why, sizeof(why), "unreachable for %.0fs (fallback_after = %llds): %s",
+			 now - since, (long long)f->cert->fallback_after, err->msg);
+	} else if (outcome == P11E_CA_REJECTED && f->refused_outright) {
+		snprintf(why, sizeof(why), "refused the order: %s", err->msg);
+	} else {
+		return rc;
+	}
+	p11e_warn("[cert:%s] [ca:%s] %s; ordering from the fallback [ca:%s]", f->cert->name,
+		  f->cert->ca, why, fb);
+	p11e_err_clear(err);
+	p11e_journal_set_str(&f->j, "fallback", "reason", why);
+	p11e_journal_error(&f->j, NULL, NULL);
+	rc = save(f, P11E_ST_CSR_READY, "falling back", err);
+	if (rc != P11E_OK)
+		return rc;
+	if (f->ca_open)
+		p11e_ca_handle_close(&f->ca);
+	f->ca_open = false;
+	f->ca_name = fb;
+	f->placements = 0;
+	rc = p11e_ca_handle_open(f->cli->cfg, fb, &f->ca, err);
+	f->ca_open = rc == P11E_OK;
+	if (rc == P11E_OK)
+		rc = place_at(f, &outcome, err);
+	return rc;
 }
 
 static p11e_status reconcile(struct flow *f, struct p11e_err *err)
@@ -1127,6 +1210,8 @@ static p11e_status start_renewal(struct flow *f, struct p11e_err *err)
 	p11e_journal_set_str(&f->j, "previous", "key_id", p11e_journal_str(&f->j, "key", "id"));
 	p11e_journal_clear(&f->j, "order");
 	p11e_journal_clear(&f->j, "csr");
+	/* The next renewal tries the primary CA again, with a fresh clock. */
+	p11e_journal_clear(&f->j, "fallback");
 	p11e_journal_error(&f->j, NULL, NULL);
 	if (!f->cert->rotate_key)
 		return save(f, P11E_ST_KEY_READY, "renewal with the same key", err);

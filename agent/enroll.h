@@ -19,4 +19,9 @@ struct p11e_enroll_opts {
 p11e_status p11e_enroll(struct p11e_cli *cli, const struct p11e_cert_conf *cert,
 			const struct p11e_enroll_opts *opts, struct p11e_err *err);
 
+/* enroll --dry-run: the CA checks the order [cert:] would place, with a CSR
+ * of a throwaway software key; no token, journal or order (dryrun.c). */
+p11e_status p11e_enroll_dry_run(struct p11e_cli *cli, const struct p11e_cert_conf *cert,
+				struct p11e_err *err);
+
 #endif

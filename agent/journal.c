@@ -113,6 +113,9 @@ static const struct member members[] = {
 	{ "revocation", "at", NUM }, { "revocation", "reason", STR },
 	{ "revocation", "order_id", STR }, { "revocation", "serial", STR },
 	{ "revocation", "message", STR },
+	{ "fallback", "primary_failing_since", NUM }, { "fallback", "reason", STR },
+	{ "fallback", "active", STR },
+	{ "revocation", "refund", STR }, { "revocation", "refund_status", STR },
 };
 
 /* What a state cannot go on without: the next step reads it. */
@@ -144,7 +147,7 @@ static const char *kind_name(const cJSON *v)
 static bool check_schema(const cJSON *doc, const char *name, char *why, size_t len)
 {
 	static const char *const sections[] = { "key", "csr", "order", "cert", "previous",
-						"last_error", "revocation" };
+						"last_error", "revocation", "fallback" };
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(doc, "version"), *item;
 
 	if (!cJSON_IsObject(doc))

@@ -18,7 +18,7 @@
 #include "stop.h"
 
 static const struct p11e_command commands[] = {
-	{ "enroll", "NAME | --all [--wait DUR]",
+	{ "enroll", "NAME | --all [--wait DUR] [--dry-run]",
 	  "Gets [cert:NAME] its certificate: the key (made in the token if there is none,\n"
 	  "reused otherwise), a CSR, an order at the CA, a wait of up to DUR (default: the\n"
 	  "configured wait) for issuance, then verification and installation. An\n"
@@ -29,7 +29,11 @@ static const struct p11e_command commands[] = {
 	  "SIGTERM/SIGINT within 2 s (the next run resumes from the journal).\n"
 	  "--all enrols every certificate not installed yet, [agent] parallel at once,\n"
 	  "and ends with a summary (issued, pending, refused, failed); its exit is the\n"
-	  "worst outcome.",
+	  "worst outcome.\n"
+
+	  "--dry-run has the CA check the order it would place (The SSL Store:\n"
+	  "/order/validate) with the CSR of a throwaway software key: no token, no\n"
+	  "journal, no order, nothing charged; exit 0 accepted, 4 refused, 2 configuration.",
 	  p11e_cmd_enroll },
 	{ "renew", "[NAME… | --all] [--force] [--dry-run] [--wait DUR]",
 	  "Renews the named certificates (or all) that are inside their renewal window\n"
@@ -84,17 +88,41 @@ static const struct p11e_command commands[] = {
 	  "in progress without a certificate, expired or expiring, revoked).\n"
 	  "Exit: 0 all healthy, 1 a certificate needs attention, 2 configuration.",
 	  p11e_cmd_status },
-	{ "revoke", "NAME [--reason R]",
+	{ "revoke", "NAME [--reason R] [--no-refund | --refund-status] | --ca CA --order ID [--reason R]",
 	  "Asks the CA that issued the installed certificate of [cert:NAME] to revoke it,\n"
 	  "and records the outcome in the journal (section revocation); `renew` then\n"
 	  "replaces the certificate at once. R: unspecified, keyCompromise, caCompromise,\n"
 	  "affiliationChanged, superseded (the default), cessationOfOperation; CERTInext\n"
 	  "refuses unspecified and caCompromise. The SSL Store has no revocation call: a\n"
 	  "refund request is filed, and its staff cancel and revoke. Repeating it is\n"
-	  "harmless (already revoked is success).\n"
+	  "harmless (already revoked is success). --ca CA --order ID revokes an order no\n"
+	  "journal here holds (reconcile's \"unused\"). The SSL Store: --no-refund revokes\n"
+	  "at once and keeps the order paid (certificaterevokerequest); --refund-status\n"
+	  "asks where the refund of an earlier revoke or cancel stands (refundstatus).\n"
 	  "Exit: 0 revoked (or already), 1 failure or nothing to revoke, 2 configuration\n"
 	  "or a reason the CA cannot take, 4 refused by the CA.",
 	  p11e_cmd_revoke },
+	{ "reconcile", "[CA…] [--json] [--since YYYY-MM-DD] [--full] [--include-expired] [--prometheus FILE]",
+	  "Reads the order inventory of each CA (or those named), every page, and classes\n"
+	  "every order p11enroll placed (its idempotency tag) or that names a configured\n"
+	  "certificate's domain: installed (here and current), in-progress (a journal\n"
+	  "follows it), unused (issued, paid, installed nowhere here), orphan-pending\n"
+	  "(pending with no journal waiting), revoked-installed, expired-installed, ended.\n"
+	  "Each line that needs attention says what to do. Incremental: lists the orders\n"
+	  "placed since the last reconcile of that CA (state_dir/reconcile-CA.json) less a\n"
+	  "day; --full lists all, --since from DATE. Expired orders are skipped unless\n"
+	  "--include-expired. --prometheus FILE writes the counts per class as\n"
+	  "node_exporter textfile metrics (\"-\": print them).\n"
+	  "Exit: 0 nothing needs attention, 1 something does (or a CA failed), 2 usage.",
+	  p11e_cmd_reconcile },
+	{ "cancel", "NAME | --ca CA --order ID",
+	  "Cancels an order not issued yet at its CA: the pending order of [cert:NAME]\n"
+	  "(the journal then ends it like a refusal: the next enroll orders again with a\n"
+	  "new key), or an order reconcile found pending with no journal here.\n"
+	  "CERTInext: RejectOrder. The SSL Store: a refund request on the pending order.\n"
+	  "Exit: 0 cancelled (or already ended), 1 nothing to cancel or failure, 2\n"
+	  "configuration, 4 refused by the CA (e.g. already issued: revoke it).",
+	  p11e_cmd_cancel },
 	{ "agent", "[--interval-min DUR] [--wait DUR]",
 	  "Stays in the foreground: renews what is due (as `renew`), enrols certificates\n"
 	  "that have none yet, writes [agent] prometheus_file after each round, and sleeps\n"
@@ -117,12 +145,14 @@ static const struct {
 	const char *command;
 	const char *options[6];
 } command_options[] = {
-	{ "enroll", { "--all", "--wait=" } },
+	{ "enroll", { "--all", "--wait=", "--dry-run" } },
 	{ "renew", { "--all", "--force", "--dry-run", "--wait=" } },
 	{ "csr", { "-o=", "--output=" } },
 	{ "orders", { "--since=" } },
 	{ "status", { "--json", "--prometheus=" } },
-	{ "revoke", { "--reason=" } },
+	{ "revoke", { "--reason=", "--ca=", "--order=", "--no-refund", "--refund-status" } },
+	{ "reconcile", { "--json", "--since=", "--full", "--include-expired", "--prometheus=" } },
+	{ "cancel", { "--ca=", "--order=" } },
 	{ "agent", { "--interval-min=", "--wait=" } },
 };
 

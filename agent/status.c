@@ -81,7 +81,8 @@ static void assess(const struct p11e_config *cfg, struct p11e_cert_status *st, t
 	 * enroll refuses to go on until the operator decides. */
 	if (!st->damaged && ordered_at && st->state >= P11E_ST_ORDER_PLACING &&
 	    st->state <= P11E_ST_CERT_ISSUED &&
-	    (!st->cert->ca || strcmp(ordered_at, st->cert->ca) != 0 || !p11e_config_ca(cfg, ordered_at)))
+	    (!st->cert->ca || strcmp(ordered_at, st->cert->ca) != 0 || !p11e_config_ca(cfg, ordered_at)) &&
+	    !(st->cert->fallback_ca && strcmp(ordered_at, st->cert->fallback_ca) == 0))
 		set_problem(st, "untracked",
 			    "order %.40s is at [ca:%.40s], which the configuration no longer names "
 			    "for it; enroll cannot follow it",
@@ -140,6 +141,14 @@ void p11e_status_read(const struct p11e_config *cfg, const struct p11e_cert_conf
 		st->revoked_at = (time_t)p11e_journal_num(&st->j, "revocation", "at");
 		st->revocation_reason = jstr(&st->j, "revocation", "reason");
 		st->revocation_message = jstr(&st->j, "revocation", "message");
+		/* During a renewal the installed certificate is the previous order's. */
+		if (st->installed_at && st->serial && jstr(&st->j, "previous", "serial") &&
+		    strcmp(st->serial, jstr(&st->j, "previous", "serial")) == 0)
+			st->issued_by = jstr(&st->j, "previous", "ca");
+		else if (st->installed_at)
+			st->issued_by = jstr(&st->j, "order", "ca");
+		st->on_fallback = st->issued_by && cert->fallback_ca &&
+				  strcmp(st->issued_by, cert->fallback_ca) == 0;
 	}
 	if (!st->ca_type && st->ca) {
 		const struct p11e_ca_conf *ca = p11e_config_ca(cfg, st->ca);
@@ -196,6 +205,8 @@ cJSON *p11e_status_json(const struct p11e_cert_status *st, size_t n, time_t now)
 		cJSON_AddStringToObject(c, "name", s->cert->name);
 		add_str(c, "ca", s->ca);
 		add_str(c, "ca_type", s->ca_type);
+		add_str(c, "issued_by", s->issued_by);
+		cJSON_AddBoolToObject(c, "on_fallback", s->on_fallback);
 		cJSON_AddBoolToObject(c, "journal", s->found);
 		cJSON_AddStringToObject(c, "state", s->damaged ? "damaged" : p11e_state_name(s->state));
 		cJSON_AddBoolToObject(c, "ok", s->problem == NULL);

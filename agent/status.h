@@ -24,6 +24,8 @@ struct p11e_cert_status {
 	bool damaged;            /* it exists but was refused (journal.h) */
 	p11e_state state;
 	const char *ca, *ca_type;
+	const char *issued_by;   /* the CA of the installed certificate, NULL when none */
+	bool on_fallback;        /* issued_by is the certificate's fallback_ca */
 	const char *order_id, *request_id, *order_status;
 	const char *serial, *key_type;
 	time_t not_after;        /* 0: no certificate */

@@ -35,7 +35,7 @@ static const char *const ca_keys[] = {
 	"api_url", "account_number", "auth", "access_key_file", "oauth_token_url",
 	"oauth_client_id", "oauth_client_secret_file", "default_product", "poll_interval",
 	"page_size", "dcv_hook", "dcv_record_prefix", "dcv_propagation_wait", "dcv_poll_interval",
-	"dcv_timeout", "tags", "domain_name",
+	"dcv_timeout", "tags", "domain_name", "dcv_method", "dcv_email",
 	/* the order fields of certinext_wire.c (cn_order_fields) */
 	"accounting_model", "email_notifications", "group_number", "pre_vetting",
 	"organization_number", "street_address", "street_address2", "city", "state", "country",
@@ -52,7 +52,7 @@ static const char *const ca_keys[] = {
 };
 
 static const char *const cert_keys[] = {
-	"product", "domain_name", "tags",
+	"product", "domain_name", "tags", "dcv_method", "dcv_email",
 	"group_number", "pre_vetting", "organization_number", "street_address", "street_address2",
 	"city", "state", "country", "requestor_name", "requestor_isd_code", "requestor_mobile",
 	"requestor_email", "requestor_designation", "validity", "auto_renew", "renew_criteria",
@@ -913,6 +913,37 @@ static void sleep_seconds(unsigned s)
 		;
 }
 
+/* dcv_method of an order ([cert:] override, then [ca:]): the CERTInext
+ * code, "1" (dns, the default), "2" (http) or "3" (email); NULL when the
+ * word is none of them. */
+static const char *dcv_method_code(const char *word)
+{
+	if (!word || !*word || strcasecmp(word, "dns") == 0)
+		return "1";
+	if (strcasecmp(word, "http") == 0)
+		return "2";
+	if (strcasecmp(word, "email") == 0)
+		return "3";
+	return NULL;
+}
+
+static cn_call_rc dcv_call_method(struct p11e_ca *ca, const char *endpoint, const char *order_number,
+				  const char *domain, const char *method, const char *dcv_email,
+				  cJSON **root, struct cn_meta *meta, struct p11e_ca_result *res)
+{
+	cJSON *payload = cn_build_dcv_method(order_number, email_for(ca, order_number), domain, method,
+					     dcv_email);
+	cn_call_rc rc;
+
+	if (!payload) {
+		p11e_ca_fail(res, P11E_CA_UNREACHABLE, "out of memory");
+		return CN_CALL_FAILED;
+	}
+	rc = call(ca, endpoint, payload, false, root, meta, res);
+	cJSON_Delete(payload);
+	return rc;
+}
+
 static cn_call_rc dcv_call(struct p11e_ca *ca, const char *endpoint, const char *order_number,
 			   const char *domain, cJSON **root, struct cn_meta *meta,
 			   struct p11e_ca_result *res)
@@ -1127,6 +1158,91 @@ static p11e_ca_outcome dcv_instructions(struct p11e_ca *ca, const char *order_nu
 	return res->outcome = P11E_CA_PENDING;
 }
 
+/* DCV by HTTP file (2) or e-mail (3), done by the operator: GetDcv gives
+ * the file or the approver addresses; the instructions say what to publish
+ * or where the CA's message goes (docs/protocol-certinext.md). VerifyDcv
+ * asks the CA to check: for a file on every poll (it may be published by
+ * now), for e-mail once, which sends the message. */
+static const char *poll_method(struct p11e_ca *ca, const struct p11e_order *order)
+{
+	struct order_view view = { ca, order };
+	const struct p11e_setting *st = order_lookup(&view, "dcv_method");
+	const char *code = dcv_method_code(st ? st->value : NULL);
+
+	return code ? code : "1";
+}
+
+static p11e_ca_outcome dcv_operator(struct p11e_ca *ca, const struct p11e_order *order,
+				    const char *order_number, const struct cn_tracked *t,
+				    const char *method, struct p11e_ca_result *res)
+{
+	struct order_view view = { ca, order };
+	const struct p11e_setting *want = order_lookup(&view, "dcv_email");
+	const char *known = order ? order->dcv_instructions : NULL;
+	bool have = known && *known && !strstr(known, CN_TOKEN_MISSING);
+	size_t used = 0, lines = 0;
+
+	tracked_outcome(ca, order_number, t, res);
+	if (have)
+		snprintf(res->instructions, sizeof(res->instructions), "%s", known);
+	for (size_t i = 0; i < t->n_dcv; i++) {
+		const struct cn_dcv_domain *d = &t->dcv[i];
+		struct p11e_ca_result scratch = { 0 };
+		struct p11e_strlist emails = { 0 };
+		char name[256] = "", content[512] = "", line[900] = "";
+		const char *to = NULL;
+		struct cn_meta meta;
+		cJSON *root = NULL;
+
+		if (strcmp(d->status, "0") != 0)
+			continue;
+		if (!have && dcv_call_method(ca, "GetDcv", order_number, d->domain, method, NULL, &root, &meta,
+					     &scratch) == CN_CALL_OK) {
+			if (strcmp(method, "2") == 0 &&
+			    cn_parse_dcv_file(root, name, sizeof(name), content, sizeof(content)) == 0)
+				snprintf(line, sizeof(line),
+					 "FILE http://%s/.well-known/pki-validation/%s \"%s\"",
+					 d->domain[0] == '*' ? d->domain + 2 : d->domain, name, content);
+			if (strcmp(method, "3") == 0 && cn_parse_dcv_emails(root, &emails) == 0) {
+				for (size_t k = 0; k < emails.n && want && want->value; k++)
+					if (strcasecmp(emails.v[k], want->value) == 0)
+						to = emails.v[k];
+				if (want && want->value && !to) {
+					p11e_ca_fail(res, P11E_CA_MISCONFIGURED,
+						     "%s: order %s: dcv_email = %s is not one the CA offers "
+						     "for %s (%s%s%s…)",
+						     ca->name, order_number, want->value, d->domain,
+						     emails.v[0], emails.n > 1 ? ", " : "",
+						     emails.n > 1 ? emails.v[1] : "");
+					cJSON_Delete(root);
+					p11e_strlist_free(&emails);
+					return res->outcome;
+				}
+				to = to ? to : emails.v[0];
+				snprintf(line, sizeof(line), "EMAIL %s: approve the message the CA sends there for %s",
+					 to, d->domain);
+			}
+		}
+		cJSON_Delete(root);
+		root = NULL;
+		/* e-mail: VerifyDcv sends the message, once (with the instructions) */
+		if (strcmp(method, "2") == 0 || (to && !have))
+			dcv_call_method(ca, "VerifyDcv", order_number, d->domain, method, to, &root, &meta,
+					&scratch);
+		cJSON_Delete(root);
+		p11e_strlist_free(&emails);
+		if (!have && used < sizeof(res->instructions))
+			used += (size_t)snprintf(res->instructions + used, sizeof(res->instructions) - used,
+						 "%s%s", lines++ ? "\n" : "",
+						 line[0] ? line : CN_TOKEN_MISSING);
+	}
+	snprintf(res->message, sizeof(res->message),
+		 "%s: order %s waits for domain validation by %s; see the instructions", ca->name,
+		 order_number, strcmp(method, "2") == 0 ? "HTTP file" : "e-mail");
+	res->retry_after = ca->poll_interval;
+	return res->outcome = P11E_CA_PENDING;
+}
+
 static p11e_ca_outcome cn_poll(struct p11e_ca *ca, const struct p11e_order *order,
 			       const struct p11e_order_ref *ref, struct p11e_ca_result *res)
 {
@@ -1164,6 +1280,8 @@ static p11e_ca_outcome cn_poll(struct p11e_ca *ca, const struct p11e_order *orde
 				 "records and enrol again",
 				 ca->name, ref->order_id);
 			outcome = res->outcome = P11E_CA_REJECTED;
+		} else if (open && strcmp(poll_method(ca, order), "1") != 0) {
+			outcome = dcv_operator(ca, order, ref->order_id, &t, poll_method(ca, order), res);
 		} else if (open && ca->dcv_hook) {
 			outcome = drive_dcv(ca, ref->order_id, &t, res);
 		} else if (open) {
@@ -1344,6 +1462,77 @@ out:
 	return outcome;
 }
 
+/* RejectOrder for a pending order: it ends in certificateStatusId 13. */
+static p11e_ca_outcome cn_cancel(struct p11e_ca *ca, const struct p11e_order_ref *ref,
+				 struct p11e_ca_result *res)
+{
+	struct cn_tracked t = { 0 };
+	struct cn_meta meta;
+	cJSON *payload = NULL, *root = NULL;
+	char context[192];
+	p11e_ca_outcome outcome;
+	cn_state state;
+	cn_call_rc rc;
+
+	memset(res, 0, sizeof(*res));
+	if (!ref || !ref->order_id || !*ref->order_id) {
+		snprintf(res->message, sizeof(res->message), "%s: no order number to cancel", ca->name);
+		return res->outcome = P11E_CA_NOT_FOUND;
+	}
+	snprintf(res->order_id, sizeof(res->order_id), "%s", ref->order_id);
+	rc = track(ca, ref->order_id, &t, &meta, res);
+	if (rc == CN_CALL_FAILED) {
+		outcome = res->outcome;
+		goto out;
+	}
+	if (rc == CN_CALL_CA_ERROR) {
+		outcome = track_error(ca, &meta, ref->order_id, res);
+		goto out;
+	}
+	state = cn_cert_state(t.status_id);
+	if (state == CN_STATE_FAILED) {
+		snprintf(res->message, sizeof(res->message), "%s: order %s has already ended (\"%s\")",
+			 ca->name, ref->order_id, t.status_text);
+		snprintf(res->status_text, sizeof(res->status_text), "%s", t.status_text);
+		outcome = res->outcome = P11E_CA_OK;
+		goto out;
+	}
+	if (state != CN_STATE_PENDING && state != CN_STATE_UNKNOWN) {
+		snprintf(res->message, sizeof(res->message),
+			 "%s: order %s is \"%s\" (certificateStatusId %s); only an order not "
+			 "issued yet can be cancelled (revoke an issued one)",
+			 ca->name, ref->order_id, t.status_text, t.status_id);
+		outcome = res->outcome = P11E_CA_REJECTED;
+		goto out;
+	}
+	payload = cn_build_reject(ref->order_id, "cancelled by p11enroll");
+	if (!payload) {
+		outcome = res->outcome = P11E_CA_UNREACHABLE;
+		goto out;
+	}
+	rc = call(ca, "RejectOrder", payload, false, &root, &meta, res);
+	if (rc == CN_CALL_FAILED) {
+		outcome = res->outcome;
+	} else if (rc == CN_CALL_CA_ERROR) {
+		snprintf(context, sizeof(context), "RejectOrder %s", ref->order_id);
+		outcome = ca_error(ca, &meta, context,
+				   cn_classify_error(meta.code, meta.message) == CN_ERR_CREDENTIALS
+					   ? P11E_CA_MISCONFIGURED
+					   : P11E_CA_REJECTED,
+				   res);
+	} else {
+		snprintf(res->message, sizeof(res->message), "%s: order %s cancelled (RejectOrder)",
+			 ca->name, ref->order_id);
+		snprintf(res->status_text, sizeof(res->status_text), "cancelled");
+		outcome = res->outcome = P11E_CA_OK;
+	}
+out:
+	cn_tracked_free(&t);
+	cJSON_Delete(root);
+	cJSON_Delete(payload);
+	return outcome;
+}
+
 /* One GetOrderReport page. */
 static cn_call_rc report_page(struct p11e_ca *ca, unsigned page, time_t since,
 			      struct cn_report *rep, struct cn_meta *meta,
@@ -1393,6 +1582,22 @@ static p11e_ca_outcome cn_list_orders(struct p11e_ca *ca, time_t since, unsigned
 					? P11E_CA_MISCONFIGURED
 					: P11E_CA_UNREACHABLE,
 				res);
+	for (size_t i = 0; i < rep.n; i++) {
+		struct p11e_order_row *r = &rep.rows[i];
+
+		switch (cn_cert_state(rep.status_ids[i])) {
+		case CN_STATE_PENDING: r->state = P11E_ROW_PENDING; break;
+		case CN_STATE_ISSUED: r->state = P11E_ROW_ISSUED; break;
+		case CN_STATE_FAILED: r->state = P11E_ROW_FAILED; break;
+		case CN_STATE_REVOKED: r->state = P11E_ROW_REVOKED; break;
+		case CN_STATE_EXPIRED: r->state = P11E_ROW_EXPIRED; break;
+		default: r->state = P11E_ROW_UNKNOWN; break;
+		}
+		/* Our tag is "p11enroll:<idempotency id>" (docs/protocol-certinext.md). */
+		for (size_t k = 0; k < rep.tags[i].n; k++)
+			if (strncmp(rep.tags[i].v[k], "p11enroll:", 10) == 0)
+				snprintf(r->tag, sizeof(r->tag), "%.120s", rep.tags[i].v[k] + 10);
+	}
 	out->rows = rep.rows;
 	out->n = rep.n;
 	out->pages = rep.pages;
@@ -1609,6 +1814,10 @@ static p11e_status validate_order(struct p11e_ca *ca, const char *cert_name,
 				  why_key ? why_key : "it");
 	cJSON_Delete(od);
 	p11e_strlist_free(&names.dns);
+	bad = order_lookup(&view, "dcv_method");
+	if (rc == P11E_OK && bad && bad->value && !dcv_method_code(bad->value))
+		rc = p11e_err_set(err, P11E_EUSAGE, "%s: dcv_method = %s: write dns, http or email",
+				  setting_where(bad, where, sizeof(where)), bad->value);
 	return rc;
 }
 
@@ -1647,4 +1856,5 @@ const struct p11e_ca_ops p11e_certinext_ops = {
 	.fetch = cn_fetch,
 	.revoke = cn_revoke,
 	.list_orders = cn_list_orders,
+	.cancel = cn_cancel,
 };

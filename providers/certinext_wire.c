@@ -770,6 +770,16 @@ cJSON *cn_build_revoke(const char *order_number, const char *requestor_email,
 				    cJSON_AddStringToObject(inner, "revokeRemarks", remarks));
 }
 
+cJSON *cn_build_reject(const char *order_number, const char *remarks)
+{
+	cJSON *inner, *root = payload("orderDetails", &inner);
+
+	if (!root)
+		return NULL;
+	return finish(root, cJSON_AddStringToObject(inner, "orderNumber", order_number) &&
+				    cJSON_AddStringToObject(inner, "rejectRemarks", remarks));
+}
+
 cJSON *cn_build_report(unsigned page, unsigned page_size, time_t since)
 {
 	cJSON *inner, *root = payload("searchCriteria", &inner);
@@ -794,6 +804,12 @@ cJSON *cn_build_report(unsigned page, unsigned page_size, time_t since)
 
 cJSON *cn_build_dcv(const char *order_number, const char *requestor_email, const char *domain)
 {
+	return cn_build_dcv_method(order_number, requestor_email, domain, "1", NULL);
+}
+
+cJSON *cn_build_dcv_method(const char *order_number, const char *requestor_email,
+			   const char *domain, const char *method, const char *dcv_email)
+{
 	cJSON *inner, *root = payload("dcvDetails", &inner);
 
 	if (!root)
@@ -801,7 +817,8 @@ cJSON *cn_build_dcv(const char *order_number, const char *requestor_email, const
 	return finish(root, cJSON_AddStringToObject(inner, "requestorEmail", requestor_email) &&
 				    cJSON_AddStringToObject(inner, "orderNumber", order_number) &&
 				    cJSON_AddStringToObject(inner, "domainName", domain) &&
-				    cJSON_AddStringToObject(inner, "dcvMethod", "1"));
+				    cJSON_AddStringToObject(inner, "dcvMethod", method) &&
+				    (!dcv_email || cJSON_AddStringToObject(inner, "dcvEmail", dcv_email)));
 }
 
 /* ---------- revocation ---------- */
@@ -1095,6 +1112,30 @@ int cn_parse_dcv_token(const cJSON *root, char *token, size_t size)
 
 	cn_str(d, "token", token, size);
 	return token[0] ? 0 : -1;
+}
+
+int cn_parse_dcv_file(const cJSON *root, char *name, size_t name_size, char *content,
+		      size_t content_size)
+{
+	const cJSON *d = cJSON_GetObjectItemCaseSensitive(root, "dcvDetails");
+
+	cn_str(d, "fileName", name, name_size);
+	cn_str(d, "fileContent", content, content_size);
+	/* a name that could leave the well-known folder is refused */
+	if (strchr(name, '/') || strchr(name, '\\') || strstr(name, ".."))
+		name[0] = '\0';
+	return name[0] && content[0] ? 0 : -1;
+}
+
+int cn_parse_dcv_emails(const cJSON *root, struct p11e_strlist *out)
+{
+	const cJSON *d = cJSON_GetObjectItemCaseSensitive(root, "dcvDetails");
+	const cJSON *arr = cJSON_GetObjectItemCaseSensitive(d, "dcvEmails"), *e;
+
+	cJSON_ArrayForEach(e, arr)
+		if (cJSON_IsString(e) && e->valuestring[0] && p11e_strlist_add(out, e->valuestring) != 0)
+			return -1;
+	return out->n ? 0 : -1;
 }
 
 int cn_parse_report(const cJSON *root, struct cn_report *out)

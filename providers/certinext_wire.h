@@ -166,11 +166,22 @@ void cn_idempotency_tag(const char *id, char *out, size_t size);
 cJSON *cn_build_products(const char *group_number);
 cJSON *cn_build_track(const char *order_number);
 cJSON *cn_build_get_certificate(const char *order_number, const char *requestor_email);
+/* RejectOrder: cancels an order before issuance (docs/protocol-certinext.md). */
+cJSON *cn_build_reject(const char *order_number, const char *remarks);
 cJSON *cn_build_revoke(const char *order_number, const char *requestor_email,
 		       const char *reason_id, const char *remarks);
 /* since 0: no date filter. */
 cJSON *cn_build_report(unsigned page, unsigned page_size, time_t since);
 cJSON *cn_build_dcv(const char *order_number, const char *requestor_email, const char *domain);
+/* GetDcv/VerifyDcv for method "1" DNS, "2" HTTP file, "3" e-mail; dcv_email
+ * (VerifyDcv of method 3 only) the approver chosen from GetDcv's list. */
+cJSON *cn_build_dcv_method(const char *order_number, const char *requestor_email,
+			   const char *domain, const char *method, const char *dcv_email);
+/* GetDcv method 2: fileName and fileContent; 0 when both are there. */
+int cn_parse_dcv_file(const cJSON *root, char *name, size_t name_size, char *content,
+		      size_t content_size);
+/* GetDcv method 3: the offered approver addresses. */
+int cn_parse_dcv_emails(const cJSON *root, struct p11e_strlist *out);
 
 /* Puts meta first into a payload root (replacing a previous one). */
 int cn_set_meta(cJSON *root, cJSON *meta);

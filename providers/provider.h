@@ -102,7 +102,20 @@ struct p11e_product {
 	char category[128];
 };
 
+/* Where a listed order stands, in CA-neutral words (reconcile). */
+typedef enum {
+	P11E_ROW_UNKNOWN,  /* a state the provider does not know */
+	P11E_ROW_PENDING,  /* not issued yet, may still be */
+	P11E_ROW_ISSUED,   /* a certificate exists and is valid */
+	P11E_ROW_FAILED,   /* ended without a certificate (rejected, cancelled) */
+	P11E_ROW_REVOKED,  /* its certificate was revoked (or cancelled after issue) */
+	P11E_ROW_EXPIRED,  /* its certificate has expired */
+} p11e_row_state;
+
 struct p11e_order_row {
+	p11e_row_state state;
+	char tag[128];      /* the idempotency id of the p11enroll order intent that placed it,
+			     * as the CA keeps it; "" when none is known */
 	char order_id[128];
 	char request_id[128];
 	char status[128];
@@ -175,6 +188,26 @@ struct p11e_ca_ops {
 	/* Already revoked counts as success (P11E_CA_OK, said in message). */
 	p11e_ca_outcome (*revoke)(struct p11e_ca *ca, const struct p11e_order_ref *ref,
 				  p11e_revoke_reason reason, struct p11e_ca_result *res);
+	/* Has the CA check an order (as place would send it) without placing
+	 * it: nothing is charged. OK when it accepts the parameters, else
+	 * REJECTED/MISCONFIGURED with the CA's words. NULL when the CA has no
+	 * such call. */
+	p11e_ca_outcome (*dry_run)(struct p11e_ca *ca, const struct p11e_order *order,
+				   struct p11e_ca_result *res);
+	/* Revokes without asking for money back: the order stays paid. NULL
+	 * when the CA's `revoke` never asks for a refund (it is used instead). */
+	p11e_ca_outcome (*revoke_no_refund)(struct p11e_ca *ca, const struct p11e_order_ref *ref,
+					    p11e_revoke_reason reason, struct p11e_ca_result *res);
+	/* Where a refund asked for by `revoke` or `cancel` stands: P11E_CA_OK
+	 * with status_text ("requested", "approved") and message; NOT_FOUND
+	 * when none was asked for. NULL when the CA has no refunds. */
+	p11e_ca_outcome (*refund_status)(struct p11e_ca *ca, const struct p11e_order_ref *ref,
+					 struct p11e_ca_result *res);
+	/* Cancels an order that is not issued yet (P11E_CA_OK; already cancelled
+	 * counts as success); an issued one is REJECTED (revoke it instead).
+	 * NULL when the CA has no such call. */
+	p11e_ca_outcome (*cancel)(struct p11e_ca *ca, const struct p11e_order_ref *ref,
+				  struct p11e_ca_result *res);
 	/* One page (1-based) of the CA's order inventory placed since `since` (0: all). */
 	p11e_ca_outcome (*list_orders)(struct p11e_ca *ca, time_t since, unsigned page,
 				       struct p11e_order_page *out, struct p11e_ca_result *res);

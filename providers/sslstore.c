@@ -43,7 +43,7 @@
 #define SS_ORDER_KEYS                                                                     \
 	"validity", "approver_email", SS_CONTACT_KEYS("admin_"), SS_CONTACT_KEYS("tech_"), \
 		SS_ORG_KEYS, "server_count", "web_server_type", "signature_hash_algorithm",   \
-		"file_auth_dcv", "cname_auth_dcv"
+		"file_auth_dcv", "cname_auth_dcv", "https_file_auth_dcv", "auto_www"
 
 static const char *const ss_ca_keys[] = {
 	"api_url", "partner_code", "auth_token_file", "default_product", "renewal_window",
@@ -65,6 +65,7 @@ struct p11e_ca {
 	long renewal_window;
 	unsigned page_size;
 	unsigned poll_interval;
+	bool https_hint;        /* this poll's order validates by HTTPS file */
 };
 
 /* ---- small helpers ---------------------------------------------------------- */
@@ -172,7 +173,8 @@ static void check_value(const struct p11e_setting *s, char *why, size_t size)
 	} else if (strcmp(k, "page_size") == 0) {
 		if (!all_digits(v) || strlen(v) > 4 || atoi(v) < 1 || atoi(v) > 100)
 			snprintf(why, size, "is not a page size between 1 and 100");
-	} else if (strcmp(k, "file_auth_dcv") == 0 || strcmp(k, "cname_auth_dcv") == 0) {
+	} else if (strcmp(k, "file_auth_dcv") == 0 || strcmp(k, "cname_auth_dcv") == 0 ||
+		   strcmp(k, "https_file_auth_dcv") == 0 || strcmp(k, "auto_www") == 0) {
 		if (p11e_parse_bool(v) < 0)
 			snprintf(why, size, "is not yes or no");
 	} else if (strcmp(k, "signature_hash_algorithm") == 0) {
@@ -321,6 +323,15 @@ static p11e_status parse_settings(struct p11e_ca *ca, struct p11e_http_opts *opt
 		file_dcv = p11e_parse_bool(s->value) == 1;
 	if ((s = p11e_settings_find(&ca->settings, "cname_auth_dcv")))
 		cname_dcv = p11e_parse_bool(s->value) == 1;
+	if (p11e_settings_find(&ca->settings, "https_file_auth_dcv") &&
+	    p11e_parse_bool(p11e_settings_find(&ca->settings, "https_file_auth_dcv")->value) == 1 &&
+	    (file_dcv || cname_dcv))
+		return p11e_err_set(err, P11E_EUSAGE,
+				    "%s: [ca:%s] https_file_auth_dcv and %s are both on; choose one "
+				    "domain validation method",
+				    where(p11e_settings_find(&ca->settings, "https_file_auth_dcv"), at,
+					  sizeof(at)),
+				    ca->name, file_dcv ? "file_auth_dcv" : "cname_auth_dcv");
 	if (file_dcv && cname_dcv)
 		return p11e_err_set(err, P11E_EUSAGE,
 				    "%s: [ca:%s] file_auth_dcv and cname_auth_dcv are both on; choose "
@@ -507,6 +518,11 @@ static const struct ss_call CALL_REISSUE = { "/rest/order/reissue", "reissue", t
 static const struct ss_call CALL_APPROVERS = { "/rest/order/approverlist", "approver list", false };
 static const struct ss_call CALL_QUERY = { "/rest/order/query", "order query", false };
 static const struct ss_call CALL_REFUND = { "/rest/order/refundrequest", "refund request", false };
+static const struct ss_call CALL_DRY_RUN = { "/rest/order/validate", "order validation (dry run)",
+					     false };
+static const struct ss_call CALL_REFUND_STATUS = { "/rest/order/refundstatus", "refund status", false };
+static const struct ss_call CALL_REVOKE = { "/rest/order/certificaterevokerequest",
+					    "revocation without refund", false };
 static const struct ss_call CALL_ORGS = { "/rest/digicert/organizationlist",
 					  "DigiCert organisation list", false };
 static const struct ss_call CALL_VALIDATE = { "/rest/health/validate", "credential check", false };
@@ -613,9 +629,9 @@ static p11e_ca_outcome order_outcome(struct p11e_ca *ca, const struct ss_order_i
 			}
 			content[at] = '\0';
 			snprintf(res->instructions, sizeof(res->instructions),
-				 "file http://NAME/.well-known/pki-validation/%s for every NAME of the "
+				 "file %s://NAME/.well-known/pki-validation/%s for every NAME of the "
 				 "order, content \"%s\" (\\n = line break)",
-				 info->file_name, content);
+				 ca->https_hint ? "https" : "http", info->file_name, content);
 		}
 		else
 			msgf(res,
@@ -768,6 +784,15 @@ static p11e_ca_outcome resolve(struct p11e_ca *ca, const struct p11e_order *orde
 	p->file_dcv = s && p11e_parse_bool(s->value) == 1;
 	s = lookup(ca, order, "cname_auth_dcv");
 	p->cname_dcv = s && p11e_parse_bool(s->value) == 1;
+	s = lookup(ca, order, "https_file_auth_dcv");
+	p->https_file_dcv = s && p11e_parse_bool(s->value) == 1;
+	s = lookup(ca, order, "auto_www");
+	p->auto_www = s && p11e_parse_bool(s->value) == 1;
+	if (p->https_file_dcv && (p->file_dcv || p->cname_dcv))
+		return p11e_ca_fail(res, P11E_CA_MISCONFIGURED,
+			    "[cert:%s]: https_file_auth_dcv and another domain validation method "
+			    "are both on; choose one",
+			    order->name ? order->name : "?");
 	if (p->file_dcv && p->cname_dcv)
 		return p11e_ca_fail(res, P11E_CA_MISCONFIGURED,
 			    "[cert:%s]: file_auth_dcv and cname_auth_dcv are both on; choose one "
@@ -778,7 +803,7 @@ static p11e_ca_outcome resolve(struct p11e_ca *ca, const struct p11e_order *orde
 	if (ss_approver_split(c->approver_from ? c->approver_from->value : NULL,
 			      &c->approver_list) != 0)
 		return p11e_ca_fail(res, P11E_CA_UNREACHABLE, "out of memory");
-	if (c->approver_list.n > 0 && !p->file_dcv && !p->cname_dcv &&
+	if (c->approver_list.n > 0 && !p->file_dcv && !p->cname_dcv && !p->https_file_dcv &&
 	    p->family != SS_DIGICERT_EO) {
 		size_t len = 0;
 
@@ -1235,6 +1260,11 @@ static p11e_ca_outcome ss_poll(struct p11e_ca *ca, const struct p11e_order *orde
 	    strcmp(ref->request_id, info.partner_order_id) != 0)
 		p11e_info("[ca:%s] order %s now has PartnerOrderID %s (was %s): it was reissued",
 			  ca->name, info.order_id, info.partner_order_id, ref->request_id);
+	{
+		const struct p11e_setting *h = lookup(ca, order, "https_file_auth_dcv");
+
+		ca->https_hint = h && p11e_parse_bool(h->value) == 1;
+	}
 	return order_outcome(ca, &info, res);
 }
 
@@ -1422,6 +1452,159 @@ out:
 	return rc;
 }
 
+/* /order/validate: the new order's body, checked by the CA, nothing placed
+ * or charged (the approver and organisation checks run first, as for place). */
+static p11e_ca_outcome ss_dry_run(struct p11e_ca *ca, const struct p11e_order *order,
+				  struct p11e_ca_result *res)
+{
+	struct ss_order_ctx c;
+	struct ss_auth auth;
+	enum ss_errkind kind;
+	char replay[32];
+	cJSON *json = NULL;
+	p11e_ca_outcome rc;
+
+	p11e_ca_result_clear(res);
+	memset(&c, 0, sizeof(c));
+	rc = resolve(ca, order, &c, res);
+	if (rc == P11E_CA_OK)
+		rc = check_approvers(ca, order, &c, res);
+	if (rc == P11E_CA_OK)
+		rc = check_org(ca, &c, res);
+	if (rc != P11E_CA_OK)
+		goto out;
+	new_auth(ca, &auth, replay, sizeof(replay));
+	rc = ss_post(ca, &CALL_DRY_RUN, ss_req_neworder(&auth, &c.p), replay, &json, &kind, res);
+	if (rc == P11E_CA_OK) {
+		msgf(res, "The SSL Store accepts the order: product %s (%s), %d months, %s",
+		     c.product, ss_family_name(c.p.family), c.p.months, c.p.domain_name);
+		res->outcome = P11E_CA_OK;
+	} else if (rc == P11E_CA_REJECTED) {
+		rc = refusal(ca, kind, "order validation (dry run)",
+			     "fix the configuration before an order is placed", res);
+	}
+out:
+	cJSON_Delete(json);
+	ctx_free(&c);
+	return rc;
+}
+
+/* certificaterevokerequest: the certificate is revoked, the order stays
+ * paid (no refund). Read first, so that it can be repeated. */
+static p11e_ca_outcome ss_revoke_no_refund(struct p11e_ca *ca, const struct p11e_order_ref *ref,
+					   p11e_revoke_reason reason, struct p11e_ca_result *res)
+{
+	struct ss_order_info info;
+	struct ss_auth auth;
+	char replay[32];
+	enum ss_errkind kind;
+	cJSON *json = NULL;
+	p11e_ca_outcome rc;
+
+	p11e_ca_result_clear(res);
+	if (!ref || !ref->order_id || !*ref->order_id)
+		return p11e_ca_fail(res, P11E_CA_NOT_FOUND, "no order number to revoke");
+	rc = ss_status(ca, ref->order_id, NULL, &info, &kind, res);
+	if (rc == P11E_CA_REJECTED)
+		return refusal(ca, kind, "order status", "check the order in the SSL Store portal", res);
+	if (rc != P11E_CA_OK)
+		return rc;
+	p11e_ca_result_clear(res);
+	if (strcasecmp(info.major, "Cancelled") == 0 || strcasecmp(info.major, "Canceled") == 0) {
+		set_ids(res, &info);
+		msgf(res, "order %s is already %s%s%s; nothing was sent", ref->order_id, info.major,
+		     info.minor[0] ? "/" : "", info.minor);
+		snprintf(res->status_text, sizeof(res->status_text), "revoked");
+		return res->outcome = P11E_CA_OK;
+	}
+	new_auth(ca, &auth, replay, sizeof(replay));
+	rc = ss_post(ca, &CALL_REVOKE, ss_req_revoke(&auth, ref->order_id, info.serial), replay, &json,
+		     &kind, res);
+	if (rc == P11E_CA_OK) {
+		set_ids(res, &info);
+		snprintf(res->status_text, sizeof(res->status_text), "revoked");
+		msgf(res, "The SSL Store revoked the certificate of order %s (serial %s, reason %s) "
+			  "without a refund: the order stays paid",
+		     ref->order_id, info.serial[0] ? info.serial : "?", p11e_revoke_reason_name(reason));
+		res->outcome = P11E_CA_OK;
+	} else if (rc == P11E_CA_REJECTED) {
+		rc = refusal(ca, kind, "revocation without refund", NULL, res);
+	}
+	cJSON_Delete(json);
+	return rc;
+}
+
+/* refundstatus: where a refund request stands. */
+static p11e_ca_outcome ss_refund_status(struct p11e_ca *ca, const struct p11e_order_ref *ref,
+					struct p11e_ca_result *res)
+{
+	struct ss_order_info info;
+	struct ss_auth auth;
+	char replay[32];
+	enum ss_errkind kind;
+	cJSON *json = NULL;
+	p11e_ca_outcome rc;
+
+	p11e_ca_result_clear(res);
+	if (!ref || !ref->order_id || !*ref->order_id)
+		return p11e_ca_fail(res, P11E_CA_NOT_FOUND, "no order number");
+	new_auth(ca, &auth, replay, sizeof(replay));
+	rc = ss_post(ca, &CALL_REFUND_STATUS, ss_req_order(&auth, ref->order_id, NULL), replay, &json,
+		     &kind, res);
+	if (rc == P11E_CA_OK) {
+		ss_parse_order(json, &info);
+		set_ids(res, &info);
+		snprintf(res->status_text, sizeof(res->status_text), "%s",
+			 info.refund_approved ? "approved" : "requested");
+		msgf(res, "refund request %s for order %s is %s (order %s%s%s)",
+		     info.refund_id[0] ? info.refund_id : "?", ref->order_id,
+		     info.refund_approved ? "approved" : "not approved yet", info.major,
+		     info.minor[0] ? "/" : "", info.minor);
+		res->outcome = P11E_CA_OK;
+	} else if (rc == P11E_CA_REJECTED && kind != SS_ERR_AUTH &&
+		   strcasestr(res->message, "no refund")) {
+		rc = p11e_ca_fail(res, P11E_CA_NOT_FOUND, "no refund was asked for order %s", ref->order_id);
+	} else if (rc == P11E_CA_REJECTED) {
+		rc = refusal(ca, kind, "refund status", NULL, res);
+	}
+	cJSON_Delete(json);
+	return rc;
+}
+
+/* The SSL Store has no cancel call of its own: a refund request on an
+ * order not issued yet cancels it (docs/protocol-sslstore.md). */
+static p11e_ca_outcome ss_cancel(struct p11e_ca *ca, const struct p11e_order_ref *ref,
+				 struct p11e_ca_result *res)
+{
+	struct ss_order_info info;
+	enum ss_errkind kind;
+	bool known = true;
+	p11e_ca_outcome rc;
+
+	p11e_ca_result_clear(res);
+	if (!ref || !ref->order_id || !*ref->order_id)
+		return p11e_ca_fail(res, P11E_CA_NOT_FOUND, "no order number to cancel");
+	rc = ss_status(ca, ref->order_id, NULL, &info, &kind, res);
+	if (rc == P11E_CA_REJECTED)
+		return refusal(ca, kind, "order status", "check the order in the SSL Store portal", res);
+	if (rc != P11E_CA_OK)
+		return rc;
+	p11e_ca_result_clear(res);
+	if (ss_status_outcome(info.major, info.minor, &known) == P11E_CA_ISSUED)
+		return p11e_ca_fail(res, P11E_CA_REJECTED,
+				    "[ca:%s] order %s is issued (%s); only an order not issued yet can be "
+				    "cancelled (revoke an issued one)",
+				    ca->name, ref->order_id, info.major);
+	rc = ss_revoke(ca, ref, P11E_REVOKE_CESSATION_OF_OPERATION, res);
+	if (rc == P11E_CA_OK) {
+		msgf(res, "The SSL Store accepted the cancellation (a refund request) of order %s; it "
+			  "shows Cancelled once SSL Store staff process it",
+		     ref->order_id);
+		snprintf(res->status_text, sizeof(res->status_text), "cancellation requested");
+	}
+	return rc;
+}
+
 /* ---- inventory, check, products --------------------------------------------- */
 
 /* One page of /rest/order/query, retried on failure as the SAME page
@@ -1505,6 +1688,24 @@ static p11e_ca_outcome ss_list_orders(struct p11e_ca *ca, time_t since, unsigned
 		snprintf(row->ordered, sizeof(row->ordered), "%s", info.purchase);
 		snprintf(row->expires, sizeof(row->expires), "%s", info.cert_end);
 		snprintf(row->serial, sizeof(row->serial), "%s", info.serial);
+		{
+			bool known = true;
+			p11e_ca_outcome o = ss_status_outcome(info.major, info.minor, &known);
+
+			if (!known)
+				row->state = P11E_ROW_UNKNOWN;
+			else if (o == P11E_CA_PENDING)
+				row->state = P11E_ROW_PENDING;
+			else if (o == P11E_CA_ISSUED)
+				row->state = info.cert_end_t && info.cert_end_t < time(NULL)
+						     ? P11E_ROW_EXPIRED : P11E_ROW_ISSUED;
+			else
+				/* cancelled after issue: refunded and revoked */
+				row->state = info.serial[0] ? P11E_ROW_REVOKED : P11E_ROW_FAILED;
+		}
+		/* CustomOrderID is "p11e-" + our idempotency id (docs/protocol-sslstore.md). */
+		if (strncmp(info.custom_order_id, "p11e-", 5) == 0)
+			snprintf(row->tag, sizeof(row->tag), "%.120s", info.custom_order_id + 5);
 	}
 	out->page = page;
 	/* the API reports no total: a full page means there may be another */
@@ -1698,4 +1899,8 @@ const struct p11e_ca_ops p11e_sslstore_ops = {
 	.fetch = ss_fetch,
 	.revoke = ss_revoke,
 	.list_orders = ss_list_orders,
+	.cancel = ss_cancel,
+	.revoke_no_refund = ss_revoke_no_refund,
+	.dry_run = ss_dry_run,
+	.refund_status = ss_refund_status,
 };

@@ -427,9 +427,10 @@ cJSON *ss_req_neworder(const struct ss_auth *auth, const struct ss_params *p)
 	     cJSON_AddNumberToObject(o, "ReserveSANCount", ss_reserve_san_count(p)) &&
 	     cJSON_AddFalseToObject(o, "AddInstallationSupport") &&
 	     add_str(o, "EmailLanguageCode", "EN") &&
+	     (!p->auto_www || cJSON_AddTrueToObject(o, "AutoWWW")) &&
 	     cJSON_AddBoolToObject(o, "FileAuthDVIndicator", p->file_dcv) &&
 	     cJSON_AddBoolToObject(o, "CNAMEAuthDVIndicator", p->cname_dcv) &&
-	     cJSON_AddFalseToObject(o, "HTTPSFileAuthDVIndicator") &&
+	     cJSON_AddBoolToObject(o, "HTTPSFileAuthDVIndicator", p->https_file_dcv) &&
 	     add_str(o, "SignatureHashAlgorithm", p->signature_hash) &&
 	     cJSON_AddFalseToObject(o, "CertTransparencyIndicator") &&
 	     cJSON_AddNumberToObject(o, "RenewalDays", 0) &&
@@ -467,7 +468,7 @@ cJSON *ss_req_reissue(const struct ss_auth *auth, const struct ss_params *p, con
 	     add_opt(o, "ReissueEmail", p->admin.email) &&
 	     cJSON_AddFalseToObject(o, "PreferEnrollmentLink") &&
 	     cJSON_AddBoolToObject(o, "FileAuthDVIndicator", p->file_dcv) &&
-	     cJSON_AddFalseToObject(o, "HTTPSFileAuthDVIndicator") &&
+	     cJSON_AddBoolToObject(o, "HTTPSFileAuthDVIndicator", p->https_file_dcv) &&
 	     cJSON_AddBoolToObject(o, "CNAMEAuthDVIndicator", p->cname_dcv) &&
 	     add_opt(o, "ApproverEmails", p->approver_email) &&
 	     add_str(o, "SignatureHashAlgorithm", p->signature_hash);
@@ -484,6 +485,17 @@ cJSON *ss_req_order(const struct ss_auth *auth, const char *order_id, const char
 
 	if (o && !(set(order_id) ? add_str(o, "TheSSLStoreOrderID", order_id)
 				 : add_str(o, "CustomOrderID", custom_order_id))) {
+		cJSON_Delete(o);
+		o = NULL;
+	}
+	return o;
+}
+
+cJSON *ss_req_revoke(const struct ss_auth *auth, const char *order_id, const char *serial)
+{
+	cJSON *o = ss_req_order(auth, order_id, NULL);
+
+	if (o && !(add_str(o, "SerialNumber", serial ? serial : "") && cJSON_AddFalseToObject(o, "ResendEmail"))) {
 		cJSON_Delete(o);
 		o = NULL;
 	}

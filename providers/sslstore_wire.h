@@ -66,6 +66,8 @@ struct ss_params {
 	const char *web_server_type;
 	const char *signature_hash;
 	bool file_dcv, cname_dcv;
+	bool https_file_dcv;       /* HTTPSFileAuthDVIndicator */
+	bool auto_www;             /* AutoWWW: also the www twin (single-domain products) */
 	bool renewal;
 	const char *related_order_id; /* renewal: RelatedTheSSLStoreOrderID */
 };
@@ -90,6 +92,8 @@ cJSON *ss_req_neworder(const struct ss_auth *auth, const struct ss_params *p);
 cJSON *ss_req_reissue(const struct ss_auth *auth, const struct ss_params *p, const char *order_id);
 /* status / download / refundstatus: by order id, or else by custom order id. */
 cJSON *ss_req_order(const struct ss_auth *auth, const char *order_id, const char *custom_order_id);
+/* certificaterevokerequest: revocation without a refund (docs/protocol-sslstore.md). */
+cJSON *ss_req_revoke(const struct ss_auth *auth, const char *order_id, const char *serial);
 cJSON *ss_req_refund(const struct ss_auth *auth, const char *order_id, const char *reason);
 cJSON *ss_req_approverlist(const struct ss_auth *auth, const char *product, const char *domain);
 cJSON *ss_req_query(const struct ss_auth *auth, time_t since, unsigned page, unsigned page_size);

@@ -406,6 +406,36 @@ Test(payloads, shapes)
 	cJSON_Delete(r);
 }
 
+/* Methods 2 and 3, the file of GetDcv and its approver list. */
+Test(build, dcv_methods_and_answers)
+{
+	struct p11e_strlist emails = { 0 };
+	char name[64], content[64];
+	cJSON *r = cn_build_dcv_method("1", "a@b.c", "x.example", "3", "admin@x.example");
+	char *t = cJSON_PrintUnformatted(r);
+
+	cr_assert_str_eq(t, "{\"dcvDetails\":{\"requestorEmail\":\"a@b.c\",\"orderNumber\":\"1\","
+			    "\"domainName\":\"x.example\",\"dcvMethod\":\"3\",\"dcvEmail\":"
+			    "\"admin@x.example\"}}");
+	free(t);
+	cJSON_Delete(r);
+	r = cJSON_Parse("{\"dcvDetails\":{\"fileName\":\"abc.txt\",\"fileContent\":\"tok\"}}");
+	cr_assert_eq(cn_parse_dcv_file(r, name, sizeof(name), content, sizeof(content)), 0);
+	cr_assert_str_eq(name, "abc.txt");
+	cr_assert_str_eq(content, "tok");
+	cJSON_Delete(r);
+	/* a name that climbs out of the well-known folder is refused */
+	r = cJSON_Parse("{\"dcvDetails\":{\"fileName\":\"../x\",\"fileContent\":\"tok\"}}");
+	cr_assert_eq(cn_parse_dcv_file(r, name, sizeof(name), content, sizeof(content)), -1);
+	cJSON_Delete(r);
+	r = cJSON_Parse("{\"dcvDetails\":{\"dcvEmails\":[\"admin@x.example\",3,\"webmaster@x.example\"]}}");
+	cr_assert_eq(cn_parse_dcv_emails(r, &emails), 0);
+	cr_assert_eq(emails.n, 2);
+	cr_assert_str_eq(emails.v[1], "webmaster@x.example");
+	p11e_strlist_free(&emails);
+	cJSON_Delete(r);
+}
+
 Test(revoke, reason_mapping)
 {
 	cr_assert_str_eq(cn_revoke_reason_id(P11E_REVOKE_KEY_COMPROMISE), "1");

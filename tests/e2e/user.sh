@@ -179,7 +179,7 @@ case_completion() {
 	printf '[agent]\nstate_dir = %s\ninclude_dir = %s/conf.d\n[ca:prod]\ntype = certinext\n[cert:web]\nca = prod\n[cert:mail]\nca = prod\n' \
 		"$WORK/state" "$WORK" >"$WORK/p.conf"
 	printf '[ca:lab]\ntype = sslstore\n[cert:vpn]\nca = lab\n' >"$WORK/conf.d/10-lab.conf"
-	[ "$(complete_words p11enroll "")" = "$(printf '%s\n' agent check csr enroll help keygen orders products renew revoke status)" ] ||
+	[ "$(complete_words p11enroll "")" = "$(printf '%s\n' agent cancel check csr enroll help keygen orders products reconcile renew revoke status)" ] ||
 		t_fail "commands: $(complete_words p11enroll "")"
 	[ "$(complete_words p11enroll ren)" = renew ] || t_fail "ren -> $(complete_words p11enroll ren)"
 	[ "$(complete_words p11enroll --v)" = "$(printf '%s\n' --verbose --version)" ] || t_fail "--v"

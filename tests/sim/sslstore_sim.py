@@ -1119,9 +1119,20 @@ class Simulator:
         if product["need_dns"] and not dns:
             raise ApiError(f"DNSNames is required for product {code}.")
         names = self.order_names(product, cn, dns, get_int(body, "ReserveSANCount", 0) or 0)
+        if get_bool(body, "AutoWWW"):
+            # AutoWWW: a single-domain product also secures the www twin of its name
+            if product["multi"]:
+                raise ApiError(f"AutoWWW is only offered for single-domain products, not {code}.")
+            if not cn.startswith("*."):
+                twin = cn[4:] if cn.startswith("www.") else "www." + cn
+                if twin not in names:
+                    names.append(twin)
         method = self.dcv_method(body)
         approver = self.check_approvers(product, names, get_str(body, "ApproverEmail"),
                                         required=method == "EMAIL" and eo_org is None)
+        if ctx.get("validate_only"):
+            # /order/validate: every check of neworder, no order, nothing charged
+            return {"AuthResponse": self.auth_response(ctx)}
         reject = self.take("reject")
         if reject is not None:
             text = (reject.get("message") if isinstance(reject, dict) else None) or "Order rejected."
@@ -1142,6 +1153,11 @@ class Simulator:
         if self.scenario.get("active_immediately"):
             self.issue(o)
         return self.order_object(ctx, o)
+
+    def h_validate(self, ctx, body):
+        """The parameter dry run: neworder's checks without an order."""
+        ctx["validate_only"] = True
+        return self.h_neworder(ctx, body)
 
     def renewal_body(self, body, related_id):
         """A renewal is a new order linked to an existing one ("Renewal or reissue")."""
@@ -1435,6 +1451,7 @@ ROUTES = {
     "/rest/order/refundrequest": ("h_refundrequest", "nested", "nested"),
     "/rest/order/refundstatus": ("h_refundstatus", "nested", "nested"),
     "/rest/order/certificaterevokerequest": ("h_certificaterevokerequest", "flat", "nested"),
+    "/rest/order/validate": ("h_validate", "nested", "nested"),
     "/rest/digicert/organizationlist": ("h_organizationlist", "nested", "either"),
     "/rest/product/query": ("h_product_query", "array", "nested"),
     "/rest/health/validate": ("h_health_validate", "flat", "flat"),

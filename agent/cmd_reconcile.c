@@ -1,0 +1,481 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* reconcile: the CA's order inventory against the journals here, so that
+ * every order p11enroll placed (or that names a configured certificate's
+ * domains) is either installed, on its way, or shown to the operator with
+ * what to do (docs/orders.md, "Reconciling with the CA's inventory"). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#define _XOPEN_SOURCE_EXTENDED 1
+#include <time.h>
+
+#include <cjson/cJSON.h>
+
+#include "ca.h"
+#include "cli.h"
+#include "journal.h"
+#include "log.h"
+#include "util.h"
+
+/* Incremental runs list from the last run minus this (clock skew, late rows). */
+#define RECONCILE_SLACK 86400
+#define RECONCILE_MAX_PAGES 1000
+
+enum rclass {
+	RC_INSTALLED,        /* installed here and current */
+	RC_IN_PROGRESS,      /* a journal here follows it (pending, being installed) */
+	RC_UNUSED,           /* issued but installed nowhere here: paid and unused */
+	RC_ORPHAN_PENDING,   /* pending at the CA, no journal waits for it */
+	RC_REVOKED_INSTALLED, /* revoked at the CA, still installed here */
+	RC_EXPIRED_INSTALLED, /* expired at the CA, still installed here */
+	RC_ENDED,            /* failed, revoked or expired and not installed: nothing to do */
+	RC_N,
+};
+
+static const char *const class_names[RC_N] = {
+	"installed", "in-progress", "unused", "orphan-pending", "revoked-installed",
+	"expired-installed", "ended",
+};
+
+static bool class_needs_attention(enum rclass c)
+{
+	return c == RC_UNUSED || c == RC_ORPHAN_PENDING || c == RC_REVOKED_INSTALLED ||
+	       c == RC_EXPIRED_INSTALLED;
+}
+
+/* What a journal here knows of one certificate's orders. */
+struct known {
+	const struct p11e_cert_conf *cert;
+	struct p11e_journal j;
+	bool found;
+	const char *inst_ca, *inst_order; /* the order of the installed certificate */
+};
+
+static const char *jstr(const struct known *k, const char *sect, const char *key)
+{
+	return k->found ? p11e_journal_str(&k->j, sect, key) : NULL;
+}
+
+static bool same(const char *a, const char *b)
+{
+	return a && b && *a && strcmp(a, b) == 0;
+}
+
+static void read_known(const struct p11e_config *cfg, struct known *k)
+{
+	struct p11e_err ignore = { 0 };
+
+	if (p11e_journal_peek(cfg->state_dir, k->cert->name, &k->j, &k->found, &ignore) != P11E_OK)
+		k->found = false;
+	if (!k->found || !p11e_journal_num(&k->j, "cert", "installed_at"))
+		return;
+	/* During a renewal the installed certificate is the previous order's. */
+	if (same(jstr(k, "cert", "serial"), jstr(k, "previous", "serial"))) {
+		k->inst_ca = jstr(k, "previous", "ca");
+		k->inst_order = jstr(k, "previous", "order_id");
+	} else {
+		k->inst_ca = jstr(k, "order", "ca");
+		k->inst_order = jstr(k, "order", "order_id");
+	}
+}
+
+static bool names_domain(const struct p11e_cert_conf *cert, const char *domain)
+{
+	if (!*domain)
+		return false;
+	for (size_t i = 0; i < cert->dns.n; i++)
+		if (strcasecmp(cert->dns.v[i], domain) == 0)
+			return true;
+	return false;
+}
+
+struct run {
+	struct p11e_cli *cli;
+	struct known *known;
+	size_t n_known;
+	bool include_expired;
+	unsigned counts[RC_N];
+	unsigned attention;
+	cJSON *orders;      /* JSON rows, or NULL */
+	FILE *metrics;      /* per-CA counts, or NULL */
+};
+
+/* Classifies one row; returns false when the row is not ours to judge. */
+static bool classify(struct run *r, const char *ca, const struct p11e_order_row *row,
+		     enum rclass *cls, const struct known **who, char *action, size_t len)
+{
+	const struct known *by_order = NULL, *by_tag = NULL, *by_name = NULL;
+
+	for (size_t i = 0; i < r->n_known; i++) {
+		const struct known *k = &r->known[i];
+
+		if ((same(jstr(k, "order", "ca"), ca) && same(jstr(k, "order", "order_id"), row->order_id)) ||
+		    (same(jstr(k, "previous", "ca"), ca) && same(jstr(k, "previous", "order_id"), row->order_id)))
+			by_order = by_order ? by_order : k;
+		if (row->tag[0] && same(jstr(k, "order", "idempotency_id"), row->tag))
+			by_tag = by_tag ? by_tag : k;
+		if (names_domain(k->cert, row->domain))
+			by_name = by_name ? by_name : k;
+	}
+	if (!by_order && !by_tag && !by_name && !row->tag[0])
+		return false;
+	*who = by_order ? by_order : by_tag ? by_tag : by_name;
+	action[0] = '\0';
+	bool installed = false;
+
+	for (size_t i = 0; i < r->n_known; i++)
+		if (same(r->known[i].inst_ca, ca) && same(r->known[i].inst_order, row->order_id)) {
+			installed = true;
+			*who = &r->known[i];
+		}
+	/* A journal that follows this very order (or its placement by its tag). */
+	const struct known *follows = by_order ? by_order : by_tag;
+	bool waiting = follows && follows->j.state >= P11E_ST_ORDER_PLACING &&
+		       follows->j.state <= P11E_ST_INSTALLED && !installed &&
+		       (same(jstr(follows, "order", "order_id"), row->order_id) ||
+			same(jstr(follows, "order", "idempotency_id"), row->tag));
+	const char *name = *who ? (*who)->cert->name : NULL;
+
+	switch (row->state) {
+	case P11E_ROW_ISSUED:
+		if (installed)
+			*cls = RC_INSTALLED;
+		else if (waiting) {
+			*cls = RC_IN_PROGRESS;
+			snprintf(action, len, "`p11enroll enroll %s` installs it", name);
+		} else {
+			*cls = RC_UNUSED;
+			snprintf(action, len,
+				 "issued and paid for, but installed nowhere here: install it, or "
+				 "`p11enroll revoke --ca %s --order %s` if nobody needs it",
+				 ca, row->order_id);
+		}
+		break;
+	case P11E_ROW_PENDING:
+	case P11E_ROW_UNKNOWN:
+		if (waiting) {
+			*cls = RC_IN_PROGRESS;
+			snprintf(action, len, "`p11enroll enroll %s` follows it", name);
+		} else {
+			*cls = RC_ORPHAN_PENDING;
+			snprintf(action, len,
+				 "pending with no journal here waiting for it: `p11enroll cancel "
+				 "--ca %s --order %s`",
+				 ca, row->order_id);
+		}
+		break;
+	case P11E_ROW_REVOKED:
+	case P11E_ROW_EXPIRED:
+		if (installed && !(row->state == P11E_ROW_REVOKED && jstr(*who, "revocation", "at"))) {
+			*cls = row->state == P11E_ROW_REVOKED ? RC_REVOKED_INSTALLED : RC_EXPIRED_INSTALLED;
+			snprintf(action, len, "%s at the CA but installed here: `p11enroll renew --force %s`",
+				 row->state == P11E_ROW_REVOKED ? "revoked" : "expired", name);
+		} else if (installed) {
+			/* revoked by `p11enroll revoke`: renew replaces it, status says so */
+			*cls = RC_REVOKED_INSTALLED;
+			snprintf(action, len, "revoked here by p11enroll: `p11enroll renew %s` replaces it",
+				 name);
+		} else {
+			*cls = RC_ENDED;
+		}
+		break;
+	default:
+		*cls = RC_ENDED;
+		break;
+	}
+	return true;
+}
+
+static void one_row(struct run *r, const char *ca, const struct p11e_order_row *row, unsigned *counts)
+{
+	const struct known *who = NULL;
+	char action[600];
+	enum rclass cls;
+
+	if (row->state == P11E_ROW_EXPIRED && !r->include_expired)
+		return;
+	if (!classify(r, ca, row, &cls, &who, action, sizeof(action)))
+		return;
+	counts[cls]++;
+	r->counts[cls]++;
+	if (class_needs_attention(cls))
+		r->attention++;
+	if (r->orders) {
+		cJSON *o = cJSON_CreateObject();
+
+		cJSON_AddStringToObject(o, "ca", ca);
+		cJSON_AddStringToObject(o, "order_id", row->order_id);
+		cJSON_AddStringToObject(o, "status", row->status);
+		cJSON_AddStringToObject(o, "domain", row->domain);
+		if (who)
+			cJSON_AddStringToObject(o, "cert", who->cert->name);
+		else
+			cJSON_AddNullToObject(o, "cert");
+		cJSON_AddBoolToObject(o, "placed_by_p11enroll", row->tag[0] != '\0');
+		cJSON_AddStringToObject(o, "class", class_names[cls]);
+		cJSON_AddBoolToObject(o, "attention", class_needs_attention(cls));
+		if (action[0])
+			cJSON_AddStringToObject(o, "action", action);
+		else
+			cJSON_AddNullToObject(o, "action");
+		cJSON_AddItemToArray(r->orders, o);
+	} else if (class_needs_attention(cls) || r->cli->verbosity > 0) {
+		printf("%-8s %-12s %-16s %-28s %-18s %s\n", class_needs_attention(cls) ? "ATTENTION" : "ok", ca,
+		       row->order_id, row->domain[0] ? row->domain : "-", class_names[cls],
+		       action[0] ? action : "");
+	}
+}
+
+static char *state_path(const struct p11e_config *cfg, const char *ca)
+{
+	char *path = NULL;
+
+	if (asprintf(&path, "%s/reconcile-%s.json", cfg->state_dir, ca) < 0)
+		return NULL;
+	return path;
+}
+
+static time_t last_run(const struct p11e_config *cfg, const char *ca)
+{
+	char *path = state_path(cfg, ca), *text = NULL;
+	struct p11e_err ignore = { 0 };
+	size_t len = 0;
+	time_t t = 0;
+
+	if (path && p11e_read_file(path, 65536, &text, &len, &ignore) == P11E_OK) {
+		cJSON *doc = cJSON_ParseWithLength(text, len);
+		const cJSON *v = cJSON_GetObjectItemCaseSensitive(doc, "last_run");
+
+		if (cJSON_IsNumber(v) && v->valuedouble > 0)
+			t = (time_t)v->valuedouble;
+		cJSON_Delete(doc);
+	}
+	free(text);
+	free(path);
+	return t;
+}
+
+static p11e_status save_run(const struct p11e_config *cfg, const char *ca, time_t at,
+			    struct p11e_err *err)
+{
+	char *path = state_path(cfg, ca), *text = NULL;
+	cJSON *doc = cJSON_CreateObject();
+	p11e_status rc;
+
+	cJSON_AddNumberToObject(doc, "version", 1);
+	cJSON_AddNumberToObject(doc, "last_run", (double)at);
+	text = cJSON_Print(doc);
+	cJSON_Delete(doc);
+	if (!path || !text) {
+		free(path);
+		free(text);
+		return p11e_err_set(err, P11E_EFAIL, "out of memory");
+	}
+	rc = p11e_mkdirs(cfg->state_dir, 0700, err);
+	if (rc == P11E_OK)
+		rc = p11e_write_atomic(path, text, strlen(text), 0600, (uid_t)-1, (gid_t)-1, err);
+	free(path);
+	free(text);
+	return rc;
+}
+
+static p11e_status one_ca(struct run *r, const char *ca, time_t since_opt, bool full,
+			  struct p11e_err *err)
+{
+	struct p11e_ca_handle h;
+	unsigned counts[RC_N] = { 0 };
+	time_t started = time(NULL), since = since_opt;
+	unsigned pages = 1, seen = 0;
+	p11e_status rc;
+
+	if (!since && !full) {
+		since = last_run(r->cli->cfg, ca);
+		since = since > RECONCILE_SLACK ? since - RECONCILE_SLACK : 0;
+	}
+	rc = p11e_ca_handle_open(r->cli->cfg, ca, &h, err);
+	if (rc != P11E_OK)
+		return rc;
+	if (!h.ops->list_orders) {
+		p11e_ca_handle_close(&h);
+		return p11e_err_set(err, P11E_EUSAGE, "[ca:%s] (%s) cannot list its orders", ca, h.ops->type);
+	}
+	for (unsigned page = 1; page <= pages && page <= RECONCILE_MAX_PAGES; page++) {
+		struct p11e_order_page pg = { 0 };
+		struct p11e_ca_result res = { 0 };
+
+		h.ops->list_orders(h.ca, since, page, &pg, &res);
+		if (res.outcome != P11E_CA_OK) {
+			rc = p11e_ca_failure(&res, "cannot list the orders", err);
+			p11e_err_prefix(err, "[ca:%s] page %u", ca, page);
+			p11e_ca_result_clear(&res);
+			free(pg.rows);
+			goto out;
+		}
+		pages = pg.pages;
+		for (size_t i = 0; i < pg.n; i++)
+			one_row(r, ca, &pg.rows[i], counts);
+		seen += (unsigned)pg.n;
+		free(pg.rows);
+		p11e_ca_result_clear(&res);
+	}
+	p11e_info("[ca:%s] %u order(s) listed%s", ca, seen, since ? " (since the last reconcile)" : "");
+	/* Only a complete listing (not one from --since) moves the incremental start. */
+	if (!since_opt)
+		rc = save_run(r->cli->cfg, ca, started, err);
+	if (r->metrics) {
+		for (int c = 0; c < RC_N; c++)
+			fprintf(r->metrics, "p11enroll_reconcile_orders{ca=\"%s\",class=\"%s\"} %u\n", ca,
+				class_names[c], counts[c]);
+		fprintf(r->metrics, "p11enroll_reconcile_last_run_timestamp_seconds{ca=\"%s\"} %lld\n", ca,
+			(long long)started);
+	}
+out:
+	p11e_ca_handle_close(&h);
+	return rc;
+}
+
+static p11e_status parse_since(const char *text, time_t *out, struct p11e_err *err)
+{
+	struct tm tm = { 0 };
+	char *end = strptime(text, "%Y-%m-%d", &tm);
+
+	if (!end || *end)
+		return p11e_err_set(err, P11E_EUSAGE, "--since %s: write the date as YYYY-MM-DD", text);
+	*out = timegm(&tm);
+	return P11E_OK;
+}
+
+#define USAGE "usage: p11enroll reconcile [CA…] [--json] [--since YYYY-MM-DD] [--full] " \
+	      "[--include-expired] [--prometheus FILE]"
+
+p11e_status p11e_cmd_reconcile(struct p11e_cli *cli, int argc, char **argv, struct p11e_err *err)
+{
+	struct run r = { .cli = cli };
+	const char **cas = NULL, *prom = NULL;
+	size_t n_cas = 0;
+	time_t since = 0;
+	bool full = false;
+	char *mtext = NULL;
+	size_t mlen = 0;
+	p11e_status rc;
+
+	cas = calloc((size_t)argc + 1, sizeof(*cas));
+	if (!cas)
+		return p11e_err_set(err, P11E_EFAIL, "out of memory");
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (strcmp(a, "--json") == 0) {
+			cli->json = true;
+		} else if (strcmp(a, "--full") == 0) {
+			full = true;
+		} else if (strcmp(a, "--include-expired") == 0) {
+			r.include_expired = true;
+		} else if (strcmp(a, "--since") == 0 || strncmp(a, "--since=", 8) == 0) {
+			const char *v = a[7] == '=' ? a + 8 : (i + 1 < argc ? argv[++i] : NULL);
+
+			rc = v ? parse_since(v, &since, err) : p11e_err_set(err, P11E_EUSAGE, USAGE);
+			if (rc != P11E_OK)
+				goto out;
+		} else if (strcmp(a, "--prometheus") == 0 || strncmp(a, "--prometheus=", 13) == 0) {
+			prom = a[12] == '=' ? a + 13 : (i + 1 < argc ? argv[++i] : NULL);
+			if (!prom) {
+				rc = p11e_err_set(err, P11E_EUSAGE, USAGE);
+				goto out;
+			}
+		} else if (a[0] == '-') {
+			rc = p11e_err_set(err, P11E_EUSAGE, "reconcile: unknown option %s; " USAGE, a);
+			goto out;
+		} else {
+			cas[n_cas++] = a;
+		}
+	}
+	rc = p11e_cli_config(cli, err);
+	if (rc != P11E_OK)
+		goto out;
+	if (n_cas == 0)
+		for (size_t i = 0; i < cli->cfg->n_cas; i++)
+			cas[n_cas++] = cli->cfg->cas[i].name;
+	for (size_t i = 0; i < n_cas; i++)
+		if (!p11e_config_ca(cli->cfg, cas[i])) {
+			struct p11e_ca_handle h;
+
+			rc = p11e_ca_handle_open(cli->cfg, cas[i], &h, err); /* names those there are */
+			goto out;
+		}
+	r.known = calloc(cli->cfg->n_certs + 1, sizeof(*r.known));
+	if (!r.known) {
+		rc = p11e_err_set(err, P11E_EFAIL, "out of memory");
+		goto out;
+	}
+	r.n_known = cli->cfg->n_certs;
+	for (size_t i = 0; i < r.n_known; i++) {
+		r.known[i].cert = &cli->cfg->certs[i];
+		read_known(cli->cfg, &r.known[i]);
+	}
+	if (cli->json)
+		r.orders = cJSON_CreateArray();
+	if (prom) {
+		r.metrics = open_memstream(&mtext, &mlen);
+		if (!r.metrics) {
+			rc = p11e_err_set(err, P11E_EFAIL, "out of memory");
+			goto out;
+		}
+		fprintf(r.metrics,
+			"# HELP p11enroll_reconcile_orders Orders in the CA's inventory by reconcile class.\n"
+			"# TYPE p11enroll_reconcile_orders gauge\n"
+			"# HELP p11enroll_reconcile_last_run_timestamp_seconds When reconcile last listed the CA.\n"
+			"# TYPE p11enroll_reconcile_last_run_timestamp_seconds gauge\n");
+	}
+	for (size_t i = 0; i < n_cas && rc == P11E_OK; i++)
+		rc = one_ca(&r, cas[i], since, full || since, err);
+	if (rc != P11E_OK)
+		goto out;
+	if (r.metrics) {
+		fclose(r.metrics);
+		r.metrics = NULL;
+		if (strcmp(prom, "-") == 0)
+			fputs(mtext ? mtext : "", stdout);
+		else
+			rc = p11e_write_atomic(prom, mtext, mlen, 0644, (uid_t)-1, (gid_t)-1, err);
+		if (rc != P11E_OK)
+			goto out;
+	}
+	if (r.orders) {
+		cJSON *doc = cJSON_CreateObject(), *counts = cJSON_CreateObject();
+		char *text;
+
+		cJSON_AddNumberToObject(doc, "version", 1);
+		cJSON_AddNumberToObject(doc, "time", (double)time(NULL));
+		cJSON_AddBoolToObject(doc, "ok", r.attention == 0);
+		for (int c = 0; c < RC_N; c++)
+			cJSON_AddNumberToObject(counts, class_names[c], r.counts[c]);
+		cJSON_AddItemToObject(doc, "counts", counts);
+		cJSON_AddItemToObject(doc, "orders", r.orders);
+		r.orders = NULL;
+		text = cJSON_Print(doc);
+		printf("%s\n", text ? text : "null");
+		free(text);
+		cJSON_Delete(doc);
+	} else {
+		printf("reconcile: %u installed, %u in progress, %u unused, %u pending without a journal, "
+		       "%u revoked and %u expired while installed\n",
+		       r.counts[RC_INSTALLED], r.counts[RC_IN_PROGRESS], r.counts[RC_UNUSED],
+		       r.counts[RC_ORPHAN_PENDING], r.counts[RC_REVOKED_INSTALLED],
+		       r.counts[RC_EXPIRED_INSTALLED]);
+	}
+	if (r.attention)
+		rc = p11e_err_set(err, P11E_EFAIL, "%u order(s) at the CA need attention (see above)",
+				  r.attention);
+out:
+	if (r.metrics)
+		fclose(r.metrics);
+	free(mtext);
+	cJSON_Delete(r.orders);
+	for (size_t i = 0; r.known && i < r.n_known; i++)
+		p11e_journal_close(&r.known[i].j);
+	free(r.known);
+	free(cas);
+	return rc;
+}
