@@ -986,13 +986,6 @@ static p11e_status plan_rotation(struct flow *f, struct p11e_err *err)
 	return save(f, P11E_ST_KEY_GENERATING, "renewal with a new key", err);
 }
 
-static bool token_step(p11e_state state)
-{
-	return state != P11E_ST_MONITORING && state != P11E_ST_CSR_READY &&
-	       state != P11E_ST_ORDER_PLACING && state != P11E_ST_ORDER_UNKNOWN &&
-	       state != P11E_ST_ORDER_PENDING;
-}
-
 static p11e_status run(struct flow *f, struct p11e_err *err)
 {
 	p11e_status rc = P11E_OK;
@@ -1000,8 +993,6 @@ static p11e_status run(struct flow *f, struct p11e_err *err)
 	/* A stop request ends the run between steps; the journal resumes it. */
 	while (rc == P11E_OK && !p11e_stop_requested()) {
 		p11e_state state = f->j.state;
-		/* Token steps of concurrent runs go one at a time (fleet.h). */
-		int tl = token_step(state) ? p11e_fleet_token_lock(f->cli->cfg, f->cert) : -1;
 
 		switch (state) {
 		case P11E_ST_MONITORING:
@@ -1070,7 +1061,6 @@ static p11e_status run(struct flow *f, struct p11e_err *err)
 				rc = install(f, err);
 			if (rc == P11E_OK)
 				rc = finish(f, err);
-			p11e_fleet_token_unlock(tl);
 			return rc;
 		case P11E_ST_CERT_ISSUED:
 		case P11E_ST_INSTALLING:
@@ -1084,7 +1074,6 @@ static p11e_status run(struct flow *f, struct p11e_err *err)
 				rc = finish(f, err);
 			break;
 		}
-		p11e_fleet_token_unlock(tl);
 		if (rc == P11E_OK && f->j.state == state && state != P11E_ST_MONITORING)
 			return p11e_err_set(err, P11E_EFAIL, "[cert:%s] no progress from state %s",
 					    f->cert->name, p11e_state_name(state));

@@ -272,41 +272,6 @@ p11e_status p11e_fleet_tally(const struct p11e_fleet_item *items, size_t n,
 	return t->refused ? P11E_EREJECTED : t->pending ? P11E_EPENDING : P11E_OK;
 }
 
-int p11e_fleet_token_lock(const struct p11e_config *cfg, const struct p11e_cert_conf *cert)
-{
-	struct p11e_uri *uri = NULL;
-	struct p11e_err ignore = { 0 };
-	const char *module = "provider-keys";
-	unsigned long long h = 1469598103934665603ULL;
-	char path[4096];
-	int fd;
-
-	if (!cert->key)
-		return -1;
-	if (strncmp(cert->key, "pkcs11:", 7) == 0 && p11e_uri_parse(cert->key, &uri, &ignore) == P11E_OK)
-		module = uri->module_path ? uri->module_path : uri->module_name ? uri->module_name : "default";
-	for (const char *c = module; *c; c++)
-		h = (h ^ (unsigned char)*c) * 1099511628211ULL;
-	p11e_uri_free(uri);
-	snprintf(path, sizeof(path), "%s/.token-%016llx.lock", cfg->state_dir, h);
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0)
-		return -1;
-	while (flock(fd, LOCK_EX) != 0) {
-		if (errno != EINTR || p11e_stop_requested()) {
-			close(fd);
-			return -1;
-		}
-	}
-	return fd;
-}
-
-void p11e_fleet_token_unlock(int fd)
-{
-	if (fd >= 0)
-		close(fd); /* drops the flock */
-}
-
 void p11e_fleet_report(const struct p11e_fleet_item *it)
 {
 	char tag[160];

@@ -45,14 +45,6 @@ p11e_status p11e_fleet_tally(const struct p11e_fleet_item *items, size_t n,
 
 
 
-/* Serializes the token steps of concurrent enrolments (worker processes,
- * the agent, a timer run) per PKCS#11 module: a flock on a file in
- * state_dir named after the key URI's module. SoftHSM2's file store is
- * read whole by every slot scan, so one module is the unit. Returns the
- * descriptor to pass to p11e_fleet_token_unlock, -1 when none could be
- * taken (the step then runs unlocked, as a single run always did). */
-int p11e_fleet_token_lock(const struct p11e_config *cfg, const struct p11e_cert_conf *cert);
-void p11e_fleet_token_unlock(int fd);
 /* Logs the error of a finished item, naming its certificate. */
 void p11e_fleet_report(const struct p11e_fleet_item *it);
 
