@@ -509,6 +509,10 @@ static p11e_status place_at(struct flow *f, p11e_ca_outcome *outcome, struct p11
 		if (!p11e_stop_sleep_ms((long long)retry * 1000))
 			return rc;
 		p11e_err_clear(err);
+		/* The CA said for certain that nothing was placed: max_retries and
+		 * max_retry_time bound answers that leave it unknown, not waits the
+		 * CA asked for, which the certificate's wait bounds. */
+		f->placements = 0;
 	}
 }
 

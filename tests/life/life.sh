@@ -133,7 +133,7 @@ case_status_json() {
 		'sorted(d) == ["certificates", "ok", "time", "version"]' \
 		'd["version"] == 1 and d["ok"] is False and isinstance(d["time"], int)' \
 		'[c["name"] for c in d["certificates"]] == ["web", "spare"]' \
-		'all(sorted(c) == sorted(["name", "ca", "ca_type", "journal", "state", "ok", "problem", "problem_code", "key_type", "order", "serial", "not_after", "seconds_left", "days_left", "installed_at", "next_action", "next_action_at", "last_error", "revocation"]) for c in d["certificates"])' \
+		'all(sorted(c) == sorted(["name", "ca", "ca_type", "journal", "state", "ok", "issued_by", "on_fallback", "problem", "problem_code", "key_type", "order", "serial", "not_after", "seconds_left", "days_left", "installed_at", "next_action", "next_action_at", "last_error", "revocation"]) for c in d["certificates"])' \
 		'd["certificates"][0]["state"] == "monitoring" and d["certificates"][0]["ok"] is True and d["certificates"][0]["problem"] is None and d["certificates"][0]["problem_code"] is None' \
 		'd["certificates"][0]["ca"] == "sim" and d["certificates"][0]["ca_type"] == "certinext" and d["certificates"][0]["key_type"] == "ec-p256"' \
 		'isinstance(d["certificates"][0]["order"]["order_id"], str) and d["certificates"][0]["order"]["order_id"]' \
