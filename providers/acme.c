@@ -60,8 +60,6 @@ struct account_key {
 
 struct p11e_ca {
 	char *name;
-	struct p11e_setting *sv;
-	size_t sn;
 	struct p11e_settings settings;
 	const char *directory_url;
 	struct p11e_strlist contact;
@@ -128,25 +126,6 @@ static void sleep_seconds(unsigned s)
 
 /* ---------- configuration ---------- */
 
-static p11e_status copy_settings(struct p11e_ca *ca, const struct p11e_settings *s)
-{
-	ca->sv = calloc(s->n ? s->n : 1, sizeof(*ca->sv));
-	if (!ca->sv)
-		return P11E_EFAIL;
-	for (size_t i = 0; i < s->n; i++) {
-		ca->sv[i].key = strdup(s->v[i].key);
-		ca->sv[i].value = strdup(s->v[i].value ? s->v[i].value : "");
-		ca->sv[i].file = strdup(s->v[i].file ? s->v[i].file : "?");
-		ca->sv[i].line = s->v[i].line;
-		ca->sn = i + 1;
-		if (!ca->sv[i].key || !ca->sv[i].value || !ca->sv[i].file)
-			return P11E_EFAIL;
-	}
-	ca->settings.v = ca->sv;
-	ca->settings.n = ca->sn;
-	return P11E_OK;
-}
-
 static void account_key_close(struct account_key *ak)
 {
 	p11e_key_clear(&ak->key);
@@ -172,12 +151,7 @@ static void acme_close(struct p11e_ca *ca)
 	free(ca->account_url);
 	free(ca->state_dir);
 	p11e_strlist_free(&ca->contact);
-	for (size_t i = 0; i < ca->sn; i++) {
-		free((char *)ca->sv[i].key);
-		free((char *)ca->sv[i].value);
-		free((char *)ca->sv[i].file);
-	}
-	free(ca->sv);
+	p11e_settings_free_copy(&ca->settings);
 	free(ca->name);
 	free(ca);
 }
@@ -220,7 +194,7 @@ static p11e_status acme_open(const char *ca_name, const struct p11e_settings *s,
 	p11e_status rc = P11E_OK;
 
 	*out = NULL;
-	if (!ca || !(ca->name = strdup(ca_name)) || copy_settings(ca, s) != P11E_OK) {
+	if (!ca || !(ca->name = strdup(ca_name)) || p11e_settings_copy(&ca->settings, s) != P11E_OK) {
 		rc = p11e_err_set(err, P11E_EFAIL, "out of memory");
 		goto out;
 	}

@@ -74,8 +74,6 @@ struct email_memo {
 
 struct p11e_ca {
 	char *name;
-	struct p11e_setting *sv;
-	size_t sn;
 	struct p11e_settings settings;
 	char api_url[1024];
 	const char *account;
@@ -100,25 +98,6 @@ static const char *setting_where(const struct p11e_setting *st, char *buf, size_
 {
 	snprintf(buf, size, "%s:%d", st && st->file ? st->file : "?", st ? st->line : 0);
 	return buf;
-}
-
-static p11e_status copy_settings(struct p11e_ca *ca, const struct p11e_settings *s)
-{
-	ca->sv = calloc(s->n ? s->n : 1, sizeof(*ca->sv));
-	if (!ca->sv)
-		return P11E_EFAIL;
-	for (size_t i = 0; i < s->n; i++) {
-		ca->sv[i].key = strdup(s->v[i].key);
-		ca->sv[i].value = strdup(s->v[i].value ? s->v[i].value : "");
-		ca->sv[i].file = strdup(s->v[i].file ? s->v[i].file : "?");
-		ca->sv[i].line = s->v[i].line;
-		ca->sn = i + 1;
-		if (!ca->sv[i].key || !ca->sv[i].value || !ca->sv[i].file)
-			return P11E_EFAIL;
-	}
-	ca->settings.v = ca->sv;
-	ca->settings.n = ca->sn;
-	return P11E_OK;
 }
 
 static const char *get(const struct p11e_ca *ca, const char *key)
@@ -186,12 +165,7 @@ static void cn_close(struct p11e_ca *ca)
 	if (ca->token)
 		OPENSSL_cleanse(ca->token, strlen(ca->token));
 	free(ca->token);
-	for (size_t i = 0; i < ca->sn; i++) {
-		free((char *)ca->sv[i].key);
-		free((char *)ca->sv[i].value);
-		free((char *)ca->sv[i].file);
-	}
-	free(ca->sv);
+	p11e_settings_free_copy(&ca->settings);
 	free(ca->name);
 	free(ca);
 }
@@ -302,7 +276,7 @@ static p11e_status cn_open(const char *ca_name, const struct p11e_settings *s,
 	p11e_status rc = P11E_OK;
 
 	*out = NULL;
-	if (!ca || !(ca->name = strdup(ca_name)) || copy_settings(ca, s) != P11E_OK) {
+	if (!ca || !(ca->name = strdup(ca_name)) || p11e_settings_copy(&ca->settings, s) != P11E_OK) {
 		rc = p11e_err_set(err, P11E_EFAIL, "out of memory");
 		goto out;
 	}
@@ -1829,7 +1803,7 @@ static p11e_status cn_validate(const char *ca_name, const struct p11e_settings *
 	const char *key_spec, *secret_spec;
 	p11e_status rc;
 
-	if (!ca || !(ca->name = strdup(ca_name)) || copy_settings(ca, s) != P11E_OK) {
+	if (!ca || !(ca->name = strdup(ca_name)) || p11e_settings_copy(&ca->settings, s) != P11E_OK) {
 		rc = p11e_err_set(err, P11E_EFAIL, "out of memory");
 		goto out;
 	}

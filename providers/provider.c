@@ -17,6 +17,38 @@ const struct p11e_setting *p11e_settings_find(const struct p11e_settings *s, con
 	return NULL;
 }
 
+p11e_status p11e_settings_copy(struct p11e_settings *dst, const struct p11e_settings *src)
+{
+	struct p11e_setting *v = calloc(src->n ? src->n : 1, sizeof(*v));
+
+	dst->v = v;
+	dst->n = 0;
+	if (!v)
+		return P11E_EFAIL;
+	for (size_t i = 0; i < src->n; i++) {
+		v[i].key = strdup(src->v[i].key);
+		v[i].value = strdup(src->v[i].value ? src->v[i].value : "");
+		v[i].file = strdup(src->v[i].file ? src->v[i].file : "?");
+		v[i].line = src->v[i].line;
+		dst->n = i + 1;
+		if (!v[i].key || !v[i].value || !v[i].file)
+			return P11E_EFAIL;
+	}
+	return P11E_OK;
+}
+
+void p11e_settings_free_copy(struct p11e_settings *s)
+{
+	for (size_t i = 0; i < s->n; i++) {
+		free((char *)s->v[i].key);
+		free((char *)s->v[i].value);
+		free((char *)s->v[i].file);
+	}
+	free((struct p11e_setting *)s->v);
+	s->v = NULL;
+	s->n = 0;
+}
+
 const char *p11e_settings_get(const struct p11e_settings *s, const char *key, const char *fallback)
 {
 	const struct p11e_setting *found = p11e_settings_find(s, key);

@@ -33,6 +33,11 @@ struct p11e_settings {
 const struct p11e_setting *p11e_settings_find(const struct p11e_settings *s, const char *key);
 /* Its value, or `fallback`. */
 const char *p11e_settings_get(const struct p11e_settings *s, const char *key, const char *fallback);
+/* A provider's own copy of its settings (they outlive no configuration
+ * reload): `dst` owns every string; free it with p11e_settings_free_copy,
+ * also after a failed copy. */
+p11e_status p11e_settings_copy(struct p11e_settings *dst, const struct p11e_settings *src);
+void p11e_settings_free_copy(struct p11e_settings *s);
 
 typedef enum {
 	P11E_CA_OK,            /* a call that is not an order succeeded (check, products, revoke, orders) */
