@@ -159,6 +159,52 @@ static void finish(struct p11e_fleet_item *items, struct worker *w)
 	w->pid = 0;
 }
 
+/* Fills the free worker slots with the next items; an error when a worker
+ * could not be started. */
+static p11e_status fill_slots(struct p11e_cli *cli, struct p11e_fleet_item *items, size_t n, size_t *next,
+		       size_t *live, p11e_fleet_fn fn, const void *opts, struct worker *w,
+		       unsigned parallel, struct p11e_err *err)
+{
+	for (unsigned k = 0; k < parallel && *next < n && !p11e_stop_requested(); k++) {
+		if (w[k].pid)
+			continue;
+		p11e_status rc = start(cli, items, *next, fn, opts, &w[k], err);
+
+		if (rc != P11E_OK)
+			return rc;
+		(*next)++;
+		(*live)++;
+	}
+	return P11E_OK;
+}
+
+/* Reads what the workers whose pipes are ready sent; a pipe at its end
+ * finishes its worker. Returns how many finished. */
+static size_t collect(struct p11e_fleet_item *items, struct worker *w, const struct pollfd *pfd,
+		      unsigned parallel)
+{
+	size_t done = 0;
+
+	for (unsigned k = 0; k < parallel; k++) {
+		ssize_t r;
+
+		if (!w[k].pid || !(pfd[k].revents & (POLLIN | POLLHUP | POLLERR)))
+			continue;
+		r = read(w[k].fd, (char *)&w[k].res + w[k].got,
+			 w[k].got < sizeof(w[k].res) ? sizeof(w[k].res) - w[k].got : 0);
+		if (r > 0) {
+			w[k].got += (size_t)r;
+			if (w[k].got < sizeof(w[k].res))
+				continue;
+		} else if (r < 0 && errno == EINTR) {
+			continue;
+		}
+		finish(items, &w[k]);
+		done++;
+	}
+	return done;
+}
+
 p11e_status p11e_fleet_run(struct p11e_cli *cli, struct p11e_fleet_item *items, size_t n,
 			   unsigned parallel, p11e_fleet_fn fn, const void *opts,
 			   struct p11e_err *err)
@@ -186,19 +232,13 @@ p11e_status p11e_fleet_run(struct p11e_cli *cli, struct p11e_fleet_item *items, 
 		goto out;
 	}
 	for (;;) {
-		size_t np = 0;
+		size_t np = parallel;
 
-		for (unsigned k = 0; k < parallel && next < n && !p11e_stop_requested(); k++) {
-			if (w[k].pid)
-				continue;
-			rc = start(cli, items, next, fn, opts, &w[k], err);
-			if (rc != P11E_OK) {
-				/* what runs is collected; the rest waits for the next run */
+		if (rc == P11E_OK) {
+			rc = fill_slots(cli, items, n, &next, &live, fn, opts, w, parallel, err);
+			/* what runs is collected; the rest waits for the next run */
+			if (rc != P11E_OK)
 				next = n;
-				break;
-			}
-			next++;
-			live++;
 		}
 		if (live == 0)
 			break;
@@ -210,30 +250,13 @@ p11e_status p11e_fleet_run(struct p11e_cli *cli, struct p11e_fleet_item *items, 
 		}
 		for (unsigned k = 0; k < parallel; k++)
 			pfd[k] = (struct pollfd){ .fd = w[k].pid ? w[k].fd : -1, .events = POLLIN };
-		np = parallel;
 		if (!forwarded && p11e_stop_fd() >= 0)
 			pfd[np++] = (struct pollfd){ .fd = p11e_stop_fd(), .events = POLLIN };
 		if (poll(pfd, np, -1) < 0 && errno != EINTR) {
 			rc = p11e_err_set(err, P11E_EFAIL, "poll: %s", strerror(errno));
 			break;
 		}
-		for (unsigned k = 0; k < parallel; k++) {
-			ssize_t r;
-
-			if (!w[k].pid || !(pfd[k].revents & (POLLIN | POLLHUP | POLLERR)))
-				continue;
-			r = read(w[k].fd, (char *)&w[k].res + w[k].got,
-				 w[k].got < sizeof(w[k].res) ? sizeof(w[k].res) - w[k].got : 0);
-			if (r > 0) {
-				w[k].got += (size_t)r;
-				if (w[k].got < sizeof(w[k].res))
-					continue;
-			} else if (r < 0 && errno == EINTR) {
-				continue;
-			}
-			finish(items, &w[k]);
-			live--;
-		}
+		live -= collect(items, w, pfd, parallel);
 	}
 out:
 	/* Only after an error: the workers still running are waited for. */
