@@ -3,12 +3,14 @@
 #  - N tracked certificates (default 10,000), nothing due: status (text,
 #    --json, --prometheus), renew --all and the agent's first round, each
 #    against `cat` of the journals; the agent's memory per certificate.
-#  - M new certificates at once (default 100) against the CERTInext
-#    simulator, against M×3 requests sent all in parallel by curl.
-#  - B certificates (default 40) with the simulator's burst limit on
+#  - M new certificates (default 100) against the CERTInext simulator, at
+#    parallel 8 and M, against the same M×3 requests (placement with a real
+#    CSR, TrackOrder, GetCertificate) sent all at once by curl; R runs each
+#    (default 3), min/median/max.
+#  - B certificates (default 100) with the simulator's burst limit on
 #    (16 in 10 s) and the default order_rate: orders placed and rate-limit
 #    answers, and the time against the limit's own floor.
-#   scripts/bench-fleet.sh [N] [M] [B]      (P11ENROLL=path to pick a build;
+#   scripts/bench-fleet.sh [N] [M] [B]      (N=0 skips the first part; P11ENROLL=path to pick a build;
 #   BASE=1 for a build before `enroll --all`: no [agent] parallel, the M
 #   certificates enrolled one `enroll NAME` after the other)
 set -euo pipefail
@@ -16,7 +18,8 @@ cd "$(dirname "$0")/.."
 top=$(pwd)
 N=${1:-10000}
 M=${2:-100}
-B=${3:-40}
+B=${3:-100}
+R=${R:-3}
 P11ENROLL=${P11ENROLL:-$top/build/agent/p11enroll}
 softhsm=/usr/lib/softhsm/libsofthsm2.so
 work=$(mktemp -d)
@@ -74,6 +77,7 @@ start_sim '{"rate_limit_burst": 0}'
 base=${BASE:-}
 P() { [ -n "$base" ] && echo 0 || echo "$1"; }
 
+if [ "$N" -gt 1 ]; then
 echo "== $N tracked certificates, nothing due (median of 3)"
 conf "$work/many.conf" "$work/many" "$N" "$(P 8)" ""
 mkdir -p "$work/many"; chmod 700 "$work/many"
@@ -133,46 +137,76 @@ conf "$work/one.conf" "$work/many" 1 "$(P 8)" ""
 read -r _ rss_1 < <(agent_round "$work/one.conf")
 ratio "agent first round" "$t_agent" "$floor"
 awk "BEGIN { printf \"agent memory: %d kB with $N, %d kB with 1: %.2f kB per certificate\n\", $rss_n, $rss_1, ($rss_n - $rss_1) / ($N - 1) }"
+fi
 
 echo
-echo "== $M new certificates at once (parallel = $M) vs $((M * 3)) requests in parallel by curl"
-# The floor: 3 authenticated calls per certificate, all at once.
-$py - "$work" "$M" "$(cat "$work/sim/url")" <<'PY' >"$work/curl.cfg"
-import datetime, hashlib, json, random, sys
-work, m, url = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-key = open(f"{work}/sim/access.key").read().strip()
-ts = datetime.datetime.now().astimezone().replace(microsecond=0).isoformat()
-for i in range(m * 3):
-    txn = str(random.randrange(10**15, 10**16))
-    meta = {"ver": "1.0", "ts": ts, "txn": txn, "accountNumber": "5550001234",
-            "authKey": hashlib.sha256((key + ts + txn).encode()).hexdigest()}
-    print(f'url = "{url}/ValidateCredentials"\nheader = "Content-Type: application/json"\n'
-          f"data = {json.dumps(json.dumps({'meta': meta}))}\noutput = /dev/null\n" + ("next\n" if i < m * 3 - 1 else ""))
-PY
-t0=$(date +%s.%N)
-curl -s --no-progress-meter --cacert "$work/sim/ca/root.pem" --parallel --parallel-max $((M * 3)) -K "$work/curl.cfg" >/dev/null 2>&1 || true
-curl_t=$(awk "BEGIN { print $(date +%s.%N) - $t0 }")
-echo "curl, $((M * 3)) requests in parallel: $(awk "BEGIN{printf \"%.0f\", $curl_t*1000}") ms"
-if [ -n "$base" ]; then
-	conf "$work/new.conf" "$work/new" "$M" 0 ""
-	t0=$(date +%s.%N)
-	for i in $(seq 0 $((M - 1))); do "$P11ENROLL" -c "$work/new.conf" enroll "c$i" >/dev/null 2>&1 || true; done
-	ratio "enroll NAME one after the other, $M new" "$(awk "BEGIN { print $(date +%s.%N) - $t0 }")" "$curl_t"
-	exit 0
-fi
-conf "$work/new.conf" "$work/new" "$M" "$M" "order_rate = off"
-t0=$(date +%s.%N)
-"$P11ENROLL" -c "$work/new.conf" enroll --all >/dev/null 2>"$work/new.log" || true
-ratio "enroll --all, $M new" "$(awk "BEGIN { print $(date +%s.%N) - $t0 }")" "$curl_t"
-grep -o 'enroll --all: .*' "$work/new.log" | head -1
-conf "$work/new8.conf" "$work/new8" "$M" 8 "order_rate = off"
-t0=$(date +%s.%N)
-"$P11ENROLL" -c "$work/new8.conf" enroll --all >/dev/null 2>"$work/new8.log" || true
-ratio "enroll --all, $M new, parallel = 8" "$(awk "BEGIN { print $(date +%s.%N) - $t0 }")" "$curl_t"
+echo "== $M new certificates vs the same $((M * 3)) requests sent by curl (min/median/max of $R runs)"
+# The floor (scripts/bench-fleet-floor.py): M placements with real CSRs, M
+# TrackOrder that issue, M GetCertificate, all at once ("all"); "waves" sends
+# the M of each kind at once, one kind after the other, as the calls of one
+# certificate depend on each other. Each run gets a fresh simulator, token
+# and state directory.
+fresh_token() {
+	rm -rf "$work/tokens"; mkdir -p "$work/tokens"
+	softhsm2-util --init-token --free --label bench --pin 1234 --so-pin 5678 >/dev/null
+}
+floor() {
+	$py scripts/bench-fleet-floor.py "$work" "$M" "$(cat "$work/sim/url")" "$work/sim/ca/root.pem" \
+		"$work/sim/access.key" bench@example.com "$1" "$sim_pid"
+}
+simcpu() { awk '{ print ($14 + $15) / 100 }' "/proc/$sim_pid/stat"; }
+# enroll_all TAG PARALLEL: one `enroll --all` of M new certificates: wall
+# seconds, CPU seconds of p11enroll and its workers, of the simulator
+enroll_all() {
+	local s0 times
+	fresh_token
+	rm -rf "$work/$1"
+	conf "$work/$1.conf" "$work/$1" "$M" "$2" "order_rate = off"
+	s0=$(simcpu)
+	times=$( { TIMEFORMAT='%R %U %S'; time "$P11ENROLL" -c "$work/$1.conf" enroll --all \
+		>/dev/null 2>"$work/$1.log" || true; } 2>&1)
+	echo "$times" | awk -v s="$(awk "BEGIN { print $(simcpu) - $s0 }")" '{ print $1, $2 + $3, s }'
+	grep -q "enroll --all: $M issued" "$work/$1.log" || echo "enroll --all ($1): $(grep -o 'enroll --all: .*' "$work/$1.log")" >&2
+}
+: >"$work/m.all"; : >"$work/m.waves"; : >"$work/m.p8"; : >"$work/m.pm"; : >"$work/m.base"
+for r in $(seq 1 "$R"); do
+	start_sim '{"rate_limit_burst": 0}'
+	floor all >>"$work/m.all"
+	floor waves >>"$work/m.waves"
+	if [ -n "$base" ]; then
+		fresh_token; rm -rf "$work/new"
+		conf "$work/new.conf" "$work/new" "$M" 0 ""
+		t0=$(date +%s.%N)
+		for i in $(seq 0 $((M - 1))); do "$P11ENROLL" -c "$work/new.conf" enroll "c$i" >/dev/null 2>&1 || true; done
+		awk "BEGIN { print $(date +%s.%N) - $t0, 0, 0 }" >>"$work/m.base"
+		continue
+	fi
+	start_sim '{"rate_limit_burst": 0}'
+	enroll_all new8 8 >>"$work/m.p8"
+	start_sim '{"rate_limit_burst": 0}'
+	enroll_all newm "$M" >>"$work/m.pm"
+done
+# Files hold "wall client-CPU sim-CPU" per run. mmm FILE: the wall time's
+# min/median/max in ms; mid FILE COLUMN: a column's median
+mmm() { sort -n "$1" | awk '{ v[NR] = $1 } END { printf "%6.0f / %6.0f / %6.0f ms", v[1] * 1000, v[int((NR + 1) / 2)] * 1000, v[NR] * 1000 }'; }
+mid() { awk -v c="$2" '{ print $c }' "$1" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+floor_all=$(mid "$work/m.all" 1)
+printf '%-40s %-32s %-16s %s\n' "" "wall min / median / max" "× the floor" "CPU s: client, sim (median)"
+for f in all:"curl, $((M * 3)) requests at once (floor)" waves:"curl, $M at once × 3 kinds (waves)" \
+	base:"enroll NAME one after the other" p8:"enroll --all, parallel = 8 (default)" \
+	pm:"enroll --all, parallel = $M"; do
+	[ -s "$work/m.${f%%:*}" ] || continue
+	printf '%-40s %-32s %5.2f×           %5.2f, %5.2f\n' "${f#*:}" "$(mmm "$work/m.${f%%:*}")" \
+		"$(awk "BEGIN { print $(mid "$work/m.${f%%:*}" 1) / $floor_all }")" \
+		"$(mid "$work/m.${f%%:*}" 2)" "$(mid "$work/m.${f%%:*}" 3)"
+done
+[ -n "$base" ] && exit 0
 
+[ "$B" -gt 0 ] || exit 0
 echo
 echo "== $B new certificates, the simulator's burst limit on (16 in 10 s), default order_rate"
 start_sim '{}'
+fresh_token
 conf "$work/burst.conf" "$work/burst" "$B" 16 ""
 t0=$(date +%s.%N)
 "$P11ENROLL" -c "$work/burst.conf" enroll --all --wait 600s >/dev/null 2>"$work/burst.log" || true
