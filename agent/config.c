@@ -56,7 +56,7 @@ struct parser {
 
 static const char *const agent_keys[] = {
 	"state_dir", "renew_before", "wait", "log", "include_dir", "allow_inline_secrets",
-	"prometheus_file", "hook_timeout", "parallel", NULL,
+	"prometheus_file", "hook_timeout", "parallel", "fleet_slot", NULL,
 };
 
 static const char *const cert_keys[] = {
@@ -435,6 +435,25 @@ static p11e_status get_path(const struct p11e_setting *s, const char **out, stru
 	return P11E_OK;
 }
 
+/* fleet_slot = K/N: this host's number K (0 to N-1) among N hosts. */
+static p11e_status get_slot(const struct p11e_setting *s, struct p11e_config *cfg, struct p11e_err *err)
+{
+	unsigned long k, n = 0;
+	char *end, *end2 = NULL;
+
+	errno = 0;
+	k = strtoul(s->value, &end, 10);
+	if (*end == '/' && end[1] >= '0' && end[1] <= '9')
+		n = strtoul(end + 1, &end2, 10);
+	if (s->value[0] < '0' || s->value[0] > '9' || !end2 || *end2 || errno || n < 1 ||
+	    n > P11E_FLEET_SLOTS_MAX || k >= n)
+		return bad(err, s, "write K/N: this host's number K, 0 to N-1, among N hosts (N at most "
+			   "1000000), e.g. 17/1000");
+	cfg->fleet_slot = (unsigned)k;
+	cfg->fleet_slots = (unsigned)n;
+	return P11E_OK;
+}
+
 static p11e_status load_agent(struct p11e_config *cfg, const struct raw_section *sec, bool on_host,
 			      struct p11e_err *err)
 {
@@ -446,7 +465,8 @@ static p11e_status load_agent(struct p11e_config *cfg, const struct raw_section 
 			return p11e_err_set(err, P11E_EUSAGE,
 					    "%s:%d: unknown key '%s' in [agent] (known: state_dir, "
 					    "renew_before, wait, log, include_dir, "
-					    "allow_inline_secrets, prometheus_file, hook_timeout, parallel)",
+					    "allow_inline_secrets, prometheus_file, hook_timeout, parallel, "
+					    "fleet_slot)",
 					    AT(s), s->key);
 		if (strcmp(s->key, "state_dir") == 0) {
 			rc = get_path(s, &cfg->state_dir, err);
@@ -489,6 +509,8 @@ static p11e_status load_agent(struct p11e_config *cfg, const struct raw_section 
 				rc = bad(err, s, "a number of certificates at once, 1 to 256 (1: one after the other)");
 			else
 				cfg->parallel = (unsigned)n;
+		} else if (strcmp(s->key, "fleet_slot") == 0) {
+			rc = get_slot(s, cfg, err);
 		}
 		if (rc != P11E_OK)
 			return rc;
@@ -681,6 +703,8 @@ static p11e_status load_cert(struct p11e_config *cfg, const struct raw_section *
 	c->file_owner = (uid_t)-1;
 	c->file_group = (gid_t)-1;
 	c->renew_before = cfg->renew_before;
+	c->fleet_slot = cfg->fleet_slot;
+	c->fleet_slots = cfg->fleet_slots;
 	c->wait = cfg->wait;
 	c->keep_old_keys = 0;
 	c->fallback_after = 86400;

@@ -44,6 +44,7 @@ struct p11e_cert_conf {
 	gid_t file_group;
 	bool store_in_token;
 	int64_t renew_before;            /* seconds */
+	unsigned fleet_slot, fleet_slots; /* [agent] fleet_slot K/N; fleet_slots 0: not set */
 	int64_t wait;                    /* seconds */
 	bool rotate_key;
 	unsigned keep_old_keys;
@@ -69,11 +70,13 @@ struct p11e_config {
 	size_t n_owned;
 	struct p11e_settings agent;      /* [agent] keys, for file:line */
 	unsigned parallel;               /* [agent] parallel; 0: P11E_PARALLEL_DEFAULT */
+	unsigned fleet_slot, fleet_slots; /* [agent] fleet_slot K/N; fleet_slots 0: not set */
 	struct p11e_strindex cert_index, ca_index; /* by name */
 };
 
 #define P11E_PARALLEL_DEFAULT 8
 #define P11E_PARALLEL_MAX 256
+#define P11E_FLEET_SLOTS_MAX 1000000
 
 /* Loads `path` (and include_dir). P11E_EUSAGE with "file:line: …". */
 p11e_status p11e_config_load(const char *path, struct p11e_config **out, struct p11e_err *err);

@@ -1175,15 +1175,34 @@ int64_t p11e_renew_spread(const struct p11e_cert_conf *cert)
 	return cert->renew_before > 3 ? (int64_t)(h % (uint64_t)(cert->renew_before / 3)) : 0;
 }
 
+/* fleet_slot K/N: the latest point at or before `latest` whose place in
+ * the repeating period of renew_before/3 (counted from the epoch) is K/N
+ * of it: N numbered hosts fall due evenly spaced, whatever their
+ * certificates' dates (docs/architecture.md, "A fleet on one timer"). */
+int64_t p11e_renew_slot_spread(const struct p11e_cert_conf *cert, int64_t latest)
+{
+	int64_t period = cert->renew_before / 3, phase, off;
+
+	if (period < 1 || cert->fleet_slots == 0)
+		return 0;
+	phase = (int64_t)((uint64_t)period * cert->fleet_slot / cert->fleet_slots);
+	off = (latest - phase) % period;
+	return off < 0 ? off + period : off;
+}
+
 time_t p11e_renew_due_journal(const struct p11e_journal *j, const struct p11e_cert_conf *cert)
 {
+	int64_t latest;
+
 	if (j->state != P11E_ST_MONITORING || cJSON_GetObjectItemCaseSensitive(j->doc, "revocation"))
 		return 0;
 	/* A fleet whose certificates were issued together renews spread over
 	 * the first third of the window, each host and certificate at its own
-	 * fixed point, never later than renew_before (docs/architecture.md). */
-	return (time_t)p11e_journal_num(j, "cert", "not_after") - (time_t)cert->renew_before -
-	       (time_t)p11e_renew_spread(cert);
+	 * fixed point (or its fleet_slot's), never later than renew_before
+	 * (docs/architecture.md). */
+	latest = (int64_t)p11e_journal_num(j, "cert", "not_after") - cert->renew_before;
+	return (time_t)(latest - (cert->fleet_slots ? p11e_renew_slot_spread(cert, latest)
+						       : p11e_renew_spread(cert)));
 }
 
 /* Turns a monitored certificate into a renewal: the current order becomes

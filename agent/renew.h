@@ -27,6 +27,10 @@ time_t p11e_renew_due_journal(const struct p11e_journal *j, const struct p11e_ce
 /* Seconds before renew_before at which this host renews `cert`: fixed per
  * host (machine-id) and certificate, in [0, renew_before/3). */
 int64_t p11e_renew_spread(const struct p11e_cert_conf *cert);
+/* With [agent] fleet_slot = K/N instead: seconds before `latest`
+ * (notAfter - renew_before) to the last point of phase K/N in the period
+ * renew_before/3, in [0, renew_before/3); 0 without a slot. */
+int64_t p11e_renew_slot_spread(const struct p11e_cert_conf *cert, int64_t latest);
 
 /* Renews `cert` when due (or forced), or resumes its unfinished enrolment.
  * Not due: P11E_OK and nothing done (*did = false). */

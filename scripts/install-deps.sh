@@ -15,7 +15,7 @@ packages=(
 	# promtool (Debian ships it in prometheus), bash completion
 	nginx prometheus bash-completion
 	# scripts/fleet-sim draws its plot
-	python3-matplotlib
+	python3-matplotlib python3-numpy
 	# TPM 2.0 tests (tests/tpm): software TPM, tpm2_flushcontext/getcap, the
 	# swtpm TCTI, tpm2-pkcs11 and the tpm2 OpenSSL provider
 	swtpm tpm2-tools libtss2-tcti-swtpm0 libtpm2-pkcs11-1 tpm2-openssl

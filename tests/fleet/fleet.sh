@@ -15,6 +15,7 @@ conf() {
 		echo "state_dir = $state"
 		echo "wait = 3s"
 		echo "parallel = $parallel"
+		[ -n "${AGENT_EXTRA:-}" ] && echo "$AGENT_EXTRA"
 		echo
 		t_ca_section certinext
 		[ -n "$rate" ] && echo "order_rate = $rate"
@@ -289,6 +290,52 @@ PY
 	# nothing is due yet: renew --all places no order
 	t_expect 0 "$P11ENROLL" -c "$WORK/p.conf" renew --all
 	[ "$(t_sim_stat "s['orders_placed']")" = 0 ] || t_fail "renew ordered before the window"
+}
+
+# [agent] fleet_slot = K/N: the due time is the last point before
+# notAfter - renew_before at phase K/N of the period renew_before/3, the
+# formula scripts/fleet-sim uses; N hosts fall due evenly spaced.
+case_fleet_slot() {
+	local k
+	t_token_and_sim certinext "$PIN"
+	CERTS="s1:ok s2:ok s3:ok"
+	mkdir -p "$WORK/state"; chmod 700 "$WORK/state"
+	"$PYTHON" - "$WORK/state" <<'PY'
+import json, sys, time
+now = int(time.time())
+for i, na in enumerate((now + 60 * 86400, now + 61 * 86400 + 12345, now + 75 * 86400 + 7), 1):
+    json.dump({"version": 1, "name": f"s{i}", "state": "monitoring",
+               "cert": {"chain": "x", "serial": "01", "not_after": na}},
+              open(f"{sys.argv[1]}/s{i}.json", "w"))
+PY
+	for k in 0 1 2 3 4 5 6 7; do
+		AGENT_EXTRA="fleet_slot = $k/8" conf "$WORK/p.conf" "$WORK/state" 8 x
+		# (exits 1: these journals hold no real certificate)
+		"$P11ENROLL" -c "$WORK/p.conf" status --json >"$WORK/k$k.json" 2>"$WORK/err" || true
+	done
+	"$PYTHON" - "$WORK" "$P11E_SRCDIR/scripts/fleet-sim" <<'PY' || t_fail "fleet_slot due times are wrong"
+import importlib.machinery, importlib.util, json, sys
+loader = importlib.machinery.SourceFileLoader("fleet_sim", sys.argv[2])
+spec = importlib.util.spec_from_loader("fleet_sim", loader)
+sim = importlib.util.module_from_spec(spec)
+loader.exec_module(sim)
+rb, period = 30 * 86400, 10 * 86400
+for k in range(8):
+    for c in json.load(open(f"{sys.argv[1]}/k{k}.json"))["certificates"]:
+        latest = int(c["not_after"]) - rb
+        want = latest - sim.slot_spread(k, 8, latest, rb)
+        assert c["next_action_at"] == want, (k, c["name"], c["next_action_at"], want)
+        assert latest - period < c["next_action_at"] <= latest, c
+        # evenly spaced: slot k sits k/8 into the period, counted from the epoch
+        assert c["next_action_at"] % period == period * k // 8, (k, c)
+print("slots 0..7 of 8 due at their phases, within the first third of the window")
+PY
+	for bad in 8/8 3/0 x/8 1/2x 1 -1/8 1/1000001; do
+		AGENT_EXTRA="fleet_slot = $bad" conf "$WORK/p.conf" "$WORK/state" 8 x
+		t_expect 2 "$P11ENROLL" -c "$WORK/p.conf" status
+		t_contains "$WORK/err" "p.conf:5"
+		t_contains "$WORK/err" "K/N"
+	done
 }
 
 t_run "$@"
