@@ -17,7 +17,7 @@ Everything but the curl runs is prepared beforehand: CSRs with openssl, the
 bodies (fresh meta.txn and authKey per request) here. Every answer must be
 meta.status "1", or the figure is not printed.
 
-  bench-fleet-floor.py WORK M API_URL CA_PEM ACCESS_KEY_FILE EMAIL all|waves SIM_PID
+  bench-fleet-floor.py WORK M API_URL CA_PEM ACCESS_KEY_FILE all|waves SIM_PID
 Prints the seconds of the timed part, the CPU seconds curl used in it, and
 the CPU seconds the simulator used in it.
 """
@@ -31,7 +31,11 @@ import subprocess
 import sys
 import time
 
-work, m, url, ca_pem, key_file, email, how, sim_pid = sys.argv[1:9]
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "sim"))
+import test_certinext_sim as sim_test  # noqa: E402  (order_body, EMAIL)
+
+work, m, url, ca_pem, key_file, how, sim_pid = sys.argv[1:8]
+email = sim_test.EMAIL
 m = int(m)
 key = open(key_file).read().strip()
 d = os.path.join(work, f"floor-{how}-{secrets.token_hex(4)}")
@@ -59,20 +63,12 @@ def meta():
 
 
 def place_body(name, csr):
-    # The shape p11enroll sends for the bench's configuration (docs/protocol-certinext.md).
-    od = {"productCode": "842", "accountingModel": "2", "saveAndHold": "0", "emailNotifications": "0",
-          "requestorInformation": {"requestorName": "Bench", "requestorIsdCode": "1",
-                                   "requestorMobileNumber": "", "requestorEmail": email},
-          "subscriptionDetails": {"validity": "1", "autoRenew": "0", "renewCriteria": "30"},
-          "certificateInformation": {"domainName": name, "additionalDomains": [name], "autoSecureWWW": "0"},
-          "technicalPointOfContact": {"tpcName": "Bench", "tpcEmail": email, "tpcIsdCode": "1",
-                                      "tpcMobileNumber": ""},
-          "csr": csr,
-          "agreementDetails": {"acceptAgreement": "1", "signerName": "Bench", "signerPlace": "Austin",
-                               "signerIP": "93.184.216.34"},
-          "additionalInformation": {"remarks": "bench [p11enroll:%s]" % secrets.token_hex(12),
-                                    "tags": ["p11enroll:bench"]}}
-    return {"orderDetails": od}
+    # The order the simulator's self-test places (docs/protocol-certinext.md
+    # "Placing an order"), as large as p11enroll's, with the remarks and tag
+    # p11enroll adds.
+    body = sim_test.order_body(name, csr, additionalInformation={
+        "remarks": "bench [p11enroll:%s]" % secrets.token_hex(12), "tags": ["p11enroll:bench"]})
+    return body
 
 
 def requests(kind, items):

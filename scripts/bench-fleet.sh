@@ -152,7 +152,7 @@ fresh_token() {
 }
 floor() {
 	$py scripts/bench-fleet-floor.py "$work" "$M" "$(cat "$work/sim/url")" "$work/sim/ca/root.pem" \
-		"$work/sim/access.key" bench@example.com "$1" "$sim_pid"
+		"$work/sim/access.key" "$1" "$sim_pid"
 }
 simcpu() { awk '{ print ($14 + $15) / 100 }' "/proc/$sim_pid/stat"; }
 # enroll_all TAG PARALLEL: one `enroll --all` of M new certificates: wall
