@@ -6,7 +6,8 @@
 #  - M new certificates (default 100) against the CERTInext simulator, at
 #    parallel 8 and M, against the same M×3 requests (placement with a real
 #    CSR, TrackOrder, GetCertificate) sent all at once by curl; R runs each
-#    (default 3), min/median/max.
+#    (default 3), min/median/max; and at parallel 8 with the keys spread
+#    over 8 tokens (token steps take turns per token).
 #  - B certificates (default 100) with the simulator's burst limit on
 #    (16 in 10 s) and the default order_rate: orders placed and rate-limit
 #    answers, and the time against the limit's own floor.
@@ -47,13 +48,14 @@ conf() {
 	$py - "$@" "$(cat "$work/sim/url")" "$work" "$softhsm" <<'PY'
 import sys
 f, state, n, par, extra, url, work, module = sys.argv[1:9]
+tokens = int(__import__("os").environ.get("TOKENS", "1"))   # keys over tokens bench, bench1, ...
 out = [f"[agent]\nstate_dir = {state}\n" + ("" if par == "0" else f"parallel = {par}\n") + "wait = 120s\n",
        f"[ca:sim]\ntype = certinext\napi_url = {url}\naccount_number = 5550001234\n"
        f"access_key_file = {work}/sim/access.key\nca_bundle = {work}/sim/ca/root.pem\n"
        f"requestor_name = Bench\nrequestor_email = bench@example.com\nsigner_place = Austin\n"
        f"signer_ip = 93.184.216.34\ndefault_product = 842\npoll_interval = 1s\n{extra}\n"]
 for i in range(int(n)):
-    out.append(f"[cert:c{i}]\nca = sim\nkey = pkcs11:token=bench;object={state.rsplit('/',1)[1]}-c{i}?"
+    out.append(f"[cert:c{i}]\nca = sim\nkey = pkcs11:token=bench{i % tokens or ''};object={state.rsplit('/',1)[1]}-c{i}?"
                f"module-path={module}&pin-source=file:{work}/pin\nkey_type = ec-p256\n"
                f"subject = CN=c{i}.example.com\ndns = c{i}.example.com\ncert_file = {state}/tls/c{i}.pem\n")
 open(f, "w").write("\n".join(out))
@@ -146,29 +148,34 @@ echo "== $M new certificates vs the same $((M * 3)) requests sent by curl (min/m
 # the M of each kind at once, one kind after the other, as the calls of one
 # certificate depend on each other. Each run gets a fresh simulator, token
 # and state directory.
+# fresh_token [T]: token "bench" (and bench1 … bench{T-1})
 fresh_token() {
+	local t
 	rm -rf "$work/tokens"; mkdir -p "$work/tokens"
-	softhsm2-util --init-token --free --label bench --pin 1234 --so-pin 5678 >/dev/null
+	for t in $(seq 0 $((${1:-1} - 1))); do
+		softhsm2-util --init-token --free --label "bench${t#0}" --pin 1234 --so-pin 5678 >/dev/null
+	done
 }
 floor() {
 	$py scripts/bench-fleet-floor.py "$work" "$M" "$(cat "$work/sim/url")" "$work/sim/ca/root.pem" \
 		"$work/sim/access.key" "$1" "$sim_pid"
 }
 simcpu() { awk '{ print ($14 + $15) / 100 }' "/proc/$sim_pid/stat"; }
-# enroll_all TAG PARALLEL: one `enroll --all` of M new certificates: wall
-# seconds, CPU seconds of p11enroll and its workers, of the simulator
+# enroll_all TAG PARALLEL [TOKENS]: one `enroll --all` of M new
+# certificates: wall seconds, CPU seconds of p11enroll and its workers, of
+# the simulator
 enroll_all() {
 	local s0 times
-	fresh_token
+	fresh_token "${3:-1}"
 	rm -rf "$work/$1"
-	conf "$work/$1.conf" "$work/$1" "$M" "$2" "order_rate = off"
+	TOKENS=${3:-1} conf "$work/$1.conf" "$work/$1" "$M" "$2" "order_rate = off"
 	s0=$(simcpu)
 	times=$( { TIMEFORMAT='%R %U %S'; time "$P11ENROLL" -c "$work/$1.conf" enroll --all \
 		>/dev/null 2>"$work/$1.log" || true; } 2>&1)
 	echo "$times" | awk -v s="$(awk "BEGIN { print $(simcpu) - $s0 }")" '{ print $1, $2 + $3, s }'
 	grep -q "enroll --all: $M issued" "$work/$1.log" || echo "enroll --all ($1): $(grep -o 'enroll --all: .*' "$work/$1.log")" >&2
 }
-: >"$work/m.all"; : >"$work/m.waves"; : >"$work/m.p8"; : >"$work/m.pm"; : >"$work/m.base"
+: >"$work/m.all"; : >"$work/m.waves"; : >"$work/m.p8"; : >"$work/m.pm"; : >"$work/m.base"; : >"$work/m.p8t"
 for r in $(seq 1 "$R"); do
 	start_sim '{"rate_limit_burst": 0}'
 	floor all >>"$work/m.all"
@@ -185,6 +192,9 @@ for r in $(seq 1 "$R"); do
 	enroll_all new8 8 >>"$work/m.p8"
 	start_sim '{"rate_limit_burst": 0}'
 	enroll_all newm "$M" >>"$work/m.pm"
+	# the token lock is per token: the same with the keys over 8 tokens
+	start_sim '{"rate_limit_burst": 0}'
+	enroll_all new8t 8 8 >>"$work/m.p8t"
 done
 # Files hold "wall client-CPU sim-CPU" per run. mmm FILE: the wall time's
 # min/median/max in ms; mid FILE COLUMN: a column's median
@@ -194,7 +204,7 @@ floor_all=$(mid "$work/m.all" 1)
 printf '%-40s %-32s %-16s %s\n' "" "wall min / median / max" "× the floor" "CPU s: client, sim (median)"
 for f in all:"curl, $((M * 3)) requests at once (floor)" waves:"curl, $M at once × 3 kinds (waves)" \
 	base:"enroll NAME one after the other" p8:"enroll --all, parallel = 8 (default)" \
-	pm:"enroll --all, parallel = $M"; do
+	pm:"enroll --all, parallel = $M" p8t:"enroll --all, parallel = 8, 8 tokens"; do
 	[ -s "$work/m.${f%%:*}" ] || continue
 	printf '%-40s %-32s %5.2f×           %5.2f, %5.2f\n' "${f#*:}" "$(mmm "$work/m.${f%%:*}")" \
 		"$(awk "BEGIN { print $(mid "$work/m.${f%%:*}" 1) / $floor_all }")" \
