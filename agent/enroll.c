@@ -1178,7 +1178,7 @@ int64_t p11e_renew_spread(const struct p11e_cert_conf *cert)
 /* fleet_slot K/N: the latest point at or before `latest` whose place in
  * the repeating period of renew_before/3 (counted from the epoch) is K/N
  * of it: N numbered hosts fall due evenly spaced, whatever their
- * certificates' dates (docs/architecture.md, "A fleet on one timer"). */
+ * certificates' dates (docs/architecture.md, "Spreading a fleet"). */
 int64_t p11e_renew_slot_spread(const struct p11e_cert_conf *cert, int64_t latest)
 {
 	int64_t period = cert->renew_before / 3, phase, off;
