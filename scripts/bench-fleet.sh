@@ -173,7 +173,8 @@ enroll_all() {
 	times=$( { TIMEFORMAT='%R %U %S'; time "$P11ENROLL" -c "$work/$1.conf" enroll --all \
 		>/dev/null 2>"$work/$1.log" || true; } 2>&1)
 	echo "$times" | awk -v s="$(awk "BEGIN { print $(simcpu) - $s0 }")" '{ print $1, $2 + $3, s }'
-	grep -q "enroll --all: $M issued" "$work/$1.log" || echo "enroll --all ($1): $(grep -o 'enroll --all: .*' "$work/$1.log")" >&2
+	grep -q "enroll --all: $M issued" "$work/$1.log" ||
+		grep -E 'error|enroll --all: ' "$work/$1.log" | sed "s/^/enroll --all ($1): /" | head -5 >&2
 }
 : >"$work/m.all"; : >"$work/m.waves"; : >"$work/m.p8"; : >"$work/m.pm"; : >"$work/m.base"; : >"$work/m.p8t"
 for r in $(seq 1 "$R"); do
