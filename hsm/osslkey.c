@@ -874,6 +874,10 @@ void p11e_ossl_signer(struct p11e_ossl *o, struct p11e_osslkey *key, struct p11e
 	memset(signer, 0, sizeof(*signer));
 	signer->pub = key->pub;
 	signer->spec = key->spec;
+	/* OpenSSL holds the key: the CSR is signed through it directly. */
+	signer->priv = key->priv;
+	signer->libctx = o->libctx;
+	signer->propq = "?provider=tpm2";
 	signer->sign = ossl_sign;
 	signer->ctx = &os;
 }

@@ -9,6 +9,7 @@
 
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/rsa.h>
 #include <openssl/x509v3.h>
 
 /* ---- RFC 4514 subject ---------------------------------------------------- */
@@ -506,6 +507,29 @@ out:
 	return rc;
 }
 
+/* OpenSSL holds the key: it hashes, signs through the key's provider and
+ * writes the signature algorithm the provider names (the same
+ * ecdsa-with-SHA256/384 or sha256/384WithRSAEncryption as sign_req). */
+static p11e_status sign_openssl(X509_REQ *req, const struct p11e_signer *signer,
+				struct p11e_err *err)
+{
+	const struct p11e_key_spec *spec = signer->spec;
+	EVP_MD_CTX *mctx = EVP_MD_CTX_new();
+	EVP_PKEY_CTX *pctx = NULL;
+	p11e_status rc = P11E_OK;
+
+	if (!mctx ||
+	    EVP_DigestSignInit_ex(mctx, &pctx, spec->digest, signer->libctx, signer->propq,
+				  signer->priv, NULL) != 1 ||
+	    (spec->alg == P11E_ALG_RSA && EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) != 1) ||
+	    X509_REQ_sign_ctx(req, mctx) <= 0) {
+		rc = p11e_err_set(err, P11E_ETOKEN, "cannot sign the CSR with the %s key", spec->name);
+		p11e_err_add_openssl(err);
+	}
+	EVP_MD_CTX_free(mctx);
+	return rc;
+}
+
 p11e_status p11e_csr_build(const struct p11e_csr_request *r, const struct p11e_signer *signer,
 			   X509_REQ **out, struct p11e_err *err)
 {
@@ -531,7 +555,7 @@ p11e_status p11e_csr_build(const struct p11e_csr_request *r, const struct p11e_s
 	rc = add_extensions(req, r, signer->spec, err);
 	if (rc != P11E_OK)
 		goto out;
-	rc = sign_req(req, signer, err);
+	rc = signer->priv ? sign_openssl(req, signer, err) : sign_req(req, signer, err);
 	if (rc != P11E_OK)
 		goto out;
 	if (X509_REQ_verify(req, signer->pub) != 1) {
