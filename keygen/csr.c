@@ -445,6 +445,29 @@ out:
 	return rc;
 }
 
+/* Sets the CSR's signature algorithm as RFC 5758 and RFC 4055 write it:
+ * ecdsa-with-SHA256/384 without parameters, sha256/384WithRSAEncryption
+ * with NULL. (The tpm2 provider names ECDSA with a NULL parameter.) */
+static bool set_signature_algorithm(X509_REQ *req, const struct p11e_key_spec *spec)
+{
+	bool sha384 = strcmp(spec->digest, "SHA384") == 0, ok;
+	X509_ALGOR *alg = X509_ALGOR_new();
+
+	if (!alg)
+		return false;
+	if (spec->alg == P11E_ALG_EC)
+		X509_ALGOR_set0(alg, OBJ_nid2obj(sha384 ? NID_ecdsa_with_SHA384 : NID_ecdsa_with_SHA256),
+				V_ASN1_UNDEF, NULL);
+	else
+		X509_ALGOR_set0(alg,
+				OBJ_nid2obj(sha384 ? NID_sha384WithRSAEncryption
+						   : NID_sha256WithRSAEncryption),
+				V_ASN1_NULL, NULL);
+	ok = X509_REQ_set1_signature_algo(req, alg) == 1;
+	X509_ALGOR_free(alg);
+	return ok;
+}
+
 static p11e_status sign_req(X509_REQ *req, const struct p11e_signer *signer, struct p11e_err *err)
 {
 	const struct p11e_key_spec *spec = signer->spec;
@@ -452,25 +475,15 @@ static p11e_status sign_req(X509_REQ *req, const struct p11e_signer *signer, str
 	unsigned int digest_len = 0;
 	size_t sig_len = 0;
 	ASN1_BIT_STRING *bits = NULL;
-	X509_ALGOR *alg = X509_ALGOR_new();
 	EVP_MD *md = EVP_MD_fetch(NULL, spec->digest, NULL);
 	p11e_status rc = P11E_OK;
-	int tbs_len, sig_nid;
+	int tbs_len;
 
-	if (!alg || !md) {
+	if (!md) {
 		rc = p11e_err_set(err, P11E_EFAIL, "cannot set up digest %s", spec->digest);
 		goto out;
 	}
-	if (spec->alg == P11E_ALG_EC) {
-		sig_nid = strcmp(spec->digest, "SHA384") == 0 ? NID_ecdsa_with_SHA384
-							      : NID_ecdsa_with_SHA256;
-		X509_ALGOR_set0(alg, OBJ_nid2obj(sig_nid), V_ASN1_UNDEF, NULL);
-	} else {
-		sig_nid = strcmp(spec->digest, "SHA384") == 0 ? NID_sha384WithRSAEncryption
-							      : NID_sha256WithRSAEncryption;
-		X509_ALGOR_set0(alg, OBJ_nid2obj(sig_nid), V_ASN1_NULL, NULL);
-	}
-	if (!X509_REQ_set1_signature_algo(req, alg)) {
+	if (!set_signature_algorithm(req, spec)) {
 		rc = p11e_err_set(err, P11E_EFAIL, "cannot set the CSR signature algorithm");
 		goto out;
 	}
@@ -502,14 +515,13 @@ out:
 	ASN1_BIT_STRING_free(bits);
 	OPENSSL_free(sig);
 	OPENSSL_free(tbs);
-	X509_ALGOR_free(alg);
 	EVP_MD_free(md);
 	return rc;
 }
 
-/* OpenSSL holds the key: it hashes, signs through the key's provider and
- * writes the signature algorithm the provider names (the same
- * ecdsa-with-SHA256/384 or sha256/384WithRSAEncryption as sign_req). */
+/* OpenSSL holds the key: it hashes and signs through the key's provider.
+ * The algorithm is outside what is signed, so it is written as sign_req
+ * writes it, whatever the provider names. */
 static p11e_status sign_openssl(X509_REQ *req, const struct p11e_signer *signer,
 				struct p11e_err *err)
 {
@@ -522,7 +534,7 @@ static p11e_status sign_openssl(X509_REQ *req, const struct p11e_signer *signer,
 	    EVP_DigestSignInit_ex(mctx, &pctx, spec->digest, signer->libctx, signer->propq,
 				  signer->priv, NULL) != 1 ||
 	    (spec->alg == P11E_ALG_RSA && EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) != 1) ||
-	    X509_REQ_sign_ctx(req, mctx) <= 0) {
+	    X509_REQ_sign_ctx(req, mctx) <= 0 || !set_signature_algorithm(req, spec)) {
 		rc = p11e_err_set(err, P11E_ETOKEN, "cannot sign the CSR with the %s key", spec->name);
 		p11e_err_add_openssl(err);
 	}
