@@ -137,11 +137,81 @@ static p11e_status parse_value(const char *text, size_t *pos, unsigned char **ou
 	return P11E_OK;
 }
 
+/* One TYPE=value at text[*pos] (spaces after a separator tolerated: "CN=a,
+ * O=b"); *pos ends at the separator or the end. a->value is set only when
+ * the value was read, and stays set (the caller frees it) whatever
+ * follows. */
+static p11e_status parse_ava(const char *text, size_t *pos, struct ava *a, struct p11e_err *err)
+{
+	size_t type_start, type_len;
+	char type[64];
+	p11e_status rc;
+
+	while (text[*pos] == ' ')
+		(*pos)++;
+	type_start = *pos;
+	while (isalnum((unsigned char)text[*pos]) || text[*pos] == '.' || text[*pos] == '-')
+		(*pos)++;
+	type_len = *pos - type_start;
+	if (type_len == 0 || text[*pos] != '=')
+		return p11e_err_set(err, P11E_EUSAGE, "subject: expected ATTRIBUTE=value at position %zu",
+				    type_start + 1);
+	if (type_len >= sizeof(type))
+		return p11e_err_set(err, P11E_EUSAGE,
+				    "subject: attribute type too long at position %zu", type_start + 1);
+	memcpy(type, text + type_start, type_len);
+	type[type_len] = '\0';
+	a->nid = attribute_nid(type);
+	if (a->nid == NID_undef)
+		return p11e_err_set(err, P11E_EUSAGE,
+				    "subject: unknown attribute type '%s' at position %zu", type,
+				    type_start + 1);
+	(*pos)++; /* '=' */
+	rc = parse_value(text, pos, &a->value, &a->len, err);
+	if (rc != P11E_OK)
+		return rc;
+	if (a->nid == NID_countryName && a->len != 2)
+		return p11e_err_set(err, P11E_EUSAGE,
+				    "subject: C must be a two-letter country code, got '%s' "
+				    "(position %zu)",
+				    (char *)a->value, type_start + 1);
+	return P11E_OK;
+}
+
+/* The AVAs as an X509_NAME: RFC 4514 writes the most specific RDN first;
+ * X.509 stores it last. */
+static p11e_status build_name(const struct ava *avas, size_t n_avas, X509_NAME **out,
+			      struct p11e_err *err)
+{
+	X509_NAME *name = X509_NAME_new();
+
+	if (!name)
+		return p11e_err_set(err, P11E_EFAIL, "out of memory");
+	for (size_t end = n_avas; end > 0;) {
+		size_t begin = end - 1;
+
+		while (begin > 0 && !avas[begin].new_rdn)
+			begin--;
+		for (size_t k = begin; k < end; k++) {
+			if (!X509_NAME_add_entry_by_NID(name, avas[k].nid, MBSTRING_UTF8, avas[k].value,
+							(int)avas[k].len, -1, k == begin ? 0 : -1)) {
+				p11e_err_set(err, P11E_EUSAGE, "subject: value '%s' is not valid for %s",
+					     (char *)avas[k].value, OBJ_nid2sn(avas[k].nid));
+				p11e_err_add_openssl(err);
+				X509_NAME_free(name);
+				return P11E_EUSAGE;
+			}
+		}
+		end = begin;
+	}
+	*out = name;
+	return P11E_OK;
+}
+
 p11e_status p11e_subject_parse(const char *text, X509_NAME **out, struct p11e_err *err)
 {
 	struct ava *avas = NULL;
 	size_t n_avas = 0, pos = 0, cap;
-	X509_NAME *name = NULL;
 	p11e_status rc = P11E_OK;
 	bool new_rdn = true;
 
@@ -154,50 +224,10 @@ p11e_status p11e_subject_parse(const char *text, X509_NAME **out, struct p11e_er
 	if (!avas)
 		return p11e_err_set(err, P11E_EFAIL, "out of memory");
 	while (text[pos]) {
-		size_t type_start, type_len;
-		char type[64];
-		struct ava *a = &avas[n_avas];
-
-		while (text[pos] == ' ')
-			pos++; /* tolerated after a separator: "CN=a, O=b" */
-		type_start = pos;
-		while (isalnum((unsigned char)text[pos]) || text[pos] == '.' || text[pos] == '-')
-			pos++;
-		type_len = pos - type_start;
-		if (type_len == 0 || text[pos] != '=') {
-			rc = p11e_err_set(err, P11E_EUSAGE,
-					  "subject: expected ATTRIBUTE=value at position %zu",
-					  type_start + 1);
-			goto out;
-		}
-		if (type_len >= sizeof(type)) {
-			rc = p11e_err_set(err, P11E_EUSAGE,
-					  "subject: attribute type too long at position %zu",
-					  type_start + 1);
-			goto out;
-		}
-		memcpy(type, text + type_start, type_len);
-		type[type_len] = '\0';
-		a->nid = attribute_nid(type);
-		if (a->nid == NID_undef) {
-			rc = p11e_err_set(err, P11E_EUSAGE,
-					  "subject: unknown attribute type '%s' at position %zu", type,
-					  type_start + 1);
-			goto out;
-		}
-		pos++; /* '=' */
-		rc = parse_value(text, &pos, &a->value, &a->len, err);
+		rc = parse_ava(text, &pos, &avas[n_avas], err);
 		if (rc != P11E_OK)
 			goto out;
-		if (a->nid == NID_countryName && a->len != 2) {
-			rc = p11e_err_set(err, P11E_EUSAGE,
-					  "subject: C must be a two-letter country code, got '%s' "
-					  "(position %zu)",
-					  (char *)a->value, type_start + 1);
-			goto out;
-		}
-		a->new_rdn = new_rdn;
-		n_avas++;
+		avas[n_avas++].new_rdn = new_rdn;
 		if (text[pos] == ',' || text[pos] == '+') {
 			new_rdn = text[pos] == ',';
 			pos++;
@@ -209,36 +239,12 @@ p11e_status p11e_subject_parse(const char *text, X509_NAME **out, struct p11e_er
 			}
 		}
 	}
-	name = X509_NAME_new();
-	if (!name) {
-		rc = p11e_err_set(err, P11E_EFAIL, "out of memory");
-		goto out;
-	}
-	/* RFC 4514 writes the most specific RDN first; X.509 stores it last. */
-	for (size_t end = n_avas; end > 0;) {
-		size_t begin = end - 1;
-
-		while (begin > 0 && !avas[begin].new_rdn)
-			begin--;
-		for (size_t k = begin; k < end; k++) {
-			if (!X509_NAME_add_entry_by_NID(name, avas[k].nid, MBSTRING_UTF8, avas[k].value,
-							(int)avas[k].len, -1, k == begin ? 0 : -1)) {
-				rc = p11e_err_set(err, P11E_EUSAGE, "subject: value '%s' is not valid for %s",
-						  (char *)avas[k].value, OBJ_nid2sn(avas[k].nid));
-				p11e_err_add_openssl(err);
-				goto out;
-			}
-		}
-		end = begin;
-	}
-	*out = name;
-	name = NULL;
+	rc = build_name(avas, n_avas, out, err);
 out:
 	/* <= : a value parsed just before an error is not counted yet. */
 	for (size_t i = 0; i <= n_avas && i < cap; i++)
 		free(avas[i].value);
 	free(avas);
-	X509_NAME_free(name);
 	return rc;
 }
 
