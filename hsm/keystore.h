@@ -8,8 +8,9 @@
  *                       tpm2 (ks_provider.c, on osslkey.h)
  * Callers (agent/keys.c) use the p11e_keystore_* functions below and never
  * ask which store they have. Adding a store touches only hsm/: its file
- * with a `const struct p11e_keystore_ops`, one line in keystore.c's table,
- * one in meson.build (docs/architecture.md, "Key stores").
+ * with a `const struct p11e_keystore_ops`, its declaration below, one line
+ * in keystore.c's table, one in meson.build (docs/architecture.md, "Key
+ * stores").
  *
  * Errors: every entry returns P11E_OK or fills `err` (P11E_ETOKEN: the
  * store or its key said no or cannot be reached; P11E_EUSAGE: the URI or
