@@ -85,7 +85,8 @@ struct p11e_keystore_ops {
 	 * id = `id_hex` (the journal's record of the current key) when given,
 	 * else the URI's. *found says whether there is one; a key found that
 	 * is not want->spec or could leave its store is P11E_ETOKEN (and
-	 * stays known: have_key). */
+	 * stays known: have_key). want NULL: the key is taken as it is (the
+	 * caller checks it: the ACME account key). */
 	p11e_status (*find)(struct p11e_keystore *ks, const char *id_hex,
 			    const struct p11e_keystore_want *want, bool *found, struct p11e_err *err);
 	/* Makes a key of type `spec` (open first). next_hex NULL: the first

@@ -171,7 +171,7 @@ static p11e_status pk_find(struct p11e_keystore *ks, const char *id_hex,
 	p11e_key_clear(&s->key);
 	rc = p11e_token_find_key(s->tok, label_of(s), id, id_len, &s->key, found, err);
 	show_key(s, rc == P11E_OK && *found);
-	if (rc != P11E_OK || !*found)
+	if (rc != P11E_OK || !*found || !want)
 		return rc;
 	if (s->key.spec != want->spec)
 		return p11e_err_set(err, P11E_ETOKEN,

@@ -153,7 +153,7 @@ static p11e_status pv_find(struct p11e_keystore *ks, const char *id_hex,
 	if (rc != P11E_OK)
 		p11e_osslkey_clear(&s->okey);
 	show_key(s);
-	if (rc != P11E_OK || !*found)
+	if (rc != P11E_OK || !*found || !want)
 		return rc;
 	if (s->okey.spec != want->spec)
 		return p11e_err_set(err, P11E_ETOKEN,
