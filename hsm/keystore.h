@@ -68,7 +68,7 @@ struct p11e_keystore_ops {
 	 * (docs/tokens.md, the token lock): *dev gets bytes that are the same
 	 * for every URI naming that device, *shown how to name it in a message
 	 * (never a PIN); both malloc'd. *dev = NULL when the store needs no
-	 * such lock. Works before open. */
+	 * such lock. Works before open. NULL: never any lock. */
 	p11e_status (*device)(const struct p11e_keystore *ks, unsigned char **dev, size_t *dev_len,
 			      char **shown, struct p11e_err *err);
 	/* Reaches the device (loads the module, finds the token and logs in
@@ -77,7 +77,8 @@ struct p11e_keystore_ops {
 	 * still be there (P11E_ETOKEN saying so). */
 	p11e_status (*open)(struct p11e_keystore *ks, struct p11e_err *err);
 	/* Drops the session (for the CA wait and hooks), keeping what is known
-	 * of the key; the next open reaches the device again. May do nothing. */
+	 * of the key; the next open reaches the device again. NULL: the store
+	 * keeps no session worth dropping. */
 	void (*release)(struct p11e_keystore *ks);
 	/* Whether a login session is open now (stores without logins: false). */
 	bool (*logged_in)(const struct p11e_keystore *ks);
