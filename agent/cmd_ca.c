@@ -183,7 +183,7 @@ static void check_cert(struct checks *c, const struct p11e_cert_conf *cert)
 	p11e_journal_peek(c->cli->cfg->state_dir, cert->name, &j, &found, &err);
 	p11e_err_clear(&err);
 	rc = p11e_cert_key_open(cert, found ? p11e_journal_str(&j, "key", "id") : NULL, &ck, &err);
-	if (rc != P11E_OK && !ck.tok) {
+	if (rc != P11E_OK && !p11e_cert_key_logged_in(&ck)) {
 		report(c, target, "token login", rc, err.msg);
 	} else {
 		report(c, target, "token login", P11E_OK, p11e_cert_key_where(&ck));

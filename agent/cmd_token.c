@@ -27,7 +27,7 @@ p11e_status p11e_cmd_keygen(struct p11e_cli *cli, int argc, char **argv, struct 
 		goto out;
 	uri = p11e_cert_key_uri(&ck);
 	p11e_info("%s %s key '%s' on %s%s", ck.generated ? "generated" : "reusing",
-		  ck.key.spec->name, ck.key.label, ck.tok ? "token " : "",
+		  ck.key.spec->name, ck.key.label, p11e_cert_key_noun(&ck),
 		  p11e_cert_key_where(&ck));
 	printf("%s\n", uri ? uri : "");
 out:

@@ -149,7 +149,7 @@ static p11e_status open_key(struct flow *f, struct p11e_err *err)
 				    f->cert->name, id, p11e_cert_key_where(&f->ck), f->j.path);
 	if (!f->ck.have_key) {
 		p11e_journal_set_str(&f->j, "key", "label",
-				     f->ck.uri && f->ck.uri->object ? f->ck.uri->object : f->cert->name);
+				     f->ck.key.label);
 		p11e_journal_set_str(&f->j, "key", "type", f->cert->key_spec->name);
 		rc = save(f, P11E_ST_KEY_GENERATING, "making the key", err);
 		if (rc != P11E_OK)

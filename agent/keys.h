@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The key of a [cert:NAME], whatever holds it: a PKCS#11 token (key =
- * pkcs11:…) or an OpenSSL 3 provider such as the TPM's (key = provider:…).
- * The flows above this never look at which. */
+/* The key of a [cert:NAME], whatever holds it: a key store of hsm/keystore.h
+ * chosen by the key URI (pkcs11:… a PKCS#11 token, provider:… an OpenSSL 3
+ * provider such as the TPM's), plus what is the agent's own: the token
+ * lock in state_dir. The flows above this never look at which store. */
 #ifndef P11E_KEYS_H
 #define P11E_KEYS_H
 
@@ -10,26 +11,18 @@
 #include <openssl/x509.h>
 
 #include "config.h"
-#include "osslkey.h"
-#include "token.h"
+#include "keystore.h"
 
-/* For a provider key, uri and tok stay NULL and `key` is filled from the
- * provider's key (spec, pub_pkey, id = first 16 bytes of the SHA-256 of
- * the public key, label = the certificate name), so code reading
- * ck.key.spec / ck.key.label works for both kinds. */
+/* `key`, have_key and generated repeat the store's own (read-only for
+ * callers): key.label and key.spec are known once a key is found or made;
+ * without a key, key.label is the label it will get. */
 struct p11e_cert_key {
-	struct p11e_uri *uri;            /* pkcs11: keys */
-	struct p11e_token *tok;
-	struct p11e_key key;
+	struct p11e_keystore *ks;
+	struct p11e_keystore_key key;
 	bool have_key;
 	bool generated;          /* made by this run */
-	struct p11e_osslkey_uri *puri;   /* provider: keys */
-	struct p11e_ossl *ossl;
-	struct p11e_osslkey okey;
-	bool via_alias;                  /* okey was opened/made for a rotation nonce */
-	int lock_fd;                     /* the token lock when locked */
+	int lock_fd;             /* the token lock when locked */
 	bool locked;
-	char where[256];                 /* the token's description, kept while released */
 };
 
 /* Where token locks live (the state_dir); unset, tokens are not locked.
@@ -39,14 +32,14 @@ struct p11e_cert_key {
 void p11e_cert_key_lock_dir(const char *dir);
 /* Closes the token session and releases the token lock, keeping what is
  * known of the key (id, label, type, public key, URI): for the CA wait
- * and hooks, which must not hold either. The next token operation on
- * `ck` opens the token again and finds the key by its id. No-op for
- * provider keys. */
+ * and hooks, which must not hold either. The next operation on `ck`
+ * opens the store again and finds the key by its id. Stores without a
+ * session (the provider) keep theirs. */
 void p11e_cert_key_release(struct p11e_cert_key *ck);
 
-/* True when `ck` is open (a token or a provider), whether or not a key
- * was found. */
-bool p11e_cert_key_is_open(const struct p11e_cert_key *ck);
+/* True when a token session is logged in (`check` reports the login);
+ * never for a provider key. */
+bool p11e_cert_key_logged_in(const struct p11e_cert_key *ck);
 
 /* Opens what holds the key of `cert` and looks the key up: label = the
  * URI's object= (or the certificate name); id = `id_hex` when given (the
@@ -96,8 +89,10 @@ p11e_status p11e_cert_key_remove(struct p11e_cert_key *ck, const char *id_hex,
 				 struct p11e_err *err);
 /* The key's URI (token, object, id, module; never a PIN); free(). */
 char *p11e_cert_key_uri(const struct p11e_cert_key *ck);
-/* "token 'edge' (SoftHSM …)" or the provider's description. */
+/* "'edge' (SoftHSM …)" or the provider's description. */
 const char *p11e_cert_key_where(const struct p11e_cert_key *ck);
+/* What messages put before p11e_cert_key_where: "token " or "". */
+const char *p11e_cert_key_noun(const struct p11e_cert_key *ck);
 void p11e_cert_key_close(struct p11e_cert_key *ck);
 
 #endif

@@ -62,13 +62,72 @@ void p11e_osslkey_uri_free(struct p11e_osslkey_uri *uri)
 
 #define URI_FORM "provider:tpm2:/ABSOLUTE/PATH[?tcti=TCTI]"
 
+/* NAME of provider:NAME:…, up to `colon`; only tpm2 is taken. */
+static p11e_status parse_provider(const char *name, const char *colon,
+				  struct p11e_osslkey_uri *uri, struct p11e_err *err)
+{
+	for (const char *c = name; c < colon; c++)
+		if (!isalnum((unsigned char)*c) && *c != '_' && *c != '-')
+			return p11e_err_set(err, P11E_EUSAGE,
+					    "bad provider name '%.*s' in the key URI (letters, "
+					    "digits, - and _); expected %s",
+					    (int)(colon - name), name, URI_FORM);
+	uri->provider = strndup(name, (size_t)(colon - name));
+	if (!uri->provider)
+		return p11e_err_set(err, P11E_EFAIL, "out of memory");
+	/* Other providers may be added; each needs its own TCTI-like set-up
+	 * and key file format, so refuse what we have not tested. */
+	if (strcmp(uri->provider, "tpm2") != 0)
+		return p11e_err_set(err, P11E_EUSAGE,
+				    "provider '%s' is not supported for keys; supported: tpm2 "
+				    "(tpm2-openssl)",
+				    uri->provider);
+	return P11E_OK;
+}
+
+/* PATH, `len` bytes at `text`: absolute, a file, no . or .. steps, with
+ * room for .<ID> and a temporary suffix. */
+static p11e_status parse_path(const char *text, size_t len, struct p11e_osslkey_uri *uri,
+			      struct p11e_err *err)
+{
+	uri->path = strndup(text, len);
+	if (!uri->path)
+		return p11e_err_set(err, P11E_EFAIL, "out of memory");
+	if (uri->path[0] != '/' || len < 2 || uri->path[len - 1] == '/' ||
+	    strstr(uri->path, "/../") || strstr(uri->path, "/./") ||
+	    len + 1 + 2 * P11E_OSSLKEY_ID_LEN + 16 >= PATH_MAX)
+		return p11e_err_set(err, P11E_EUSAGE,
+				    "the key file '%s' in the key URI must be an absolute path to a "
+				    "file (e.g. provider:tpm2:/var/lib/p11enroll/keys/web.tss2.pem)",
+				    uri->path);
+	return P11E_OK;
+}
+
+/* What follows '?': tcti=TCTI and nothing else. */
+static p11e_status parse_query(const char *param, struct p11e_osslkey_uri *uri,
+			       struct p11e_err *err)
+{
+	if (strncmp(param, "tcti=", 5) != 0)
+		return p11e_err_set(err, P11E_EUSAGE,
+				    "unknown parameter '%.*s' in the provider key URI (known: "
+				    "tcti=)",
+				    (int)strcspn(param, "=&"), param);
+	if (param[5] == '\0' || strchr(param + 5, '&') || strchr(param + 5, '?'))
+		return p11e_err_set(err, P11E_EUSAGE,
+				    "tcti= in the provider key URI takes one TCTI string, e.g. "
+				    "tcti=device:/dev/tpmrm0 or tcti=swtpm:path=/run/tpm.sock");
+	uri->tcti = strdup(param + 5);
+	if (!uri->tcti)
+		return p11e_err_set(err, P11E_EFAIL, "out of memory");
+	return P11E_OK;
+}
+
 p11e_status p11e_osslkey_uri_parse(const char *text, struct p11e_osslkey_uri **out,
 				   struct p11e_err *err)
 {
 	struct p11e_osslkey_uri *uri = calloc(1, sizeof(*uri));
 	const char *name, *colon, *query;
 	p11e_status rc = P11E_OK;
-	size_t path_len;
 
 	*out = NULL;
 	if (!uri)
@@ -86,66 +145,16 @@ p11e_status p11e_osslkey_uri_parse(const char *text, struct p11e_osslkey_uri **o
 				  URI_FORM);
 		goto out;
 	}
-	for (const char *c = name; c < colon; c++)
-		if (!isalnum((unsigned char)*c) && *c != '_' && *c != '-') {
-			rc = p11e_err_set(err, P11E_EUSAGE,
-					  "bad provider name '%.*s' in the key URI (letters, digits, "
-					  "- and _); expected %s",
-					  (int)(colon - name), name, URI_FORM);
-			goto out;
-		}
-	uri->provider = strndup(name, (size_t)(colon - name));
-	if (!uri->provider) {
-		rc = p11e_err_set(err, P11E_EFAIL, "out of memory");
+	rc = parse_provider(name, colon, uri, err);
+	if (rc != P11E_OK)
 		goto out;
-	}
-	/* Other providers may be added; each needs its own TCTI-like set-up
-	 * and key file format, so refuse what we have not tested. */
-	if (strcmp(uri->provider, "tpm2") != 0) {
-		rc = p11e_err_set(err, P11E_EUSAGE,
-				  "provider '%s' is not supported for keys; supported: tpm2 "
-				  "(tpm2-openssl)",
-				  uri->provider);
-		goto out;
-	}
 	query = strchr(colon + 1, '?');
-	path_len = query ? (size_t)(query - (colon + 1)) : strlen(colon + 1);
-	uri->path = strndup(colon + 1, path_len);
-	if (!uri->path) {
-		rc = p11e_err_set(err, P11E_EFAIL, "out of memory");
+	rc = parse_path(colon + 1, query ? (size_t)(query - (colon + 1)) : strlen(colon + 1), uri,
+			err);
+	if (rc == P11E_OK && query)
+		rc = parse_query(query + 1, uri, err);
+	if (rc != P11E_OK)
 		goto out;
-	}
-	if (uri->path[0] != '/' || path_len < 2 || uri->path[path_len - 1] == '/' ||
-	    strstr(uri->path, "/../") || strstr(uri->path, "/./") ||
-	    path_len + 1 + 2 * P11E_OSSLKEY_ID_LEN + 16 >= PATH_MAX) {
-		rc = p11e_err_set(err, P11E_EUSAGE,
-				  "the key file '%s' in the key URI must be an absolute path to a "
-				  "file (e.g. provider:tpm2:/var/lib/p11enroll/keys/web.tss2.pem)",
-				  uri->path);
-		goto out;
-	}
-	if (query) {
-		const char *param = query + 1;
-
-		if (strncmp(param, "tcti=", 5) != 0) {
-			rc = p11e_err_set(err, P11E_EUSAGE,
-					  "unknown parameter '%.*s' in the provider key URI (known: "
-					  "tcti=)",
-					  (int)strcspn(param, "=&"), param);
-			goto out;
-		}
-		if (param[5] == '\0' || strchr(param + 5, '&') || strchr(param + 5, '?')) {
-			rc = p11e_err_set(err, P11E_EUSAGE,
-					  "tcti= in the provider key URI takes one TCTI string, e.g. "
-					  "tcti=device:/dev/tpmrm0 or tcti=swtpm:path=/run/tpm.sock");
-			goto out;
-		}
-		uri->tcti = strdup(param + 5);
-		if (!uri->tcti) {
-			rc = p11e_err_set(err, P11E_EFAIL, "out of memory");
-			goto out;
-		}
-	}
 	*out = uri;
 	uri = NULL;
 out:
@@ -548,29 +557,15 @@ out:
 	return rc;
 }
 
-p11e_status p11e_ossl_generate(struct p11e_ossl *o, const struct p11e_key_spec *spec,
-			       const char *path, struct p11e_osslkey *key, struct p11e_err *err)
+/* The key pair, made in the TPM by the provider. */
+static p11e_status tpm_keygen(struct p11e_ossl *o, const struct p11e_key_spec *spec,
+			      EVP_PKEY **priv, struct p11e_err *err)
 {
-	EVP_PKEY_CTX *gen = NULL;
+	EVP_PKEY_CTX *gen;
 	OSSL_PARAM params[2];
 	size_t bits = spec->bits;
-	BIO *mem = NULL;
-	char *pem = NULL, *dir = NULL, *folder;
-	long pem_len;
-	bool found;
-	p11e_status rc;
+	p11e_status rc = P11E_OK;
 
-	memset(key, 0, sizeof(*key));
-	rc = p11e_ossl_supports(o, spec, err);
-	if (rc != P11E_OK)
-		return rc;
-	dir = strdup(path);
-	if (!dir)
-		return p11e_err_set(err, P11E_EFAIL, "out of memory");
-	folder = dirname(dir);
-	rc = p11e_mkdirs(folder, 0700, err);
-	if (rc != P11E_OK)
-		goto out;
 	ERR_clear_error();
 	gen = EVP_PKEY_CTX_new_from_name(o->libctx, spec->alg == P11E_ALG_RSA ? "RSA" : "EC",
 					 "provider=tpm2");
@@ -581,62 +576,99 @@ p11e_status p11e_ossl_generate(struct p11e_ossl *o, const struct p11e_key_spec *
 							     (char *)spec->curve_name, 0);
 	params[1] = OSSL_PARAM_construct_end();
 	if (!gen || EVP_PKEY_keygen_init(gen) != 1 || EVP_PKEY_CTX_set_params(gen, params) != 1 ||
-	    EVP_PKEY_generate(gen, &key->priv) != 1) {
+	    EVP_PKEY_generate(gen, priv) != 1) {
 		rc = p11e_err_set(err, P11E_ETOKEN, "%s could not generate a %s key", o->desc,
 				  spec->name);
 		p11e_err_add_openssl(err);
-		goto out;
 	}
-	/* The provider's encoder writes the TPM's wrapped blob, never the
-	 * private key itself (it has no access to it). */
-	mem = BIO_new(BIO_s_mem());
+	EVP_PKEY_CTX_free(gen);
+	return rc;
+}
+
+/* The provider's encoder writes the TPM's wrapped blob, never the private
+ * key itself (it has no access to it): into `mem`, *pem pointing at it. */
+static p11e_status wrapped_pem(struct p11e_ossl *o, const struct p11e_osslkey *key,
+			       const struct p11e_key_spec *spec, BIO *mem, char **pem, long *pem_len,
+			       struct p11e_err *err)
+{
+	p11e_status rc;
+
 	if (!mem ||
 	    !PEM_write_bio_PrivateKey_ex(mem, key->priv, NULL, NULL, 0, NULL, NULL, o->libctx,
 					 "provider=tpm2")) {
 		rc = p11e_err_set(err, P11E_ETOKEN, "%s could not write the new %s key", o->desc,
 				  spec->name);
 		p11e_err_add_openssl(err);
-		goto out;
+		return rc;
 	}
-	pem_len = BIO_get_mem_data(mem, &pem);
-	if (pem_len <= 0 || strncmp(pem, "-----BEGIN " PEM_TSS2 "-----", 16 + strlen(PEM_TSS2)) != 0) {
-		rc = p11e_err_set(err, P11E_ETOKEN,
-				  "%s wrote the new key in an unexpected form; nothing was saved",
-				  o->desc);
-		goto out;
-	}
-	key->file = NULL;
-	rc = describe_key(o, key, path, err);
-	if (rc == P11E_OK && key->spec != spec)
-		rc = p11e_err_set(err, P11E_ETOKEN, "%s generated a %s key when %s was asked",
-				  o->desc, key->spec->name, spec->name);
-	if (rc != P11E_OK)
-		goto out;
+	*pem_len = BIO_get_mem_data(mem, pem);
+	if (*pem_len <= 0 ||
+	    strncmp(*pem, "-----BEGIN " PEM_TSS2 "-----", 16 + strlen(PEM_TSS2)) != 0)
+		return p11e_err_set(err, P11E_ETOKEN,
+				    "%s wrote the new key in an unexpected form; nothing was saved",
+				    o->desc);
+	return P11E_OK;
+}
+
+/* Writes the wrapped key to PATH.<ID> and reads it back with the same
+ * checks as any key we load; nothing stays behind when they fail. */
+static p11e_status save_key(struct p11e_osslkey *key, const char *path, const char *pem,
+			    long pem_len, struct p11e_err *err)
+{
+	bool found;
+	p11e_status rc;
+
 	key->file = p11e_ossl_key_file(path, key->id);
-	if (!key->file) {
-		rc = p11e_err_set(err, P11E_EFAIL, "out of memory");
-		goto out;
-	}
+	if (!key->file)
+		return p11e_err_set(err, P11E_EFAIL, "out of memory");
 	rc = p11e_write_atomic(key->file, pem, (size_t)pem_len, 0600, (uid_t)-1, (gid_t)-1, err);
 	if (rc != P11E_OK) {
 		err->status = P11E_ETOKEN;
-		goto out;
+		return P11E_ETOKEN;
 	}
-	/* Read back what was written: the same checks as any key we load. */
 	rc = p11e_ossl_read_wrapped(key->file, &key->tpm_attrs, &found, err);
 	if (rc == P11E_OK)
 		rc = p11e_ossl_check_protection(key->file, key->tpm_attrs, err);
-	if (rc != P11E_OK) {
-		unlink(key->file);
-		goto out;
-	}
-	p11e_debug("wrote %s key %s (TPM attributes 0x%08x)", spec->name, key->file,
-		   (unsigned)key->tpm_attrs);
-out:
 	if (rc != P11E_OK)
+		unlink(key->file);
+	return rc;
+}
+
+p11e_status p11e_ossl_generate(struct p11e_ossl *o, const struct p11e_key_spec *spec,
+			       const char *path, struct p11e_osslkey *key, struct p11e_err *err)
+{
+	BIO *mem = NULL;
+	char *pem = NULL, *dir = NULL;
+	long pem_len = 0;
+	p11e_status rc;
+
+	memset(key, 0, sizeof(*key));
+	rc = p11e_ossl_supports(o, spec, err);
+	if (rc != P11E_OK)
+		return rc;
+	dir = strdup(path);
+	if (!dir)
+		return p11e_err_set(err, P11E_EFAIL, "out of memory");
+	rc = p11e_mkdirs(dirname(dir), 0700, err);
+	if (rc == P11E_OK)
+		rc = tpm_keygen(o, spec, &key->priv, err);
+	if (rc == P11E_OK) {
+		mem = BIO_new(BIO_s_mem());
+		rc = wrapped_pem(o, key, spec, mem, &pem, &pem_len, err);
+	}
+	if (rc == P11E_OK)
+		rc = describe_key(o, key, path, err);
+	if (rc == P11E_OK && key->spec != spec)
+		rc = p11e_err_set(err, P11E_ETOKEN, "%s generated a %s key when %s was asked",
+				  o->desc, key->spec->name, spec->name);
+	if (rc == P11E_OK)
+		rc = save_key(key, path, pem, pem_len, err);
+	if (rc == P11E_OK)
+		p11e_debug("wrote %s key %s (TPM attributes 0x%08x)", spec->name, key->file,
+			   (unsigned)key->tpm_attrs);
+	else
 		p11e_osslkey_clear(key);
 	BIO_free(mem);
-	EVP_PKEY_CTX_free(gen);
 	free(dir);
 	return rc;
 }
@@ -874,6 +906,10 @@ void p11e_ossl_signer(struct p11e_ossl *o, struct p11e_osslkey *key, struct p11e
 	memset(signer, 0, sizeof(*signer));
 	signer->pub = key->pub;
 	signer->spec = key->spec;
+	/* OpenSSL holds the key: the CSR is signed through it directly. */
+	signer->priv = key->priv;
+	signer->libctx = o->libctx;
+	signer->propq = "?provider=tpm2";
 	signer->sign = ossl_sign;
 	signer->ctx = &os;
 }

@@ -101,9 +101,10 @@ p11e_status p11e_ossl_drop_aliases(const char *path, const char *file, struct p1
 /* PATH.<hex of id>; free(). */
 char *p11e_ossl_key_file(const char *path, const unsigned char id[P11E_OSSLKEY_ID_LEN]);
 
-/* A signer for the CSR code: pub is key->pub, sign() runs EVP_PKEY_sign on
- * the provider's key (PKCS#1 v1.5 or ECDSA, spec->digest). Valid while o
- * and key live. */
+/* A signer: priv is the provider's key (the CSR code signs with it through
+ * OpenSSL), pub is key->pub, and sign() runs EVP_PKEY_sign on a digest
+ * with it (PKCS#1 v1.5 or ECDSA, spec->digest) for other signatures (an
+ * ACME request). Valid while o and key live. */
 void p11e_ossl_signer(struct p11e_ossl *o, struct p11e_osslkey *key, struct p11e_signer *signer);
 
 void p11e_osslkey_clear(struct p11e_osslkey *key);

@@ -1195,7 +1195,6 @@ void p11e_token_signer(struct p11e_token *tok, struct p11e_key *key, struct p11e
 	/* One signer per token handle is all any command needs. */
 	static struct token_signer ts;
 	CK_MECHANISM_INFO mi;
-	bool hashing = mech_ok(tok, hash_and_sign(key->spec), CKF_SIGN, key->spec->bits, &mi);
 
 	ts.tok = tok;
 	ts.key = key;
@@ -1204,13 +1203,13 @@ void p11e_token_signer(struct p11e_token *tok, struct p11e_key *key, struct p11e
 	signer->spec = key->spec;
 	signer->sign = token_sign;
 	signer->ctx = &ts;
-	/* RSA: let the token hash when it can, since some tokens (tpm2-pkcs11)
+	/* The token hashes when it has the hash-and-sign mechanism: one call
+	 * that names the whole signature, and some tokens (tpm2-pkcs11)
 	 * implement CKM_RSA_PKCS on a digest as a decryption, which our
-	 * sign-only keys are not allowed to do. EC: raw CKM_ECDSA where there
-	 * is one (SoftHSM2 has no CKM_ECDSA_SHA256), else the hashing one. */
-	if (key->spec->alg == P11E_ALG_RSA ? hashing
-					   : hashing && !mech_ok(tok, CKM_ECDSA, CKF_SIGN,
-								 key->spec->bits, &mi))
+	 * sign-only keys are not allowed to do. Else the raw mechanism over
+	 * our digest (SoftHSM2 has no CKM_ECDSA_SHA256, opencryptoki no
+	 * CKM_SHA256_RSA_PKCS: docs/tokens.md). */
+	if (mech_ok(tok, hash_and_sign(key->spec), CKF_SIGN, key->spec->bits, &mi))
 		signer->sign_data = token_sign_data;
 }
 

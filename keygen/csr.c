@@ -9,6 +9,7 @@
 
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/rsa.h>
 #include <openssl/x509v3.h>
 
 /* ---- RFC 4514 subject ---------------------------------------------------- */
@@ -136,11 +137,81 @@ static p11e_status parse_value(const char *text, size_t *pos, unsigned char **ou
 	return P11E_OK;
 }
 
+/* One TYPE=value at text[*pos] (spaces after a separator tolerated: "CN=a,
+ * O=b"); *pos ends at the separator or the end. a->value is set only when
+ * the value was read, and stays set (the caller frees it) whatever
+ * follows. */
+static p11e_status parse_ava(const char *text, size_t *pos, struct ava *a, struct p11e_err *err)
+{
+	size_t type_start, type_len;
+	char type[64];
+	p11e_status rc;
+
+	while (text[*pos] == ' ')
+		(*pos)++;
+	type_start = *pos;
+	while (isalnum((unsigned char)text[*pos]) || text[*pos] == '.' || text[*pos] == '-')
+		(*pos)++;
+	type_len = *pos - type_start;
+	if (type_len == 0 || text[*pos] != '=')
+		return p11e_err_set(err, P11E_EUSAGE, "subject: expected ATTRIBUTE=value at position %zu",
+				    type_start + 1);
+	if (type_len >= sizeof(type))
+		return p11e_err_set(err, P11E_EUSAGE,
+				    "subject: attribute type too long at position %zu", type_start + 1);
+	memcpy(type, text + type_start, type_len);
+	type[type_len] = '\0';
+	a->nid = attribute_nid(type);
+	if (a->nid == NID_undef)
+		return p11e_err_set(err, P11E_EUSAGE,
+				    "subject: unknown attribute type '%s' at position %zu", type,
+				    type_start + 1);
+	(*pos)++; /* '=' */
+	rc = parse_value(text, pos, &a->value, &a->len, err);
+	if (rc != P11E_OK)
+		return rc;
+	if (a->nid == NID_countryName && a->len != 2)
+		return p11e_err_set(err, P11E_EUSAGE,
+				    "subject: C must be a two-letter country code, got '%s' "
+				    "(position %zu)",
+				    (char *)a->value, type_start + 1);
+	return P11E_OK;
+}
+
+/* The AVAs as an X509_NAME: RFC 4514 writes the most specific RDN first;
+ * X.509 stores it last. */
+static p11e_status build_name(const struct ava *avas, size_t n_avas, X509_NAME **out,
+			      struct p11e_err *err)
+{
+	X509_NAME *name = X509_NAME_new();
+
+	if (!name)
+		return p11e_err_set(err, P11E_EFAIL, "out of memory");
+	for (size_t end = n_avas; end > 0;) {
+		size_t begin = end - 1;
+
+		while (begin > 0 && !avas[begin].new_rdn)
+			begin--;
+		for (size_t k = begin; k < end; k++) {
+			if (!X509_NAME_add_entry_by_NID(name, avas[k].nid, MBSTRING_UTF8, avas[k].value,
+							(int)avas[k].len, -1, k == begin ? 0 : -1)) {
+				p11e_err_set(err, P11E_EUSAGE, "subject: value '%s' is not valid for %s",
+					     (char *)avas[k].value, OBJ_nid2sn(avas[k].nid));
+				p11e_err_add_openssl(err);
+				X509_NAME_free(name);
+				return P11E_EUSAGE;
+			}
+		}
+		end = begin;
+	}
+	*out = name;
+	return P11E_OK;
+}
+
 p11e_status p11e_subject_parse(const char *text, X509_NAME **out, struct p11e_err *err)
 {
 	struct ava *avas = NULL;
 	size_t n_avas = 0, pos = 0, cap;
-	X509_NAME *name = NULL;
 	p11e_status rc = P11E_OK;
 	bool new_rdn = true;
 
@@ -153,50 +224,10 @@ p11e_status p11e_subject_parse(const char *text, X509_NAME **out, struct p11e_er
 	if (!avas)
 		return p11e_err_set(err, P11E_EFAIL, "out of memory");
 	while (text[pos]) {
-		size_t type_start, type_len;
-		char type[64];
-		struct ava *a = &avas[n_avas];
-
-		while (text[pos] == ' ')
-			pos++; /* tolerated after a separator: "CN=a, O=b" */
-		type_start = pos;
-		while (isalnum((unsigned char)text[pos]) || text[pos] == '.' || text[pos] == '-')
-			pos++;
-		type_len = pos - type_start;
-		if (type_len == 0 || text[pos] != '=') {
-			rc = p11e_err_set(err, P11E_EUSAGE,
-					  "subject: expected ATTRIBUTE=value at position %zu",
-					  type_start + 1);
-			goto out;
-		}
-		if (type_len >= sizeof(type)) {
-			rc = p11e_err_set(err, P11E_EUSAGE,
-					  "subject: attribute type too long at position %zu",
-					  type_start + 1);
-			goto out;
-		}
-		memcpy(type, text + type_start, type_len);
-		type[type_len] = '\0';
-		a->nid = attribute_nid(type);
-		if (a->nid == NID_undef) {
-			rc = p11e_err_set(err, P11E_EUSAGE,
-					  "subject: unknown attribute type '%s' at position %zu", type,
-					  type_start + 1);
-			goto out;
-		}
-		pos++; /* '=' */
-		rc = parse_value(text, &pos, &a->value, &a->len, err);
+		rc = parse_ava(text, &pos, &avas[n_avas], err);
 		if (rc != P11E_OK)
 			goto out;
-		if (a->nid == NID_countryName && a->len != 2) {
-			rc = p11e_err_set(err, P11E_EUSAGE,
-					  "subject: C must be a two-letter country code, got '%s' "
-					  "(position %zu)",
-					  (char *)a->value, type_start + 1);
-			goto out;
-		}
-		a->new_rdn = new_rdn;
-		n_avas++;
+		avas[n_avas++].new_rdn = new_rdn;
 		if (text[pos] == ',' || text[pos] == '+') {
 			new_rdn = text[pos] == ',';
 			pos++;
@@ -208,36 +239,12 @@ p11e_status p11e_subject_parse(const char *text, X509_NAME **out, struct p11e_er
 			}
 		}
 	}
-	name = X509_NAME_new();
-	if (!name) {
-		rc = p11e_err_set(err, P11E_EFAIL, "out of memory");
-		goto out;
-	}
-	/* RFC 4514 writes the most specific RDN first; X.509 stores it last. */
-	for (size_t end = n_avas; end > 0;) {
-		size_t begin = end - 1;
-
-		while (begin > 0 && !avas[begin].new_rdn)
-			begin--;
-		for (size_t k = begin; k < end; k++) {
-			if (!X509_NAME_add_entry_by_NID(name, avas[k].nid, MBSTRING_UTF8, avas[k].value,
-							(int)avas[k].len, -1, k == begin ? 0 : -1)) {
-				rc = p11e_err_set(err, P11E_EUSAGE, "subject: value '%s' is not valid for %s",
-						  (char *)avas[k].value, OBJ_nid2sn(avas[k].nid));
-				p11e_err_add_openssl(err);
-				goto out;
-			}
-		}
-		end = begin;
-	}
-	*out = name;
-	name = NULL;
+	rc = build_name(avas, n_avas, out, err);
 out:
 	/* <= : a value parsed just before an error is not counted yet. */
 	for (size_t i = 0; i <= n_avas && i < cap; i++)
 		free(avas[i].value);
 	free(avas);
-	X509_NAME_free(name);
 	return rc;
 }
 
@@ -444,6 +451,29 @@ out:
 	return rc;
 }
 
+/* Sets the CSR's signature algorithm as RFC 5758 and RFC 4055 write it:
+ * ecdsa-with-SHA256/384 without parameters, sha256/384WithRSAEncryption
+ * with NULL. (The tpm2 provider names ECDSA with a NULL parameter.) */
+static bool set_signature_algorithm(X509_REQ *req, const struct p11e_key_spec *spec)
+{
+	bool sha384 = strcmp(spec->digest, "SHA384") == 0, ok;
+	X509_ALGOR *alg = X509_ALGOR_new();
+
+	if (!alg)
+		return false;
+	if (spec->alg == P11E_ALG_EC)
+		X509_ALGOR_set0(alg, OBJ_nid2obj(sha384 ? NID_ecdsa_with_SHA384 : NID_ecdsa_with_SHA256),
+				V_ASN1_UNDEF, NULL);
+	else
+		X509_ALGOR_set0(alg,
+				OBJ_nid2obj(sha384 ? NID_sha384WithRSAEncryption
+						   : NID_sha256WithRSAEncryption),
+				V_ASN1_NULL, NULL);
+	ok = X509_REQ_set1_signature_algo(req, alg) == 1;
+	X509_ALGOR_free(alg);
+	return ok;
+}
+
 static p11e_status sign_req(X509_REQ *req, const struct p11e_signer *signer, struct p11e_err *err)
 {
 	const struct p11e_key_spec *spec = signer->spec;
@@ -451,25 +481,15 @@ static p11e_status sign_req(X509_REQ *req, const struct p11e_signer *signer, str
 	unsigned int digest_len = 0;
 	size_t sig_len = 0;
 	ASN1_BIT_STRING *bits = NULL;
-	X509_ALGOR *alg = X509_ALGOR_new();
 	EVP_MD *md = EVP_MD_fetch(NULL, spec->digest, NULL);
 	p11e_status rc = P11E_OK;
-	int tbs_len, sig_nid;
+	int tbs_len;
 
-	if (!alg || !md) {
+	if (!md) {
 		rc = p11e_err_set(err, P11E_EFAIL, "cannot set up digest %s", spec->digest);
 		goto out;
 	}
-	if (spec->alg == P11E_ALG_EC) {
-		sig_nid = strcmp(spec->digest, "SHA384") == 0 ? NID_ecdsa_with_SHA384
-							      : NID_ecdsa_with_SHA256;
-		X509_ALGOR_set0(alg, OBJ_nid2obj(sig_nid), V_ASN1_UNDEF, NULL);
-	} else {
-		sig_nid = strcmp(spec->digest, "SHA384") == 0 ? NID_sha384WithRSAEncryption
-							      : NID_sha256WithRSAEncryption;
-		X509_ALGOR_set0(alg, OBJ_nid2obj(sig_nid), V_ASN1_NULL, NULL);
-	}
-	if (!X509_REQ_set1_signature_algo(req, alg)) {
+	if (!set_signature_algorithm(req, spec)) {
 		rc = p11e_err_set(err, P11E_EFAIL, "cannot set the CSR signature algorithm");
 		goto out;
 	}
@@ -501,8 +521,30 @@ out:
 	ASN1_BIT_STRING_free(bits);
 	OPENSSL_free(sig);
 	OPENSSL_free(tbs);
-	X509_ALGOR_free(alg);
 	EVP_MD_free(md);
+	return rc;
+}
+
+/* OpenSSL holds the key: it hashes and signs through the key's provider.
+ * The algorithm is outside what is signed, so it is written as sign_req
+ * writes it, whatever the provider names. */
+static p11e_status sign_openssl(X509_REQ *req, const struct p11e_signer *signer,
+				struct p11e_err *err)
+{
+	const struct p11e_key_spec *spec = signer->spec;
+	EVP_MD_CTX *mctx = EVP_MD_CTX_new();
+	EVP_PKEY_CTX *pctx = NULL;
+	p11e_status rc = P11E_OK;
+
+	if (!mctx ||
+	    EVP_DigestSignInit_ex(mctx, &pctx, spec->digest, signer->libctx, signer->propq,
+				  signer->priv, NULL) != 1 ||
+	    (spec->alg == P11E_ALG_RSA && EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) != 1) ||
+	    X509_REQ_sign_ctx(req, mctx) <= 0 || !set_signature_algorithm(req, spec)) {
+		rc = p11e_err_set(err, P11E_ETOKEN, "cannot sign the CSR with the %s key", spec->name);
+		p11e_err_add_openssl(err);
+	}
+	EVP_MD_CTX_free(mctx);
 	return rc;
 }
 
@@ -531,7 +573,7 @@ p11e_status p11e_csr_build(const struct p11e_csr_request *r, const struct p11e_s
 	rc = add_extensions(req, r, signer->spec, err);
 	if (rc != P11E_OK)
 		goto out;
-	rc = sign_req(req, signer, err);
+	rc = signer->priv ? sign_openssl(req, signer, err) : sign_req(req, signer, err);
 	if (rc != P11E_OK)
 		goto out;
 	if (X509_REQ_verify(req, signer->pub) != 1) {

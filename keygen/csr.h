@@ -12,10 +12,16 @@
 #include "policy.h"
 #include "util.h"
 
-/* A key that signs without showing its private half. `sign` gets the
- * digest of the data to sign (made with spec->digest) and returns the
- * signature in X.509 encoding (DER ECDSA-Sig-Value or PKCS#1 v1.5), which
- * the caller frees with OPENSSL_free. */
+/* A key that signs without showing its private half, one of two kinds:
+ * - OpenSSL holds the key (a provider's, such as the TPM's): `priv` is
+ *   set, and OpenSSL signs with it through the provider (the CSR with
+ *   EVP_DigestSignInit_ex + X509_REQ_sign_ctx, in `libctx` with `propq`);
+ * - a PKCS#11 token: `sign` gets the digest of the data to sign (made
+ *   with spec->digest) and returns the signature in X.509 encoding (DER
+ *   ECDSA-Sig-Value or PKCS#1 v1.5), which the caller frees with
+ *   OPENSSL_free; `sign_data` (below) lets the token hash instead.
+ * A signer with `priv` may have `sign` too, for signatures other than a
+ * CSR's (an ACME request). */
 struct p11e_signer {
 	EVP_PKEY *pub;                      /* borrowed: the public half */
 	const struct p11e_key_spec *spec;
@@ -29,6 +35,9 @@ struct p11e_signer {
 	 * refuses. Same output as `sign`. */
 	p11e_status (*sign_data)(void *ctx, const unsigned char *data, size_t data_len,
 				 unsigned char **sig, size_t *sig_len, struct p11e_err *err);
+	EVP_PKEY *priv;                     /* borrowed: OpenSSL's handle of the key, or NULL */
+	OSSL_LIB_CTX *libctx;               /* where priv lives (NULL: the default) */
+	const char *propq;                  /* properties for fetching the signature, or NULL */
 };
 
 struct p11e_csr_request {

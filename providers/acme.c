@@ -25,9 +25,8 @@
 #include "acme_wire.h"
 #include "http.h"
 #include "log.h"
-#include "osslkey.h"
+#include "keystore.h"
 #include "secret.h"
-#include "token.h"
 #include "util.h"
 
 #define BAD_NONCE_RETRIES 10
@@ -44,16 +43,12 @@ static const char *const ca_keys[] = {
 
 static const char *const cert_keys[] = { "challenge", "webroot", NULL };
 
-/* The account key, on a PKCS#11 token or behind an OpenSSL provider. */
+/* The account key, in a key store (hsm/keystore.h): a PKCS#11 token or an
+ * OpenSSL provider. */
 struct account_key {
-	struct p11e_uri *uri;
-	struct p11e_token *tok;
-	struct p11e_key key;
-	struct p11e_osslkey_uri *puri;
-	struct p11e_ossl *ossl;
-	struct p11e_osslkey okey;
+	struct p11e_keystore *ks;
 	bool have;
-	EVP_PKEY *pub; /* borrowed from key/okey */
+	EVP_PKEY *pub; /* borrowed from the store */
 	const struct p11e_key_spec *spec;
 	char thumbprint[64];
 };
@@ -128,12 +123,7 @@ static void sleep_seconds(unsigned s)
 
 static void account_key_close(struct account_key *ak)
 {
-	p11e_key_clear(&ak->key);
-	p11e_token_close(ak->tok);
-	p11e_uri_free(ak->uri);
-	p11e_osslkey_clear(&ak->okey);
-	p11e_ossl_close(ak->ossl);
-	p11e_osslkey_uri_free(ak->puri);
+	p11e_keystore_close(ak->ks);
 	memset(ak, 0, sizeof(*ak));
 }
 
@@ -314,50 +304,29 @@ static p11e_status account_key_open(struct p11e_ca *ca, bool create, struct p11e
 	if (ca->ak_open && (ak->have || !create))
 		return P11E_OK;
 	if (!ca->ak_open) {
-		if (p11e_osslkey_uri_is(ca->account_key_uri)) {
-			rc = p11e_osslkey_uri_parse(ca->account_key_uri, &ak->puri, err);
-			if (rc == P11E_OK)
-				rc = p11e_ossl_open(ak->puri, &ak->ossl, err);
-			if (rc == P11E_OK)
-				rc = p11e_ossl_load(ak->ossl, ak->puri->path, &ak->okey, &found, err);
-		} else {
-			rc = p11e_uri_parse(ca->account_key_uri, &ak->uri, err);
-			if (rc == P11E_OK)
-				rc = p11e_token_open(ak->uri, &ak->tok, err);
-			if (rc == P11E_OK)
-				rc = p11e_token_find_key(ak->tok,
-							 ak->uri->object ? ak->uri->object
-									 : DEFAULT_ACCOUNT_LABEL,
-							 ak->uri->id, ak->uri->id_len, &ak->key, &found,
-							 err);
-		}
+		rc = p11e_keystore_parse(ca->account_key_uri, DEFAULT_ACCOUNT_LABEL, &ak->ks, err);
+		if (rc == P11E_OK)
+			rc = p11e_keystore_open(ak->ks, err);
+		if (rc == P11E_OK)
+			rc = p11e_keystore_find(ak->ks, NULL, NULL, &found, err);
 		if (rc != P11E_OK)
 			goto fail;
 		ca->ak_open = true;
 		ak->have = found;
 		if (found) {
-			ak->spec = ak->ossl ? ak->okey.spec : ak->key.spec;
-			ak->pub = ak->ossl ? ak->okey.pub : ak->key.pub_pkey;
+			ak->spec = ak->ks->key.spec;
+			ak->pub = ak->ks->key.pub;
 		}
 	}
 	if (!ak->have && create) {
-		if (ak->ossl) {
-			rc = p11e_ossl_generate(ak->ossl, ca->key_spec, ak->puri->path, &ak->okey, err);
-			if (rc == P11E_OK)
-				rc = p11e_ossl_point(ak->puri->path, ak->okey.file, NULL, err);
-		} else {
-			rc = p11e_token_generate(ak->tok, ca->key_spec,
-						 ak->uri->object ? ak->uri->object : DEFAULT_ACCOUNT_LABEL,
-						 ak->uri->id, ak->uri->id_len, &ak->key, err);
-		}
+		rc = p11e_keystore_generate(ak->ks, ca->key_spec, NULL, err);
 		if (rc != P11E_OK)
 			goto fail;
 		ak->have = true;
-		ak->spec = ak->ossl ? ak->okey.spec : ak->key.spec;
-		ak->pub = ak->ossl ? ak->okey.pub : ak->key.pub_pkey;
+		ak->spec = ak->ks->key.spec;
+		ak->pub = ak->ks->key.pub;
 		p11e_info("[ca:%s] generated the ACME account key (%s) on %s", ca->name,
-			  ak->spec->name,
-			  ak->ossl ? p11e_ossl_describe(ak->ossl) : p11e_token_describe(ak->tok));
+			  ak->spec->name, p11e_keystore_describe(ak->ks));
 	}
 	if (!ak->have)
 		return P11E_OK;
@@ -391,10 +360,9 @@ static p11e_status account_sign(struct p11e_ca *ca, const char *input, unsigned 
 
 	*sig = NULL;
 	/* The token's signer is one per process: take it right before use. */
-	if (ak->ossl)
-		p11e_ossl_signer(ak->ossl, &ak->okey, &signer);
-	else
-		p11e_token_signer(ak->tok, &ak->key, &signer);
+	rc = p11e_keystore_signer(ak->ks, &signer, err);
+	if (rc != P11E_OK)
+		return rc;
 	if (signer.sign_data) {
 		rc = signer.sign_data(signer.ctx, (const unsigned char *)input, strlen(input), &der,
 				      &der_len, err);

@@ -19,7 +19,8 @@
  *                        calls (default 1, * for all) of FUNC answer RV (a
  *                        CKR_ name or a number); counted from when MOCKP11
  *                        last changed
- * MOCKP11_LOG=FILE appends "FUNC RV" for every call. Handles change with
+ * MOCKP11_LOG=FILE appends "FUNC RV" for every call, and "mechanism NAME"
+ * for every C_SignInit it accepts. Handles change with
  * every C_Initialize, as a token may do. */
 #include <stdbool.h>
 #include <stdio.h>
@@ -197,6 +198,29 @@ static CK_RV done(const char *func, CK_RV rv)
 		fclose(f);
 	}
 	return rv;
+}
+
+/* Notes the signing mechanism, for tests that check which one is used. */
+static void note_mechanism(CK_MECHANISM_TYPE m)
+{
+	static const struct { CK_MECHANISM_TYPE m; const char *name; } names[] = {
+		{ CKM_RSA_PKCS, "CKM_RSA_PKCS" },
+		{ CKM_ECDSA, "CKM_ECDSA" },
+		{ CKM_SHA256_RSA_PKCS, "CKM_SHA256_RSA_PKCS" },
+		{ CKM_SHA384_RSA_PKCS, "CKM_SHA384_RSA_PKCS" },
+		{ CKM_ECDSA_SHA256, "CKM_ECDSA_SHA256" },
+		{ CKM_ECDSA_SHA384, "CKM_ECDSA_SHA384" },
+	};
+	const char *path = getenv("MOCKP11_LOG"), *name = "?";
+	FILE *f;
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (names[i].m == m)
+			name = names[i].name;
+	if (path && (f = fopen(path, "a"))) {
+		fprintf(f, "mechanism %s\n", name);
+		fclose(f);
+	}
 }
 
 /* An injected fault for this call, or CKR_OK. */
@@ -852,6 +876,7 @@ static CK_RV mock_SignInit(CK_SESSION_HANDLE h, CK_MECHANISM *mech, CK_OBJECT_HA
 	s->signing = true;
 	s->mech = mech->mechanism;
 	s->key = key;
+	note_mechanism(mech->mechanism);
 	return done("C_SignInit", CKR_OK);
 }
 

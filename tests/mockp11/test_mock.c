@@ -157,6 +157,22 @@ Test(mock, hash_and_sign_mechanisms_only)
 	cr_assert_eq(everything("ec-p256", "&pin-value=1234", &err), P11E_OK, "%s", err.msg);
 	cr_assert_eq(everything("ec-p384", "&pin-value=1234", &err), P11E_OK, "%s", err.msg);
 	cr_assert_eq(calls("C_SignInit", NULL), 3);
+	cr_assert_eq(calls("mechanism", "CKM_SHA256_RSA_PKCS"), 1);
+	cr_assert_eq(calls("mechanism", "CKM_ECDSA_SHA256"), 1);
+	cr_assert_eq(calls("mechanism", "CKM_ECDSA_SHA384"), 1);
+}
+
+/* A token with both: it hashes (one call names the whole signature). */
+Test(mock, hash_and_sign_is_used_when_offered)
+{
+	struct p11e_err err = { 0 };
+
+	cr_assert_eq(everything("ec-p256", "&pin-value=1234", &err), P11E_OK, "%s", err.msg);
+	cr_assert_eq(everything("rsa-2048", "&pin-value=1234", &err), P11E_OK, "%s", err.msg);
+	cr_assert_eq(calls("mechanism", "CKM_ECDSA_SHA256"), 1);
+	cr_assert_eq(calls("mechanism", "CKM_SHA256_RSA_PKCS"), 1);
+	cr_assert_eq(calls("mechanism", "CKM_ECDSA"), 0, "raw ECDSA used although ECDSA_SHA256 is offered");
+	cr_assert_eq(calls("mechanism", "CKM_RSA_PKCS"), 0, "raw RSA used although SHA256_RSA_PKCS is offered");
 }
 
 Test(mock, raw_mechanisms_only)
@@ -166,6 +182,8 @@ Test(mock, raw_mechanisms_only)
 	setenv("MOCKP11", "mechs=raw", 1);
 	cr_assert_eq(everything("rsa-2048", "&pin-value=1234", &err), P11E_OK, "%s", err.msg);
 	cr_assert_eq(everything("ec-p384", "&pin-value=1234", &err), P11E_OK, "%s", err.msg);
+	cr_assert_eq(calls("mechanism", "CKM_RSA_PKCS"), 1);
+	cr_assert_eq(calls("mechanism", "CKM_ECDSA"), 1);
 }
 
 Test(mock, bare_ec_point)

@@ -97,6 +97,13 @@ csr_ok() {
 	openssl req -in "$csr" -noout -verify >/dev/null 2>&1 || t_fail "openssl req -verify failed for $csr"
 	openssl req -in "$csr" -noout -text >"$csr.txt"
 	t_contains "$csr.txt" "Signature Algorithm: $(sigalg_of "$type")"
+	# As RFC 5758 writes it: ECDSA without parameters (the tpm2 provider
+	# itself would add a NULL).
+	openssl asn1parse -in "$csr" >"$csr.asn1" || t_fail "cannot parse $csr"
+	case "$type" in
+	ec-*) ! grep -A1 ':ecdsa-with-' "$csr.asn1" | grep -q 'prim: NULL' ||
+		t_fail "the ECDSA signature algorithm of $csr has parameters" ;;
+	esac
 	t_contains "$csr.txt" "DNS:www.example.com, DNS:example.com"
 	t_contains "$csr.txt" 'Subject: C = US, O = "Example, Corp", CN = www.example.com'
 	case "$type" in

@@ -275,3 +275,60 @@ Test(csr, a_signature_that_does_not_verify_is_refused)
 	cr_assert(strstr(err.msg, "does not verify"), "%s", err.msg);
 	EVP_PKEY_free(key);
 }
+
+/* The DER of the CSR's signature algorithm. */
+static int algorithm_der(X509_REQ *req, unsigned char **der)
+{
+	const X509_ALGOR *alg = NULL;
+
+	X509_REQ_get0_signature(req, NULL, &alg);
+	*der = NULL;
+	return i2d_X509_ALGOR(alg, der);
+}
+
+/* A key OpenSSL holds is signed with through OpenSSL, into the same CSR as
+ * a token's callbacks make: the same signed part and signature algorithm
+ * (ECDSA without parameters, RSA with NULL). */
+static void same_csr_through_openssl(const char *type, EVP_PKEY *key)
+{
+	const struct p11e_key_spec *spec;
+	struct p11e_err err = { 0 };
+	struct p11e_csr_request r = { "CN=www.example.com,O=Example,C=US", NULL, NULL, NULL, NULL, false };
+	X509_REQ *a = NULL, *b = NULL;
+	unsigned char *tbs_a = NULL, *tbs_b = NULL, *alg_a = NULL, *alg_b = NULL;
+	int la, lb, ga, gb;
+
+	cr_assert_eq(p11e_policy_parse(type, &spec, &err), P11E_OK);
+	struct p11e_signer by_callback = { key, spec, soft_sign, key };
+	struct p11e_signer by_openssl = { .pub = key, .spec = spec, .priv = key };
+	cr_assert_eq(p11e_csr_build(&r, &by_callback, &a, &err), P11E_OK, "%s", err.msg);
+	cr_assert_eq(p11e_csr_build(&r, &by_openssl, &b, &err), P11E_OK, "%s", err.msg);
+	cr_assert_eq(X509_REQ_verify(b, key), 1);
+	la = i2d_re_X509_REQ_tbs(a, &tbs_a);
+	lb = i2d_re_X509_REQ_tbs(b, &tbs_b);
+	cr_assert(la > 0 && la == lb && memcmp(tbs_a, tbs_b, (size_t)la) == 0);
+	ga = algorithm_der(a, &alg_a);
+	gb = algorithm_der(b, &alg_b);
+	cr_assert(ga > 0 && ga == gb && memcmp(alg_a, alg_b, (size_t)ga) == 0);
+	/* SEQUENCE { OID } for ECDSA; SEQUENCE { OID, NULL } for RSA. */
+	cr_assert_eq(ga, EVP_PKEY_is_a(key, "EC") ? 12 : 15, "%s: %d", type, ga);
+	OPENSSL_free(tbs_a);
+	OPENSSL_free(tbs_b);
+	OPENSSL_free(alg_a);
+	OPENSSL_free(alg_b);
+	X509_REQ_free(a);
+	X509_REQ_free(b);
+}
+
+Test(csr, openssl_held_key_signs_the_same_csr)
+{
+	EVP_PKEY *ec = gen("EC", "P-256", 0), *ec384 = gen("EC", "P-384", 0);
+	EVP_PKEY *rsa = gen("RSA", NULL, 2048);
+
+	same_csr_through_openssl("ec-p256", ec);
+	same_csr_through_openssl("ec-p384", ec384);
+	same_csr_through_openssl("rsa-2048", rsa);
+	EVP_PKEY_free(ec);
+	EVP_PKEY_free(ec384);
+	EVP_PKEY_free(rsa);
+}
