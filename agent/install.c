@@ -15,6 +15,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
+#include "chain.h"
 #include "hook.h"
 #include "log.h"
 #include "util.h"
@@ -29,73 +30,16 @@ void p11e_issued_free(struct p11e_issued *issued)
 	memset(issued, 0, sizeof(*issued));
 }
 
-static bool self_signed(X509 *cert)
-{
-	return X509_check_issued(cert, cert) == X509_V_OK;
-}
-
 p11e_status p11e_issued_parse(const char *pem, EVP_PKEY *pub, struct p11e_issued *out,
 			      struct p11e_err *err)
 {
-	BIO *bio = BIO_new_mem_buf(pem, -1);
-	STACK_OF(X509) *all = sk_X509_new_null();
-	p11e_status rc = P11E_OK;
-	X509 *cert;
+	p11e_status rc;
+	int n;
 
 	memset(out, 0, sizeof(*out));
-	out->cas = sk_X509_new_null();
-	if (!bio || !all || !out->cas) {
-		rc = p11e_err_set(err, P11E_EFAIL, "out of memory");
-		goto out;
-	}
-	while ((cert = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL)
-		sk_X509_push(all, cert);
-	ERR_clear_error();
-	if (sk_X509_num(all) == 0) {
-		rc = p11e_err_set(err, P11E_EFAIL, "the CA sent no certificate that can be read");
-		goto out;
-	}
-	for (int i = 0; i < sk_X509_num(all); i++) {
-		if (EVP_PKEY_eq(X509_get0_pubkey(sk_X509_value(all, i)), pub) == 1) {
-			out->leaf = sk_X509_delete(all, i);
-			break;
-		}
-	}
-	if (!out->leaf) {
-		rc = p11e_err_set(err, P11E_EFAIL,
-				  "the CA's certificate is for another key: none of the %d "
-				  "certificates it sent carries the public key of our key",
-				  sk_X509_num(all));
-		goto out;
-	}
-	/* Order the rest by issuer links from the leaf upwards. */
-	for (X509 *current = out->leaf;;) {
-		X509 *issuer = NULL;
-
-		if (self_signed(current))
-			break;
-		for (int i = 0; i < sk_X509_num(all); i++) {
-			if (X509_check_issued(sk_X509_value(all, i), current) == X509_V_OK) {
-				issuer = sk_X509_delete(all, i);
-				break;
-			}
-		}
-		if (!issuer)
-			break;
-		sk_X509_push(out->cas, issuer);
-		current = issuer;
-	}
-	if (sk_X509_num(all) > 0)
-		p11e_warn("the CA sent %d certificate(s) that are not part of the leaf's chain; "
-			  "they are ignored",
-			  sk_X509_num(all));
-	out->has_root = sk_X509_num(out->cas) > 0 &&
-			self_signed(sk_X509_value(out->cas, sk_X509_num(out->cas) - 1));
-out:
-	sk_X509_pop_free(all, X509_free);
-	BIO_free(bio);
-	if (rc != P11E_OK)
-		p11e_issued_free(out);
+	rc = p11e_chain_build(pem, pub, &out->leaf, &out->cas, err);
+	n = sk_X509_num(out->cas);
+	out->has_root = n > 0 && p11e_cert_self_signed(sk_X509_value(out->cas, n - 1));
 	return rc;
 }
 
@@ -217,49 +161,24 @@ p11e_status p11e_issued_verify(const struct p11e_issued *issued,
 	return rc;
 }
 
-static char *pem_of(X509 *const *certs, int n)
-{
-	BIO *bio = BIO_new(BIO_s_mem());
-
-	for (int i = 0; bio && i < n; i++)
-		PEM_write_bio_X509(bio, certs[i]);
-	return p11e_bio_text(bio);
-}
-
 char *p11e_issued_leaf_pem(const struct p11e_issued *issued)
 {
-	return pem_of(&issued->leaf, 1);
+	return p11e_certs_pem(issued->leaf, NULL, 0);
 }
 
 char *p11e_issued_chain_pem(const struct p11e_issued *issued)
 {
-	int n = sk_X509_num(issued->cas) - (issued->has_root ? 1 : 0);
-	X509 *certs[16];
-
-	if (n > 16)
-		n = 16;
-	for (int i = 0; i < n; i++)
-		certs[i] = sk_X509_value(issued->cas, i);
-	return pem_of(certs, n);
+	return p11e_certs_pem(NULL, issued->cas, sk_X509_num(issued->cas) - (issued->has_root ? 1 : 0));
 }
 
 void p11e_issued_serial(const struct p11e_issued *issued, char *buf, size_t len)
 {
-	BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(issued->leaf), NULL);
-	char *hex = bn ? BN_bn2hex(bn) : NULL;
-
-	snprintf(buf, len, "%s", hex ? hex : "");
-	OPENSSL_free(hex);
-	BN_free(bn);
+	p11e_cert_serial(issued->leaf, buf, len);
 }
 
 time_t p11e_issued_not_after(const struct p11e_issued *issued)
 {
-	struct tm tm;
-
-	if (ASN1_TIME_to_tm(X509_get0_notAfter(issued->leaf), &tm) != 1)
-		return 0;
-	return timegm(&tm);
+	return p11e_cert_not_after(issued->leaf);
 }
 
 static p11e_status write_one(const struct p11e_cert_conf *cert, const char *path, const char *text,

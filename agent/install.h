@@ -15,9 +15,9 @@ struct p11e_issued {
 	bool has_root;        /* the last of cas is self-signed */
 };
 
-/* Parses the CA's certificates (any order) and picks the leaf as the one
- * for `pub` — never by position. No certificate for the key is a failure
- * (P11E_EFAIL) saying so. */
+/* The CA's certificates (any order) made into the leaf for `pub` — never
+ * by position — and its chain, by common/chain.h's p11e_chain_build. No
+ * certificate for the key is a failure (P11E_EFAIL) saying so. */
 p11e_status p11e_issued_parse(const char *pem, EVP_PKEY *pub, struct p11e_issued *out,
 			      struct p11e_err *err);
 /* The leaf covers every requested name, the chain links leaf → issuers
@@ -29,7 +29,7 @@ void p11e_issued_free(struct p11e_issued *issued);
 /* PEM texts: the leaf; the CA certificates a server sends (no root). */
 char *p11e_issued_leaf_pem(const struct p11e_issued *issued);
 char *p11e_issued_chain_pem(const struct p11e_issued *issued);
-/* Serial (hex) and notAfter. */
+/* Serial (p11e_cert_serial's format) and notAfter. */
 void p11e_issued_serial(const struct p11e_issued *issued, char *buf, size_t len);
 time_t p11e_issued_not_after(const struct p11e_issued *issued);
 

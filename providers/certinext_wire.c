@@ -18,6 +18,7 @@
 #include <openssl/rand.h>
 #include <openssl/x509.h>
 
+#include "chain.h"
 #include "util.h"
 
 /* ---------- meta and authentication ---------- */
@@ -903,170 +904,24 @@ void cn_tracked_free(struct cn_tracked *t)
 	memset(t, 0, sizeof(*t));
 }
 
-struct text {
-	char *p;
-	size_t len, cap;
-};
-
-static int text_add(struct text *t, const char *s, size_t n)
+/* A string member of `obj`, NULL when absent or not a string. */
+static const char *field_text(const cJSON *obj, const char *key)
 {
-	if (t->len + n + 1 > t->cap) {
-		size_t cap = t->cap ? t->cap * 2 : 4096;
-		char *p;
-
-		while (cap < t->len + n + 1)
-			cap *= 2;
-		p = realloc(t->p, cap);
-		if (!p)
-			return -1;
-		t->p = p;
-		t->cap = cap;
-	}
-	memcpy(t->p + t->len, s, n);
-	t->len += n;
-	t->p[t->len] = '\0';
-	return 0;
-}
-
-static int count_blocks(const char *text)
-{
-	int k = 0;
-
-	for (const char *q = text; (q = strstr(q, "-----BEGIN")); q++)
-		k++;
-	return k;
-}
-
-/* Every certificate in `in` (PEM blocks, or one bare base64 DER, LF or CRLF)
- * appended to `out` as clean PEM; the parsed X509s are pushed to `certs`
- * when given. Returns the number of certificates, -1 on a malformed one. */
-static int collect_certs(const char *in, struct text *out, STACK_OF(X509) *certs)
-{
-	char *clean = NULL;
-	size_t n = 0;
-	BIO *bio = NULL;
-	int count = -1;
-
-	if (!in)
-		return 0;
-	clean = malloc(strlen(in) + 1);
-	if (!clean)
-		return -1;
-	for (const char *p = in; *p; p++)
-		if (*p != '\r')
-			clean[n++] = *p;
-	clean[n] = '\0';
-	{
-		size_t s = strspn(clean, " \t\n");
-
-		if (clean[s] == '\0') {
-			count = 0;
-			goto out;
-		}
-	}
-	if (!strstr(clean, "-----BEGIN")) {
-		/* bare base64: wrap it in armour (64-column lines) */
-		struct text pem = { 0 };
-		size_t col = 0;
-		bool bad = false;
-
-		bad |= text_add(&pem, "-----BEGIN CERTIFICATE-----\n", 28) != 0;
-		for (const char *p = clean; *p && !bad; p++) {
-			if (isspace((unsigned char)*p))
-				continue;
-			if (!isalnum((unsigned char)*p) && *p != '+' && *p != '/' && *p != '=') {
-				bad = true;
-				break;
-			}
-			bad |= text_add(&pem, p, 1) != 0;
-			if (++col == 64) {
-				bad |= text_add(&pem, "\n", 1) != 0;
-				col = 0;
-			}
-		}
-		if (col)
-			bad |= text_add(&pem, "\n", 1) != 0;
-		bad |= text_add(&pem, "-----END CERTIFICATE-----\n", 26) != 0;
-		free(clean);
-		clean = pem.p;
-		if (bad)
-			goto out;
-	}
-	bio = BIO_new_mem_buf(clean, -1);
-	if (!bio)
-		goto out;
-	count = 0;
-	for (;;) {
-		X509 *x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
-		BIO *mem;
-		BUF_MEM *bm;
-
-		if (!x)
-			break;
-		mem = BIO_new(BIO_s_mem());
-		if (!mem || PEM_write_bio_X509(mem, x) != 1) {
-			BIO_free(mem);
-			X509_free(x);
-			count = -1;
-			goto out;
-		}
-		BIO_get_mem_ptr(mem, &bm);
-		if (text_add(out, bm->data, bm->length) != 0 || (certs && !sk_X509_push(certs, x))) {
-			BIO_free(mem);
-			X509_free(x);
-			count = -1;
-			goto out;
-		}
-		if (!certs)
-			X509_free(x);
-		BIO_free(mem);
-		count++;
-	}
-	/* A block that would not parse: refuse rather than drop it. */
-	if (count == 0 || count != count_blocks(clean))
-		count = -1;
-out:
-	ERR_clear_error();
-	BIO_free(bio);
-	free(clean);
-	return count;
-}
-
-static void leaf_facts(X509 *leaf, char serial[130], time_t *not_after)
-{
-	const ASN1_INTEGER *sn = X509_get0_serialNumber(leaf);
-	BIGNUM *bn = sn ? ASN1_INTEGER_to_BN(sn, NULL) : NULL;
-	char *hex = bn ? BN_bn2hex(bn) : NULL;
-	struct tm tm;
-
-	serial[0] = '\0';
-	if (hex) {
-		/* two digits per byte, the leading zero kept ("Certificate, chain and serial") */
-		size_t l = strlen(hex);
-
-		snprintf(serial, 130, "%s%s", (l % 2) ? "0" : "", hex);
-	}
-	OPENSSL_free(hex);
-	BN_free(bn);
-	*not_after = 0;
-	if (ASN1_TIME_to_tm(X509_get0_notAfter(leaf), &tm) == 1)
-		*not_after = timegm(&tm);
+	return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(obj, key));
 }
 
 int cn_parse_certificate(const cJSON *root, char **chain, char serial[130], time_t *not_after,
 			 char *api_serial, size_t api_serial_size, char *why, size_t why_size)
 {
 	const cJSON *cd = cJSON_GetObjectItemCaseSensitive(root, "certificateDetails");
-	const cJSON *leaf_item, *ca_item, *root_item;
-	STACK_OF(X509) *leaf = sk_X509_new_null();
-	struct text out = { 0 };
+	STACK_OF(X509) *certs = sk_X509_new_null();
 	int n, rc = -1;
 
 	*chain = NULL;
 	serial[0] = '\0';
 	*not_after = 0;
 	api_serial[0] = '\0';
-	if (!leaf) {
+	if (!certs) {
 		snprintf(why, why_size, "out of memory");
 		goto out;
 	}
@@ -1074,35 +929,35 @@ int cn_parse_certificate(const cJSON *root, char **chain, char serial[130], time
 		snprintf(why, why_size, "the answer has no certificateDetails");
 		goto out;
 	}
-	leaf_item = cJSON_GetObjectItemCaseSensitive(cd, "endEntityCertificate");
-	ca_item = cJSON_GetObjectItemCaseSensitive(cd, "caCertificate");
-	root_item = cJSON_GetObjectItemCaseSensitive(cd, "rootCertificate");
-	n = collect_certs(cJSON_GetStringValue(leaf_item), &out, leaf);
+	n = p11e_certs_read(field_text(cd, "endEntityCertificate"), certs);
 	if (n != 1) {
 		snprintf(why, why_size, n == 0 ? "endEntityCertificate is empty"
 					       : "endEntityCertificate is not one certificate");
 		goto out;
 	}
-	n = collect_certs(cJSON_GetStringValue(ca_item), &out, NULL);
+	n = p11e_certs_read(field_text(cd, "caCertificate"), certs);
 	if (n < 0) {
 		snprintf(why, why_size, "caCertificate is malformed");
 		goto out;
 	}
-	if (n == 0 && collect_certs(cJSON_GetStringValue(root_item), &out, NULL) < 0) {
+	if (n == 0 && p11e_certs_read(field_text(cd, "rootCertificate"), certs) < 0) {
 		snprintf(why, why_size, "rootCertificate is malformed");
 		goto out;
 	}
-	leaf_facts(sk_X509_value(leaf, 0), serial, not_after);
+	p11e_cert_serial(sk_X509_value(certs, 0), serial, 130);
+	*not_after = p11e_cert_not_after(sk_X509_value(certs, 0));
 	/* the wire name is misspelt ("Certificate, chain and serial"); take the right one too */
 	cn_str(cd, "ceritficateSerialNumber", api_serial, api_serial_size);
 	if (!api_serial[0])
 		cn_str(cd, "certificateSerialNumber", api_serial, api_serial_size);
-	*chain = out.p;
-	out.p = NULL;
+	*chain = p11e_certs_pem(NULL, certs, -1);
+	if (!*chain) {
+		snprintf(why, why_size, "out of memory");
+		goto out;
+	}
 	rc = 0;
 out:
-	sk_X509_pop_free(leaf, X509_free);
-	free(out.p);
+	sk_X509_pop_free(certs, X509_free);
 	return rc;
 }
 

@@ -223,10 +223,12 @@ struct cn_tracked {
 int cn_parse_track(const cJSON *root, struct cn_tracked *out);
 void cn_tracked_free(struct cn_tracked *t);
 
-/* GetCertificate: builds the chain (leaf first, then every block of
- * caCertificate; rootCertificate only when caCertificate is empty), accepting
- * PEM or bare base64, LF or CRLF. Serial and notAfter come from the leaf.
- * 0 on success, else -1 with why. chain is malloc'd. */
+/* GetCertificate: the certificates as sent (endEntityCertificate, then every
+ * block of caCertificate; rootCertificate only when caCertificate is empty),
+ * read by common/chain.h (PEM or bare base64, LF or CRLF) and written as
+ * PEM; the agent orders the chain. Serial (p11e_cert_serial) and notAfter
+ * come from endEntityCertificate. 0 on success, else -1 with why. chain is
+ * malloc'd. */
 int cn_parse_certificate(const cJSON *root, char **chain, char serial[130], time_t *not_after,
 			 char *api_serial, size_t api_serial_size, char *why, size_t why_size);
 

@@ -60,8 +60,12 @@ struct p11e_ca_result {
 	char request_id[128];  /* secondary reference (request number, partner order id) */
 	char status_text[128]; /* the CA's own word for the state, for progress lines */
 	unsigned retry_after;  /* seconds the CA suggests before the next poll */
-	char *chain_pem;       /* ISSUED by fetch: leaf first, then CA certificates (PEM); free() */
-	char serial[130];      /* leaf serial, hex, when known */
+	char *chain_pem;       /* ISSUED by fetch: the certificates the CA sent for the order, as
+				* PEM in the order received (leaf anywhere, strangers possible);
+				* the agent finds the leaf by its key and orders the chain
+				* (common/chain.h); free() */
+	char serial[130];      /* leaf serial when the CA names it (p11e_cert_serial's format
+				* when read from a certificate), else "" */
 	time_t not_after;      /* leaf notAfter when known, else 0 */
 	char placed_as[32];    /* place: what was sent ("neworder", "renewal", "reissue"), set
 				* before sending so that it is known whatever the outcome; the
@@ -187,7 +191,9 @@ struct p11e_ca_ops {
 	/* Drives the order on (DCV included) and says where it stands. */
 	p11e_ca_outcome (*poll)(struct p11e_ca *ca, const struct p11e_order *order,
 				const struct p11e_order_ref *ref, struct p11e_ca_result *res);
-	/* Downloads the issued chain into res->chain_pem. */
+	/* Downloads the issued certificates into res->chain_pem, as received:
+	 * a provider reads them (p11e_certs_read) but neither picks the leaf
+	 * nor orders the chain. */
 	p11e_ca_outcome (*fetch)(struct p11e_ca *ca, const struct p11e_order_ref *ref,
 				 struct p11e_ca_result *res);
 	/* Already revoked counts as success (P11E_CA_OK, said in message). */

@@ -1268,17 +1268,56 @@ static p11e_ca_outcome ss_poll(struct p11e_ca *ca, const struct p11e_order *orde
 	return order_outcome(ca, &info, res);
 }
 
+/* The download was refused: when the order's status tells more (not issued
+ * yet, cancelled before issuance), that is the answer; else the refusal. */
+static p11e_ca_outcome download_refused(struct p11e_ca *ca, const struct p11e_order_ref *ref,
+					enum ss_errkind kind, struct p11e_ca_result *res)
+{
+	struct ss_order_info info;
+	struct p11e_ca_result probe = { 0 };
+	char camsg[sizeof(res->message)];
+
+	snprintf(camsg, sizeof(camsg), "%s", res->message);
+	if (kind != SS_ERR_AUTH && ss_status(ca, ref->order_id, NULL, &info, NULL, &probe) == P11E_CA_OK &&
+	    order_outcome(ca, &info, &probe) != P11E_CA_ISSUED) {
+		p11e_ca_result_clear(res);
+		*res = probe;
+		return res->outcome;
+	}
+	p11e_ca_result_clear(&probe);
+	msgf(res, "%s", camsg);
+	return refusal(ca, kind, "download", "check the order in the SSL Store portal", res);
+}
+
+/* The order ids of a download: PartnerOrderID (a string or a number), else
+ * the one the agent had. */
+static void download_ids(const cJSON *json, const struct p11e_order_ref *ref,
+			 struct p11e_ca_result *res)
+{
+	const cJSON *v = cJSON_GetObjectItem(json, "PartnerOrderID");
+	char pid[128] = "";
+
+	if (cJSON_IsString(v))
+		snprintf(pid, sizeof(pid), "%s", v->valuestring);
+	else if (cJSON_IsNumber(v))
+		snprintf(pid, sizeof(pid), "%.0f", v->valuedouble);
+	snprintf(res->order_id, sizeof(res->order_id), "%s", ref->order_id);
+	snprintf(res->request_id, sizeof(res->request_id), "%s",
+		 pid[0] ? pid : (ref->request_id ? ref->request_id : ""));
+}
+
+/* The certificates as the download holds them (common/chain.h orders them
+ * in the agent, for the key). */
 static p11e_ca_outcome ss_fetch(struct p11e_ca *ca, const struct p11e_order_ref *ref,
 				struct p11e_ca_result *res)
 {
 	struct ss_auth auth;
-	char replay[32], why[512];
+	char replay[32];
 	enum ss_errkind kind;
-	const cJSON *certs, *e;
-	const char **pems = NULL;
 	cJSON *json = NULL;
-	size_t n = 0;
+	size_t entries = 0;
 	p11e_ca_outcome rc;
+	int n;
 
 	p11e_ca_result_clear(res);
 	if (!ref || !ref->order_id || !*ref->order_id)
@@ -1286,74 +1325,29 @@ static p11e_ca_outcome ss_fetch(struct p11e_ca *ca, const struct p11e_order_ref 
 	new_auth(ca, &auth, replay, sizeof(replay));
 	rc = ss_post(ca, &CALL_DOWNLOAD, ss_req_order(&auth, ref->order_id, NULL), replay, &json,
 		     &kind, res);
-	if (rc == P11E_CA_REJECTED) {
-		struct ss_order_info info;
-		struct p11e_ca_result probe = { 0 };
-		char camsg[sizeof(res->message)];
-
-		/* nothing to download yet? say where the order stands */
-		snprintf(camsg, sizeof(camsg), "%s", res->message);
-		if (kind != SS_ERR_AUTH &&
-		    ss_status(ca, ref->order_id, NULL, &info, NULL, &probe) == P11E_CA_OK &&
-		    order_outcome(ca, &info, &probe) != P11E_CA_ISSUED) {
-			p11e_ca_result_clear(res);
-			*res = probe;
-			goto out;
-		}
-		p11e_ca_result_clear(&probe);
-		msgf(res, "%s", camsg);
-		rc = refusal(ca, kind, "download", "check the order in the SSL Store portal", res);
-		goto out;
-	}
+	if (rc == P11E_CA_REJECTED)
+		rc = download_refused(ca, ref, kind, res);
 	if (rc != P11E_CA_OK)
 		goto out;
-	certs = cJSON_GetObjectItemCaseSensitive(json, "Certificates");
-	if (!certs)
-		certs = cJSON_GetObjectItem(json, "Certificates");
-	pems = calloc((size_t)(cJSON_IsArray(certs) ? cJSON_GetArraySize(certs) : 0) + 1,
-		      sizeof(*pems));
-	if (!pems) {
+	n = ss_parse_download(json, &res->chain_pem, &entries);
+	if (n < 0)
 		rc = p11e_ca_fail(res, P11E_CA_UNREACHABLE, "out of memory");
-		goto out;
-	}
-	cJSON_ArrayForEach(e, (cJSON_IsArray(certs) ? certs : NULL)) {
-		const cJSON *fc = cJSON_GetObjectItemCaseSensitive(e, "FileContent");
-
-		if (!fc)
-			fc = cJSON_GetObjectItem(e, "FileContent");
-		if (cJSON_IsString(fc))
-			pems[n++] = fc->valuestring;
-	}
-	if (n == 0) {
+	else if (entries == 0)
 		rc = p11e_ca_fail(res, P11E_CA_REJECTED,
 			  "The SSL Store download of order %s holds no certificate (an order "
 			  "cancelled before issuance has none)",
 			  ref->order_id);
+	else if (n == 0)
+		rc = p11e_ca_fail(res, P11E_CA_UNREACHABLE,
+			  "The SSL Store download of order %s: the download holds no certificate",
+			  ref->order_id);
+	if (rc != P11E_CA_OK)
 		goto out;
-	}
-	if (ss_select_chain(pems, n, &res->chain_pem, res->serial, sizeof(res->serial),
-			    &res->not_after, why, sizeof(why)) != 0) {
-		rc = p11e_ca_fail(res, P11E_CA_UNREACHABLE, "The SSL Store download of order %s: %s",
-			  ref->order_id, why);
-		goto out;
-	}
-	snprintf(res->order_id, sizeof(res->order_id), "%s", ref->order_id);
-	{
-		char pid[128] = "";
-		const cJSON *v = cJSON_GetObjectItem(json, "PartnerOrderID");
-
-		if (cJSON_IsString(v))
-			snprintf(pid, sizeof(pid), "%s", v->valuestring);
-		else if (cJSON_IsNumber(v))
-			snprintf(pid, sizeof(pid), "%.0f", v->valuedouble);
-		snprintf(res->request_id, sizeof(res->request_id), "%s",
-			 pid[0] ? pid : (ref->request_id ? ref->request_id : ""));
-	}
+	download_ids(json, ref, res);
 	snprintf(res->status_text, sizeof(res->status_text), "Active");
-	msgf(res, "downloaded order %s: leaf serial %s", ref->order_id, res->serial);
+	msgf(res, "downloaded order %s: %d certificate(s)", ref->order_id, n);
 	res->outcome = rc = P11E_CA_ISSUED;
 out:
-	free(pems);
 	cJSON_Delete(json);
 	return rc;
 }

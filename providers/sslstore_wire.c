@@ -21,6 +21,8 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "chain.h"
+
 /* ---- product families ---------------------------------------------------- */
 
 /* Extra members some codes need beyond their family (the per-product table
@@ -979,143 +981,30 @@ int ss_approver_rule(bool digicert, const struct p11e_strlist *given, const char
 
 /* ---- certificates ---------------------------------------------------------- */
 
-static bool issued_by(X509 *child, X509 *parent)
+int ss_parse_download(const cJSON *json, char **pem, size_t *entries)
 {
-	EVP_PKEY *key;
-
-	if (X509_check_issued(parent, child) != X509_V_OK)
-		return false;
-	key = X509_get0_pubkey(parent);
-	return key && X509_verify(child, key) == 1;
-}
-
-static bool is_ca(X509 *x)
-{
-	return X509_check_ca(x) != 0;
-}
-
-static int append_pem(BIO *out, X509 *x)
-{
-	return PEM_write_bio_X509(out, x) == 1 ? 0 : -1;
-}
-
-int ss_select_chain(const char *const *pems, size_t n, char **chain_pem, char *serial,
-		    size_t serial_size, time_t *not_after, char *why, size_t why_size)
-{
+	const cJSON *certs = member(json, "Certificates"), *e;
 	STACK_OF(X509) *all = sk_X509_new_null();
-	X509 *leaf = NULL, *cur;
-	BIO *out = NULL;
-	bool *used = NULL;
-	int count, candidates = 0, rc = -1;
-	BUF_MEM *mem;
+	int n;
 
-	*chain_pem = NULL;
-	why[0] = '\0';
+	*pem = NULL;
+	*entries = 0;
 	if (!all)
-		goto oom;
-	for (size_t i = 0; i < n; i++) {
-		BIO *in;
-		X509 *x;
+		return -1;
+	cJSON_ArrayForEach(e, (cJSON_IsArray(certs) ? certs : NULL)) {
+		const cJSON *fc = member(e, "FileContent");
 
-		if (!pems[i])
+		if (!cJSON_IsString(fc))
 			continue;
-		in = BIO_new_mem_buf(pems[i], -1);
-		if (!in)
-			goto oom;
-		while ((x = PEM_read_bio_X509(in, NULL, NULL, NULL)) != NULL) {
-			bool dup = false;
-
-			for (int j = 0; j < sk_X509_num(all) && !dup; j++)
-				dup = X509_cmp(sk_X509_value(all, j), x) == 0;
-			if (dup || !sk_X509_push(all, x))
-				X509_free(x);
-		}
-		BIO_free(in);
+		(*entries)++;
+		/* what an entry holds besides certificates is passed over */
+		(void)p11e_certs_read(fc->valuestring, all);
 	}
-	ERR_clear_error(); /* the end of each PEM entry leaves a "no start line" */
-	count = sk_X509_num(all);
-	if (count == 0) {
-		snprintf(why, why_size, "the download holds no certificate");
-		goto out;
-	}
-	for (int i = 0; i < count; i++) {
-		X509 *x = sk_X509_value(all, i);
-		bool issuer = false;
-
-		if (is_ca(x))
-			continue;
-		for (int j = 0; j < count && !issuer; j++)
-			issuer = j != i && issued_by(sk_X509_value(all, j), x);
-		if (issuer)
-			continue;
-		candidates++;
-		leaf = x;
-	}
-	if (candidates != 1) {
-		snprintf(why, why_size,
-			 candidates == 0 ? "no end-entity certificate among the %d downloaded"
-					 : "the %d downloaded certificates hold more than one "
-					   "end-entity certificate; refusing to guess",
-			 count);
-		goto out;
-	}
-	used = calloc((size_t)count, sizeof(*used));
-	out = BIO_new(BIO_s_mem());
-	if (!used || !out)
-		goto oom;
-	cur = leaf;
-	if (append_pem(out, cur) != 0)
-		goto oom;
-	for (int depth = 0; depth < count; depth++) {
-		X509 *next = NULL;
-
-		if (issued_by(cur, cur))
-			break; /* self-signed: the root */
-		for (int j = 0; j < count && !next; j++) {
-			X509 *c = sk_X509_value(all, j);
-
-			if (!used[j] && c != leaf && issued_by(cur, c)) {
-				next = c;
-				used[j] = true;
-			}
-		}
-		if (!next)
-			break;
-		if (append_pem(out, next) != 0)
-			goto oom;
-		cur = next;
-	}
-	if (serial && serial_size) {
-		BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(leaf), NULL);
-		char *hex = bn ? BN_bn2hex(bn) : NULL;
-
-		serial[0] = '\0';
-		if (hex) {
-			for (char *c = hex; *c; c++)
-				*c = (char)tolower((unsigned char)*c);
-			snprintf(serial, serial_size, "%s", hex);
-		}
-		OPENSSL_free(hex);
-		BN_free(bn);
-	}
-	if (not_after) {
-		struct tm tm;
-
-		*not_after = ASN1_TIME_to_tm(X509_get0_notAfter(leaf), &tm) == 1 ? timegm(&tm) : 0;
-	}
-	BIO_get_mem_ptr(out, &mem);
-	*chain_pem = strndup(mem->data, mem->length);
-	if (!*chain_pem)
-		goto oom;
-	rc = 0;
-	goto out;
-oom:
-	snprintf(why, why_size, "out of memory");
-out:
-	free(used);
-	BIO_free(out);
+	n = sk_X509_num(all);
+	if (n > 0 && !(*pem = p11e_certs_pem(NULL, all, -1)))
+		n = -1;
 	sk_X509_pop_free(all, X509_free);
-	return rc;
+	return n;
 }
 
 char *ss_csr_normalize(const char *in)
@@ -1132,26 +1021,14 @@ char *ss_csr_normalize(const char *in)
 		bio = BIO_new_mem_buf(in, -1);
 		req = bio ? PEM_read_bio_X509_REQ(bio, NULL, NULL, NULL) : NULL;
 	} else {
-		/* bare base64 DER: strip white space, then decode */
-		size_t len = strlen(in), k = 0;
-		char *b64 = malloc(len + 1);
+		/* bare base64 DER */
+		size_t len;
 		const unsigned char *p;
-		int dlen;
 
-		if (!b64)
+		if (p11e_base64_der(in, &der, &len) != 0)
 			goto out;
-		for (size_t i = 0; i < len; i++)
-			if (!isspace((unsigned char)in[i]))
-				b64[k++] = in[i];
-		b64[k] = '\0';
-		der = malloc(k / 4 * 3 + 3);
-		dlen = der && k % 4 == 0 ? EVP_DecodeBlock(der, (unsigned char *)b64, (int)k) : -1;
-		free(b64);
-		if (dlen <= 0)
-			goto out;
-		/* EVP_DecodeBlock counts padding bytes; d2i ignores the tail */
 		p = der;
-		req = d2i_X509_REQ(NULL, &p, dlen);
+		req = d2i_X509_REQ(NULL, &p, (long)len);
 	}
 	if (!req)
 		goto out;
@@ -1162,7 +1039,7 @@ char *ss_csr_normalize(const char *in)
 	result = strndup(mem->data, mem->length);
 out:
 	ERR_clear_error();
-	free(der);
+	OPENSSL_free(der);
 	X509_REQ_free(req);
 	BIO_free(bio);
 	BIO_free(out);

@@ -156,13 +156,13 @@ int ss_approver_rule(bool digicert, const struct p11e_strlist *given, const char
 /* Splits approver_email on ',' and trims/lower-cases each; drops empties. */
 int ss_approver_split(const char *text, struct p11e_strlist *out);
 
-/* Picks the leaf out of an unordered set of PEM certificates (each entry may
- * hold several) by chain analysis, never by position or name: the only
- * non-CA certificate that issued no other certificate of the set; then
- * builds the chain upward by subject/issuer and signature. chain_pem gets
- * leaf first, then the CA certificates. Returns 0 or -1 with `why`. */
-int ss_select_chain(const char *const *pems, size_t n, char **chain_pem, char *serial,
-		    size_t serial_size, time_t *not_after, char *why, size_t why_size);
+/* The certificates of a download answer: every FileContent of Certificates
+ * (PEM, one or several blocks, or bare base64; what is not a certificate is
+ * passed over) as one PEM text in the order received, duplicates included.
+ * The leaf is found and the chain ordered by the agent (common/chain.h),
+ * never here. *entries: the FileContent strings. Returns the certificates
+ * read (0: *pem NULL), or -1 out of memory. */
+int ss_parse_download(const cJSON *json, char **pem, size_t *entries);
 
 /* PKCS#10 as the API wants it: PEM, 64 columns, "\n" ("Placing an order"). Accepts PEM or
  * bare base64 DER. NULL when it is not a CSR. */

@@ -304,6 +304,9 @@ class CertInext:
             out = self.certificate(name, n)
             if name == "certificate-then-9":
                 self.track("track-after-download-9", n)
+            if name == "certificate-bare-base64":  # the leaf as sent: no armour
+                write_seed("chain", "certinext-" + name + ".b64",
+                           out["certificateDetails"]["endEntityCertificate"])
             if name in ("certificate-crlf", "certificate-empty-root"):
                 cd = out["certificateDetails"]
                 write_seed("chain", "certinext-" + name + ".pem",

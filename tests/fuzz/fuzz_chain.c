@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Certificate chains as the CAs send them (PEM, any order, any count):
- * the agent's split and leaf pick for our key (p11e_issued_parse, then the
- * chain verification and the PEM texts it installs), and The SSL Store's
- * chain picker over the same certificates given one per entry. The key
+ * the agent's leaf pick for our key and the chain OpenSSL builds
+ * (p11e_issued_parse over common/chain.c, then the chain verification and
+ * the PEM texts it installs), and the readers the providers use on the same
+ * text, whole and one piece per entry (common/chain.h). The key
  * is taken from each of the first certificates in turn, so that the leaf
  * of a real chain is found; the names asked for are the subject
  * alternative names of the first certificate, as the configuration would
@@ -17,9 +18,9 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
+#include "chain.h"
 #include "install.h"
 #include "log.h"
-#include "sslstore_wire.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -75,24 +76,32 @@ static void agent_side(const char *text, EVP_PKEY *pub, const struct p11e_cert_c
 	p11e_err_clear(&err);
 }
 
-/* One entry per "-----BEGIN", as the download's Certificates array. */
-static void picker(char *text)
+/* The providers' readers: the whole text (PEM blocks or bare base64) as a
+ * CERTInext field, then one piece per "-----BEGIN" as the entries of The
+ * SSL Store's download, and the PEM text they hand to the agent. */
+static void readers(char *text)
 {
-	const char *pems[16];
-	char *chain = NULL, serial[130], why[256], *p = text, *next;
-	time_t not_after;
-	size_t n = 0;
+	STACK_OF(X509) *certs = sk_X509_new_null();
+	char *p = text, *next;
+	unsigned char *der;
+	size_t len, n = 0;
 
-	while (p && *p && n < 16) {
+	if (!certs)
+		return;
+	(void)p11e_certs_read(text, certs);
+	if (p11e_base64_der(text, &der, &len) == 0)
+		OPENSSL_free(der);
+	sk_X509_pop_free(certs, X509_free);
+	certs = sk_X509_new_null();
+	while (certs && p && *p && n++ < 16) {
 		next = strstr(p + 1, "-----BEGIN");
-		pems[n++] = p;
 		if (next)
 			next[-1] = '\0';
+		(void)p11e_certs_read(p, certs);
 		p = next;
 	}
-	if (n && ss_select_chain(pems, n, &chain, serial, sizeof(serial), &not_after, why,
-				 sizeof(why)) == 0)
-		free(chain);
+	free(p11e_certs_pem(NULL, certs, -1));
+	sk_X509_pop_free(certs, X509_free);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -121,7 +130,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	p11e_strlist_free(&conf.email);
 	p11e_strlist_free(&conf.uri);
 	ERR_clear_error();
-	picker(text);
+	readers(text);
 	ERR_clear_error();
 	free(text);
 	return 0;

@@ -4,8 +4,8 @@
  * answer.h): the debug log's redaction of the body, ss_judge, then what the
  * provider reads out of a good answer for that endpoint: the order status,
  * the query pages, the approver list and its rule, the products, and the
- * downloaded chain through the chain picker. An endpoint the harness does
- * not know runs every reader. */
+ * downloaded certificates as the provider reads them. An endpoint the
+ * harness does not know runs every reader. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,30 +51,11 @@ static void order(const cJSON *obj)
 
 static void download(const cJSON *json)
 {
-	const cJSON *certs = cJSON_GetObjectItemCaseSensitive(json, "Certificates"), *e;
-	char *chain = NULL, serial[130], why[256];
-	const char **pems;
-	time_t not_after;
-	size_t n = 0;
+	char *pem = NULL;
+	size_t entries;
 
-	if (!certs)
-		certs = cJSON_GetObjectItem(json, "Certificates");
-	pems = calloc((size_t)(cJSON_IsArray(certs) ? cJSON_GetArraySize(certs) : 0) + 1,
-		      sizeof(*pems));
-	if (!pems)
-		return;
-	cJSON_ArrayForEach(e, (cJSON_IsArray(certs) ? certs : NULL)) {
-		const cJSON *fc = cJSON_GetObjectItemCaseSensitive(e, "FileContent");
-
-		if (!fc)
-			fc = cJSON_GetObjectItem(e, "FileContent");
-		if (cJSON_IsString(fc))
-			pems[n++] = fc->valuestring;
-	}
-	if (n && ss_select_chain(pems, n, &chain, serial, sizeof(serial), &not_after, why,
-				 sizeof(why)) == 0)
-		free(chain);
-	free(pems);
+	if (ss_parse_download(json, &pem, &entries) > 0)
+		free(pem);
 }
 
 static void approvers(const cJSON *json)

@@ -12,6 +12,9 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/pem.h>
+
+#include "chain.h"
 #include "log.h"
 #include "provider.h"
 #include "util.h"
@@ -123,6 +126,36 @@ static char *slurp(const char *path)
 	return data;
 }
 
+/* fetch --csr: what the agent does with the certificates the provider
+ * returns (common/chain.h): the leaf for the CSR's key, its chain in order
+ * (the root too when sent), the leaf's serial and notAfter. */
+static int as_the_agent(struct p11e_ca_result *res, const char *csr_pem)
+{
+	BIO *bio = BIO_new_mem_buf(csr_pem, -1);
+	X509_REQ *req = bio ? PEM_read_bio_X509_REQ(bio, NULL, NULL, NULL) : NULL;
+	struct p11e_err err = { 0 };
+	STACK_OF(X509) *cas = NULL;
+	X509 *leaf = NULL;
+	char *ordered = NULL;
+
+	if (req && p11e_chain_build(res->chain_pem, X509_REQ_get0_pubkey(req), &leaf, &cas, &err) ==
+		       P11E_OK)
+		ordered = p11e_certs_pem(leaf, cas, -1);
+	if (ordered) {
+		free(res->chain_pem);
+		res->chain_pem = ordered;
+		p11e_cert_serial(leaf, res->serial, sizeof(res->serial));
+		res->not_after = p11e_cert_not_after(leaf);
+	} else {
+		fprintf(stderr, "the chain for the CSR's key: %s\n", err.msg[0] ? err.msg : "no CSR");
+	}
+	X509_free(leaf);
+	sk_X509_pop_free(cas, X509_free);
+	X509_REQ_free(req);
+	BIO_free(bio);
+	return ordered ? 0 : -1;
+}
+
 int main(int argc, char **argv)
 {
 	const struct p11e_ca_ops *ops = p11e_ca_lookup("sslstore");
@@ -211,6 +244,8 @@ int main(int argc, char **argv)
 		o = ops->poll(ca, &order, &ref, &res);
 	} else if (strcmp(cmd, "fetch") == 0) {
 		o = ops->fetch(ca, &ref, &res);
+		if (o == P11E_CA_ISSUED && csr && as_the_agent(&res, csr) != 0)
+			goto out;
 		if (o == P11E_CA_ISSUED && (v = opt(argc, argv, "--out", NULL))) {
 			FILE *f = fopen(v, "w");
 

@@ -18,10 +18,12 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "chain.h"
 #include "http.h"
 #include "log.h"
 #include "provider.h"
 #include "sslstore_wire.h"
+#include "../testcerts.h"
 
 #define TOKEN "0123456789abcdef-secret-token-77"
 
@@ -665,44 +667,6 @@ Test(response, dates)
 
 /* ---- chains --------------------------------------------------------------------- */
 
-static EVP_PKEY *ec_key(void)
-{
-	EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-
-	cr_assert_not_null(k);
-	return k;
-}
-
-static X509 *make_cert(const char *cn, EVP_PKEY *key, const char *issuer_cn, EVP_PKEY *issuer_key,
-		       bool ca, long serial)
-{
-	X509 *x = X509_new();
-	X509_NAME *subj = X509_NAME_new(), *iss = X509_NAME_new();
-	X509V3_CTX ctx;
-	X509_EXTENSION *ext;
-
-	X509_set_version(x, 2);
-	ASN1_INTEGER_set(X509_get_serialNumber(x), serial);
-	X509_NAME_add_entry_by_txt(subj, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
-	X509_NAME_add_entry_by_txt(iss, "CN", MBSTRING_ASC, (const unsigned char *)issuer_cn, -1, -1,
-				   0);
-	X509_set_subject_name(x, subj);
-	X509_set_issuer_name(x, iss);
-	X509_gmtime_adj(X509_getm_notBefore(x), -3600);
-	X509_gmtime_adj(X509_getm_notAfter(x), 86400 * 30);
-	X509_set_pubkey(x, key);
-	X509V3_set_ctx_nodb(&ctx);
-	X509V3_set_ctx(&ctx, x, x, NULL, NULL, 0);
-	ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_basic_constraints,
-				  ca ? "critical,CA:TRUE" : "critical,CA:FALSE");
-	X509_add_ext(x, ext, -1);
-	X509_EXTENSION_free(ext);
-	cr_assert(X509_sign(x, issuer_key, EVP_sha256()) > 0);
-	X509_NAME_free(subj);
-	X509_NAME_free(iss);
-	return x;
-}
-
 static char *to_pem(X509 *x)
 {
 	BIO *b = BIO_new(BIO_s_mem());
@@ -760,28 +724,49 @@ static void free_pki(struct pki *p)
 	free(p->stranger);
 }
 
-/* The chain must read leaf, intermediate[, root] whatever the input order. */
-static void assert_chain(const char *chain, const struct pki *p, bool with_root)
+/* A download answer whose Certificates hold `n` FileContent entries. */
+static cJSON *download_answer(const char *const *contents, size_t n)
 {
-	const char *l = strstr(chain, p->leaf), *i = strstr(chain, p->inter);
+	cJSON *j = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(j, "Certificates");
 
-	cr_assert_not_null(l, "leaf missing");
-	cr_assert_eq(l, chain, "leaf is not first");
-	cr_assert_not_null(i, "intermediate missing");
-	cr_assert_gt(i, l);
-	if (with_root)
-		cr_assert_gt(strstr(chain, p->root), i);
-	else
-		cr_assert_null(strstr(chain, p->root));
-	cr_assert_eq(strlen(chain), strlen(p->leaf) + strlen(p->inter) +
-					    (with_root ? strlen(p->root) : 0));
+	for (size_t k = 0; k < n; k++) {
+		cJSON *e = cJSON_CreateObject();
+
+		cJSON_AddStringToObject(e, "FileName", "x.crt");
+		cJSON_AddStringToObject(e, "FileContent", contents[k]);
+		cJSON_AddItemToArray(arr, e);
+	}
+	return j;
 }
 
-Test(chain, leaf_found_in_every_order)
+/* The provider's text for the agent's chain module (common/chain.h): the
+ * leaf is the one for `key`, then intermediate[, root]. */
+static void assert_chain(const char *pem, EVP_PKEY *key, const struct pki *p, bool with_root)
+{
+	struct p11e_err err = { 0 };
+	STACK_OF(X509) *cas = NULL;
+	X509 *leaf = NULL;
+	char *text;
+
+	cr_assert_eq(p11e_chain_build(pem, key, &leaf, &cas, &err), P11E_OK, "%s", err.msg);
+	text = p11e_certs_pem(leaf, cas, -1);
+	cr_assert_eq(strstr(text, key == p->lk ? p->leaf : p->other_leaf), text, "leaf first");
+	cr_assert_gt(strstr(text, p->inter), text);
+	if (with_root)
+		cr_assert_gt(strstr(text, p->root), strstr(text, p->inter));
+	else
+		cr_assert_null(strstr(text, p->root));
+	cr_assert_null(strstr(text, p->stranger));
+	free(text);
+	X509_free(leaf);
+	sk_X509_pop_free(cas, X509_free);
+}
+
+Test(download, pieces_as_received_in_every_order)
 {
 	struct pki p;
-	char *chain, serial[130], why[256];
-	time_t na;
+	char *pem;
+	size_t entries;
 
 	make_pki(&p);
 	{
@@ -793,72 +778,83 @@ Test(chain, leaf_found_in_every_order)
 
 		for (size_t k = 0; k < 6; k++) {
 			size_t n = sets[k][2] ? 3 : 2;
+			cJSON *j = download_answer(sets[k], n);
 
-			cr_assert_eq(ss_select_chain(sets[k], n, &chain, serial, sizeof(serial), &na,
-						     why, sizeof(why)), 0, "set %zu: %s", k, why);
-			assert_chain(chain, &p, n == 3);
-			cr_assert_str_eq(serial, "1234abcd");
-			cr_assert_gt(na, time(NULL));
-			free(chain);
+			cr_assert_eq(ss_parse_download(j, &pem, &entries), (int)n);
+			cr_assert_eq(entries, n);
+			/* as received: nothing picked or reordered by the provider */
+			cr_assert_eq(strstr(pem, sets[k][0]), pem, "set %zu", k);
+			assert_chain(pem, p.lk, &p, n == 3);
+			free(pem);
+			cJSON_Delete(j);
 		}
-	}
-	/* one entry holding several certificates, and a duplicate */
-	{
-		size_t len = strlen(p.inter) + strlen(p.leaf) + 1;
-		char *bundle = malloc(len);
-		const char *set[2];
-
-		snprintf(bundle, len, "%s%s", p.inter, p.leaf);
-		set[0] = bundle;
-		set[1] = p.inter;
-		cr_assert_eq(ss_select_chain(set, 2, &chain, serial, sizeof(serial), &na, why,
-					     sizeof(why)), 0, "%s", why);
-		assert_chain(chain, &p, false);
-		free(chain);
-		free(bundle);
-	}
-	/* a look-alike issuer (same name, other key) is not chained */
-	{
-		const char *set[] = { p.stranger, p.leaf, p.inter };
-
-		cr_assert_eq(ss_select_chain(set, 3, &chain, serial, sizeof(serial), &na, why,
-					     sizeof(why)), 0, "%s", why);
-		cr_assert_null(strstr(chain, p.stranger));
-		free(chain);
 	}
 	free_pki(&p);
 }
 
-Test(chain, ambiguous_or_empty_is_an_error)
+Test(download, bundles_duplicates_strangers_and_two_leaves)
 {
 	struct pki p;
-	char *chain = NULL, serial[130], why[256];
-	time_t na;
+	char *pem, *bundle, *bare_leaf;
+	size_t entries, len;
 
 	make_pki(&p);
+	len = strlen(p.inter) + strlen(p.leaf) + 1;
+	bundle = malloc(len);
+	snprintf(bundle, len, "%s%s", p.inter, p.leaf);
+	/* the base64 body of the other leaf's PEM: a bare DER entry */
+	bare_leaf = strndup(strchr(p.other_leaf, '\n') + 1,
+			    (size_t)(strstr(p.other_leaf, "-----END") - strchr(p.other_leaf, '\n') - 1));
 	{
-		const char *set[] = { p.leaf, p.inter, p.other_leaf };
+		const char *set[] = { p.stranger, bundle, p.inter, "a readme, not a certificate",
+				      bare_leaf };
+		cJSON *j = download_answer(set, 5);
 
-		cr_assert_eq(ss_select_chain(set, 3, &chain, serial, sizeof(serial), &na, why,
-					     sizeof(why)), -1);
-		cr_assert(strstr(why, "more than one end-entity"));
-		cr_assert_null(chain);
+		cr_assert_eq(ss_parse_download(j, &pem, &entries), 5);
+		cr_assert_eq(entries, 5);
+		assert_chain(pem, p.lk, &p, false);
+		free(pem);
+		cJSON_Delete(j);
 	}
 	{
-		const char *set[] = { p.inter, p.root };
+		/* two end-entity certificates: the key says which is ours */
+		const char *set[] = { bundle, bare_leaf };
+		cJSON *j = download_answer(set, 2);
 
-		cr_assert_eq(ss_select_chain(set, 2, &chain, serial, sizeof(serial), &na, why,
-					     sizeof(why)), -1);
-		cr_assert(strstr(why, "no end-entity"));
+		cr_assert_eq(ss_parse_download(j, &pem, &entries), 3);
+		assert_chain(pem, p.lk, &p, false);
+		assert_chain(pem, p.ok, &p, false);
+		free(pem);
+		cJSON_Delete(j);
 	}
+	free(bare_leaf);
+	free(bundle);
+	free_pki(&p);
+}
+
+Test(download, empty_or_nothing_readable)
+{
+	char *pem = (char *)"x";
+	size_t entries = 9;
+	cJSON *j = download_answer(NULL, 0);
+
+	cr_assert_eq(ss_parse_download(j, &pem, &entries), 0);
+	cr_assert_eq(entries, 0);
+	cr_assert_null(pem);
+	cJSON_Delete(j);
 	{
 		const char *set[] = { "not a certificate" };
 
-		cr_assert_eq(ss_select_chain(set, 1, &chain, serial, sizeof(serial), &na, why,
-					     sizeof(why)), -1);
-		cr_assert(strstr(why, "no certificate"));
+		j = download_answer(set, 1);
+		cr_assert_eq(ss_parse_download(j, &pem, &entries), 0);
+		cr_assert_eq(entries, 1);
+		cr_assert_null(pem);
+		cJSON_Delete(j);
 	}
-	free_pki(&p);
+	j = cJSON_Parse("{\"certificates\": [{\"filecontent\": 1}, 2]}");
+	cr_assert_eq(ss_parse_download(j, &pem, &entries), 0);
+	cr_assert_eq(entries, 0);
+	cJSON_Delete(j);
 }
 
 /* ---- CSR, ids -------------------------------------------------------------------- */
