@@ -174,13 +174,93 @@ static p11e_status read_eab(struct p11e_ca *ca, struct p11e_err *err)
 	return rc;
 }
 
+/* The account: directory, account key and its type, contacts, terms, EAB. */
+static p11e_status read_account_settings(struct p11e_ca *ca, struct p11e_err *err)
+{
+	const char *v;
+	char w[512];
+	int b;
+	p11e_status rc;
+
+	ca->directory_url = get(ca, "directory_url");
+	if (!ca->directory_url)
+		return p11e_err_set(err, P11E_EUSAGE,
+				    "[ca:%s]: directory_url is required for type = acme (the CA's ACME "
+				    "directory, https://…/directory)",
+				    ca->name);
+	if ((rc = p11e_http_check_url(ca->directory_url, "directory_url", err)) != P11E_OK) {
+		p11e_err_prefix(err, "%s", where(ca, "directory_url", w, sizeof(w)));
+		return rc;
+	}
+	ca->account_key_uri = get(ca, "account_key");
+	if (!ca->account_key_uri)
+		return p11e_err_set(err, P11E_EUSAGE,
+				    "[ca:%s]: account_key is required for type = acme (pkcs11:… or "
+				    "provider:tpm2:PATH; the ACME account key is made there when "
+				    "absent)",
+				    ca->name);
+	v = get(ca, "account_key_type");
+	ca->key_type_set = v != NULL;
+	if ((rc = p11e_policy_parse(v ? v : "ec-p256", &ca->key_spec, err)) != P11E_OK) {
+		p11e_err_prefix(err, "%s: account_key_type", where(ca, "account_key_type", w, sizeof(w)));
+		return rc;
+	}
+	if ((v = get(ca, "contact")) && p11e_strlist_split(&ca->contact, v, ',') != 0)
+		return p11e_err_set(err, P11E_EFAIL, "out of memory");
+	for (size_t i = 0; i < ca->contact.n; i++)
+		if (strncmp(ca->contact.v[i], "mailto:", 7) != 0)
+			return p11e_err_set(err, P11E_EUSAGE,
+					    "%s: contact '%s' is not a mailto: URL (write "
+					    "mailto:pki@example.com)",
+					    where(ca, "contact", w, sizeof(w)), ca->contact.v[i]);
+	v = get(ca, "terms_agreed");
+	b = v ? p11e_parse_bool(v) : 0;
+	if (b < 0)
+		return p11e_err_set(err, P11E_EUSAGE, "%s: terms_agreed = '%s': write yes or no",
+				    where(ca, "terms_agreed", w, sizeof(w)), v);
+	ca->terms_agreed = b == 1;
+	ca->eab_kid = get(ca, "eab_kid");
+	return read_eab(ca, err);
+}
+
+/* How names are proven: the challenge type and what it needs (dcv_hook for
+ * dns-01, webroot for http-01). */
+static p11e_status read_challenge_settings(struct p11e_ca *ca, struct p11e_err *err)
+{
+	char w[512];
+
+	ca->challenge = get(ca, "challenge") ? get(ca, "challenge") : "http-01";
+	if (strcmp(ca->challenge, "http-01") != 0 && strcmp(ca->challenge, "dns-01") != 0)
+		return p11e_err_set(err, P11E_EUSAGE, "%s: challenge = '%s': use dns-01 or http-01",
+				    where(ca, "challenge", w, sizeof(w)), ca->challenge);
+	ca->dcv_hook = get(ca, "dcv_hook");
+	if (ca->dcv_hook && (ca->dcv_hook[0] != '/' || access(ca->dcv_hook, X_OK) != 0))
+		return p11e_err_set(err, P11E_EUSAGE,
+				    "%s: dcv_hook = '%s' must be the absolute path of an executable "
+				    "(arguments are not supported; use a wrapper script)",
+				    where(ca, "dcv_hook", w, sizeof(w)), ca->dcv_hook);
+	ca->webroot = get(ca, "webroot");
+	if (ca->webroot && ca->webroot[0] != '/')
+		return p11e_err_set(err, P11E_EUSAGE, "%s: webroot = '%s' must be an absolute path",
+				    where(ca, "webroot", w, sizeof(w)), ca->webroot);
+	if (strcmp(ca->challenge, "dns-01") == 0 && !ca->dcv_hook)
+		return p11e_err_set(err, P11E_EUSAGE,
+				    "[ca:%s]: challenge = dns-01 needs dcv_hook = /path/to/executable "
+				    "(it publishes and removes the _acme-challenge TXT records)",
+				    ca->name);
+	if (strcmp(ca->challenge, "http-01") == 0 && !ca->webroot)
+		return p11e_err_set(err, P11E_EUSAGE,
+				    "[ca:%s]: challenge = http-01 needs webroot = DIR (served as "
+				    "http://NAME/ by the web server; files go to "
+				    "DIR/.well-known/acme-challenge/)",
+				    ca->name);
+	return P11E_OK;
+}
+
 static p11e_status acme_open(const char *ca_name, const struct p11e_settings *s,
 			     struct p11e_ca **out, struct p11e_err *err)
 {
 	struct p11e_ca *ca = calloc(1, sizeof(*ca));
-	const char *v;
-	char w[512];
-	int b;
 	p11e_status rc = P11E_OK;
 
 	*out = NULL;
@@ -188,91 +268,10 @@ static p11e_status acme_open(const char *ca_name, const struct p11e_settings *s,
 		rc = p11e_err_set(err, P11E_EFAIL, "out of memory");
 		goto out;
 	}
-	ca->directory_url = get(ca, "directory_url");
-	if (!ca->directory_url) {
-		rc = p11e_err_set(err, P11E_EUSAGE,
-				  "[ca:%s]: directory_url is required for type = acme (the CA's ACME "
-				  "directory, https://…/directory)",
-				  ca->name);
+	if ((rc = read_account_settings(ca, err)) != P11E_OK)
 		goto out;
-	}
-	if ((rc = p11e_http_check_url(ca->directory_url, "directory_url", err)) != P11E_OK) {
-		p11e_err_prefix(err, "%s", where(ca, "directory_url", w, sizeof(w)));
+	if ((rc = read_challenge_settings(ca, err)) != P11E_OK)
 		goto out;
-	}
-	ca->account_key_uri = get(ca, "account_key");
-	if (!ca->account_key_uri) {
-		rc = p11e_err_set(err, P11E_EUSAGE,
-				  "[ca:%s]: account_key is required for type = acme (pkcs11:… or "
-				  "provider:tpm2:PATH; the ACME account key is made there when "
-				  "absent)",
-				  ca->name);
-		goto out;
-	}
-	v = get(ca, "account_key_type");
-	ca->key_type_set = v != NULL;
-	if ((rc = p11e_policy_parse(v ? v : "ec-p256", &ca->key_spec, err)) != P11E_OK) {
-		p11e_err_prefix(err, "%s: account_key_type", where(ca, "account_key_type", w, sizeof(w)));
-		goto out;
-	}
-	if ((v = get(ca, "contact")) && p11e_strlist_split(&ca->contact, v, ',') != 0) {
-		rc = p11e_err_set(err, P11E_EFAIL, "out of memory");
-		goto out;
-	}
-	for (size_t i = 0; i < ca->contact.n; i++)
-		if (strncmp(ca->contact.v[i], "mailto:", 7) != 0) {
-			rc = p11e_err_set(err, P11E_EUSAGE,
-					  "%s: contact '%s' is not a mailto: URL (write "
-					  "mailto:pki@example.com)",
-					  where(ca, "contact", w, sizeof(w)), ca->contact.v[i]);
-			goto out;
-		}
-	v = get(ca, "terms_agreed");
-	b = v ? p11e_parse_bool(v) : 0;
-	if (b < 0) {
-		rc = p11e_err_set(err, P11E_EUSAGE, "%s: terms_agreed = '%s': write yes or no",
-				  where(ca, "terms_agreed", w, sizeof(w)), v);
-		goto out;
-	}
-	ca->terms_agreed = b == 1;
-	ca->eab_kid = get(ca, "eab_kid");
-	if ((rc = read_eab(ca, err)) != P11E_OK)
-		goto out;
-	ca->challenge = get(ca, "challenge") ? get(ca, "challenge") : "http-01";
-	if (strcmp(ca->challenge, "http-01") != 0 && strcmp(ca->challenge, "dns-01") != 0) {
-		rc = p11e_err_set(err, P11E_EUSAGE, "%s: challenge = '%s': use dns-01 or http-01",
-				  where(ca, "challenge", w, sizeof(w)), ca->challenge);
-		goto out;
-	}
-	ca->dcv_hook = get(ca, "dcv_hook");
-	if (ca->dcv_hook && (ca->dcv_hook[0] != '/' || access(ca->dcv_hook, X_OK) != 0)) {
-		rc = p11e_err_set(err, P11E_EUSAGE,
-				  "%s: dcv_hook = '%s' must be the absolute path of an executable "
-				  "(arguments are not supported; use a wrapper script)",
-				  where(ca, "dcv_hook", w, sizeof(w)), ca->dcv_hook);
-		goto out;
-	}
-	ca->webroot = get(ca, "webroot");
-	if (ca->webroot && ca->webroot[0] != '/') {
-		rc = p11e_err_set(err, P11E_EUSAGE, "%s: webroot = '%s' must be an absolute path",
-				  where(ca, "webroot", w, sizeof(w)), ca->webroot);
-		goto out;
-	}
-	if (strcmp(ca->challenge, "dns-01") == 0 && !ca->dcv_hook) {
-		rc = p11e_err_set(err, P11E_EUSAGE,
-				  "[ca:%s]: challenge = dns-01 needs dcv_hook = /path/to/executable "
-				  "(it publishes and removes the _acme-challenge TXT records)",
-				  ca->name);
-		goto out;
-	}
-	if (strcmp(ca->challenge, "http-01") == 0 && !ca->webroot) {
-		rc = p11e_err_set(err, P11E_EUSAGE,
-				  "[ca:%s]: challenge = http-01 needs webroot = DIR (served as "
-				  "http://NAME/ by the web server; files go to "
-				  "DIR/.well-known/acme-challenge/)",
-				  ca->name);
-		goto out;
-	}
 	if ((rc = p11e_http_opts_from_settings(&ca->opts, &ca->settings, err)) != P11E_OK)
 		goto out;
 	if ((rc = p11e_http_new(&ca->opts, &ca->http, err)) != P11E_OK)
@@ -653,77 +652,55 @@ static void save_account(struct p11e_ca *ca)
 	cJSON_Delete(doc);
 }
 
-/* Finds the account of our key (onlyReturnExisting) and, when `create`,
- * makes it (with EAB when configured). P11E_CA_NOT_FOUND when there is no
- * account and create is false. */
-static p11e_ca_outcome ensure_account(struct p11e_ca *ca, bool create, struct p11e_ca_result *res)
+/* Asks the CA for the account of our key (onlyReturnExisting). P11E_CA_OK
+ * with *exists false when it has none; with *exists, its URL in *loc and
+ * its answer in *resp. */
+static p11e_ca_outcome lookup_account(struct p11e_ca *ca, struct p11e_http_response *resp, char **loc,
+				      bool *exists, struct p11e_ca_result *res)
 {
-	struct p11e_http_response resp = { 0 };
-	struct p11e_err err = { 0 };
 	struct acme_problem prob;
-	const cJSON *meta;
-	cJSON *payload = NULL, *doc = NULL;
-	char *loc = NULL;
-	p11e_ca_outcome outcome;
+	cJSON *payload = cJSON_CreateObject();
 	ap_rc rc;
 
-	if (get_directory(ca, res) != P11E_CA_OK)
-		return res->outcome;
-	if (ca->account_url)
-		return P11E_CA_OK;
-	if (account_key_open(ca, create, &err) != P11E_OK)
-		return p11e_ca_fail(res, P11E_CA_MISCONFIGURED, "%s", err.msg);
-	if (!ca->ak.have)
-		return p11e_ca_fail(res, P11E_CA_NOT_FOUND,
-				    "no ACME account key yet (the first enroll makes it)");
-	load_account(ca);
-	if (ca->account_url)
-		return P11E_CA_OK;
-
-	payload = cJSON_CreateObject();
+	*exists = false;
 	cJSON_AddTrueToObject(payload, "onlyReturnExisting");
 	rc = acme_post(ca, &(struct signed_req){ .url = jstr(ca->dir, "newAccount"), .payload = payload,
 						 .use_jwk = true, .what = "ACME account lookup" },
-		       &resp, &prob, res);
+		       resp, &prob, res);
 	cJSON_Delete(payload);
-	payload = NULL;
-	if (rc == AP_FAILED) {
-		outcome = res->outcome;
-		goto out;
-	}
+	if (rc == AP_FAILED)
+		return res->outcome;
 	if (rc == AP_OK) {
-		loc = p11e_http_header(&resp, "Location", 0);
+		*loc = p11e_http_header(resp, "Location", 0);
 		p11e_info("[ca:%s] found ACME account %s (onlyReturnExisting)", ca->name,
-			  loc ? loc : "?");
-		goto found;
+			  *loc ? *loc : "?");
+		*exists = true;
+		return P11E_CA_OK;
 	}
-	if (!(prob.acme && strcmp(prob.type, "accountDoesNotExist") == 0)) {
-		outcome = problem_outcome(ca, &prob, &resp, "ACME account lookup", res);
-		goto out;
-	}
-	if (!create) {
-		outcome = p11e_ca_fail(res, P11E_CA_NOT_FOUND,
-				       "no ACME account for this key yet (the first enroll makes it)");
-		goto out;
-	}
+	if (!(prob.acme && strcmp(prob.type, "accountDoesNotExist") == 0))
+		return problem_outcome(ca, &prob, resp, "ACME account lookup", res);
+	return P11E_CA_OK;
+}
 
-	/* A new account. */
-	meta = cJSON_GetObjectItemCaseSensitive(ca->dir, "meta");
-	if (jstr(meta, "termsOfService") && !ca->terms_agreed) {
-		outcome = p11e_ca_fail(res, P11E_CA_MISCONFIGURED,
-				       "[ca:%s] the CA asks to agree to its terms of service (%s): "
-				       "read them and set terms_agreed = yes",
-				       ca->name, jstr(meta, "termsOfService"));
-		goto out;
-	}
+/* The newAccount request: terms agreed, contacts and External Account
+ * Binding, once the directory's requirements are met. */
+static p11e_ca_outcome new_account_payload(struct p11e_ca *ca, cJSON **out, struct p11e_ca_result *res)
+{
+	const cJSON *meta = cJSON_GetObjectItemCaseSensitive(ca->dir, "meta");
+	cJSON *payload;
+
+	*out = NULL;
+	if (jstr(meta, "termsOfService") && !ca->terms_agreed)
+		return p11e_ca_fail(res, P11E_CA_MISCONFIGURED,
+				    "[ca:%s] the CA asks to agree to its terms of service (%s): "
+				    "read them and set terms_agreed = yes",
+				    ca->name, jstr(meta, "termsOfService"));
 	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(meta, "externalAccountRequired")) &&
-	    !ca->eab_key) {
-		outcome = p11e_ca_fail(res, P11E_CA_MISCONFIGURED,
-				       "[ca:%s] the CA requires External Account Binding: set eab_kid "
-				       "and eab_hmac_key_file from the CA's account page",
-				       ca->name);
-		goto out;
-	}
+	    !ca->eab_key)
+		return p11e_ca_fail(res, P11E_CA_MISCONFIGURED,
+				    "[ca:%s] the CA requires External Account Binding: set eab_kid "
+				    "and eab_hmac_key_file from the CA's account page",
+				    ca->name);
 	payload = cJSON_CreateObject();
 	if (ca->terms_agreed)
 		cJSON_AddTrueToObject(payload, "termsOfServiceAgreed");
@@ -738,54 +715,112 @@ static p11e_ca_outcome ensure_account(struct p11e_ca *ca, bool create, struct p1
 				      jstr(ca->dir, "newAccount"), ca->ak.pub);
 
 		if (!eab) {
-			outcome = p11e_ca_fail(res, P11E_CA_MISCONFIGURED,
-					       "[ca:%s] cannot make the External Account Binding",
-					       ca->name);
-			goto out;
+			cJSON_Delete(payload);
+			return p11e_ca_fail(res, P11E_CA_MISCONFIGURED,
+					    "[ca:%s] cannot make the External Account Binding", ca->name);
 		}
 		cJSON_AddItemToObject(payload, "externalAccountBinding", eab);
 	}
-	p11e_http_response_clear(&resp);
+	*out = payload;
+	return P11E_CA_OK;
+}
+
+/* Makes the account of our key: its URL in *loc, the CA's answer in *resp. */
+static p11e_ca_outcome create_account(struct p11e_ca *ca, struct p11e_http_response *resp, char **loc,
+				      struct p11e_ca_result *res)
+{
+	struct acme_problem prob;
+	cJSON *payload;
+	p11e_ca_outcome outcome;
+	ap_rc rc;
+
+	if ((outcome = new_account_payload(ca, &payload, res)) != P11E_CA_OK)
+		return outcome;
 	rc = acme_post(ca, &(struct signed_req){ .url = jstr(ca->dir, "newAccount"), .payload = payload,
 						 .use_jwk = true, .what = "ACME newAccount" },
-		       &resp, &prob, res);
+		       resp, &prob, res);
+	cJSON_Delete(payload);
 	if (rc == AP_FAILED) {
 		outcome = res->outcome == P11E_CA_UNKNOWN ? P11E_CA_UNREACHABLE : res->outcome;
 		res->outcome = outcome;
-		goto out;
+		return outcome;
 	}
 	if (rc == AP_PROBLEM) {
 		/* Whatever the CA dislikes about a new account is ours to fix
 		 * (EAB key, terms, contact), unless it is busy. */
-		outcome = problem_outcome(ca, &prob, &resp, "ACME newAccount", res);
+		outcome = problem_outcome(ca, &prob, resp, "ACME newAccount", res);
 		if (outcome == P11E_CA_REJECTED)
 			outcome = res->outcome = P11E_CA_MISCONFIGURED;
-		goto out;
+		return outcome;
 	}
-	loc = p11e_http_header(&resp, "Location", 0);
-	p11e_info("[ca:%s] created ACME account %s%s", ca->name, loc ? loc : "?",
+	*loc = p11e_http_header(resp, "Location", 0);
+	p11e_info("[ca:%s] created ACME account %s%s", ca->name, *loc ? *loc : "?",
 		  ca->eab_key ? " (External Account Binding)" : "");
-found:
-	doc = cJSON_Parse(resp.body ? resp.body : "");
-	if (!loc) {
+	return P11E_CA_OK;
+}
+
+/* Takes the account the CA named (*loc, which it keeps) if it may order,
+ * and remembers it in state_dir. */
+static p11e_ca_outcome adopt_account(struct p11e_ca *ca, const struct p11e_http_response *resp, char **loc,
+				     struct p11e_ca_result *res)
+{
+	cJSON *doc = cJSON_Parse(resp->body ? resp->body : "");
+	p11e_ca_outcome outcome;
+
+	if (!*loc) {
 		outcome = p11e_ca_fail(res, P11E_CA_UNREACHABLE,
 				       "[ca:%s] the CA named no account URL (Location)", ca->name);
-		goto out;
-	}
-	if (doc && jstr(doc, "status") && strcmp(jstr(doc, "status"), "valid") != 0) {
+	} else if (doc && jstr(doc, "status") && strcmp(jstr(doc, "status"), "valid") != 0) {
 		outcome = p11e_ca_fail(res, P11E_CA_MISCONFIGURED,
 				       "[ca:%s] the ACME account %s is %s; it cannot order", ca->name,
-				       loc, jstr(doc, "status"));
-		goto out;
+				       *loc, jstr(doc, "status"));
+	} else {
+		ca->account_url = *loc;
+		*loc = NULL;
+		save_account(ca);
+		outcome = P11E_CA_OK;
 	}
-	ca->account_url = loc;
-	loc = NULL;
-	save_account(ca);
-	outcome = P11E_CA_OK;
-out:
-	free(loc);
 	cJSON_Delete(doc);
-	cJSON_Delete(payload);
+	return outcome;
+}
+
+/* Finds the account of our key (onlyReturnExisting) and, when `create`,
+ * makes it (with EAB when configured). P11E_CA_NOT_FOUND when there is no
+ * account and create is false. */
+static p11e_ca_outcome ensure_account(struct p11e_ca *ca, bool create, struct p11e_ca_result *res)
+{
+	struct p11e_http_response resp = { 0 };
+	struct p11e_err err = { 0 };
+	char *loc = NULL;
+	bool exists;
+	p11e_ca_outcome outcome;
+
+	if (get_directory(ca, res) != P11E_CA_OK)
+		return res->outcome;
+	if (ca->account_url)
+		return P11E_CA_OK;
+	if (account_key_open(ca, create, &err) != P11E_OK)
+		return p11e_ca_fail(res, P11E_CA_MISCONFIGURED, "%s", err.msg);
+	if (!ca->ak.have)
+		return p11e_ca_fail(res, P11E_CA_NOT_FOUND,
+				    "no ACME account key yet (the first enroll makes it)");
+	load_account(ca);
+	if (ca->account_url)
+		return P11E_CA_OK;
+
+	outcome = lookup_account(ca, &resp, &loc, &exists, res);
+	if (outcome == P11E_CA_OK && !exists) {
+		if (!create) {
+			outcome = p11e_ca_fail(res, P11E_CA_NOT_FOUND,
+					       "no ACME account for this key yet (the first enroll makes it)");
+		} else {
+			p11e_http_response_clear(&resp);
+			outcome = create_account(ca, &resp, &loc, res);
+		}
+	}
+	if (outcome == P11E_CA_OK)
+		outcome = adopt_account(ca, &resp, &loc, res);
+	free(loc);
 	p11e_http_response_clear(&resp);
 	return outcome;
 }
@@ -1126,109 +1161,92 @@ static p11e_ca_outcome authz_refused(struct p11e_ca *ca, const cJSON *az, const 
 			    name, jstr(az, "status") ? jstr(az, "status") : "invalid");
 }
 
-/* One authorisation: publish, answer, poll (Retry-After), remove. */
-static p11e_ca_outcome drive_authz(struct p11e_ca *ca, const char *url, const char *challenge,
-				   const char *webroot,
-				   struct p11e_ca_result *res)
+/* The challenge of a pending authorisation we answer (`challenge`, dns-01
+ * for a wildcard) and its proof: the TXT record or the webroot file. */
+static p11e_ca_outcome prepare_proof(struct p11e_ca *ca, const cJSON *az, const char *name,
+				     const char *challenge, const char *webroot, struct proof *p,
+				     const cJSON **chosen, struct p11e_ca_result *res)
 {
-	cJSON *az = NULL, *chosen = NULL, *ans = NULL;
-	const cJSON *ch, *idf;
-	struct p11e_http_response resp = { 0 };
-	struct proof p = { 0 };
-	char why[600];
-	const char *status, *want;
-	char name[256];
-	bool wildcard, published = false;
-	unsigned retry = 0, wait_ms = 100;
-	time_t deadline;
-	p11e_ca_outcome outcome;
+	bool wildcard = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(az, "wildcard"));
+	const char *want = wildcard ? "dns-01" : challenge;
+	const cJSON *ch;
 
-	outcome = get_object(ca, url, "ACME authorization", &az, NULL, res);
-	if (outcome != P11E_CA_OK)
-		goto out;
-	idf = cJSON_GetObjectItemCaseSensitive(az, "identifier");
-	snprintf(name, sizeof(name), "%s", jstr(idf, "value") ? jstr(idf, "value") : "?");
-	status = jstr(az, "status") ? jstr(az, "status") : "?";
-	wildcard = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(az, "wildcard"));
-	if (strcmp(status, "valid") == 0)
-		goto out;
-	if (strcmp(status, "pending") != 0) {
-		outcome = authz_refused(ca, az, name, res);
-		goto out;
-	}
-	want = wildcard ? "dns-01" : challenge;
-	if (wildcard && strcmp(challenge, "dns-01") != 0) {
-		outcome = p11e_ca_fail(res, P11E_CA_MISCONFIGURED,
-				       "[ca:%s] *.%s can only be validated by dns-01: set challenge = "
-				       "dns-01 and a dcv_hook",
-				       ca->name, name);
-		goto out;
-	}
-	if (wildcard && !ca->dcv_hook) {
-		outcome = p11e_ca_fail(res, P11E_CA_MISCONFIGURED,
-				       "[ca:%s] *.%s needs dns-01 and a dcv_hook", ca->name, name);
-		goto out;
-	}
+	*chosen = NULL;
+	if (wildcard && strcmp(challenge, "dns-01") != 0)
+		return p11e_ca_fail(res, P11E_CA_MISCONFIGURED,
+				    "[ca:%s] *.%s can only be validated by dns-01: set challenge = "
+				    "dns-01 and a dcv_hook",
+				    ca->name, name);
+	if (wildcard && !ca->dcv_hook)
+		return p11e_ca_fail(res, P11E_CA_MISCONFIGURED,
+				    "[ca:%s] *.%s needs dns-01 and a dcv_hook", ca->name, name);
 	cJSON_ArrayForEach(ch, cJSON_GetObjectItemCaseSensitive(az, "challenges"))
 		if (jstr(ch, "type") && strcmp(jstr(ch, "type"), want) == 0)
-			chosen = (cJSON *)ch;
-	if (!chosen || !jstr(chosen, "url")) {
-		outcome = p11e_ca_fail(res, P11E_CA_REJECTED,
-				       "[ca:%s] the CA offers no %s challenge for %s", ca->name, want,
-				       name);
-		goto out;
-	}
-	p.type = want;
-	snprintf(p.domain, sizeof(p.domain), "%s", name);
-	if (acme_key_authorization(jstr(chosen, "token"), ca->ak.thumbprint, p.keyauth,
-				   sizeof(p.keyauth)) != 0) {
-		outcome = p11e_ca_fail(res, P11E_CA_REJECTED,
-				       "[ca:%s] the %s challenge for %s has a malformed token",
-				       ca->name, want, name);
-		goto out;
-	}
+			*chosen = ch;
+	if (!*chosen || !jstr(*chosen, "url"))
+		return p11e_ca_fail(res, P11E_CA_REJECTED,
+				    "[ca:%s] the CA offers no %s challenge for %s", ca->name, want,
+				    name);
+	p->type = want;
+	snprintf(p->domain, sizeof(p->domain), "%s", name);
+	if (acme_key_authorization(jstr(*chosen, "token"), ca->ak.thumbprint, p->keyauth,
+				   sizeof(p->keyauth)) != 0)
+		return p11e_ca_fail(res, P11E_CA_REJECTED,
+				    "[ca:%s] the %s challenge for %s has a malformed token",
+				    ca->name, want, name);
 	if (strcmp(want, "dns-01") == 0) {
-		snprintf(p.record, sizeof(p.record), "_acme-challenge.%s", name);
-		acme_dns01_value(p.keyauth, p.value);
-	} else {
-		if (!webroot || webroot[0] != '/') {
-			outcome = p11e_ca_fail(res, P11E_CA_MISCONFIGURED,
-					       "[ca:%s] http-01 for %s needs webroot = /absolute/DIR",
-					       ca->name, name);
-			goto out;
-		}
-		p.webroot = webroot;
-		snprintf(p.file, sizeof(p.file), "%s/.well-known/acme-challenge/%s", webroot,
-			 jstr(chosen, "token"));
+		snprintf(p->record, sizeof(p->record), "_acme-challenge.%s", name);
+		acme_dns01_value(p->keyauth, p->value);
+		return P11E_CA_OK;
 	}
-	if (publish(ca, &p, why, sizeof(why)) != 0) {
-		outcome = p11e_ca_fail(res, P11E_CA_MISCONFIGURED, "[ca:%s] %s", ca->name, why);
-		goto out;
-	}
-	published = true;
-	p11e_info("[ca:%s] %s for %s published", ca->name, want, name);
-	fault_point("acme-challenge-published");
-	/* Answer only a challenge that still waits for it (a resumed run may
-	 * find it processing already). */
-	if (jstr(chosen, "status") && strcmp(jstr(chosen, "status"), "pending") == 0) {
-		ans = cJSON_CreateObject();
-		cJSON *ack = NULL;
+	if (!webroot || webroot[0] != '/')
+		return p11e_ca_fail(res, P11E_CA_MISCONFIGURED,
+				    "[ca:%s] http-01 for %s needs webroot = /absolute/DIR",
+				    ca->name, name);
+	p->webroot = webroot;
+	snprintf(p->file, sizeof(p->file), "%s/.well-known/acme-challenge/%s", webroot,
+		 jstr(*chosen, "token"));
+	return P11E_CA_OK;
+}
 
-		outcome = post_json(ca, &(struct signed_req){ .url = jstr(chosen, "url"), .payload = ans,
-							      .what = "ACME challenge response" },
-				    &ack, &resp, res);
-		cJSON_Delete(ack);
-		p11e_http_response_clear(&resp);
-		if (outcome != P11E_CA_OK)
-			goto out;
-	}
-	deadline = time(NULL) + AUTHZ_TIMEOUT;
+/* Tells the CA to validate, if the challenge still waits for it (a resumed
+ * run may find it processing already). */
+static p11e_ca_outcome answer_challenge(struct p11e_ca *ca, const cJSON *chosen,
+					struct p11e_ca_result *res)
+{
+	struct p11e_http_response resp = { 0 };
+	cJSON *ans, *ack = NULL;
+	p11e_ca_outcome outcome;
+
+	if (!jstr(chosen, "status") || strcmp(jstr(chosen, "status"), "pending") != 0)
+		return P11E_CA_OK;
+	ans = cJSON_CreateObject();
+	outcome = post_json(ca, &(struct signed_req){ .url = jstr(chosen, "url"), .payload = ans,
+						      .what = "ACME challenge response" },
+			    &ack, &resp, res);
+	cJSON_Delete(ack);
+	cJSON_Delete(ans);
+	p11e_http_response_clear(&resp);
+	return outcome;
+}
+
+/* Polls the authorisation until it is valid, refused, or AUTHZ_TIMEOUT has
+ * passed (then pending). */
+static p11e_ca_outcome await_validation(struct p11e_ca *ca, const char *url, const char *name,
+					struct p11e_ca_result *res)
+{
+	time_t deadline = time(NULL) + AUTHZ_TIMEOUT;
+	unsigned retry = 0, wait_ms = 100;
+	const char *status;
+	cJSON *az = NULL;
+	p11e_ca_outcome outcome;
+
 	for (;;) {
 		cJSON_Delete(az);
 		az = NULL;
 		outcome = get_object(ca, url, "ACME authorization", &az, &retry, res);
 		if (outcome != P11E_CA_OK)
-			goto out;
+			break;
 		status = jstr(az, "status") ? jstr(az, "status") : "?";
 		if (strcmp(status, "valid") == 0) {
 			p11e_info("[ca:%s] %s validated", ca->name, name);
@@ -1236,13 +1254,13 @@ static p11e_ca_outcome drive_authz(struct p11e_ca *ca, const char *url, const ch
 		}
 		if (strcmp(status, "pending") != 0) {
 			outcome = authz_refused(ca, az, name, res);
-			goto out;
+			break;
 		}
 		if (time(NULL) >= deadline) {
 			outcome = p11e_ca_fail(res, P11E_CA_PENDING,
 					       "[ca:%s] %s is not validated yet", ca->name, name);
 			snprintf(res->status_text, sizeof(res->status_text), "validating");
-			goto out;
+			break;
 		}
 		if (retry) {
 			sleep_seconds(retry > 30 ? 30 : retry);
@@ -1255,11 +1273,52 @@ static p11e_ca_outcome drive_authz(struct p11e_ca *ca, const char *url, const ch
 			wait_ms = wait_ms * 2 > 1000 ? 1000 : wait_ms * 2;
 		}
 	}
-	outcome = P11E_CA_OK;
+	cJSON_Delete(az);
+	return outcome;
+}
+
+/* One authorisation: publish, answer, poll (Retry-After), remove. */
+static p11e_ca_outcome drive_authz(struct p11e_ca *ca, const char *url, const char *challenge,
+				   const char *webroot,
+				   struct p11e_ca_result *res)
+{
+	cJSON *az = NULL;
+	const cJSON *chosen, *idf;
+	struct proof p = { 0 };
+	char why[600];
+	const char *status;
+	char name[256];
+	bool published = false;
+	p11e_ca_outcome outcome;
+
+	outcome = get_object(ca, url, "ACME authorization", &az, NULL, res);
+	if (outcome != P11E_CA_OK)
+		goto out;
+	idf = cJSON_GetObjectItemCaseSensitive(az, "identifier");
+	snprintf(name, sizeof(name), "%s", jstr(idf, "value") ? jstr(idf, "value") : "?");
+	status = jstr(az, "status") ? jstr(az, "status") : "?";
+	if (strcmp(status, "valid") == 0)
+		goto out;
+	if (strcmp(status, "pending") != 0) {
+		outcome = authz_refused(ca, az, name, res);
+		goto out;
+	}
+	outcome = prepare_proof(ca, az, name, challenge, webroot, &p, &chosen, res);
+	if (outcome != P11E_CA_OK)
+		goto out;
+	if (publish(ca, &p, why, sizeof(why)) != 0) {
+		outcome = p11e_ca_fail(res, P11E_CA_MISCONFIGURED, "[ca:%s] %s", ca->name, why);
+		goto out;
+	}
+	published = true;
+	p11e_info("[ca:%s] %s for %s published", ca->name, p.type, name);
+	fault_point("acme-challenge-published");
+	outcome = answer_challenge(ca, chosen, res);
+	if (outcome == P11E_CA_OK)
+		outcome = await_validation(ca, url, name, res);
 out:
 	if (published)
 		unpublish(ca, &p);
-	cJSON_Delete(ans);
 	cJSON_Delete(az);
 	return outcome;
 }
@@ -1287,88 +1346,91 @@ static const char *challenge_for(const struct p11e_ca *ca, const struct p11e_ord
 	return v && (strcmp(v, "dns-01") == 0 || strcmp(v, "http-01") == 0) ? v : ca->challenge;
 }
 
-static p11e_ca_outcome acme_poll(struct p11e_ca *ca, const struct p11e_order *order,
-				 const struct p11e_order_ref *ref, struct p11e_ca_result *res)
+/* Every authorisation of a pending order, with the certificate's own
+ * challenge and webroot when it sets them. */
+static p11e_ca_outcome authorize_order(struct p11e_ca *ca, const struct p11e_order *order,
+				       const cJSON *ord, struct p11e_ca_result *res)
 {
-	cJSON *ord = NULL, *fin = NULL;
-	struct p11e_http_response resp = { 0 };
 	const cJSON *az;
-	const char *status;
-	char *csr = NULL;
-	unsigned retry = 0;
 	p11e_ca_outcome outcome;
 
-	if ((outcome = ensure_account(ca, false, res)) != P11E_CA_OK) {
-		if (outcome == P11E_CA_NOT_FOUND)
-			outcome = res->outcome = P11E_CA_MISCONFIGURED;
-		return outcome;
+	cJSON_ArrayForEach(az, cJSON_GetObjectItemCaseSensitive(ord, "authorizations")) {
+		outcome = drive_authz(ca, cJSON_GetStringValue(az) ? cJSON_GetStringValue(az) : "",
+				      challenge_for(ca, order),
+				      order ? p11e_settings_get(order->overrides, "webroot", ca->webroot)
+					    : ca->webroot,
+				      res);
+		if (outcome != P11E_CA_OK)
+			return outcome;
 	}
-	snprintf(res->order_id, sizeof(res->order_id), "%s", ref->order_id);
-	outcome = get_object(ca, ref->order_id, "ACME order", &ord, &retry, res);
+	return P11E_CA_OK;
+}
+
+/* Finalizes a ready order with the CSR, then looks again a few times while
+ * the CA issues. *ord becomes the CA's latest view of the order, *retry its
+ * Retry-After. */
+static p11e_ca_outcome finalize_order(struct p11e_ca *ca, const struct p11e_order *order,
+				      const struct p11e_order_ref *ref, cJSON **ord, unsigned *retry,
+				      struct p11e_ca_result *res)
+{
+	struct p11e_http_response resp = { 0 };
+	char *fin_url = jstr(*ord, "finalize") ? strdup(jstr(*ord, "finalize")) : NULL;
+	char *csr = NULL;
+	cJSON *fin = NULL;
+	const char *status;
+	p11e_ca_outcome outcome;
+
+	if (!order || !order->csr_pem || csr_der_b64(order->csr_pem, &csr) != P11E_CA_OK || !fin_url) {
+		outcome = p11e_ca_fail(res, P11E_CA_MISCONFIGURED,
+				       "[ca:%s] the order is ready but there is no CSR or "
+				       "finalize URL to finish it with", ca->name);
+		goto out;
+	}
+	/* The order URL is in the journal by now (the agent records what
+	 * place() returned before polling), so a crash from here on
+	 * resumes this order. */
+	fault_point("acme-finalizing");
+	fin = cJSON_CreateObject();
+	cJSON_AddStringToObject(fin, "csr", csr);
+	cJSON_Delete(*ord);
+	*ord = NULL;
+	outcome = post_json(ca, &(struct signed_req){ .url = fin_url, .payload = fin,
+						      .what = "ACME finalize" },
+			    ord, &resp, res);
+	*retry = resp.retry_after;
 	if (outcome != P11E_CA_OK)
 		goto out;
-	status = jstr(ord, "status") ? jstr(ord, "status") : "?";
-	if (strcmp(status, "pending") == 0) {
-		cJSON_ArrayForEach(az, cJSON_GetObjectItemCaseSensitive(ord, "authorizations")) {
-			outcome = drive_authz(ca, cJSON_GetStringValue(az) ? cJSON_GetStringValue(az)
-									 : "",
-					      challenge_for(ca, order),
-					      order ? p11e_settings_get(order->overrides, "webroot",
-									ca->webroot)
-						    : ca->webroot,
-					      res);
-			if (outcome != P11E_CA_OK)
-				goto out;
-		}
-		cJSON_Delete(ord);
-		ord = NULL;
-		outcome = get_object(ca, ref->order_id, "ACME order", &ord, &retry, res);
+	fault_point("acme-finalized");
+	status = jstr(*ord, "status") ? jstr(*ord, "status") : "?";
+	/* Issuance usually takes well under a second: look again a few
+	 * times before handing a whole poll interval back to the agent. */
+	for (unsigned i = 0; i < 8 && strcmp(status, "processing") == 0 && !*retry; i++) {
+		struct timespec ts = { 0, 100 * 1000 * 1000 };
+
+		nanosleep(&ts, NULL);
+		cJSON_Delete(*ord);
+		*ord = NULL;
+		outcome = get_object(ca, ref->order_id, "ACME order", ord, retry, res);
 		if (outcome != P11E_CA_OK)
 			goto out;
-		status = jstr(ord, "status") ? jstr(ord, "status") : "?";
+		status = jstr(*ord, "status") ? jstr(*ord, "status") : "?";
 	}
-	if (strcmp(status, "ready") == 0) {
-		char *fin_url = jstr(ord, "finalize") ? strdup(jstr(ord, "finalize")) : NULL;
+out:
+	free(fin_url);
+	free(csr);
+	cJSON_Delete(fin);
+	p11e_http_response_clear(&resp);
+	return outcome;
+}
 
-		if (!order || !order->csr_pem || csr_der_b64(order->csr_pem, &csr) != P11E_CA_OK ||
-		    !fin_url) {
-			free(fin_url);
-			outcome = p11e_ca_fail(res, P11E_CA_MISCONFIGURED,
-					       "[ca:%s] the order is ready but there is no CSR or "
-					       "finalize URL to finish it with", ca->name);
-			goto out;
-		}
-		/* The order URL is in the journal by now (the agent records what
-		 * place() returned before polling), so a crash from here on
-		 * resumes this order. */
-		fault_point("acme-finalizing");
-		fin = cJSON_CreateObject();
-		cJSON_AddStringToObject(fin, "csr", csr);
-		cJSON_Delete(ord);
-		ord = NULL;
-		outcome = post_json(ca, &(struct signed_req){ .url = fin_url, .payload = fin,
-							      .what = "ACME finalize" },
-				    &ord, &resp, res);
-		free(fin_url);
-		retry = resp.retry_after;
-		if (outcome != P11E_CA_OK)
-			goto out;
-		fault_point("acme-finalized");
-		status = jstr(ord, "status") ? jstr(ord, "status") : "?";
-		/* Issuance usually takes well under a second: look again a few
-		 * times before handing a whole poll interval back to the agent. */
-		for (unsigned i = 0; i < 8 && strcmp(status, "processing") == 0 && !retry; i++) {
-			struct timespec ts = { 0, 100 * 1000 * 1000 };
+/* What the order's status means for the agent: issued, pending (come back
+ * after Retry-After), or refused with the CA's problem. */
+static p11e_ca_outcome order_outcome(struct p11e_ca *ca, const cJSON *ord, unsigned retry,
+				     struct p11e_ca_result *res)
+{
+	const char *status = jstr(ord, "status") ? jstr(ord, "status") : "?";
+	p11e_ca_outcome outcome;
 
-			nanosleep(&ts, NULL);
-			cJSON_Delete(ord);
-			ord = NULL;
-			outcome = get_object(ca, ref->order_id, "ACME order", &ord, &retry, res);
-			if (outcome != P11E_CA_OK)
-				goto out;
-			status = jstr(ord, "status") ? jstr(ord, "status") : "?";
-		}
-	}
 	if (strcmp(status, "valid") == 0) {
 		order_status(ord, res);
 		outcome = res->outcome = P11E_CA_ISSUED;
@@ -1391,11 +1453,43 @@ static p11e_ca_outcome acme_poll(struct p11e_ca *ca, const struct p11e_order *or
 		}
 		order_status(ord, res);
 	}
+	return outcome;
+}
+
+static p11e_ca_outcome acme_poll(struct p11e_ca *ca, const struct p11e_order *order,
+				 const struct p11e_order_ref *ref, struct p11e_ca_result *res)
+{
+	cJSON *ord = NULL;
+	const char *status;
+	unsigned retry = 0;
+	p11e_ca_outcome outcome;
+
+	if ((outcome = ensure_account(ca, false, res)) != P11E_CA_OK) {
+		if (outcome == P11E_CA_NOT_FOUND)
+			outcome = res->outcome = P11E_CA_MISCONFIGURED;
+		return outcome;
+	}
+	snprintf(res->order_id, sizeof(res->order_id), "%s", ref->order_id);
+	outcome = get_object(ca, ref->order_id, "ACME order", &ord, &retry, res);
+	if (outcome != P11E_CA_OK)
+		goto out;
+	status = jstr(ord, "status") ? jstr(ord, "status") : "?";
+	if (strcmp(status, "pending") == 0) {
+		if ((outcome = authorize_order(ca, order, ord, res)) != P11E_CA_OK)
+			goto out;
+		cJSON_Delete(ord);
+		ord = NULL;
+		outcome = get_object(ca, ref->order_id, "ACME order", &ord, &retry, res);
+		if (outcome != P11E_CA_OK)
+			goto out;
+		status = jstr(ord, "status") ? jstr(ord, "status") : "?";
+	}
+	if (strcmp(status, "ready") == 0 &&
+	    (outcome = finalize_order(ca, order, ref, &ord, &retry, res)) != P11E_CA_OK)
+		goto out;
+	outcome = order_outcome(ca, ord, retry, res);
 out:
-	free(csr);
-	cJSON_Delete(fin);
 	cJSON_Delete(ord);
-	p11e_http_response_clear(&resp);
 	return outcome;
 }
 

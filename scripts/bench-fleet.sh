@@ -35,7 +35,7 @@ softhsm2-util --init-token --free --label bench --pin 1234 --so-pin 5678 >/dev/n
 (umask 077; echo 1234 >"$work/pin")
 
 start_sim() {
-	[ -n "$sim_pid" ] && kill "$sim_pid" 2>/dev/null && wait "$sim_pid" 2>/dev/null || true
+	{ [ -n "$sim_pid" ] && kill "$sim_pid" 2>/dev/null && wait "$sim_pid" 2>/dev/null; } || true
 	rm -rf "$work/sim"
 	printf '%s\n' "$1" >"$work/scenario.json"
 	$py tests/sim/certinext_sim.py --dir "$work/sim" --scenario "$work/scenario.json" >"$work/sim.log" 2>&1 &
@@ -225,5 +225,5 @@ t=$(awk "BEGIN { print $(date +%s.%N) - $t0 }")
 # The floor: 15 placements per 10 s window, the first window free.
 ratio "enroll --all, $B, burst-limited" "$t" "$(awk "BEGIN { w = int(($B - 1) / 15); print (w > 0 ? w * 10 : 1) }")"
 grep -o 'enroll --all: .*' "$work/burst.log" | head -1
-curl -s --cacert "$work/sim/ca/root.pem" "${sim_url:-$(cat "$work/sim/url" | sed 's,/emSignHub-API$,,')}/_sim/stats" |
+curl -s --cacert "$work/sim/ca/root.pem" "${sim_url:-$(sed 's,/emSignHub-API$,,' "$work/sim/url")}/_sim/stats" |
 	$py -c "import json,sys; s=json.load(sys.stdin); print(f\"orders placed: {s['orders_placed']}, rate-limit answers: {s['rate_limited']}\")"

@@ -67,7 +67,7 @@ if [ ! -f "$BUILD/build.ninja" ]; then
 	CC="$CLANG" meson setup "$BUILD" "$SRC" -Dfuzz=true >"$WORK/setup.log" 2>&1 ||
 		{ cat "$WORK/setup.log" >&2; exit 1; }
 fi
-ninja -C "$BUILD" $(printf 'tests/fuzz/libfuzzer-%s ' "${TARGETS[@]}") >"$WORK/build.log" 2>&1 ||
+ninja -C "$BUILD" "${TARGETS[@]/#/tests/fuzz/libfuzzer-}" >"$WORK/build.log" 2>&1 ||
 	{ tail -n 40 "$WORK/build.log" >&2; exit 1; }
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}

@@ -8,6 +8,8 @@ packages=(
 	meson ninja-build pkg-config gcc libc6-dev
 	libssl-dev libp11-kit-dev p11-kit libcurl4-openssl-dev libcjson-dev libinih-dev
 	libcriterion-dev
+	# house style (meson suite style): scripts/format.sh, scripts/shellcheck.sh
+	clang-format shellcheck
 	# tokens and tests
 	softhsm2 opensc openssl curl libengine-pkcs11-openssl
 	python3 python3-cryptography

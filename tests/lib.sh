@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
+# shellcheck shell=bash
 # Shared plumbing for the shell test suites: a private work folder, throw-away
 # SoftHSM2 tokens, CA simulators on loopback, and assertions.
 # A script sources this, defines case_NAME functions and ends with t_run "$@".
@@ -82,14 +83,14 @@ t_token_objects() {
 # in $WORK/NAME and waits until it listens. Sets SIM_DIR, SIM_URL (from the
 # sim's url file), SIM_ROOT (its root certificate: TLS trust and issuer).
 t_sim_start() {
-	local kind=$1 name=$2 i
+	local kind=$1 name=$2
 	shift 2
 	SIM_DIR="$WORK/$name"
 	mkdir -p "$SIM_DIR"
 	"$PYTHON" "$P11E_SRCDIR/tests/sim/${kind}_sim.py" --dir "$SIM_DIR" "$@" \
 		>"$SIM_DIR/stdout.log" 2>"$SIM_DIR/stderr.log" &
 	T_PIDS+=("$!")
-	for i in $(seq 1 300); do
+	for _ in $(seq 1 300); do
 		[ -f "$SIM_DIR/ready" ] && break
 		kill -0 "$!" 2>/dev/null || { cat "$SIM_DIR/stderr.log" >&2; t_fail "$kind simulator died"; }
 		sleep 0.05

@@ -23,8 +23,7 @@ EOF
 
 # wait_port PORT PID NAME — until something listens on 127.0.0.1:PORT.
 wait_port() {
-	local i
-	for i in $(seq 1 200); do
+	for _ in $(seq 1 200); do
 		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
 		kill -0 "$2" 2>/dev/null || { cat "$WORK/$3.log" >&2; t_fail "$3 died"; }
 		sleep 0.05
@@ -134,7 +133,7 @@ conf() {
 		echo "key = pkcs11:token=edge;object=web?$uri"
 		echo "key_type = ec-p256"
 		echo "subject = CN=$first"
-		echo "dns = $(echo "$names" | sed 's/ /, /g')"
+		echo "dns = ${names// /, }"
 		echo "cert_file = $WORK/tls/cert.pem"
 		echo "chain_file = $WORK/tls/chain.pem"
 		echo "fullchain_file = $WORK/tls/fullchain.pem"
@@ -291,7 +290,7 @@ case_account_rs256() {
 
 # The account key in a (software) TPM through the tpm2 OpenSSL provider.
 case_account_key_tpm() {
-	local i dir
+	local dir
 	t_need swtpm tpm2_getcap
 	dir=$(openssl version -m | sed -n 's/^MODULESDIR: "\(.*\)"$/\1/p')
 	[ -e "$dir/tpm2.so" ] || t_skip "tpm2-openssl ($dir/tpm2.so) is not installed"
@@ -302,7 +301,7 @@ case_account_key_tpm() {
 		--server type=unixio,path="$WORK/tpm.sock" --ctrl type=unixio,path="$WORK/tpm.sock.ctrl" \
 		--flags not-need-init,startup-clear --log file="$WORK/swtpm.log" &
 	T_PIDS+=("$!")
-	for i in $(seq 1 250); do [ -S "$WORK/tpm.sock" ] && break; sleep 0.02; done
+	for _ in $(seq 1 250); do [ -S "$WORK/tpm.sock" ] && break; sleep 0.02; done
 	[ -S "$WORK/tpm.sock" ] || t_fail "swtpm did not start"
 	unset TPM2OPENSSL_TCTI
 	sed -i "s|^account_key = .*|account_key = provider:tpm2:$WORK/keys/acme.tss2.pem?tcti=swtpm:path=$WORK/tpm.sock|" "$WORK/p.conf"

@@ -303,6 +303,8 @@ case_unknown_tagged() {
 	t_contains "$WORK/err" "carries our tag p11enroll:idem-7"
 }
 
+# oauth_sim [CONFIG-LINE…] — the simulator behind OAuth, and a config using it.
+# shellcheck disable=SC2120 # CONFIG-LINEs are part of the helper; today's cases pass none
 oauth_sim() {
 	printf 'oauth-secret-0123456789\n' >"$WORK/client.secret"
 	chmod 600 "$WORK/client.secret"

@@ -51,7 +51,7 @@ assert_installed() {
 	[ "$(stat -c %a "$WORK/tls/cert.pem")" = 644 ] || t_fail "cert.pem mode is not 0644"
 	[ "$(stat -c %a "$WORK/state/web.json")" = 600 ] || t_fail "journal mode is not 0600"
 	# The token: the certificate beside the key, same CKA_ID and label.
-	local key_id cert_ids
+	local key_id
 	key_id=$(pkcs11-tool --module "$SOFTHSM_MODULE" --token-label edge --login --pin "$PIN" \
 		--list-objects --type privkey 2>/dev/null | awk '/ID:/ {print $2}')
 	pkcs11-tool --module "$SOFTHSM_MODULE" --token-label edge --list-objects --type cert \
@@ -95,8 +95,7 @@ case_tls_handshake() {
 		-cert "$WORK/tls/cert.pem" -cert_chain "$WORK/tls/chain.pem" \
 		-accept "127.0.0.1:$port" -naccept 1 -www >"$WORK/s_server.log" 2>&1 &
 	T_PIDS+=("$!")
-	local i
-	for i in $(seq 1 100); do
+	for _ in $(seq 1 100); do
 		grep -q ACCEPT "$WORK/s_server.log" && break
 		sleep 0.05
 	done
@@ -149,7 +148,8 @@ case_ca_changed_mid_order() {
 	setup certinext ec-p256 '{"pending_polls": 3}'
 	t_expect 3 p11e enroll web --wait 0s
 	sed -i 's|^ca = sim$|ca = other|' "$WORK/p.conf"
-	sed 's/^\[ca:sim\]/[ca:other]/' "$WORK/p.conf" | sed -n '/^\[ca:other\]/,/^$/p' >>"$WORK/p.conf"
+	sed 's/^\[ca:sim\]/[ca:other]/' "$WORK/p.conf" | sed -n '/^\[ca:other\]/,/^$/p' >"$WORK/other.conf"
+	cat "$WORK/other.conf" >>"$WORK/p.conf"
 	t_expect 2 p11e enroll web
 	t_contains "$WORK/err" "in progress at [ca:sim], but its configuration now names [ca:other]"
 	sed -i 's|^ca = other$|ca = sim|' "$WORK/p.conf"
@@ -261,8 +261,7 @@ case_lock() {
 	"$P11ENROLL" -c "$WORK/p.conf" enroll web --wait 25s >"$WORK/first.out" 2>"$WORK/first.err" &
 	local first=$!
 	T_PIDS+=("$first")
-	local i
-	for i in $(seq 1 100); do
+	for _ in $(seq 1 100); do
 		[ -f "$WORK/state/web.json" ] && grep -q order-pending "$WORK/state/web.json" && break
 		sleep 0.1
 	done
@@ -452,18 +451,18 @@ case_renew_rotate() {
 	echo "renew_before = 365d" >>"$WORK/p.conf"
 	# Stop right after the new certificate was downloaded: both keys still there.
 	P11ENROLL_FAULT=cert-issued t_expect 137 p11e renew --all
-	[ "$(echo $(key_ids) | wc -w)" = 2 ] || t_fail "the old key went before the new install: $(key_ids)"
+	[ "$(key_ids | wc -w)" = 2 ] || t_fail "the old key went before the new install: $(key_ids)"
 	t_expect 0 p11e renew --all
 	assert_installed
 	new_key=$(key_ids)
 	[ "$new_key" != "$old_key" ] || t_fail "no new key"
-	[ "$(echo $new_key | wc -w)" = 1 ] || t_fail "old key not removed: $new_key"
-	[ "$(cert_object_ids)" = "$(echo $new_key)" ] || t_fail "the certificate object is not beside the new key"
-	[ "$(t_journal 'j["key"]["id"]')" = "$(echo $new_key)" ] || t_fail "journal key id"
+	[ "$(wc -w <<<"$new_key")" = 1 ] || t_fail "old key not removed: $new_key"
+	[ "$(cert_object_ids)" = "${new_key% }" ] || t_fail "the certificate object is not beside the new key"
+	[ "$(t_journal 'j["key"]["id"]')" = "${new_key% }" ] || t_fail "journal key id"
 	[ "$(orders_placed)" = 2 ] || t_fail "the CA saw $(orders_placed) orders"
 	openssl x509 -in "$WORK/tls/cert.pem" -noout -pubkey >"$WORK/leaf.pub"
 	pkcs11-tool --module "$SOFTHSM_MODULE" --token-label edge --read-object --type pubkey \
-		--id "$(echo $new_key)" -o "$WORK/new.der" >/dev/null 2>&1
+		--id "${new_key% }" -o "$WORK/new.der" >/dev/null 2>&1
 	openssl pkey -pubin -inform DER -in "$WORK/new.der" | cmp -s - "$WORK/leaf.pub" ||
 		t_fail "the installed certificate is not for the new key"
 }
@@ -474,9 +473,9 @@ case_renew_rotate_keep_old() {
 	t_expect 0 p11e enroll web
 	echo "renew_before = 365d" >>"$WORK/p.conf"
 	t_expect 0 p11e renew --all
-	[ "$(echo $(key_ids) | wc -w)" = 2 ] || t_fail "keep_old_keys = 1 should keep one old key: $(key_ids)"
+	[ "$(key_ids | wc -w)" = 2 ] || t_fail "keep_old_keys = 1 should keep one old key: $(key_ids)"
 	t_expect 0 p11e renew --all
-	[ "$(echo $(key_ids) | wc -w)" = 2 ] || t_fail "only the newest old key is kept: $(key_ids)"
+	[ "$(key_ids | wc -w)" = 2 ] || t_fail "only the newest old key is kept: $(key_ids)"
 }
 
 # A crash right after the new key was made finds that key, not a third.
@@ -486,9 +485,9 @@ case_renew_rotate_crash_after_keygen() {
 	t_expect 0 p11e enroll web
 	echo "renew_before = 365d" >>"$WORK/p.conf"
 	P11ENROLL_FAULT=key-generated t_expect 137 p11e renew --all
-	[ "$(echo $(key_ids) | wc -w)" = 2 ] || t_fail "expected old + new key: $(key_ids)"
+	[ "$(key_ids | wc -w)" = 2 ] || t_fail "expected old + new key: $(key_ids)"
 	t_expect 0 p11e renew --all
-	[ "$(echo $(key_ids) | wc -w)" = 1 ] || t_fail "expected the new key only: $(key_ids)"
+	[ "$(key_ids | wc -w)" = 1 ] || t_fail "expected the new key only: $(key_ids)"
 	assert_installed
 	[ "$(orders_placed)" = 2 ] || t_fail "the CA saw $(orders_placed) orders"
 }
@@ -533,7 +532,7 @@ case_sslstore_reissue_rotate() {
 	[ "$(orders_placed)" = 1 ] || t_fail "a reissue is no new order; the CA saw $(orders_placed)"
 	[ "$(t_sim_stat 's["orders"][0]["reissues"]')" = 1 ] || t_fail "no reissue at the CA"
 	[ "$(key_ids)" != "$old_key" ] || t_fail "no new key"
-	[ "$(echo $(key_ids) | wc -w)" = 1 ] || t_fail "old key not removed: $(key_ids)"
+	[ "$(key_ids | wc -w)" = 1 ] || t_fail "old key not removed: $(key_ids)"
 }
 
 t_run "$@"

@@ -19,13 +19,13 @@ install_here() {
 
 # sandbox_start KIND [ARGS…] — the installed p11enroll-sim in $WORK/sandbox.
 sandbox_start() {
-	local kind=$1 i
+	local kind=$1
 	shift
 	"$PREFIX_DIR/bin/p11enroll-sim" "$kind" --dir "$WORK/sandbox" "$@" \
 		>"$WORK/sandbox.out" 2>"$WORK/sandbox.err" &
 	SANDBOX_PID=$!
 	T_PIDS+=("$SANDBOX_PID")
-	for i in $(seq 1 300); do
+	for _ in $(seq 1 300); do
 		[ -f "$WORK/sandbox/ready" ] && break
 		kill -0 "$SANDBOX_PID" 2>/dev/null || { cat "$WORK/sandbox.err"; t_fail "p11enroll-sim died"; }
 		sleep 0.05
@@ -96,10 +96,10 @@ case_sandbox_scenario() {
 	t_contains "$WORK/err" "Refused by the sandbox"
 	t_expect 2 "$PREFIX_DIR/bin/p11enroll-sim" nosuchca --dir "$WORK/x"
 	# Killed hard, it takes the simulator with it.
-	local sim_pid i
+	local sim_pid
 	sim_pid=$(cat "$WORK/sandbox/sim/pid")
 	kill -9 "$SANDBOX_PID"
-	for i in $(seq 1 100); do
+	for _ in $(seq 1 100); do
 		kill -0 "$sim_pid" 2>/dev/null || break
 		sleep 0.05
 	done
@@ -235,9 +235,9 @@ case_prometheus() {
 		{ cat "$WORK/promtool.out"; t_fail "promtool test rules"; }
 	# Every metric the rules use is one p11enroll writes.
 	local m
-	for m in $(grep -o 'p11enroll_[a-z_]*' "$P11E_SRCDIR/docs/prometheus/p11enroll.rules.yml" | sort -u); do
+	while read -r m; do
 		grep -q "^# TYPE $m " "$WORK/p11enroll.prom" || t_fail "the rules use $m, which p11enroll does not write"
-	done
+	done < <(grep -o 'p11enroll_[a-z_]*' "$P11E_SRCDIR/docs/prometheus/p11enroll.rules.yml" | sort -u)
 }
 
 # ---- nginx with the installed chain and the key in the token ------------------------
@@ -282,7 +282,7 @@ case_nginx() {
 		echo "    server_name www.example.com;"
 		echo "    ssl_certificate $WORK/tls/fullchain.pem;"
 		echo "    ssl_certificate_key \"engine:pkcs11:pkcs11:token=edge;object=web;type=private?pin-source=file:$WORK/nginx/pin\";"
-		echo "    location / { return 200 \"ok\\n\"; }"
+		printf '%s\n' '    location / { return 200 "ok\n"; }'
 		echo "  }"
 		echo "}"
 	} >"$WORK/nginx/nginx.conf"
@@ -304,9 +304,9 @@ case_nginx() {
 	EOF
 	OPENSSL_CONF=$WORK/nginx/openssl.cnf nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -g 'daemon off;' \
 		>"$WORK/nginx/stdout.log" 2>&1 &
-	local nginx_pid=$! i serial new=""
+	local nginx_pid=$! serial new=""
 	T_PIDS+=("$nginx_pid")
-	for i in $(seq 1 100); do
+	for _ in $(seq 1 100); do
 		[ -s "$WORK/nginx/nginx.pid" ] && handshake_serial >/dev/null && break
 		kill -0 "$nginx_pid" 2>/dev/null || break
 		sleep 0.1
@@ -319,11 +319,11 @@ case_nginx() {
 	# handshake shows the new certificate.
 	echo "post_install = kill -HUP $nginx_pid" >>"$WORK/p.conf"
 	t_expect 0 "$P11ENROLL" -c "$WORK/p.conf" renew web --force
-	for i in $(seq 1 100); do
+	for _ in $(seq 1 100); do
 		new=$(handshake_serial) && [ "$new" != "$serial" ] && break
 		sleep 0.1
 	done
-	[ -n "$new" ] && [ "$new" != "$serial" ] || t_fail "after renew, nginx still serves serial $serial"
+	{ [ -n "$new" ] && [ "$new" != "$serial" ]; } || t_fail "after renew, nginx still serves serial $serial"
 	[ "$new" = "$(openssl x509 -in "$WORK/tls/cert.pem" -noout -serial | cut -d= -f2)" ] ||
 		t_fail "nginx serves $new, cert.pem has another serial"
 	kill "$nginx_pid"

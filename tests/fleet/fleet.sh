@@ -183,7 +183,7 @@ case_sslstore_429() {
 # The agent's round runs what is due in worker processes: four new
 # certificates installed in one round, one order each; SIGTERM ends it.
 case_agent_parallel() {
-	local pid i n
+	local pid n
 	# (one pending poll: every order is still open when the last key is made)
 	t_token_and_sim certinext "$PIN" '{"pending_polls": 1}'
 	CERTS="g1:ok g2:ok g3:ok g4:ok"
@@ -191,7 +191,7 @@ case_agent_parallel() {
 	"$P11ENROLL" -c "$WORK/p.conf" agent --interval-min 1s >"$WORK/out" 2>"$WORK/err" &
 	pid=$!
 	T_PIDS+=("$pid")
-	for i in $(seq 1 300); do
+	for _ in $(seq 1 300); do
 		n=0
 		for c in g1 g2 g3 g4; do
 			[ -f "$WORK/state/$c.json" ] && [ "$(state_of "$WORK/state" $c)" = monitoring ] && n=$((n + 1))
@@ -234,19 +234,19 @@ case_config_checks() {
 # SIGTERM reaches the workers: every process ends, pending orders stay
 # pending in their journals.
 case_stop_workers() {
-	local pid i
+	local pid
 	t_token_and_sim certinext "$PIN" '{"pending_polls": 1000}'
 	CERTS="s1:ok s2:ok s3:ok"
 	conf "$WORK/p.conf" "$WORK/state" 8 s
 	"$P11ENROLL" -c "$WORK/p.conf" enroll --all --wait 600s >"$WORK/out" 2>"$WORK/err" &
 	pid=$!
-	for i in $(seq 1 200); do
+	for _ in $(seq 1 200); do
 		[ "$(grep -c 'order placed' "$WORK/err")" = 3 ] && break
 		sleep 0.1
 	done
 	[ "$(grep -c 'order placed' "$WORK/err")" = 3 ] || t_fail "the orders were not placed"
 	kill -TERM "$pid"
-	for i in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+	for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 	kill -0 "$pid" 2>/dev/null && t_fail "enroll --all still runs 4 s after SIGTERM"
 	wait "$pid"
 	pgrep -f "$WORK/p.conf" >/dev/null && t_fail "a worker outlived the stop"

@@ -435,7 +435,7 @@ case_section_names_safe() {
 	conf ../escape ec-p256
 	t_expect 2 p11e enroll ../escape
 	t_contains "$WORK/err" "p.conf:4: [cert:../escape]: a certificate name has 1 to 40 letters"
-	[ ! -e "$WORK/escape.json" ] && [ ! -e "$WORK/escape.lock" ] || t_fail "a journal outside state_dir"
+	{ [ ! -e "$WORK/escape.json" ] && [ ! -e "$WORK/escape.lock" ]; } || t_fail "a journal outside state_dir"
 	conf .hidden ec-p256
 	t_expect 2 p11e keygen .hidden
 	t_contains "$WORK/err" "does not start with '.'"

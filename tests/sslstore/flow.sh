@@ -76,7 +76,7 @@ case_placement_retry_time() {
 	t_contains "$WORK/err" "max_retry_time = 2s"
 	local n
 	n=$(orders 'len(s["placements"])')
-	[ "$n" -ge 1 ] && [ "$n" -le 3 ] || t_fail "$n placements within max_retry_time = 2s"
+	{ [ "$n" -ge 1 ] && [ "$n" -le 3 ]; } || t_fail "$n placements within max_retry_time = 2s"
 	t_eq "$(orders 'len(set(p["CustomOrderID"] for p in s["placements"]))')" 1 "CustomOrderIDs"
 }
 
@@ -160,7 +160,7 @@ dcv_instructions() {
 	t_contains "$WORK/err" "publish:"
 	local want
 	want=$(t_journal 'j["order"]["dcv_instructions"]')
-	[ -n "$want" ] && [ "$want" != None ] || t_fail "no instructions journalled"
+	{ [ -n "$want" ] && [ "$want" != None ]; } || t_fail "no instructions journalled"
 	t_contains "$WORK/err" "$want"
 	t_contains "$WORK/err" "$2"
 	"$P11ENROLL" -c "$WORK/p.conf" status >"$WORK/out" 2>"$WORK/err"

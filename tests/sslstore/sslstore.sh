@@ -122,7 +122,7 @@ case_families() {
 		t_eq "$(sstat 's["orders_placed"]')" "$n" "orders after $p"
 		t_eq "$(sstat 's["orders"][-1]["ProductCode"]')" "${p%-EO}" "product of order $n"
 		t_eq "$(sstat 's["orders"][-1]["CustomOrderID"]')" "p11e-fam-${p//_/-}" "CustomOrderID"
-		[ -n "$(val order_id)" ] && [ -n "$(val request_id)" ] || t_fail "no order ids for $p"
+		{ [ -n "$(val order_id)" ] && [ -n "$(val request_id)" ]; } || t_fail "no order ids for $p"
 	done
 	# what went over the wire for the last one (-EO)
 	t_eq "$(sstat 's["last_request"]["/rest/order/neworder"]["TSSOrganizationId"]')" 204518 "TSSOrganizationId"

@@ -100,7 +100,7 @@ matrix() {
 	for t in $refused; do
 		t_expect 5 p11e keygen "k-$t"
 		t_contains "$WORK/err" "cannot make $t keys"
-		t_contains "$WORK/err" "of the allowed types it can make: $(echo $ok | sed 's/ /, /g')"
+		t_contains "$WORK/err" "of the allowed types it can make: ${ok// /, }"
 	done
 	# Enrol, with the certificate objects beside the key.
 	t_expect 0 p11e enroll web
@@ -201,7 +201,6 @@ case_nss() {
 ock() { nsenter --mount="/proc/$OCK_NS/ns/mnt" "$@"; }
 
 case_opencryptoki() {
-	local i
 	t_need openssl curl pkcs11-tool pkcsslotd pkcsconf unshare nsenter
 	[ -e "$OCK_MODULE" ] || t_skip "opencryptoki ($OCK_MODULE) is not installed"
 	getent group pkcs11 >/dev/null || t_skip "opencryptoki's pkcs11 group is missing"
@@ -215,7 +214,7 @@ case_opencryptoki() {
 	unshare -m --propagation private bash "$P11E_SRCDIR/tests/tokens/ock_ns.sh" "$STATE" \
 		>"$STATE/ns.log" 2>&1 &
 	OCK_NS=$!
-	for i in $(seq 1 100); do
+	for _ in $(seq 1 100); do
 		[ -f "$STATE/ready" ] && break
 		kill -0 "$OCK_NS" 2>/dev/null || break
 		sleep 0.05
@@ -287,7 +286,7 @@ case_p11kit_server() {
 # The server goes away and comes back while the CA is working on the order:
 # no session is held meanwhile, so the run completes, with one order.
 case_p11kit_server_restart() {
-	local pid i rc children
+	local pid rc children
 	server_setup
 	echo '{"pending_polls": 4}' >"$WORK/scenario.json"
 	t_sim_start certinext sim --scenario "$WORK/scenario.json"
@@ -295,7 +294,7 @@ case_p11kit_server_restart() {
 	write_conf "$ACCESS_KEY" "$(cert_section web ec-p256 "store_in_token = yes")"
 	p11e enroll web >"$WORK/out" 2>"$WORK/err" &
 	pid=$!
-	for i in $(seq 1 200); do
+	for _ in $(seq 1 200); do
 		[ -f "$STATE/state/web.json" ] && [ "$(t_state_journal 'j["state"]')" = order-pending ] && break
 		sleep 0.05
 	done
@@ -307,7 +306,7 @@ case_p11kit_server_restart() {
 	children=$(ps -o pid= --ppid "$SERVER_PID")
 	# …nor a connection to the server (each has its own child).
 	[ -z "$children" ] || t_fail "a session to the server is held during the CA wait"
-	kill "$SERVER_PID" $children
+	kill "$SERVER_PID"
 	wait "$SERVER_PID" 2>/dev/null
 	sleep 1
 	server_start

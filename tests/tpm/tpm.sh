@@ -7,7 +7,7 @@
 . "$P11E_SRCDIR/tests/lib.sh"
 
 PIN=918273  # distinctive, so a leak is easy to grep for
-TPM_MODULE=${TPM_MODULE:-$(ls /usr/lib/*/pkcs11/libtpm2_pkcs11.so 2>/dev/null | head -n1)}
+TPM_MODULE=${TPM_MODULE:-$(find /usr/lib -mindepth 3 -maxdepth 3 -path '/usr/lib/*/pkcs11/libtpm2_pkcs11.so' 2>/dev/null | head -n1)}
 KEYS_DRIVER="$P11E_BUILDDIR/tests/tpm/tpm-keys-driver"
 # Under ASan: libcrypto has no frame pointers, so the fast unwinder stops
 # there and a leak inside libtpm2_pkcs11 (1.9.0 leaks an ASN1_STRING when
@@ -24,7 +24,6 @@ tpm_need() {
 # swtpm TCTI looks for it) with its state in $WORK/tpmstate
 # (kept across a stop/start: the same TPM after a restart).
 tpm_start() {
-	local i
 	mkdir -p "$WORK/tpmstate"
 	rm -f "$WORK/tpm.sock" "$WORK/tpm.sock.ctrl"
 	swtpm socket --tpm2 --tpmstate dir="$WORK/tpmstate" \
@@ -32,7 +31,7 @@ tpm_start() {
 		--flags not-need-init,startup-clear --log file="$WORK/swtpm.log" &
 	SWTPM_PID=$!
 	T_PIDS+=("$SWTPM_PID")
-	for i in $(seq 1 250); do
+	for _ in $(seq 1 250); do
 		[ -S "$WORK/tpm.sock" ] && break
 		kill -0 "$SWTPM_PID" 2>/dev/null || { cat "$WORK/swtpm.log" >&2; t_fail "swtpm died"; }
 		sleep 0.02
@@ -118,7 +117,7 @@ csr_ok() {
 # ---- through tpm2-pkcs11 ------------------------------------------------------
 
 p11_token() {
-	[ -n "$TPM_MODULE" ] && [ -e "$TPM_MODULE" ] || t_skip "tpm2-pkcs11 (libtpm2_pkcs11.so) is not installed"
+	{ [ -n "$TPM_MODULE" ] && [ -e "$TPM_MODULE" ]; } || t_skip "tpm2-pkcs11 (libtpm2_pkcs11.so) is not installed"
 	t_need pkcs11-tool
 	mkdir -p "$WORK/p11store"
 	pkcs11-tool --module "$TPM_MODULE" --init-token --slot-index 0 --label tpmtok --so-pin 5678 \
@@ -252,7 +251,8 @@ prov_keygen_and_csr() {
 	fi
 	t_expect 0 p11e keygen web
 	t_contains "$WORK/err" "reusing $type key 'web'"
-	[ "$(ls "$WORK/keys" | wc -l)" = 2 ] || t_fail "a second keygen left more files: $(ls "$WORK/keys")"
+	[ "$(find "$WORK/keys" -mindepth 1 -maxdepth 1 ! -name '.*' | wc -l)" = 2 ] ||
+		t_fail "a second keygen left more files: $(cd "$WORK/keys" && echo *)"
 	t_expect 0 p11e csr web -o "$WORK/web.csr"
 	csr_ok "$type" "$WORK/web.csr"
 	prov_pub "$KEY" >"$WORK/prov-pub.pem" 2>"$WORK/prov.err" || { cat "$WORK/prov.err"; t_fail "the provider cannot read $KEY"; }
@@ -308,7 +308,7 @@ case_prov_rotate() {
 	t_expect 0 "$KEYS_DRIVER" "$WORK/p.conf" web rotate
 	id1=$(sed -n 's/^id1 //p' "$WORK/out")
 	id2=$(sed -n 's/^id2 //p' "$WORK/out")
-	[ ${#id1} = 32 ] && [ ${#id2} = 32 ] || t_fail "bad key ids '$id1' '$id2'"
+	{ [ ${#id1} = 32 ] && [ ${#id2} = 32 ]; } || t_fail "bad key ids '$id1' '$id2'"
 	t_contains "$WORK/out" "before commit PATH -> web.tss2.pem.$id1"
 	t_contains "$WORK/out" "csr with key2 ok"
 	t_contains "$WORK/out" "by nonce: $id2 found"
@@ -318,8 +318,8 @@ case_prov_rotate() {
 	t_contains "$WORK/out" "refused: refusing to remove the key in use"
 	t_contains "$WORK/out" "key1 file removed"
 	t_contains "$WORK/out" "PATH opens key2"
-	[ "$(ls "$WORK/keys" | sort | tr '\n' ' ')" = "web.tss2.pem web.tss2.pem.$id2 " ] ||
-		t_fail "key folder holds: $(ls "$WORK/keys")"
+	[ "$(cd "$WORK/keys" && echo *)" = "web.tss2.pem web.tss2.pem.$id2" ] ||
+		t_fail "key folder holds: $(cd "$WORK/keys" && echo *)"
 	t_expect 0 p11e csr web -o "$WORK/web.csr"
 	csr_ok ec-p256 "$WORK/web.csr"
 	prov_pub "$WORK/keys/web.tss2.pem.$id2" >"$WORK/key2.pem"
