@@ -392,6 +392,22 @@ case_dcv_hook() {
 	t_eq "$(cn_stat 'd["calls"]["VerifyDcv"]')" 2 "VerifyDcv calls"
 }
 
+# TrackOrder may list more domains while p11enroll waits for validation
+# than when it published: every record published is removed, and nothing
+# is sized by the longer list (ASan catches a stray write).
+case_dcv_domains_grow() {
+	cn_sim
+	hook_script
+	cn_config "dcv_hook = $WORK/hook.sh" "dcv_propagation_wait = 0" "dcv_poll_interval = 1s" \
+		"dcv_timeout = 20s"
+	cn_scenario '{"dcv_required": true, "dcv_verify_polls": 1, "dcv_extra_domains": 8}'
+	cn_csr "$WORK/a.csr" www.example.com
+	drive 0 "$WORK/ca.conf" enroll --csr "$WORK/a.csr" --cn www.example.com --max-sleep 0
+	t_contains "$WORK/out" "final.outcome=issued"
+	t_eq "$(grep -c '^publish ' "$WORK/hook.log")" 1 "publish calls"
+	t_eq "$(grep -c '^remove ' "$WORK/hook.log")" 1 "remove calls"
+}
+
 case_dcv_fail() {
 	cn_sim
 	hook_script
