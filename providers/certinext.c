@@ -450,8 +450,9 @@ static char *build_body(void *vctx, unsigned attempt)
 	return cJSON_PrintUnformatted(ctx->payload);
 }
 
-/* POSTs payload (meta added) to the endpoint; see cn_interpret. In OAuth
- * mode a 401 gets one token refresh and one more try. */
+/* The exchange under cn_call: POSTs payload (meta added) to the endpoint;
+ * see cn_interpret. In OAuth mode a 401 gets one token refresh and one
+ * more try. */
 static cn_call_rc call(struct p11e_ca *ca, const char *endpoint, cJSON *payload, bool placement,
 		       cJSON **root, struct cn_meta *meta, struct p11e_ca_result *res)
 {
@@ -509,68 +510,56 @@ static p11e_ca_outcome ca_error(struct p11e_ca *ca, const struct cn_meta *meta,
 	return outcome;
 }
 
-/* What a refusal (meta.status "0") of a call means, by the kind of error. */
-typedef p11e_ca_outcome (*cn_judge)(cn_err_kind kind);
+/* What a refusal (meta.status "0") of a call means, by what the CA refused:
+ * our credentials, an order it does not know, a validation that has not
+ * opened yet, anything else. A field left 0 (P11E_CA_OK, never a
+ * refusal's outcome) means `other`. */
+struct cn_judge {
+	p11e_ca_outcome credentials, not_found, not_ready, other;
+};
 
-static p11e_ca_outcome misconfigured(cn_err_kind kind)
+static const struct cn_judge misconfigured = { .other = P11E_CA_MISCONFIGURED };
+static const struct cn_judge unreachable = { .other = P11E_CA_UNREACHABLE };
+/* our credentials are ours to fix; anything else is the CA's trouble */
+static const struct cn_judge unreachable_unless_credentials = {
+	.credentials = P11E_CA_MISCONFIGURED, .other = P11E_CA_UNREACHABLE };
+/* RevokeOrder, RejectOrder: final unless it is our credentials */
+static const struct cn_judge rejected_unless_credentials = {
+	.credentials = P11E_CA_MISCONFIGURED, .other = P11E_CA_REJECTED };
+/* TrackOrder: the CA may not know the order */
+static const struct cn_judge order_refusal = {
+	.credentials = P11E_CA_MISCONFIGURED, .not_found = P11E_CA_NOT_FOUND,
+	.other = P11E_CA_UNREACHABLE };
+/* GetDcv: a validation that has not opened yet is a wait */
+static const struct cn_judge dcv_refusal = {
+	.credentials = P11E_CA_MISCONFIGURED, .not_ready = P11E_CA_PENDING,
+	.other = P11E_CA_UNREACHABLE };
+
+static p11e_ca_outcome judged(const struct cn_judge *judge, cn_err_kind kind)
 {
-	(void)kind;
-	return P11E_CA_MISCONFIGURED;
-}
+	p11e_ca_outcome outcome;
 
-static p11e_ca_outcome unreachable(cn_err_kind kind)
-{
-	(void)kind;
-	return P11E_CA_UNREACHABLE;
-}
-
-/* A refusal of our credentials is ours to fix; any other, the CA's trouble. */
-static p11e_ca_outcome unreachable_unless_credentials(cn_err_kind kind)
-{
-	return kind == CN_ERR_CREDENTIALS ? P11E_CA_MISCONFIGURED : P11E_CA_UNREACHABLE;
-}
-
-/* RevokeOrder, RejectOrder: a refusal is final unless it is our credentials. */
-static p11e_ca_outcome rejected_unless_credentials(cn_err_kind kind)
-{
-	return kind == CN_ERR_CREDENTIALS ? P11E_CA_MISCONFIGURED : P11E_CA_REJECTED;
-}
-
-/* TrackOrder: the CA may not know the order. */
-static p11e_ca_outcome order_refusal(cn_err_kind kind)
-{
-	if (kind == CN_ERR_NOT_FOUND)
-		return P11E_CA_NOT_FOUND;
-	return unreachable_unless_credentials(kind);
-}
-
-/* GetDcv: validation that has not opened yet is a wait. */
-static p11e_ca_outcome dcv_refusal(cn_err_kind kind)
-{
-	if (kind == CN_ERR_DCV_NOT_READY)
-		return P11E_CA_PENDING;
-	return unreachable_unless_credentials(kind);
-}
-
-/* GenerateOrderSSL: an order refused is never pending nor "not found". */
-static p11e_ca_outcome placement_refusal(cn_err_kind kind)
-{
-	p11e_ca_outcome outcome = cn_error_outcome(kind);
-
-	return outcome == P11E_CA_NOT_FOUND || outcome == P11E_CA_PENDING ? P11E_CA_REJECTED
-									  : outcome;
+	switch (kind) {
+	case CN_ERR_CREDENTIALS: outcome = judge->credentials; break;
+	case CN_ERR_NOT_FOUND: outcome = judge->not_found; break;
+	case CN_ERR_DCV_NOT_READY: outcome = judge->not_ready; break;
+	default: outcome = judge->other; break;
+	}
+	return outcome != P11E_CA_OK ? outcome : judge->other;
 }
 
 /* The CA's refusal, with advice, into res ("<endpoint> <subject>: ..."); returns
  * the outcome the judge gives it. */
 static p11e_ca_outcome refused(struct p11e_ca *ca, const struct cn_meta *meta, const char *endpoint,
-			       const char *subject, cn_judge judge, struct p11e_ca_result *res)
+			       const char *subject, const struct cn_judge *judge,
+			       struct p11e_ca_result *res)
 {
 	char context[512];
 
 	snprintf(context, sizeof(context), "%s%s%s", endpoint, subject ? " " : "",
 		 subject ? subject : "");
-	return ca_error(ca, meta, context, judge(cn_classify_error(meta->code, meta->message)), res);
+	return ca_error(ca, meta, context, judged(judge, cn_classify_error(meta->code, meta->message)),
+			res);
 }
 
 /* One CA call: what is sent, and how its answer is read and judged. */
@@ -583,7 +572,7 @@ struct cn_call {
 	void *out;
 	const char *bad_answer; /* what a parse failure says */
 	cJSON **root;         /* or: the answer, handed to the caller (who frees it) */
-	cn_judge judge;       /* the outcome of a refusal; NULL: the caller judges it (meta) */
+	const struct cn_judge *judge; /* a refusal's outcome; NULL: the caller judges it (meta) */
 	struct cn_meta *meta; /* the refusal, for the caller; or NULL */
 };
 
@@ -657,7 +646,7 @@ static p11e_ca_outcome cn_check(struct p11e_ca *ca, struct p11e_ca_result *res)
 	const struct cn_call c = {
 		.endpoint = "ValidateCredentials",
 		.payload = cJSON_CreateObject(),
-		.judge = misconfigured,
+		.judge = &misconfigured,
 	};
 
 	memset(res, 0, sizeof(*res));
@@ -698,7 +687,7 @@ static p11e_ca_outcome cn_products(struct p11e_ca *ca, struct p11e_product **lis
 		.parse = parse_products,
 		.out = &out,
 		.bad_answer = "productDetails is not the list the API sends",
-		.judge = unreachable_unless_credentials,
+		.judge = &unreachable_unless_credentials,
 	};
 
 	memset(res, 0, sizeof(*res));
@@ -830,6 +819,16 @@ static cJSON *order_payload(struct p11e_ca *ca, const struct p11e_order *order,
 	return payload;
 }
 
+/* A refused order: the outcome its kind of error means (cn_error_outcome),
+ * but never pending nor "not found". */
+static p11e_ca_outcome placement_refusal(cn_err_kind kind)
+{
+	p11e_ca_outcome outcome = cn_error_outcome(kind);
+
+	return outcome == P11E_CA_NOT_FOUND || outcome == P11E_CA_PENDING ? P11E_CA_REJECTED
+									  : outcome;
+}
+
 /* GenerateOrderSSL, tried again while CERTInext's burst limit refuses it:
  * that refusal means no order was made ("Rate limit and retries"), so a
  * fresh meta cannot duplicate it. CN_CALL_OK with *root the answer, else
@@ -864,7 +863,7 @@ static cn_call_rc send_order(struct p11e_ca *ca, const cJSON *payload, cJSON **r
 			usleep((useconds_t)delay * 1000);
 			continue;
 		}
-		refused(ca, &meta, "GenerateOrderSSL", NULL, placement_refusal, res);
+		ca_error(ca, &meta, "GenerateOrderSSL", placement_refusal(kind), res);
 		if (kind == CN_ERR_RATE_LIMIT)
 			res->retry_after = 60;
 		return CN_CALL_FAILED;
@@ -919,7 +918,7 @@ static int parse_track(const cJSON *root, void *out)
 }
 
 /* TrackOrder of one order number; a refusal is the caller's to judge
- * (track_error), since reconcile only counts it. */
+ * (tracked), since reconcile only counts it. */
 static cn_call_rc track(struct p11e_ca *ca, const char *order_number, struct cn_tracked *t,
 			struct cn_meta *meta, struct p11e_ca_result *res)
 {
@@ -940,15 +939,8 @@ static cn_call_rc track(struct p11e_ca *ca, const char *order_number, struct cn_
 	return rc;
 }
 
-/* A TrackOrder error as an outcome of poll/revoke. */
-static p11e_ca_outcome track_error(struct p11e_ca *ca, const struct cn_meta *meta,
-				   const char *order_number, struct p11e_ca_result *res)
-{
-	return refused(ca, meta, "TrackOrder", order_number, order_refusal, res);
-}
-
-/* TrackOrder with a refusal judged: true with *t filled, else false with
- * the outcome in res. */
+/* TrackOrder with a refusal judged (the CA may not know the order): true
+ * with *t filled, else false with the outcome in res. */
 static bool tracked(struct p11e_ca *ca, const char *order_number, struct cn_tracked *t,
 		    struct p11e_ca_result *res)
 {
@@ -956,7 +948,7 @@ static bool tracked(struct p11e_ca *ca, const char *order_number, struct cn_trac
 	cn_call_rc rc = track(ca, order_number, t, &meta, res);
 
 	if (rc == CN_CALL_CA_ERROR)
-		track_error(ca, &meta, order_number, res);
+		refused(ca, &meta, "TrackOrder", order_number, &order_refusal, res);
 	return rc == CN_CALL_OK;
 }
 
@@ -1125,7 +1117,7 @@ static bool publish_records(struct p11e_ca *ca, const char *order_number,
 			continue;
 		rc = dcv_token(ca, order_number, d->domain, p->value, &meta, res);
 		if (rc == CN_CALL_CA_ERROR) {
-			refused(ca, &meta, "GetDcv", d->domain, dcv_refusal, res);
+			refused(ca, &meta, "GetDcv", d->domain, &dcv_refusal, res);
 			res->retry_after = ca->dcv_poll;
 		}
 		if (rc != CN_CALL_OK)
@@ -1152,7 +1144,7 @@ static bool verify_records(struct p11e_ca *ca, const char *order_number,
 			.endpoint = "VerifyDcv",
 			.subject = pub[i].domain,
 			.payload = dcv_payload(ca, order_number, pub[i].domain, "1", NULL),
-			.judge = unreachable,
+			.judge = &unreachable,
 		};
 
 		if (cn_call(ca, &c, res) != CN_CALL_OK)
@@ -1575,7 +1567,7 @@ static p11e_ca_outcome send_revoke(struct p11e_ca *ca, const char *order_number,
 		return res->outcome = P11E_CA_OK;
 	}
 	if (rc == CN_CALL_CA_ERROR)
-		return refused(ca, &meta, "RevokeOrder", order_number, rejected_unless_credentials,
+		return refused(ca, &meta, "RevokeOrder", order_number, &rejected_unless_credentials,
 			       res);
 	if (rc == CN_CALL_FAILED)
 		return res->outcome;
@@ -1637,7 +1629,7 @@ static p11e_ca_outcome cn_cancel(struct p11e_ca *ca, const struct p11e_order_ref
 				 struct p11e_ca_result *res)
 {
 	struct cn_tracked t = { 0 };
-	struct cn_call c = { .endpoint = "RejectOrder", .judge = rejected_unless_credentials };
+	struct cn_call c = { .endpoint = "RejectOrder", .judge = &rejected_unless_credentials };
 	bool go;
 
 	memset(res, 0, sizeof(*res));
@@ -1699,7 +1691,7 @@ static p11e_ca_outcome cn_list_orders(struct p11e_ca *ca, time_t since, unsigned
 	if (rc == CN_CALL_FAILED)
 		return res->outcome;
 	if (rc == CN_CALL_CA_ERROR)
-		return refused(ca, &meta, "GetOrderReport", NULL, unreachable_unless_credentials, res);
+		return refused(ca, &meta, "GetOrderReport", NULL, &unreachable_unless_credentials, res);
 	for (size_t i = 0; i < rep.n; i++) {
 		struct p11e_order_row *r = &rep.rows[i];
 
@@ -1808,7 +1800,7 @@ static bool list_candidates(struct p11e_ca *ca, const struct p11e_order *order,
 		bool ok, last;
 
 		if (rc == CN_CALL_CA_ERROR)
-			refused(ca, &meta, "GetOrderReport", "(reconcile)", unreachable, res);
+			refused(ca, &meta, "GetOrderReport", "(reconcile)", &unreachable, res);
 		if (rc != CN_CALL_OK)
 			return false;
 		ok = scan_page(ca, order, rec, &rep);
