@@ -170,18 +170,14 @@ static void cn_close(struct p11e_ca *ca)
 	free(ca);
 }
 
-/* Everything open checks without a secret or the network: run by open and
- * by validate (when the configuration loads). Leaves ca->opts filled. */
-static p11e_status parse_settings(struct p11e_ca *ca, const char **key_spec,
-				  const char **secret_spec, struct p11e_err *err)
+/* api_url (one '/' before each endpoint name) and account_number. */
+static p11e_status parse_account(struct p11e_ca *ca, struct p11e_err *err)
 {
 	const struct p11e_setting *st;
-	const char *url, *auth;
+	const char *url;
 	char where[512];
-	unsigned v;
 	p11e_status rc;
 
-	*key_spec = *secret_spec = NULL;
 	if ((rc = need(ca, "api_url", &url, err)) != P11E_OK ||
 	    (rc = need(ca, "account_number", &ca->account, err)) != P11E_OK)
 		return rc;
@@ -200,8 +196,18 @@ static p11e_status parse_settings(struct p11e_ca *ca, const char **key_spec,
 			return p11e_err_set(err, P11E_EUSAGE, "%s: account_number = '%s' is not digits",
 					    setting_where(st, where, sizeof(where)), ca->account);
 		}
+	return P11E_OK;
+}
 
-	auth = get(ca, "auth") ? get(ca, "auth") : "accesskey";
+/* auth: the access key's file, or the OAuth endpoint, client and secret's file. */
+static p11e_status parse_auth(struct p11e_ca *ca, const char **key_spec, const char **secret_spec,
+			      struct p11e_err *err)
+{
+	const struct p11e_setting *st;
+	const char *auth = get(ca, "auth") ? get(ca, "auth") : "accesskey";
+	char where[512];
+	p11e_status rc;
+
 	if (strcmp(auth, "oauth") == 0) {
 		ca->oauth = true;
 		if ((rc = need(ca, "oauth_token_url", &ca->token_url, err)) != P11E_OK ||
@@ -221,6 +227,16 @@ static p11e_status parse_settings(struct p11e_ca *ca, const char **key_spec,
 		return p11e_err_set(err, P11E_EUSAGE, "%s: auth = '%s': use accesskey or oauth",
 				    setting_where(st, where, sizeof(where)), auth);
 	}
+	return P11E_OK;
+}
+
+/* The polling intervals, the DCV waits and page_size. */
+static p11e_status parse_pacing(struct p11e_ca *ca, struct p11e_err *err)
+{
+	const struct p11e_setting *st;
+	char where[512];
+	unsigned v;
+	p11e_status rc;
 
 	if ((rc = duration_key(ca, "poll_interval", 30, &ca->poll_interval, err)) != P11E_OK ||
 	    (rc = duration_key(ca, "dcv_propagation_wait", 30, &ca->dcv_wait, err)) != P11E_OK ||
@@ -242,6 +258,15 @@ static p11e_status parse_settings(struct p11e_ca *ca, const char **key_spec,
 					    setting_where(st, where, sizeof(where)), st->value);
 		ca->page_size = v;
 	}
+	return P11E_OK;
+}
+
+/* dcv_record_prefix and dcv_hook. */
+static p11e_status parse_dcv(struct p11e_ca *ca, struct p11e_err *err)
+{
+	const struct p11e_setting *st;
+	char where[512];
+
 	ca->dcv_prefix = get(ca, "dcv_record_prefix") ? get(ca, "dcv_record_prefix")
 						       : "_emsign-validation";
 	/* the prefix becomes the owner name the hook publishes */
@@ -263,7 +288,21 @@ static p11e_status parse_settings(struct p11e_ca *ca, const char **key_spec,
 				    "(arguments are not supported; use a wrapper script)",
 				    setting_where(st, where, sizeof(where)), ca->dcv_hook);
 	}
-	if ((rc = check_order_fields(ca, err)) != P11E_OK)
+	return P11E_OK;
+}
+
+/* Everything open checks without a secret or the network: run by open and
+ * by validate (when the configuration loads). Leaves ca->opts filled. */
+static p11e_status parse_settings(struct p11e_ca *ca, const char **key_spec,
+				  const char **secret_spec, struct p11e_err *err)
+{
+	p11e_status rc;
+
+	*key_spec = *secret_spec = NULL;
+	if ((rc = parse_account(ca, err)) != P11E_OK ||
+	    (rc = parse_auth(ca, key_spec, secret_spec, err)) != P11E_OK ||
+	    (rc = parse_pacing(ca, err)) != P11E_OK || (rc = parse_dcv(ca, err)) != P11E_OK ||
+	    (rc = check_order_fields(ca, err)) != P11E_OK)
 		return rc;
 	return p11e_http_opts_from_settings(&ca->opts, &ca->settings, err);
 }
@@ -411,8 +450,9 @@ static char *build_body(void *vctx, unsigned attempt)
 	return cJSON_PrintUnformatted(ctx->payload);
 }
 
-/* POSTs payload (meta added) to the endpoint; see cn_interpret. In OAuth
- * mode a 401 gets one token refresh and one more try. */
+/* The exchange under cn_call: POSTs payload (meta added) to the endpoint;
+ * see cn_interpret. In OAuth mode a 401 gets one token refresh and one
+ * more try. */
 static cn_call_rc call(struct p11e_ca *ca, const char *endpoint, cJSON *payload, bool placement,
 		       cJSON **root, struct cn_meta *meta, struct p11e_ca_result *res)
 {
@@ -470,6 +510,108 @@ static p11e_ca_outcome ca_error(struct p11e_ca *ca, const struct cn_meta *meta,
 	return outcome;
 }
 
+/* What a refusal (meta.status "0") of a call means, by what the CA refused:
+ * our credentials, an order it does not know, a validation that has not
+ * opened yet, anything else. A field left 0 (P11E_CA_OK, never a
+ * refusal's outcome) means `other`. */
+struct cn_judge {
+	p11e_ca_outcome credentials, not_found, not_ready, other;
+};
+
+static const struct cn_judge misconfigured = { .other = P11E_CA_MISCONFIGURED };
+static const struct cn_judge unreachable = { .other = P11E_CA_UNREACHABLE };
+/* our credentials are ours to fix; anything else is the CA's trouble */
+static const struct cn_judge unreachable_unless_credentials = {
+	.credentials = P11E_CA_MISCONFIGURED, .other = P11E_CA_UNREACHABLE };
+/* RevokeOrder, RejectOrder: final unless it is our credentials */
+static const struct cn_judge rejected_unless_credentials = {
+	.credentials = P11E_CA_MISCONFIGURED, .other = P11E_CA_REJECTED };
+/* TrackOrder: the CA may not know the order */
+static const struct cn_judge order_refusal = {
+	.credentials = P11E_CA_MISCONFIGURED, .not_found = P11E_CA_NOT_FOUND,
+	.other = P11E_CA_UNREACHABLE };
+/* GetDcv: a validation that has not opened yet is a wait */
+static const struct cn_judge dcv_refusal = {
+	.credentials = P11E_CA_MISCONFIGURED, .not_ready = P11E_CA_PENDING,
+	.other = P11E_CA_UNREACHABLE };
+
+static p11e_ca_outcome judged(const struct cn_judge *judge, cn_err_kind kind)
+{
+	p11e_ca_outcome outcome;
+
+	switch (kind) {
+	case CN_ERR_CREDENTIALS: outcome = judge->credentials; break;
+	case CN_ERR_NOT_FOUND: outcome = judge->not_found; break;
+	case CN_ERR_DCV_NOT_READY: outcome = judge->not_ready; break;
+	default: outcome = judge->other; break;
+	}
+	return outcome != P11E_CA_OK ? outcome : judge->other;
+}
+
+/* The CA's refusal, with advice, into res ("<endpoint> <subject>: ..."); returns
+ * the outcome the judge gives it. */
+static p11e_ca_outcome refused(struct p11e_ca *ca, const struct cn_meta *meta, const char *endpoint,
+			       const char *subject, const struct cn_judge *judge,
+			       struct p11e_ca_result *res)
+{
+	char context[512];
+
+	snprintf(context, sizeof(context), "%s%s%s", endpoint, subject ? " " : "",
+		 subject ? subject : "");
+	return ca_error(ca, meta, context, judged(judge, cn_classify_error(meta->code, meta->message)),
+			res);
+}
+
+/* One CA call: what is sent, and how its answer is read and judged. */
+struct cn_call {
+	const char *endpoint;
+	const char *subject;  /* the order or domain it is about, named in messages; or NULL */
+	cJSON *payload;       /* taken (freed here); NULL: the builder ran out of memory */
+	bool placement;       /* places an order (see cn_interpret) */
+	int (*parse)(const cJSON *root, void *out); /* reads the answer into out, 0 ok; or NULL */
+	void *out;
+	const char *bad_answer; /* what a parse failure says */
+	cJSON **root;         /* or: the answer, handed to the caller (who frees it) */
+	const struct cn_judge *judge; /* a refusal's outcome; NULL: the caller judges it (meta) */
+	struct cn_meta *meta; /* the refusal, for the caller; or NULL */
+};
+
+/* Builds, signs, sends (see call), reads and judges one call. Returns
+ * CN_CALL_OK with the answer read; CN_CALL_CA_ERROR for a refusal left to
+ * the caller (no judge: c->meta says what it was); CN_CALL_FAILED when
+ * res->outcome and res->message say what went wrong, refusals judged here
+ * included. */
+static cn_call_rc cn_call(struct p11e_ca *ca, const struct cn_call *c, struct p11e_ca_result *res)
+{
+	struct cn_meta scratch, *meta = c->meta ? c->meta : &scratch;
+	cJSON *root = NULL;
+	cn_call_rc rc;
+
+	if (c->root)
+		*c->root = NULL;
+	if (!c->payload) {
+		memset(meta, 0, sizeof(*meta));
+		p11e_ca_fail(res, P11E_CA_UNREACHABLE, "out of memory");
+		return CN_CALL_FAILED;
+	}
+	rc = call(ca, c->endpoint, c->payload, c->placement, &root, meta, res);
+	cJSON_Delete(c->payload);
+	if (rc == CN_CALL_OK && c->parse && c->parse(root, c->out) != 0) {
+		p11e_ca_fail(res, P11E_CA_UNREACHABLE, "%s %s%s%s: %s", ca->name, c->endpoint,
+			     c->subject ? " " : "", c->subject ? c->subject : "", c->bad_answer);
+		rc = CN_CALL_FAILED;
+	}
+	if (rc == CN_CALL_CA_ERROR && c->judge) {
+		refused(ca, meta, c->endpoint, c->subject, c->judge, res);
+		rc = CN_CALL_FAILED;
+	}
+	if (rc == CN_CALL_OK && c->root)
+		*c->root = root;
+	else
+		cJSON_Delete(root);
+	return rc;
+}
+
 static void remember_email(struct p11e_ca *ca, const char *order, const char *email)
 {
 	struct email_memo *m;
@@ -498,86 +640,66 @@ static const char *email_for(const struct p11e_ca *ca, const char *order)
 
 static p11e_ca_outcome cn_check(struct p11e_ca *ca, struct p11e_ca_result *res)
 {
-	cJSON *payload = cJSON_CreateObject(), *root = NULL;
-	struct cn_meta meta;
-	p11e_ca_outcome outcome;
+	static const char *const order_keys[] = { "requestor_name", "requestor_email",
+						  "signer_place", "signer_ip", "default_product",
+						  NULL };
+	const struct cn_call c = {
+		.endpoint = "ValidateCredentials",
+		.payload = cJSON_CreateObject(),
+		.judge = &misconfigured,
+	};
 
 	memset(res, 0, sizeof(*res));
-	if (!payload)
-		return res->outcome = P11E_CA_MISCONFIGURED;
-	switch (call(ca, "ValidateCredentials", payload, false, &root, &meta, res)) {
-	case CN_CALL_OK:
-		snprintf(res->message, sizeof(res->message),
-			 "%s: CERTInext accepted the credentials of account %s (%s)", ca->name,
-			 ca->account, ca->oauth ? "OAuth" : "access key");
-		outcome = res->outcome = P11E_CA_OK;
-		break;
-	case CN_CALL_CA_ERROR:
-		outcome = ca_error(ca, &meta, "ValidateCredentials", P11E_CA_MISCONFIGURED, res);
-		break;
-	default:
-		outcome = res->outcome;
-		break;
-	}
-	if (outcome == P11E_CA_OK) {
-		static const char *const order_keys[] = { "requestor_name", "requestor_email",
-							  "signer_place", "signer_ip",
-							  "default_product", NULL };
+	if (cn_call(ca, &c, res) != CN_CALL_OK)
+		return res->outcome;
+	snprintf(res->message, sizeof(res->message),
+		 "%s: CERTInext accepted the credentials of account %s (%s)", ca->name,
+		 ca->account, ca->oauth ? "OAuth" : "access key");
+	for (size_t i = 0; order_keys[i]; i++)
+		if (!get(ca, order_keys[i]))
+			p11e_warn("[ca:%s]: %s is not set; every [cert] using this CA must "
+				  "set it (orders need it)",
+				  ca->name, strcmp(order_keys[i], "default_product") == 0
+						    ? "default_product (or product)"
+						    : order_keys[i]);
+	return res->outcome = P11E_CA_OK;
+}
 
-		for (size_t i = 0; order_keys[i]; i++)
-			if (!get(ca, order_keys[i]))
-				p11e_warn("[ca:%s]: %s is not set; every [cert] using this CA must "
-					  "set it (orders need it)",
-					  ca->name, strcmp(order_keys[i], "default_product") == 0
-							    ? "default_product (or product)"
-							    : order_keys[i]);
-	}
-	cJSON_Delete(root);
-	cJSON_Delete(payload);
-	return outcome;
+struct product_list {
+	struct p11e_product **list;
+	size_t *n;
+};
+
+static int parse_products(const cJSON *root, void *out)
+{
+	struct product_list *p = out;
+
+	return cn_parse_products(root, p->list, p->n);
 }
 
 static p11e_ca_outcome cn_products(struct p11e_ca *ca, struct p11e_product **list, size_t *n,
 				   struct p11e_ca_result *res)
 {
-	cJSON *payload = cn_build_products(get(ca, "group_number")), *root = NULL;
-	struct cn_meta meta;
-	p11e_ca_outcome outcome;
+	struct product_list out = { list, n };
+	const struct cn_call c = {
+		.endpoint = "GetProductDetails",
+		.payload = cn_build_products(get(ca, "group_number")),
+		.parse = parse_products,
+		.out = &out,
+		.bad_answer = "productDetails is not the list the API sends",
+		.judge = &unreachable_unless_credentials,
+	};
 
 	memset(res, 0, sizeof(*res));
 	*list = NULL;
 	*n = 0;
-	if (!payload)
-		return res->outcome = P11E_CA_MISCONFIGURED;
-	switch (call(ca, "GetProductDetails", payload, false, &root, &meta, res)) {
-	case CN_CALL_OK:
-		if (cn_parse_products(root, list, n) != 0) {
-			snprintf(res->message, sizeof(res->message),
-				 "%s GetProductDetails: productDetails is not the list the API sends",
-				 ca->name);
-			outcome = res->outcome = P11E_CA_UNREACHABLE;
-			break;
-		}
-		if (*n == 0 && !get(ca, "group_number"))
-			snprintf(res->message, sizeof(res->message),
-				 "%s: no products listed; some accounts list products only for a "
-				 "group: set group_number", ca->name);
-		outcome = res->outcome = P11E_CA_OK;
-		break;
-	case CN_CALL_CA_ERROR:
-		outcome = ca_error(ca, &meta, "GetProductDetails",
-				   cn_classify_error(meta.code, meta.message) == CN_ERR_CREDENTIALS
-					   ? P11E_CA_MISCONFIGURED
-					   : P11E_CA_UNREACHABLE,
-				   res);
-		break;
-	default:
-		outcome = res->outcome;
-		break;
-	}
-	cJSON_Delete(root);
-	cJSON_Delete(payload);
-	return outcome;
+	if (cn_call(ca, &c, res) != CN_CALL_OK)
+		return res->outcome;
+	if (*n == 0 && !get(ca, "group_number"))
+		snprintf(res->message, sizeof(res->message),
+			 "%s: no products listed; some accounts list products only for a "
+			 "group: set group_number", ca->name);
+	return res->outcome = P11E_CA_OK;
 }
 
 /* ---------- orders ---------- */
@@ -658,86 +780,113 @@ static p11e_ca_outcome misconfigured_field(struct p11e_ca *ca, const struct p11e
 	return res->outcome = P11E_CA_MISCONFIGURED;
 }
 
-static p11e_ca_outcome cn_place(struct p11e_ca *ca, const struct p11e_order *order,
-				struct p11e_ca_result *res)
+/* The GenerateOrderSSL payload of an order; NULL with res filled when the
+ * configuration cannot make one. */
+static cJSON *order_payload(struct p11e_ca *ca, const struct p11e_order *order,
+			    const struct order_names *names, struct p11e_ca_result *res)
 {
 	struct order_view view = { ca, order };
-	struct order_names names;
 	struct cn_order_input in = { 0 };
 	const struct p11e_setting *bad = NULL;
 	const char *why_key = NULL;
 	char why[512];
-	cJSON *payload = NULL, *od = NULL, *root = NULL;
-	struct cn_meta meta;
-	struct cn_placed placed;
-	unsigned long started = (unsigned long)time(NULL);
-	p11e_ca_outcome outcome = P11E_CA_MISCONFIGURED;
+	cJSON *payload, *od;
 
-	memset(res, 0, sizeof(*res));
-	if (resolve_names(ca, order, &names) != 0) {
-		snprintf(res->message, sizeof(res->message), "out of memory");
-		res->outcome = outcome;
-		goto out;
-	}
 	in.lookup = order_lookup;
 	in.lookup_ctx = &view;
-	in.product = names.product;
-	in.domain_name = names.domain;
-	in.dns = (const char *const *)names.dns.v;
-	in.n_dns = names.dns.n;
+	in.product = names->product;
+	in.domain_name = names->domain;
+	in.dns = (const char *const *)names->dns.v;
+	in.n_dns = names->dns.n;
 	in.csr_pem = order->csr_pem;
 	in.idempotency_id = order->idempotency_id;
 	if (!order->csr_pem || !*order->csr_pem) {
-		snprintf(res->message, sizeof(res->message), "no CSR to send");
-		res->outcome = outcome;
-		goto out;
+		p11e_ca_fail(res, P11E_CA_MISCONFIGURED, "no CSR to send");
+		return NULL;
 	}
 	od = cn_build_order(&in, &why_key, why, sizeof(why), &bad);
 	if (!od) {
-		outcome = misconfigured_field(ca, order, why_key, why, bad, res);
-		goto out;
+		misconfigured_field(ca, order, why_key, why, bad, res);
+		return NULL;
 	}
 	payload = cJSON_CreateObject();
 	if (!payload || !cJSON_AddItemToObject(payload, "orderDetails", od)) {
 		cJSON_Delete(od);
-		snprintf(res->message, sizeof(res->message), "out of memory");
-		res->outcome = outcome;
-		goto out;
+		cJSON_Delete(payload);
+		p11e_ca_fail(res, P11E_CA_MISCONFIGURED, "out of memory");
+		return NULL;
 	}
+	return payload;
+}
+
+/* A refused order: the outcome its kind of error means (cn_error_outcome),
+ * but never pending nor "not found". */
+static p11e_ca_outcome placement_refusal(cn_err_kind kind)
+{
+	p11e_ca_outcome outcome = cn_error_outcome(kind);
+
+	return outcome == P11E_CA_NOT_FOUND || outcome == P11E_CA_PENDING ? P11E_CA_REJECTED
+									  : outcome;
+}
+
+/* GenerateOrderSSL, tried again while CERTInext's burst limit refuses it:
+ * that refusal means no order was made ("Rate limit and retries"), so a
+ * fresh meta cannot duplicate it. CN_CALL_OK with *root the answer, else
+ * CN_CALL_FAILED with res filled. */
+static cn_call_rc send_order(struct p11e_ca *ca, const cJSON *payload, cJSON **root,
+			     struct p11e_ca_result *res)
+{
+	unsigned long started = (unsigned long)time(NULL);
+	struct cn_meta meta;
 
 	for (unsigned attempt = 1;; attempt++) {
-		cn_call_rc rc = call(ca, "GenerateOrderSSL", payload, true, &root, &meta, res);
+		const struct cn_call c = {
+			.endpoint = "GenerateOrderSSL",
+			.payload = cJSON_Duplicate(payload, true),
+			.placement = true,
+			.root = root,
+			.meta = &meta,
+		};
+		cn_call_rc rc = cn_call(ca, &c, res);
+		cn_err_kind kind;
 		unsigned delay;
 
-		if (rc == CN_CALL_FAILED) {
-			outcome = res->outcome;
-			goto out;
+		if (rc != CN_CALL_CA_ERROR)
+			return rc;
+		kind = cn_classify_error(meta.code, meta.message);
+		if (kind == CN_ERR_RATE_LIMIT &&
+		    p11e_http_should_retry(&ca->opts, false, attempt,
+					   ((unsigned long)time(NULL) - started) * 1000,
+					   P11E_HTTP_NOT_SENT, 0, 0, 0.5 + attempt % 2 * 0.25, &delay)) {
+			p11e_info("%s: CERTInext rate limit (\"%s\"); trying again in %.1fs", ca->name,
+				  meta.message, delay / 1000.0);
+			usleep((useconds_t)delay * 1000);
+			continue;
 		}
-		if (rc == CN_CALL_CA_ERROR) {
-			cn_err_kind kind = cn_classify_error(meta.code, meta.message);
+		ca_error(ca, &meta, "GenerateOrderSSL", placement_refusal(kind), res);
+		if (kind == CN_ERR_RATE_LIMIT)
+			res->retry_after = 60;
+		return CN_CALL_FAILED;
+	}
+}
 
-			cJSON_Delete(root);
-			root = NULL;
-			/* The burst limit refuses the order ("Rate limit and retries"), so
-			 * trying again with a fresh meta cannot duplicate it. */
-			if (kind == CN_ERR_RATE_LIMIT &&
-			    p11e_http_should_retry(&ca->opts, false, attempt,
-						   ((unsigned long)time(NULL) - started) * 1000,
-						   P11E_HTTP_NOT_SENT, 0, 0, 0.5 + attempt % 2 * 0.25,
-						   &delay)) {
-				p11e_info("%s: CERTInext rate limit (\"%s\"); trying again in %.1fs",
-					  ca->name, meta.message, delay / 1000.0);
-				usleep((useconds_t)delay * 1000);
-				continue;
-			}
-			outcome = ca_error(ca, &meta, "GenerateOrderSSL", cn_error_outcome(kind), res);
-			if (kind == CN_ERR_RATE_LIMIT)
-				res->retry_after = 60;
-			if (outcome == P11E_CA_NOT_FOUND || outcome == P11E_CA_PENDING)
-				outcome = res->outcome = P11E_CA_REJECTED;
-			goto out;
-		}
-		break;
+static p11e_ca_outcome cn_place(struct p11e_ca *ca, const struct p11e_order *order,
+				struct p11e_ca_result *res)
+{
+	struct order_names names;
+	cJSON *payload = NULL, *root = NULL;
+	struct cn_placed placed;
+	p11e_ca_outcome outcome;
+
+	memset(res, 0, sizeof(*res));
+	if (resolve_names(ca, order, &names) != 0) {
+		outcome = p11e_ca_fail(res, P11E_CA_MISCONFIGURED, "out of memory");
+		goto out;
+	}
+	payload = order_payload(ca, order, &names, res);
+	if (!payload || send_order(ca, payload, &root, res) != CN_CALL_OK) {
+		outcome = res->outcome;
+		goto out;
 	}
 	if (cn_parse_placed(root, &placed) != 0) {
 		snprintf(res->request_id, sizeof(res->request_id), "%s", placed.request_number);
@@ -763,44 +912,44 @@ out:
 	return outcome;
 }
 
-/* TrackOrder of one order number. */
+static int parse_track(const cJSON *root, void *out)
+{
+	return cn_parse_track(root, out);
+}
+
+/* TrackOrder of one order number; a refusal is the caller's to judge
+ * (tracked), since reconcile only counts it. */
 static cn_call_rc track(struct p11e_ca *ca, const char *order_number, struct cn_tracked *t,
 			struct cn_meta *meta, struct p11e_ca_result *res)
 {
-	cJSON *payload = cn_build_track(order_number), *root = NULL;
+	const struct cn_call c = {
+		.endpoint = "TrackOrder",
+		.payload = cn_build_track(order_number),
+		.parse = parse_track,
+		.out = t,
+		.bad_answer = "the answer has no orderDetails",
+		.meta = meta,
+	};
 	cn_call_rc rc;
 
 	memset(t, 0, sizeof(*t));
-	if (!payload) {
-		p11e_ca_fail(res, P11E_CA_UNREACHABLE, "out of memory");
-		return CN_CALL_FAILED;
-	}
-	rc = call(ca, "TrackOrder", payload, false, &root, meta, res);
-	if (rc == CN_CALL_OK && cn_parse_track(root, t) != 0) {
-		p11e_ca_fail(res, P11E_CA_UNREACHABLE, "%s TrackOrder: the answer has no orderDetails",
-			     ca->name);
-		rc = CN_CALL_FAILED;
-	}
+	rc = cn_call(ca, &c, res);
 	if (rc == CN_CALL_OK)
 		remember_email(ca, order_number, t->requestor_email);
-	cJSON_Delete(root);
-	cJSON_Delete(payload);
 	return rc;
 }
 
-/* A TrackOrder error as an outcome of poll/revoke. */
-static p11e_ca_outcome track_error(struct p11e_ca *ca, const struct cn_meta *meta,
-				   const char *order_number, struct p11e_ca_result *res)
+/* TrackOrder with a refusal judged (the CA may not know the order): true
+ * with *t filled, else false with the outcome in res. */
+static bool tracked(struct p11e_ca *ca, const char *order_number, struct cn_tracked *t,
+		    struct p11e_ca_result *res)
 {
-	cn_err_kind kind = cn_classify_error(meta->code, meta->message);
-	char context[192];
+	struct cn_meta meta;
+	cn_call_rc rc = track(ca, order_number, t, &meta, res);
 
-	snprintf(context, sizeof(context), "TrackOrder %s", order_number);
-	if (kind == CN_ERR_NOT_FOUND)
-		return ca_error(ca, meta, context, P11E_CA_NOT_FOUND, res);
-	if (kind == CN_ERR_CREDENTIALS)
-		return ca_error(ca, meta, context, P11E_CA_MISCONFIGURED, res);
-	return ca_error(ca, meta, context, P11E_CA_UNREACHABLE, res);
+	if (rc == CN_CALL_CA_ERROR)
+		refused(ca, &meta, "TrackOrder", order_number, &order_refusal, res);
+	return rc == CN_CALL_OK;
 }
 
 /* Where a tracked order stands, as an outcome (no DCV work). */
@@ -873,10 +1022,12 @@ static int run_hook(const struct p11e_ca *ca, const char *action, const char *do
 	return -1;
 }
 
+#define DCV_TOKEN_MAX 512
+
 struct published {
 	char domain[256];
 	char record[320];
-	char value[512];
+	char value[DCV_TOKEN_MAX];
 };
 
 static void sleep_seconds(unsigned s)
@@ -901,37 +1052,182 @@ static const char *dcv_method_code(const char *word)
 	return NULL;
 }
 
-static cn_call_rc dcv_call_method(struct p11e_ca *ca, const char *endpoint, const char *order_number,
-				  const char *domain, const char *method, const char *dcv_email,
-				  cJSON **root, struct cn_meta *meta, struct p11e_ca_result *res)
+static cJSON *dcv_payload(const struct p11e_ca *ca, const char *order_number, const char *domain,
+			  const char *method, const char *dcv_email)
 {
-	cJSON *payload = cn_build_dcv_method(order_number, email_for(ca, order_number), domain, method,
-					     dcv_email);
-	cn_call_rc rc;
-
-	if (!payload) {
-		p11e_ca_fail(res, P11E_CA_UNREACHABLE, "out of memory");
-		return CN_CALL_FAILED;
-	}
-	rc = call(ca, endpoint, payload, false, root, meta, res);
-	cJSON_Delete(payload);
-	return rc;
+	return cn_build_dcv_method(order_number, email_for(ca, order_number), domain, method,
+				   dcv_email);
 }
 
-static cn_call_rc dcv_call(struct p11e_ca *ca, const char *endpoint, const char *order_number,
-			   const char *domain, cJSON **root, struct cn_meta *meta,
-			   struct p11e_ca_result *res)
+static int parse_token(const cJSON *root, void *out)
 {
-	cJSON *payload = cn_build_dcv(order_number, email_for(ca, order_number), domain);
-	cn_call_rc rc;
+	return cn_parse_dcv_token(root, out, DCV_TOKEN_MAX);
+}
 
-	if (!payload) {
-		p11e_ca_fail(res, P11E_CA_UNREACHABLE, "out of memory");
-		return CN_CALL_FAILED;
+/* GetDcv of a DNS domain: its TXT token ("" when there is none). A refusal
+ * is the caller's to judge (meta). */
+static cn_call_rc dcv_token(struct p11e_ca *ca, const char *order_number, const char *domain,
+			    char token[DCV_TOKEN_MAX], struct cn_meta *meta,
+			    struct p11e_ca_result *res)
+{
+	const struct cn_call c = {
+		.endpoint = "GetDcv",
+		.subject = domain,
+		.payload = dcv_payload(ca, order_number, domain, "1", NULL),
+		.parse = parse_token,
+		.out = token,
+		.bad_answer = "the answer has no token",
+		.meta = meta,
+	};
+
+	token[0] = '\0';
+	return cn_call(ca, &c, res);
+}
+
+/* GetDcv or VerifyDcv of one domain by a method, the answer in *root. */
+static cn_call_rc dcv_call(struct p11e_ca *ca, const char *endpoint, const char *order_number,
+			   const char *domain, const char *method, const char *dcv_email,
+			   cJSON **root, struct p11e_ca_result *res)
+{
+	const struct cn_call c = {
+		.endpoint = endpoint,
+		.payload = dcv_payload(ca, order_number, domain, method, dcv_email),
+		.root = root,
+	};
+
+	return cn_call(ca, &c, res);
+}
+
+/* GetDcv and the hook's publish for every DNS domain still open. What is
+ * published goes into pub (n_pub), a publish that failed half-way too.
+ * True to go on; false: res says why. */
+static bool publish_records(struct p11e_ca *ca, const char *order_number,
+			    const struct cn_tracked *t, struct published *pub, size_t *n_pub,
+			    struct p11e_ca_result *res)
+{
+	char why[600];
+
+	for (size_t i = 0; i < t->n_dcv; i++) {
+		const struct cn_dcv_domain *d = &t->dcv[i];
+		struct published *p = &pub[*n_pub];
+		struct cn_meta meta;
+		cn_call_rc rc;
+
+		if (strcmp(d->status, "0") != 0 || !dns_method(d->method))
+			continue;
+		rc = dcv_token(ca, order_number, d->domain, p->value, &meta, res);
+		if (rc == CN_CALL_CA_ERROR) {
+			refused(ca, &meta, "GetDcv", d->domain, &dcv_refusal, res);
+			res->retry_after = ca->dcv_poll;
+		}
+		if (rc != CN_CALL_OK)
+			return false;
+		snprintf(p->domain, sizeof(p->domain), "%s", d->domain);
+		cn_dcv_record_name(ca->dcv_prefix, d->domain, p->record, sizeof(p->record));
+		p11e_info("%s: DCV for %s: publishing TXT %s", ca->name, p->domain, p->record);
+		/* a failed publish may have half-happened: remove it too */
+		(*n_pub)++;
+		if (run_hook(ca, "publish", p->domain, p->record, p->value, why, sizeof(why)) != 0) {
+			p11e_ca_fail(res, P11E_CA_MISCONFIGURED, "%.200s: %.600s", ca->name, why);
+			return false;
+		}
 	}
-	rc = call(ca, endpoint, payload, false, root, meta, res);
-	cJSON_Delete(payload);
-	return rc;
+	return true;
+}
+
+/* VerifyDcv of every published record. True to go on; false: res says why. */
+static bool verify_records(struct p11e_ca *ca, const char *order_number,
+			   const struct published *pub, size_t n_pub, struct p11e_ca_result *res)
+{
+	for (size_t i = 0; i < n_pub; i++) {
+		const struct cn_call c = {
+			.endpoint = "VerifyDcv",
+			.subject = pub[i].domain,
+			.payload = dcv_payload(ca, order_number, pub[i].domain, "1", NULL),
+			.judge = &unreachable,
+		};
+
+		if (cn_call(ca, &c, res) != CN_CALL_OK)
+			return false;
+	}
+	return true;
+}
+
+/* How many published domains the CA has yet to validate; *rejected is set
+ * to one it refused (the last), if any. */
+static size_t dcv_open(const struct cn_tracked *t, const struct published *pub, size_t n_pub,
+		       const char **rejected)
+{
+	size_t open = 0;
+
+	for (size_t i = 0; i < n_pub; i++)
+		for (size_t k = 0; k < t->n_dcv; k++) {
+			if (strcmp(t->dcv[k].domain, pub[i].domain) != 0)
+				continue;
+			if (strcmp(t->dcv[k].status, "2") == 0)
+				*rejected = pub[i].domain;
+			else if (strcmp(t->dcv[k].status, "1") != 0)
+				open++;
+		}
+	return open;
+}
+
+/* TrackOrder every dcv_poll_interval, within dcv_timeout, until the order
+ * leaves pending or every published domain is validated or one rejected. */
+static p11e_ca_outcome await_validation(struct p11e_ca *ca, const char *order_number,
+					struct cn_tracked *t, const struct published *pub,
+					size_t n_pub, struct p11e_ca_result *res)
+{
+	time_t deadline = time(NULL) + ca->dcv_timeout;
+	const char *rejected = NULL;
+	p11e_ca_outcome outcome;
+
+	for (;;) {
+		cn_state state;
+		size_t open;
+
+		if (time(NULL) >= deadline) {
+			snprintf(res->message, sizeof(res->message),
+				 "%s: order %s: DCV not finished within dcv_timeout; the next poll "
+				 "tries again", ca->name, order_number);
+			res->retry_after = ca->poll_interval;
+			return res->outcome = P11E_CA_PENDING;
+		}
+		sleep_seconds(ca->dcv_poll);
+		cn_tracked_free(t);
+		if (!tracked(ca, order_number, t, res))
+			return res->outcome;
+		state = cn_cert_state(t->status_id);
+		if (state != CN_STATE_PENDING && state != CN_STATE_UNKNOWN)
+			break;
+		open = dcv_open(t, pub, n_pub, &rejected);
+		if (rejected || open == 0 || strcmp(t->dcv_status, "1") == 0)
+			break;
+	}
+	if (rejected) {
+		snprintf(res->message, sizeof(res->message),
+			 "%s: order %s: the CA rejected domain validation of %.255s (TXT "
+			 "%s.%.255s); check the dcv_hook and the DNS zone",
+			 ca->name, order_number, rejected, ca->dcv_prefix, rejected);
+		return res->outcome = P11E_CA_REJECTED;
+	}
+	outcome = tracked_outcome(ca, order_number, t, res);
+	if (outcome == P11E_CA_PENDING)
+		res->retry_after = ca->dcv_poll; /* issuance follows validation shortly */
+	return outcome;
+}
+
+/* The hook's remove of every published record; a failure is only warned of. */
+static void remove_records(const struct p11e_ca *ca, const struct published *pub, size_t n_pub)
+{
+	char why[600];
+
+	for (size_t i = 0; i < n_pub; i++) {
+		p11e_info("%s: DCV for %s: removing TXT %s", ca->name, pub[i].domain, pub[i].record);
+		if (run_hook(ca, "remove", pub[i].domain, pub[i].record, pub[i].value, why,
+			     sizeof(why)) != 0)
+			p11e_warn("%s: %s; remove the record by hand", ca->name, why);
+	}
 }
 
 /* "Domain validation": GetDcv → publish → wait → VerifyDcv → TrackOrder until every
@@ -939,150 +1235,31 @@ static cn_call_rc dcv_call(struct p11e_ca *ca, const char *endpoint, const char 
 static p11e_ca_outcome drive_dcv(struct p11e_ca *ca, const char *order_number,
 				 struct cn_tracked *t, struct p11e_ca_result *res)
 {
-	struct published *pub = calloc(t->n_dcv ? t->n_dcv : 1, sizeof(*pub));
-	size_t n_pub = 0;
-	cJSON *root = NULL;
-	struct cn_meta meta;
-	char why[600], context[320];
-	p11e_ca_outcome outcome = P11E_CA_PENDING;
-	time_t deadline;
-	bool done = false, failed_dcv = false;
+	/* t is tracked anew while waiting: the size allocated is kept */
+	size_t n_alloc = t->n_dcv ? t->n_dcv : 1, n_pub = 0;
+	struct published *pub = calloc(n_alloc, sizeof(*pub));
+	p11e_ca_outcome outcome;
 
 	if (!pub) {
 		snprintf(res->message, sizeof(res->message), "out of memory");
 		return res->outcome = P11E_CA_UNREACHABLE;
 	}
-	for (size_t i = 0; i < t->n_dcv; i++) {
-		const struct cn_dcv_domain *d = &t->dcv[i];
-		struct published *p = &pub[n_pub];
-		cn_call_rc rc;
-
-		if (strcmp(d->status, "0") != 0 || !dns_method(d->method))
-			continue;
-		snprintf(context, sizeof(context), "GetDcv %s", d->domain);
-		rc = dcv_call(ca, "GetDcv", order_number, d->domain, &root, &meta, res);
-		if (rc == CN_CALL_FAILED) {
-			outcome = res->outcome == P11E_CA_UNKNOWN ? P11E_CA_UNREACHABLE : res->outcome;
-			goto remove;
-		}
-		if (rc == CN_CALL_CA_ERROR) {
-			cn_err_kind kind = cn_classify_error(meta.code, meta.message);
-
-			outcome = ca_error(ca, &meta, context,
-					   kind == CN_ERR_DCV_NOT_READY ? P11E_CA_PENDING
-					   : kind == CN_ERR_CREDENTIALS ? P11E_CA_MISCONFIGURED
-									: P11E_CA_UNREACHABLE,
-					   res);
-			res->retry_after = ca->dcv_poll;
-			goto remove;
-		}
-		if (cn_parse_dcv_token(root, p->value, sizeof(p->value)) != 0) {
-			snprintf(res->message, sizeof(res->message),
-				 "%s GetDcv %s: the answer has no token", ca->name, d->domain);
-			outcome = res->outcome = P11E_CA_UNREACHABLE;
-			goto remove;
-		}
-		cJSON_Delete(root);
-		root = NULL;
-		snprintf(p->domain, sizeof(p->domain), "%s", d->domain);
-		cn_dcv_record_name(ca->dcv_prefix, d->domain, p->record, sizeof(p->record));
-		p11e_info("%s: DCV for %s: publishing TXT %s", ca->name, p->domain, p->record);
-		if (run_hook(ca, "publish", p->domain, p->record, p->value, why, sizeof(why)) != 0) {
-			/* a failed publish may have half-happened: remove it too */
-			n_pub++;
-			snprintf(res->message, sizeof(res->message), "%.200s: %.600s", ca->name, why);
-			outcome = res->outcome = P11E_CA_MISCONFIGURED;
-			goto remove;
-		}
-		n_pub++;
-	}
-	if (n_pub == 0) {
+	if (!publish_records(ca, order_number, t, pub, &n_pub, res)) {
+		outcome = res->outcome;
+	} else if (n_pub == 0) {
 		outcome = tracked_outcome(ca, order_number, t, res);
-		goto remove;
+	} else {
+		sleep_seconds(ca->dcv_wait);
+		outcome = verify_records(ca, order_number, pub, n_pub, res)
+				  ? await_validation(ca, order_number, t, pub, n_pub, res)
+				  : res->outcome;
 	}
-	sleep_seconds(ca->dcv_wait);
-	for (size_t i = 0; i < n_pub; i++) {
-		cn_call_rc rc = dcv_call(ca, "VerifyDcv", order_number, pub[i].domain, &root, &meta,
-					 res);
-
-		cJSON_Delete(root);
-		root = NULL;
-		if (rc == CN_CALL_FAILED) {
-			outcome = res->outcome == P11E_CA_UNKNOWN ? P11E_CA_UNREACHABLE : res->outcome;
-			goto remove;
-		}
-		if (rc == CN_CALL_CA_ERROR) {
-			snprintf(context, sizeof(context), "VerifyDcv %s", pub[i].domain);
-			outcome = ca_error(ca, &meta, context, P11E_CA_UNREACHABLE, res);
-			goto remove;
-		}
-	}
-	deadline = time(NULL) + ca->dcv_timeout;
-	while (!done) {
-		cn_call_rc rc;
-		size_t open = 0;
-
-		if (time(NULL) >= deadline) {
-			snprintf(res->message, sizeof(res->message),
-				 "%s: order %s: DCV not finished within dcv_timeout; the next poll "
-				 "tries again", ca->name, order_number);
-			res->retry_after = ca->poll_interval;
-			outcome = res->outcome = P11E_CA_PENDING;
-			goto remove;
-		}
-		sleep_seconds(ca->dcv_poll);
-		cn_tracked_free(t);
-		rc = track(ca, order_number, t, &meta, res);
-		if (rc == CN_CALL_FAILED) {
-			outcome = res->outcome;
-			goto remove;
-		}
-		if (rc == CN_CALL_CA_ERROR) {
-			outcome = track_error(ca, &meta, order_number, res);
-			goto remove;
-		}
-		if (cn_cert_state(t->status_id) != CN_STATE_PENDING &&
-		    cn_cert_state(t->status_id) != CN_STATE_UNKNOWN)
-			break;
-		for (size_t i = 0; i < n_pub; i++)
-			for (size_t k = 0; k < t->n_dcv; k++) {
-				if (strcmp(t->dcv[k].domain, pub[i].domain) != 0)
-					continue;
-				if (strcmp(t->dcv[k].status, "2") == 0) {
-					failed_dcv = true;
-					snprintf(why, sizeof(why), "%s", pub[i].domain);
-				} else if (strcmp(t->dcv[k].status, "1") != 0) {
-					open++;
-				}
-			}
-		done = failed_dcv || open == 0 || strcmp(t->dcv_status, "1") == 0;
-	}
-	if (failed_dcv) {
-		snprintf(res->message, sizeof(res->message),
-			 "%s: order %s: the CA rejected domain validation of %.255s (TXT "
-			 "%s.%.255s); check the dcv_hook and the DNS zone",
-			 ca->name, order_number, why, ca->dcv_prefix, why);
-		outcome = res->outcome = P11E_CA_REJECTED;
-		goto remove;
-	}
-	outcome = tracked_outcome(ca, order_number, t, res);
-	if (outcome == P11E_CA_PENDING)
-		res->retry_after = ca->dcv_poll; /* issuance follows validation shortly */
-remove:
-	cJSON_Delete(root);
-	for (size_t i = 0; i < n_pub; i++) {
-		p11e_info("%s: DCV for %s: removing TXT %s", ca->name, pub[i].domain, pub[i].record);
-		if (run_hook(ca, "remove", pub[i].domain, pub[i].record, pub[i].value, why,
-			     sizeof(why)) != 0)
-			p11e_warn("%s: %s; remove the record by hand", ca->name, why);
-	}
-	if (pub)
-		OPENSSL_cleanse(pub, (t->n_dcv ? t->n_dcv : 1) * sizeof(*pub));
+	remove_records(ca, pub, n_pub);
+	OPENSSL_cleanse(pub, n_alloc * sizeof(*pub));
 	free(pub);
 	return outcome;
 }
 
-/* Without a hook: say what to publish (GetDcv shows the token). */
 /* Without a hook: the TXT records to publish, in res->instructions (one
  * per line) and the message. GetDcv is asked only while a token is missing:
  * instructions complete from an earlier poll (`known`) are reused. */
@@ -1099,17 +1276,12 @@ static p11e_ca_outcome dcv_instructions(struct p11e_ca *ca, const char *order_nu
 	} else {
 		for (size_t i = 0; i < t->n_dcv && used < sizeof(res->instructions); i++) {
 			const struct cn_dcv_domain *d = &t->dcv[i];
-			cJSON *root = NULL;
-			struct cn_meta meta;
 			struct p11e_ca_result scratch = { 0 };
-			char token[512] = "", record[320];
+			char token[DCV_TOKEN_MAX], record[320];
 
 			if (strcmp(d->status, "0") != 0 || !dns_method(d->method))
 				continue;
-			if (dcv_call(ca, "GetDcv", order_number, d->domain, &root, &meta, &scratch) ==
-			    CN_CALL_OK)
-				cn_parse_dcv_token(root, token, sizeof(token));
-			cJSON_Delete(root);
+			dcv_token(ca, order_number, d->domain, token, NULL, &scratch);
 			cn_dcv_record_name(ca->dcv_prefix, d->domain, record, sizeof(record));
 			used += (size_t)snprintf(res->instructions + used, sizeof(res->instructions) - used,
 						 "%sTXT %s \"%s\"", lines++ ? "\n" : "", record,
@@ -1165,13 +1337,12 @@ static p11e_ca_outcome dcv_operator(struct p11e_ca *ca, const struct p11e_order 
 		struct p11e_strlist emails = { 0 };
 		char name[256] = "", content[512] = "", line[900] = "";
 		const char *to = NULL;
-		struct cn_meta meta;
 		cJSON *root = NULL;
 
 		if (strcmp(d->status, "0") != 0)
 			continue;
-		if (!have && dcv_call_method(ca, "GetDcv", order_number, d->domain, method, NULL, &root, &meta,
-					     &scratch) == CN_CALL_OK) {
+		if (!have && dcv_call(ca, "GetDcv", order_number, d->domain, method, NULL, &root,
+				      &scratch) == CN_CALL_OK) {
 			if (strcmp(method, "2") == 0 &&
 			    cn_parse_dcv_file(root, name, sizeof(name), content, sizeof(content)) == 0)
 				snprintf(line, sizeof(line),
@@ -1198,12 +1369,9 @@ static p11e_ca_outcome dcv_operator(struct p11e_ca *ca, const struct p11e_order 
 			}
 		}
 		cJSON_Delete(root);
-		root = NULL;
 		/* e-mail: VerifyDcv sends the message, once (with the instructions) */
 		if (strcmp(method, "2") == 0 || (to && !have))
-			dcv_call_method(ca, "VerifyDcv", order_number, d->domain, method, to, &root, &meta,
-					&scratch);
-		cJSON_Delete(root);
+			dcv_call(ca, "VerifyDcv", order_number, d->domain, method, to, NULL, &scratch);
 		p11e_strlist_free(&emails);
 		if (!have && used < sizeof(res->instructions))
 			used += (size_t)snprintf(res->instructions + used, sizeof(res->instructions) - used,
@@ -1221,9 +1389,7 @@ static p11e_ca_outcome cn_poll(struct p11e_ca *ca, const struct p11e_order *orde
 			       const struct p11e_order_ref *ref, struct p11e_ca_result *res)
 {
 	struct cn_tracked t;
-	struct cn_meta meta;
 	p11e_ca_outcome outcome;
-	cn_call_rc rc;
 
 	memset(res, 0, sizeof(*res));
 	if (!ref || !ref->order_id || !*ref->order_id) {
@@ -1234,11 +1400,8 @@ static p11e_ca_outcome cn_poll(struct p11e_ca *ca, const struct p11e_order *orde
 	snprintf(res->order_id, sizeof(res->order_id), "%s", ref->order_id);
 	if (ref->request_id)
 		snprintf(res->request_id, sizeof(res->request_id), "%s", ref->request_id);
-	rc = track(ca, ref->order_id, &t, &meta, res);
-	if (rc == CN_CALL_FAILED)
+	if (!tracked(ca, ref->order_id, &t, res))
 		return res->outcome;
-	if (rc == CN_CALL_CA_ERROR)
-		return track_error(ca, &meta, ref->order_id, res);
 
 	outcome = tracked_outcome(ca, ref->order_id, &t, res);
 	if (outcome == P11E_CA_PENDING && t.has_dcv && strcmp(t.dcv_status, "1") != 0) {
@@ -1345,17 +1508,82 @@ static p11e_ca_outcome cn_fetch(struct p11e_ca *ca, const struct p11e_order_ref 
 	return outcome;
 }
 
+/* TrackOrder of the order that revoke or cancel (the verb) acts on: true
+ * with *t filled, else false with the outcome in res. */
+static bool track_ref(struct p11e_ca *ca, const struct p11e_order_ref *ref, const char *verb,
+		      struct cn_tracked *t, struct p11e_ca_result *res)
+{
+	if (!ref || !ref->order_id || !*ref->order_id) {
+		p11e_ca_fail(res, P11E_CA_NOT_FOUND, "%s: no order number to %s", ca->name, verb);
+		return false;
+	}
+	snprintf(res->order_id, sizeof(res->order_id), "%s", ref->order_id);
+	return tracked(ca, ref->order_id, t, res);
+}
+
+/* Whether a tracked order can be revoked; if not, res says why (an order
+ * already revoked is P11E_CA_OK). */
+static bool revocable(struct p11e_ca *ca, const char *order_number, const struct cn_tracked *t,
+		      struct p11e_ca_result *res)
+{
+	cn_state state = cn_cert_state(t->status_id);
+
+	if (state == CN_STATE_REVOKED || t->revoke_status_id[0]) {
+		snprintf(res->message, sizeof(res->message), "%s: order %s is already revoked%s",
+			 ca->name, order_number,
+			 state == CN_STATE_REVOKED ? "" : " (revocation in progress)");
+		snprintf(res->status_text, sizeof(res->status_text), "revoked");
+		res->outcome = P11E_CA_OK;
+		return false;
+	}
+	if (state != CN_STATE_ISSUED) {
+		snprintf(res->message, sizeof(res->message),
+			 "%s: order %s is \"%s\" (certificateStatusId %s); only an issued "
+			 "certificate can be revoked",
+			 ca->name, order_number, t->status_text, t->status_id);
+		res->outcome = P11E_CA_REJECTED;
+		return false;
+	}
+	return true;
+}
+
+/* RevokeOrder; the CA saying it is already revoked is success. */
+static p11e_ca_outcome send_revoke(struct p11e_ca *ca, const char *order_number,
+				   p11e_revoke_reason reason, const char *reason_id,
+				   struct p11e_ca_result *res)
+{
+	char remarks[128];
+	struct cn_meta meta;
+	struct cn_call c = { .endpoint = "RevokeOrder", .meta = &meta };
+	cn_call_rc rc;
+
+	snprintf(remarks, sizeof(remarks), "revoked by p11enroll (%s)",
+		 p11e_revoke_reason_name(reason));
+	c.payload = cn_build_revoke(order_number, email_for(ca, order_number), reason_id, remarks);
+	rc = cn_call(ca, &c, res);
+	if (rc == CN_CALL_CA_ERROR && strcasestr(meta.message, "already revoked")) {
+		snprintf(res->message, sizeof(res->message), "%s: order %s is already revoked",
+			 ca->name, order_number);
+		return res->outcome = P11E_CA_OK;
+	}
+	if (rc == CN_CALL_CA_ERROR)
+		return refused(ca, &meta, "RevokeOrder", order_number, &rejected_unless_credentials,
+			       res);
+	if (rc == CN_CALL_FAILED)
+		return res->outcome;
+	snprintf(res->message, sizeof(res->message),
+		 "%s: order %s revoked (revokeReasonId %s, %s)", ca->name, order_number, reason_id,
+		 p11e_revoke_reason_name(reason));
+	snprintf(res->status_text, sizeof(res->status_text), "revoked");
+	return res->outcome = P11E_CA_OK;
+}
+
 static p11e_ca_outcome cn_revoke(struct p11e_ca *ca, const struct p11e_order_ref *ref,
 				 p11e_revoke_reason reason, struct p11e_ca_result *res)
 {
 	const char *reason_id = cn_revoke_reason_id(reason);
 	struct cn_tracked t = { 0 };
-	struct cn_meta meta;
-	cJSON *payload = NULL, *root = NULL;
-	char remarks[128], context[192];
-	p11e_ca_outcome outcome;
-	cn_state state;
-	cn_call_rc rc;
+	bool go;
 
 	memset(res, 0, sizeof(*res));
 	if (!reason_id) {
@@ -1366,74 +1594,34 @@ static p11e_ca_outcome cn_revoke(struct p11e_ca *ca, const struct p11e_order_ref
 			 ca->name, p11e_revoke_reason_name(reason));
 		return res->outcome = P11E_CA_MISCONFIGURED;
 	}
-	if (!ref || !ref->order_id || !*ref->order_id) {
-		snprintf(res->message, sizeof(res->message), "%s: no order number to revoke",
-			 ca->name);
-		return res->outcome = P11E_CA_NOT_FOUND;
-	}
-	snprintf(res->order_id, sizeof(res->order_id), "%s", ref->order_id);
-	rc = track(ca, ref->order_id, &t, &meta, res);
-	if (rc == CN_CALL_FAILED) {
-		outcome = res->outcome;
-		goto out;
-	}
-	if (rc == CN_CALL_CA_ERROR) {
-		outcome = track_error(ca, &meta, ref->order_id, res);
-		goto out;
-	}
-	state = cn_cert_state(t.status_id);
-	if (state == CN_STATE_REVOKED || t.revoke_status_id[0]) {
-		snprintf(res->message, sizeof(res->message), "%s: order %s is already revoked%s",
-			 ca->name, ref->order_id,
-			 state == CN_STATE_REVOKED ? "" : " (revocation in progress)");
-		snprintf(res->status_text, sizeof(res->status_text), "revoked");
-		outcome = res->outcome = P11E_CA_OK;
-		goto out;
-	}
-	if (state != CN_STATE_ISSUED) {
-		snprintf(res->message, sizeof(res->message),
-			 "%s: order %s is \"%s\" (certificateStatusId %s); only an issued "
-			 "certificate can be revoked",
-			 ca->name, ref->order_id, t.status_text, t.status_id);
-		outcome = res->outcome = P11E_CA_REJECTED;
-		goto out;
-	}
-	snprintf(remarks, sizeof(remarks), "revoked by p11enroll (%s)",
-		 p11e_revoke_reason_name(reason));
-	payload = cn_build_revoke(ref->order_id, email_for(ca, ref->order_id), reason_id, remarks);
-	if (!payload) {
-		outcome = res->outcome = P11E_CA_UNREACHABLE;
-		goto out;
-	}
-	rc = call(ca, "RevokeOrder", payload, false, &root, &meta, res);
-	if (rc == CN_CALL_FAILED) {
-		outcome = res->outcome;
-	} else if (rc == CN_CALL_CA_ERROR) {
-		if (strcasestr(meta.message, "already revoked")) {
-			snprintf(res->message, sizeof(res->message),
-				 "%s: order %s is already revoked", ca->name, ref->order_id);
-			outcome = res->outcome = P11E_CA_OK;
-		} else {
-			snprintf(context, sizeof(context), "RevokeOrder %s", ref->order_id);
-			outcome = ca_error(ca, &meta, context,
-					   cn_classify_error(meta.code, meta.message) ==
-							   CN_ERR_CREDENTIALS
-						   ? P11E_CA_MISCONFIGURED
-						   : P11E_CA_REJECTED,
-					   res);
-		}
-	} else {
-		snprintf(res->message, sizeof(res->message),
-			 "%s: order %s revoked (revokeReasonId %s, %s)", ca->name, ref->order_id,
-			 reason_id, p11e_revoke_reason_name(reason));
-		snprintf(res->status_text, sizeof(res->status_text), "revoked");
-		outcome = res->outcome = P11E_CA_OK;
-	}
-out:
+	go = track_ref(ca, ref, "revoke", &t, res) && revocable(ca, ref->order_id, &t, res);
 	cn_tracked_free(&t);
-	cJSON_Delete(root);
-	cJSON_Delete(payload);
-	return outcome;
+	return go ? send_revoke(ca, ref->order_id, reason, reason_id, res) : res->outcome;
+}
+
+/* Whether a tracked order can be cancelled; if not, res says why (an order
+ * that has ended already is P11E_CA_OK). */
+static bool cancellable(struct p11e_ca *ca, const char *order_number, const struct cn_tracked *t,
+			struct p11e_ca_result *res)
+{
+	cn_state state = cn_cert_state(t->status_id);
+
+	if (state == CN_STATE_FAILED) {
+		snprintf(res->message, sizeof(res->message), "%s: order %s has already ended (\"%s\")",
+			 ca->name, order_number, t->status_text);
+		snprintf(res->status_text, sizeof(res->status_text), "%s", t->status_text);
+		res->outcome = P11E_CA_OK;
+		return false;
+	}
+	if (state != CN_STATE_PENDING && state != CN_STATE_UNKNOWN) {
+		snprintf(res->message, sizeof(res->message),
+			 "%s: order %s is \"%s\" (certificateStatusId %s); only an order not "
+			 "issued yet can be cancelled (revoke an issued one)",
+			 ca->name, order_number, t->status_text, t->status_id);
+		res->outcome = P11E_CA_REJECTED;
+		return false;
+	}
+	return true;
 }
 
 /* RejectOrder for a pending order: it ends in certificateStatusId 13. */
@@ -1441,99 +1629,51 @@ static p11e_ca_outcome cn_cancel(struct p11e_ca *ca, const struct p11e_order_ref
 				 struct p11e_ca_result *res)
 {
 	struct cn_tracked t = { 0 };
-	struct cn_meta meta;
-	cJSON *payload = NULL, *root = NULL;
-	char context[192];
-	p11e_ca_outcome outcome;
-	cn_state state;
-	cn_call_rc rc;
+	struct cn_call c = { .endpoint = "RejectOrder", .judge = &rejected_unless_credentials };
+	bool go;
 
 	memset(res, 0, sizeof(*res));
-	if (!ref || !ref->order_id || !*ref->order_id) {
-		snprintf(res->message, sizeof(res->message), "%s: no order number to cancel", ca->name);
-		return res->outcome = P11E_CA_NOT_FOUND;
-	}
-	snprintf(res->order_id, sizeof(res->order_id), "%s", ref->order_id);
-	rc = track(ca, ref->order_id, &t, &meta, res);
-	if (rc == CN_CALL_FAILED) {
-		outcome = res->outcome;
-		goto out;
-	}
-	if (rc == CN_CALL_CA_ERROR) {
-		outcome = track_error(ca, &meta, ref->order_id, res);
-		goto out;
-	}
-	state = cn_cert_state(t.status_id);
-	if (state == CN_STATE_FAILED) {
-		snprintf(res->message, sizeof(res->message), "%s: order %s has already ended (\"%s\")",
-			 ca->name, ref->order_id, t.status_text);
-		snprintf(res->status_text, sizeof(res->status_text), "%s", t.status_text);
-		outcome = res->outcome = P11E_CA_OK;
-		goto out;
-	}
-	if (state != CN_STATE_PENDING && state != CN_STATE_UNKNOWN) {
-		snprintf(res->message, sizeof(res->message),
-			 "%s: order %s is \"%s\" (certificateStatusId %s); only an order not "
-			 "issued yet can be cancelled (revoke an issued one)",
-			 ca->name, ref->order_id, t.status_text, t.status_id);
-		outcome = res->outcome = P11E_CA_REJECTED;
-		goto out;
-	}
-	payload = cn_build_reject(ref->order_id, "cancelled by p11enroll");
-	if (!payload) {
-		outcome = res->outcome = P11E_CA_UNREACHABLE;
-		goto out;
-	}
-	rc = call(ca, "RejectOrder", payload, false, &root, &meta, res);
-	if (rc == CN_CALL_FAILED) {
-		outcome = res->outcome;
-	} else if (rc == CN_CALL_CA_ERROR) {
-		snprintf(context, sizeof(context), "RejectOrder %s", ref->order_id);
-		outcome = ca_error(ca, &meta, context,
-				   cn_classify_error(meta.code, meta.message) == CN_ERR_CREDENTIALS
-					   ? P11E_CA_MISCONFIGURED
-					   : P11E_CA_REJECTED,
-				   res);
-	} else {
-		snprintf(res->message, sizeof(res->message), "%s: order %s cancelled (RejectOrder)",
-			 ca->name, ref->order_id);
-		snprintf(res->status_text, sizeof(res->status_text), "cancelled");
-		outcome = res->outcome = P11E_CA_OK;
-	}
-out:
+	go = track_ref(ca, ref, "cancel", &t, res) && cancellable(ca, ref->order_id, &t, res);
 	cn_tracked_free(&t);
-	cJSON_Delete(root);
-	cJSON_Delete(payload);
-	return outcome;
+	if (!go)
+		return res->outcome;
+	c.subject = ref->order_id;
+	c.payload = cn_build_reject(ref->order_id, "cancelled by p11enroll");
+	if (cn_call(ca, &c, res) != CN_CALL_OK)
+		return res->outcome;
+	snprintf(res->message, sizeof(res->message), "%s: order %s cancelled (RejectOrder)",
+		 ca->name, ref->order_id);
+	snprintf(res->status_text, sizeof(res->status_text), "cancelled");
+	return res->outcome = P11E_CA_OK;
 }
 
-/* One GetOrderReport page. */
+static int parse_report(const cJSON *root, void *out)
+{
+	return cn_parse_report(root, out);
+}
+
+/* One GetOrderReport page. A refusal is the caller's to judge, except "no
+ * records", which is an empty listing ("Listing orders"). */
 static cn_call_rc report_page(struct p11e_ca *ca, unsigned page, time_t since,
 			      struct cn_report *rep, struct cn_meta *meta,
 			      struct p11e_ca_result *res)
 {
-	cJSON *payload = cn_build_report(page, ca->page_size, since), *root = NULL;
+	const struct cn_call c = {
+		.endpoint = "GetOrderReport",
+		.payload = cn_build_report(page, ca->page_size, since),
+		.parse = parse_report,
+		.out = rep,
+		.bad_answer = "the answer is not the listing the API sends",
+		.meta = meta,
+	};
 	cn_call_rc rc;
 
 	memset(rep, 0, sizeof(*rep));
-	if (!payload) {
-		p11e_ca_fail(res, P11E_CA_UNREACHABLE, "out of memory");
-		return CN_CALL_FAILED;
-	}
-	rc = call(ca, "GetOrderReport", payload, false, &root, meta, res);
-	if (rc == CN_CALL_OK && cn_parse_report(root, rep) != 0) {
-		p11e_ca_fail(res, P11E_CA_UNREACHABLE,
-			     "%s GetOrderReport: the answer is not the listing the API sends",
-			     ca->name);
-		rc = CN_CALL_FAILED;
-	}
-	/* "no records" as a meta failure is an empty listing ("Listing orders") */
+	rc = cn_call(ca, &c, res);
 	if (rc == CN_CALL_CA_ERROR && (strcasestr(meta->message, "no record") ||
 				       strcasestr(meta->message, "no data") ||
 				       strcasestr(meta->message, "not found")))
 		rc = CN_CALL_OK;
-	cJSON_Delete(root);
-	cJSON_Delete(payload);
 	return rc;
 }
 
@@ -1551,11 +1691,7 @@ static p11e_ca_outcome cn_list_orders(struct p11e_ca *ca, time_t since, unsigned
 	if (rc == CN_CALL_FAILED)
 		return res->outcome;
 	if (rc == CN_CALL_CA_ERROR)
-		return ca_error(ca, &meta, "GetOrderReport",
-				cn_classify_error(meta.code, meta.message) == CN_ERR_CREDENTIALS
-					? P11E_CA_MISCONFIGURED
-					: P11E_CA_UNREACHABLE,
-				res);
+		return refused(ca, &meta, "GetOrderReport", NULL, &unreachable_unless_credentials, res);
 	for (size_t i = 0; i < rep.n; i++) {
 		struct p11e_order_row *r = &rep.rows[i];
 
@@ -1587,6 +1723,172 @@ struct candidate {
 	char request[128];
 };
 
+/* What reconcile knows as it goes. */
+struct reconcile {
+	struct order_names names;
+	char tag[192];        /* "p11enroll:<our id>" */
+	time_t since;         /* the listing's start */
+	struct candidate *cands; /* orders for our names, oldest first */
+	size_t n_cands, unverifiable;
+	char found[128], found_request[128];
+};
+
+enum row_match { ROW_NOT_OURS, ROW_OURS, ROW_MAYBE };
+
+/* A listed order is ours when it carries our tag; it may be ours when it
+ * is for our names and carries no other p11enroll tag (the order being
+ * renewed excluded). */
+static enum row_match match_row(const struct p11e_order *order, const struct reconcile *rec,
+				const struct cn_report *rep, size_t i)
+{
+	const struct p11e_order_row *r = &rep->rows[i];
+	bool theirs = false;
+
+	if (!r->order_id[0] || strcasecmp(r->domain, rec->names.domain) != 0 ||
+	    strcmp(r->product, rec->names.product) != 0)
+		return ROW_NOT_OURS;
+	if (order->previous.order_id && strcmp(r->order_id, order->previous.order_id) == 0)
+		return ROW_NOT_OURS;
+	for (size_t k = 0; k < rep->tags[i].n; k++) {
+		if (order->idempotency_id && strcmp(rep->tags[i].v[k], rec->tag) == 0)
+			return ROW_OURS;
+		if (strncmp(rep->tags[i].v[k], "p11enroll:", 10) == 0)
+			theirs = true;
+	}
+	return theirs ? ROW_NOT_OURS : ROW_MAYBE;
+}
+
+/* One listing page: our tagged order into found, the others that may be
+ * ours into the candidates. False when out of memory. */
+static bool scan_page(const struct p11e_ca *ca, const struct p11e_order *order,
+		      struct reconcile *rec, const struct cn_report *rep)
+{
+	for (size_t i = 0; i < rep->n; i++) {
+		const struct p11e_order_row *r = &rep->rows[i];
+		enum row_match match = match_row(order, rec, rep, i);
+		struct candidate *c;
+
+		if (match == ROW_OURS) {
+			snprintf(rec->found, sizeof(rec->found), "%s", r->order_id);
+			snprintf(rec->found_request, sizeof(rec->found_request), "%s", r->request_id);
+			p11e_info("%s: reconcile: order %s carries our tag %s", ca->name, r->order_id,
+				  rec->tag);
+			return true;
+		}
+		if (match == ROW_NOT_OURS)
+			continue;
+		c = realloc(rec->cands, (rec->n_cands + 1) * sizeof(*c));
+		if (!c)
+			return false;
+		rec->cands = c;
+		c = &rec->cands[rec->n_cands++];
+		snprintf(c->order, sizeof(c->order), "%s", r->order_id);
+		snprintf(c->request, sizeof(c->request), "%s", r->request_id);
+	}
+	return true;
+}
+
+/* GetOrderReport page by page until our tagged order shows or the listing
+ * ends. True to go on; false: res says why. */
+static bool list_candidates(struct p11e_ca *ca, const struct p11e_order *order,
+			    struct reconcile *rec, struct p11e_ca_result *res)
+{
+	for (unsigned page = 1; page <= MAX_REPORT_PAGES && !rec->found[0]; page++) {
+		struct cn_report rep;
+		struct cn_meta meta;
+		cn_call_rc rc = report_page(ca, page, rec->since, &rep, &meta, res);
+		bool ok, last;
+
+		if (rc == CN_CALL_CA_ERROR)
+			refused(ca, &meta, "GetOrderReport", "(reconcile)", &unreachable, res);
+		if (rc != CN_CALL_OK)
+			return false;
+		ok = scan_page(ca, order, rec, &rep);
+		last = rep.n == 0 || page >= rep.pages;
+		cn_report_free(&rep);
+		if (!ok) {
+			p11e_ca_fail(res, P11E_CA_UNREACHABLE, "out of memory");
+			return false;
+		}
+		if (last)
+			break;
+	}
+	return true;
+}
+
+/* TrackOrder of the candidates, newest first (the report lists oldest
+ * first), until one has our CSR. One candidate whose CSR the CA does not
+ * show is taken to be ours. True to go on; false: res says why. */
+static bool compare_csrs(struct p11e_ca *ca, const struct p11e_order *order,
+			 struct reconcile *rec, struct p11e_ca_result *res)
+{
+	for (size_t j = 0; !rec->found[0] && j < rec->n_cands && j < MAX_CSR_CHECKS; j++) {
+		const struct candidate *c = &rec->cands[rec->n_cands - 1 - j];
+		struct cn_tracked t;
+		struct cn_meta meta;
+		cn_call_rc rc = track(ca, c->order, &t, &meta, res);
+
+		if (rc == CN_CALL_FAILED)
+			return false;
+		if (rc == CN_CALL_CA_ERROR || !t.csr)
+			rec->unverifiable++;
+		else if (cn_same_csr(t.csr, order->csr_pem))
+			snprintf(rec->found, sizeof(rec->found), "%s", c->order);
+		cn_tracked_free(&t);
+	}
+	if (!rec->found[0] && rec->unverifiable == 1 && rec->n_cands == 1) {
+		snprintf(rec->found, sizeof(rec->found), "%s", rec->cands[0].order);
+		p11e_warn("%s: reconcile: order %s matches domain and product but its CSR cannot "
+			  "be compared; taking it as ours", ca->name, rec->found);
+	}
+	return true;
+}
+
+/* No order is ours: placing again is safe, unless some could not be told apart. */
+static p11e_ca_outcome nothing_found(const struct p11e_ca *ca, const struct reconcile *rec,
+				     struct p11e_ca_result *res)
+{
+	memset(res, 0, sizeof(*res));
+	if (rec->unverifiable > 0 || rec->n_cands > MAX_CSR_CHECKS) {
+		snprintf(res->message, sizeof(res->message),
+			 "%s: reconcile: %zu orders for %s (product %s) could be ours and "
+			 "cannot be told apart; check `p11enroll orders %s` and the portal "
+			 "before placing another",
+			 ca->name, rec->n_cands, rec->names.domain, rec->names.product, ca->name);
+		return res->outcome = P11E_CA_UNKNOWN;
+	}
+	snprintf(res->message, sizeof(res->message),
+		 "%s: reconcile: no order for %s (product %s) with our CSR since %s; "
+		 "placing again is safe",
+		 ca->name, rec->names.domain, rec->names.product,
+		 rec->since ? "the day before" : "ever");
+	return res->outcome = P11E_CA_NOT_FOUND;
+}
+
+/* Where the order found stands (TrackOrder), said as a reconciliation. */
+static p11e_ca_outcome report_found(struct p11e_ca *ca, const struct reconcile *rec,
+				    struct p11e_ca_result *res)
+{
+	char note[sizeof(res->message)];
+	struct cn_tracked t;
+	p11e_ca_outcome outcome;
+
+	if (!tracked(ca, rec->found, &t, res))
+		return res->outcome;
+	outcome = tracked_outcome(ca, rec->found, &t, res);
+	cn_tracked_free(&t);
+	snprintf(res->order_id, sizeof(res->order_id), "%s", rec->found);
+	snprintf(res->request_id, sizeof(res->request_id), "%s", rec->found_request);
+	for (size_t i = 0; i < rec->n_cands; i++)
+		if (strcmp(rec->cands[i].order, rec->found) == 0)
+			snprintf(res->request_id, sizeof(res->request_id), "%s",
+				 rec->cands[i].request);
+	snprintf(note, sizeof(note), "%s", res->message);
+	snprintf(res->message, sizeof(res->message),
+		 "reconciled: the earlier placement created order %.127s; %.800s", rec->found, note);
+	return outcome;
+}
+
 /* The rule (docs/providers.md): list the orders placed since the day before
  * placed_after; keep those with our domainName and productCode (drafts and
  * the order being renewed excluded). A row tagged "p11enroll:<our id>" is
@@ -1596,157 +1898,31 @@ struct candidate {
 static p11e_ca_outcome cn_reconcile(struct p11e_ca *ca, const struct p11e_order *order,
 				    struct p11e_ca_result *res)
 {
-	struct order_names names;
-	struct candidate *cands = NULL;
-	size_t n_cands = 0, unverifiable = 0;
-	char tag[192], found[128] = "", found_request[128] = "";
-	time_t since = order->placed_after > 86400 ? order->placed_after - 86400 : 0;
-	p11e_ca_outcome outcome = P11E_CA_UNREACHABLE;
-	struct cn_meta meta;
+	struct reconcile rec = {
+		.since = order->placed_after > 86400 ? order->placed_after - 86400 : 0,
+	};
+	p11e_ca_outcome outcome;
 
 	memset(res, 0, sizeof(*res));
-	if (resolve_names(ca, order, &names) != 0 || !names.product[0] || !names.domain[0]) {
+	if (resolve_names(ca, order, &rec.names) != 0 || !rec.names.product[0] ||
+	    !rec.names.domain[0]) {
 		snprintf(res->message, sizeof(res->message),
 			 "%s: cannot reconcile [cert:%s]: no product or domain name", ca->name,
 			 order->name ? order->name : "?");
 		outcome = res->outcome = P11E_CA_MISCONFIGURED;
 		goto out;
 	}
-	cn_idempotency_tag(order->idempotency_id ? order->idempotency_id : "", tag, sizeof(tag));
-
-	for (unsigned page = 1; page <= MAX_REPORT_PAGES && !found[0]; page++) {
-		struct cn_report rep;
-		cn_call_rc rc = report_page(ca, page, since, &rep, &meta, res);
-
-		if (rc == CN_CALL_FAILED) {
-			outcome = res->outcome == P11E_CA_UNKNOWN ? P11E_CA_UNREACHABLE : res->outcome;
-			goto out;
-		}
-		if (rc == CN_CALL_CA_ERROR) {
-			outcome = ca_error(ca, &meta, "GetOrderReport (reconcile)",
-					   P11E_CA_UNREACHABLE, res);
-			goto out;
-		}
-		for (size_t i = 0; i < rep.n && !found[0]; i++) {
-			const struct p11e_order_row *r = &rep.rows[i];
-			bool ours = false, theirs = false;
-			struct candidate *c;
-
-			if (!r->order_id[0] || strcasecmp(r->domain, names.domain) != 0 ||
-			    strcmp(r->product, names.product) != 0)
-				continue;
-			if (order->previous.order_id && strcmp(r->order_id, order->previous.order_id) == 0)
-				continue;
-			for (size_t k = 0; k < rep.tags[i].n; k++) {
-				if (order->idempotency_id && strcmp(rep.tags[i].v[k], tag) == 0)
-					ours = true;
-				else if (strncmp(rep.tags[i].v[k], "p11enroll:", 10) == 0)
-					theirs = true;
-			}
-			if (ours) {
-				snprintf(found, sizeof(found), "%s", r->order_id);
-				snprintf(found_request, sizeof(found_request), "%s", r->request_id);
-				p11e_info("%s: reconcile: order %s carries our tag %s", ca->name,
-					  r->order_id, tag);
-				break;
-			}
-			if (theirs)
-				continue;
-			c = realloc(cands, (n_cands + 1) * sizeof(*c));
-			if (!c) {
-				cn_report_free(&rep);
-				goto out;
-			}
-			cands = c;
-			snprintf(cands[n_cands].order, sizeof(cands[0].order), "%s", r->order_id);
-			snprintf(cands[n_cands].request, sizeof(cands[0].request), "%s", r->request_id);
-			n_cands++;
-		}
-		if (rep.n == 0 || page >= rep.pages) {
-			cn_report_free(&rep);
-			break;
-		}
-		cn_report_free(&rep);
-	}
-
-	/* Newest first: the report lists oldest first. */
-	for (size_t j = 0; !found[0] && j < n_cands && j < MAX_CSR_CHECKS; j++) {
-		const struct candidate *c = &cands[n_cands - 1 - j];
-		struct cn_tracked t;
-		cn_call_rc rc = track(ca, c->order, &t, &meta, res);
-
-		if (rc == CN_CALL_FAILED) {
-			outcome = res->outcome;
-			goto out;
-		}
-		if (rc == CN_CALL_CA_ERROR) {
-			cn_tracked_free(&t);
-			unverifiable++;
-			continue;
-		}
-		if (!t.csr)
-			unverifiable++;
-		else if (cn_same_csr(t.csr, order->csr_pem))
-			snprintf(found, sizeof(found), "%s", c->order);
-		cn_tracked_free(&t);
-	}
-	if (!found[0] && unverifiable == 1 && n_cands == 1) {
-		/* The CA does not show CSRs: one order for these names in the
-		 * window is taken to be ours. */
-		snprintf(found, sizeof(found), "%s", cands[0].order);
-		p11e_warn("%s: reconcile: order %s matches domain and product but its CSR cannot "
-			  "be compared; taking it as ours", ca->name, found);
-	}
-	if (!found[0]) {
-		memset(res, 0, sizeof(*res));
-		if (unverifiable > 0 || n_cands > MAX_CSR_CHECKS) {
-			snprintf(res->message, sizeof(res->message),
-				 "%s: reconcile: %zu orders for %s (product %s) could be ours and "
-				 "cannot be told apart; check `p11enroll orders %s` and the portal "
-				 "before placing another",
-				 ca->name, n_cands, names.domain, names.product, ca->name);
-			outcome = res->outcome = P11E_CA_UNKNOWN;
-			goto out;
-		}
-		snprintf(res->message, sizeof(res->message),
-			 "%s: reconcile: no order for %s (product %s) with our CSR since %s; "
-			 "placing again is safe",
-			 ca->name, names.domain, names.product, since ? "the day before" : "ever");
-		outcome = res->outcome = P11E_CA_NOT_FOUND;
+	cn_idempotency_tag(order->idempotency_id ? order->idempotency_id : "", rec.tag,
+			   sizeof(rec.tag));
+	if (!list_candidates(ca, order, &rec, res) ||
+	    (!rec.found[0] && !compare_csrs(ca, order, &rec, res))) {
+		outcome = res->outcome;
 		goto out;
 	}
-	{
-		struct cn_tracked t;
-		cn_call_rc rc = track(ca, found, &t, &meta, res);
-
-		if (rc == CN_CALL_FAILED) {
-			outcome = res->outcome;
-			goto out;
-		}
-		if (rc == CN_CALL_CA_ERROR) {
-			outcome = track_error(ca, &meta, found, res);
-			goto out;
-		}
-		outcome = tracked_outcome(ca, found, &t, res);
-		cn_tracked_free(&t);
-		snprintf(res->order_id, sizeof(res->order_id), "%s", found);
-		snprintf(res->request_id, sizeof(res->request_id), "%s", found_request);
-		for (size_t i = 0; i < n_cands; i++)
-			if (strcmp(cands[i].order, found) == 0)
-				snprintf(res->request_id, sizeof(res->request_id), "%s",
-					 cands[i].request);
-		{
-			char note[sizeof(res->message)];
-
-			snprintf(note, sizeof(note), "%s", res->message);
-			snprintf(res->message, sizeof(res->message),
-				 "reconciled: the earlier placement created order %.127s; %.800s", found,
-				 note);
-		}
-	}
+	outcome = rec.found[0] ? report_found(ca, &rec, res) : nothing_found(ca, &rec, res);
 out:
-	p11e_strlist_free(&names.dns);
-	free(cands);
+	p11e_strlist_free(&rec.names.dns);
+	free(rec.cands);
 	return outcome;
 }
 

@@ -588,13 +588,106 @@ static int add_string(cJSON *root, const char *path, const char *value)
 	return s ? set_path(root, path, s) : -1;
 }
 
+enum { FIELD_OK, FIELD_BAD, FIELD_OOM };
+
+/* One connector field into the order: its value checked, else its
+ * fallback's or its default; left out or sent empty as its flags say.
+ * FIELD_BAD with *why_key, why (and *bad when a setting is at fault). */
+static int add_field(cJSON *od, const struct cn_order_input *in, const struct cn_field *f,
+		     bool with_org, const char **why_key, char *why, size_t why_size,
+		     const struct p11e_setting **bad)
+{
+	const struct p11e_setting *st;
+	const char *v = lookup_value(in, f->key, &st);
+	const char *reason = NULL;
+	char boolv[2];
+
+	if (v && cn_check_value(f->type, v, &reason) != 0) {
+		*why_key = f->key;
+		*bad = st;
+		snprintf(why, why_size, "%s = '%s' is %s", f->key, v, reason);
+		return FIELD_BAD;
+	}
+	if (!v && f->fallback) {
+		v = lookup_value(in, f->fallback, &st);
+		if (!v)
+			v = field_default(f->fallback);
+	}
+	if (!v)
+		v = f->deflt;
+	if ((f->flags & CN_F_WITH_ORG) && !with_org)
+		return FIELD_OK;
+	if (!v) {
+		if (f->flags & CN_F_REQUIRED) {
+			*why_key = f->key;
+			snprintf(why, why_size, "%s is not set; an order needs it", f->key);
+			return FIELD_BAD;
+		}
+		if (f->flags & CN_F_OMIT)
+			return FIELD_OK;
+		v = "";
+	}
+	if (f->type == CN_V_BOOL && *v) {
+		snprintf(boolv, sizeof(boolv), "%d", p11e_parse_bool(v) > 0);
+		v = boolv;
+	}
+	if (strcmp(f->key, "remarks") == 0 && in->idempotency_id) {
+		char remarks[1024], tag[192];
+
+		/* The id is in remarks too: tags may not round-trip (open question 11). */
+		cn_idempotency_tag(in->idempotency_id, tag, sizeof(tag));
+		snprintf(remarks, sizeof(remarks), "%s [%s]", v, tag);
+		return add_string(od, f->path, remarks) ? FIELD_OOM : FIELD_OK;
+	}
+	return add_string(od, f->path, v) ? FIELD_OOM : FIELD_OK;
+}
+
+/* The members that are not configuration: the names, the CSR, the agreement. */
+static int add_request(cJSON *od, const struct cn_order_input *in)
+{
+	if (add_string(od, "certificateInformation.domainName", in->domain_name) ||
+	    add_string(od, "csr", in->csr_pem) ||
+	    add_string(od, "agreementDetails.acceptAgreement", "1"))
+		return -1;
+	if (in->n_dns > 0) {
+		cJSON *arr = cJSON_CreateStringArray(in->dns, (int)in->n_dns);
+
+		if (!arr || set_path(od, "certificateInformation.additionalDomains", arr))
+			return -1;
+	}
+	return 0;
+}
+
+/* tags: the configured ones plus the idempotency tag. */
+static int add_tags(cJSON *od, const struct cn_order_input *in)
+{
+	const struct p11e_setting *st;
+	const char *tags = lookup_value(in, "tags", &st);
+	struct p11e_strlist list = { 0 };
+	char tag[192];
+	cJSON *arr;
+	int rc = 0;
+
+	if (tags && p11e_strlist_split(&list, tags, ',') != 0)
+		rc = -1;
+	if (rc == 0 && in->idempotency_id) {
+		cn_idempotency_tag(in->idempotency_id, tag, sizeof(tag));
+		rc = p11e_strlist_add(&list, tag);
+	}
+	if (rc == 0 && list.n > 0) {
+		arr = cJSON_CreateStringArray((const char *const *)list.v, (int)list.n);
+		rc = arr ? set_path(od, "additionalInformation.tags", arr) : -1;
+	}
+	p11e_strlist_free(&list);
+	return rc;
+}
+
 cJSON *cn_build_order(const struct cn_order_input *in, const char **why_key, char *why,
 		      size_t why_size, const struct p11e_setting **bad)
 {
 	cJSON *od = cJSON_CreateObject();
-	const struct p11e_setting *st, *org_st;
-	const char *org = lookup_value(in, "organization_number", &org_st);
-	char tag[192];
+	const struct p11e_setting *org_st;
+	bool with_org = lookup_value(in, "organization_number", &org_st) != NULL;
 
 	*why_key = NULL;
 	*bad = NULL;
@@ -615,89 +708,16 @@ cJSON *cn_build_order(const struct cn_order_input *in, const char **why_key, cha
 	}
 	if (add_string(od, "productCode", in->product) || add_string(od, "saveAndHold", "0"))
 		goto oom;
-
 	for (size_t i = 0; i < cn_n_order_fields; i++) {
-		const struct cn_field *f = &cn_order_fields[i];
-		const char *v = lookup_value(in, f->key, &st);
-		const char *reason = NULL;
-		char boolv[2];
+		int rc = add_field(od, in, &cn_order_fields[i], with_org, why_key, why, why_size, bad);
 
-		if (v && cn_check_value(f->type, v, &reason) != 0) {
-			*why_key = f->key;
-			*bad = st;
-			snprintf(why, why_size, "%s = '%s' is %s", f->key, v, reason);
+		if (rc == FIELD_BAD)
 			goto fail;
-		}
-		if (!v && f->fallback) {
-			v = lookup_value(in, f->fallback, &st);
-			if (!v)
-				v = field_default(f->fallback);
-		}
-		if (!v)
-			v = f->deflt;
-		if ((f->flags & CN_F_WITH_ORG) && !org)
-			continue;
-		if (!v) {
-			if (f->flags & CN_F_REQUIRED) {
-				*why_key = f->key;
-				snprintf(why, why_size, "%s is not set; an order needs it", f->key);
-				goto fail;
-			}
-			if (f->flags & CN_F_OMIT)
-				continue;
-			v = "";
-		}
-		if (f->type == CN_V_BOOL && *v) {
-			snprintf(boolv, sizeof(boolv), "%d", p11e_parse_bool(v) > 0);
-			v = boolv;
-		}
-		if (strcmp(f->key, "remarks") == 0 && in->idempotency_id) {
-			char remarks[1024];
-
-			/* The id is in remarks too: tags may not round-trip (open question 11). */
-			cn_idempotency_tag(in->idempotency_id, tag, sizeof(tag));
-			snprintf(remarks, sizeof(remarks), "%s [%s]", v, tag);
-			if (add_string(od, f->path, remarks))
-				goto oom;
-			continue;
-		}
-		if (add_string(od, f->path, v))
+		if (rc == FIELD_OOM)
 			goto oom;
 	}
-
-	/* the members that are not configuration */
-	if (add_string(od, "certificateInformation.domainName", in->domain_name) ||
-	    add_string(od, "csr", in->csr_pem) ||
-	    add_string(od, "agreementDetails.acceptAgreement", "1"))
+	if (add_request(od, in) != 0 || add_tags(od, in) != 0)
 		goto oom;
-	if (in->n_dns > 0) {
-		cJSON *arr = cJSON_CreateStringArray(in->dns, (int)in->n_dns);
-
-		if (!arr || set_path(od, "certificateInformation.additionalDomains", arr))
-			goto oom;
-	}
-
-	/* tags: configured ones plus the idempotency tag */
-	{
-		const char *tags = lookup_value(in, "tags", &st);
-		struct p11e_strlist list = { 0 };
-		cJSON *arr;
-		int rc = 0;
-
-		if (tags && p11e_strlist_split(&list, tags, ',') != 0)
-			rc = -1;
-		if (rc == 0 && in->idempotency_id) {
-			cn_idempotency_tag(in->idempotency_id, tag, sizeof(tag));
-			rc = p11e_strlist_add(&list, tag);
-		}
-		if (rc == 0 && list.n > 0) {
-			arr = cJSON_CreateStringArray((const char *const *)list.v, (int)list.n);
-			rc = arr ? set_path(od, "additionalInformation.tags", arr) : -1;
-		}
-		p11e_strlist_free(&list);
-		if (rc != 0)
-			goto oom;
-	}
 	return od;
 oom:
 	snprintf(why, why_size, "out of memory");

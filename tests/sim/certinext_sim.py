@@ -279,6 +279,9 @@ DEFAULT_SCENARIO = {
     "dcv_required": False, "dcv_slot_polls": 0, "getdcv_ems956_polls": 0,
     "dcv_verify_polls": 0, "dcv_aggregate_lag_polls": 0, "dcv_fail": False,
     "dcv_cache": False, "dcv_cached_domains": [],
+    # dcv_extra_domains: once a domain has been verified, TrackOrder lists this
+    # many more (validated) names than the order had when it was placed
+    "dcv_extra_domains": 0,
     # ordering rules
     "reject": None, "rate_limit_burst": 16, "rate_limit_window_s": 10, "credits": None,
     "key_size_code": "", "key_reject_ems939": [], "duplicate_csr_scope": "key",
@@ -1060,6 +1063,10 @@ class TrackingApi:
             for name, d in o.dcv.items():
                 dv[name] = {"dcvMethod": DCV_METHOD_LABEL.get(d.method, ""), "dcvStatus": d.status,
                             "status": "1", "verifiedDate": d.verified_date, "caaStatus": "1"}
+            if any(d.verify_poll is not None for d in o.dcv.values()):
+                for i in range(self.sim.scenario["dcv_extra_domains"]):
+                    dv[f"extra{i}.{o.domain}"] = {"dcvMethod": DCV_METHOD_LABEL["1"], "dcvStatus": "1",
+                                                  "status": "1", "verifiedDate": "", "caaStatus": "1"}
             out["domainVerification"] = dv
         return out
 
