@@ -640,26 +640,18 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
 	struct attempt *a = userp;
 	struct p11e_http_response *r = a->resp;
 	size_t n = size * nmemb;
+	struct buf b = { .p = r->body, .len = r->len, .cap = a->cap };
 
 	if (r->len + n > a->max) {
 		a->too_large = true;
 		return 0; /* makes libcurl stop with CURLE_WRITE_ERROR */
 	}
-	if (r->len + n + 1 > a->cap) {
-		size_t cap = a->cap ? a->cap : 4096;
-		char *p;
-
-		while (cap < r->len + n + 1)
-			cap *= 2;
-		p = realloc(r->body, cap);
-		if (!p)
-			return 0;
-		r->body = p;
-		a->cap = cap;
-	}
-	memcpy(r->body + r->len, data, n);
-	r->len += n;
-	r->body[r->len] = '\0';
+	buf_add(&b, data, n);
+	if (b.oom)
+		return 0;
+	r->body = b.p;
+	r->len = b.len;
+	a->cap = b.cap;
 	return n;
 }
 
