@@ -640,26 +640,18 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
 	struct attempt *a = userp;
 	struct p11e_http_response *r = a->resp;
 	size_t n = size * nmemb;
+	struct buf b = { .p = r->body, .len = r->len, .cap = a->cap };
 
 	if (r->len + n > a->max) {
 		a->too_large = true;
 		return 0; /* makes libcurl stop with CURLE_WRITE_ERROR */
 	}
-	if (r->len + n + 1 > a->cap) {
-		size_t cap = a->cap ? a->cap : 4096;
-		char *p;
-
-		while (cap < r->len + n + 1)
-			cap *= 2;
-		p = realloc(r->body, cap);
-		if (!p)
-			return 0;
-		r->body = p;
-		a->cap = cap;
-	}
-	memcpy(r->body + r->len, data, n);
-	r->len += n;
-	r->body[r->len] = '\0';
+	buf_add(&b, data, n);
+	if (b.oom)
+		return 0;
+	r->body = b.p;
+	r->len = b.len;
+	a->cap = b.cap;
 	return n;
 }
 
@@ -834,21 +826,9 @@ bool p11e_http_outcome_unknown(const struct p11e_http_response *resp)
 	}
 }
 
-/* One attempt; fills resp (body, status, headers) and returns its kind. */
-static p11e_http_kind attempt_once(struct p11e_http *h, const struct p11e_http_request *req,
-				   const char *body, bool loopback, struct p11e_http_response *resp)
+/* Forgets what an earlier attempt received. */
+static void reset_response(struct p11e_http_response *resp)
 {
-	const char *name = req->log_name ? req->log_name : "http";
-	const char *method = req->method ? req->method : "POST";
-	bool is_get = strcmp(method, "GET") == 0;
-	struct curl_slist *headers = NULL, *more;
-	struct attempt a = { .resp = resp, .max = h->opts.max_response };
-	char errbuf[CURL_ERROR_SIZE] = "";
-	char line[256];
-	CURLcode cc;
-	CURL *c = h->curl;
-	p11e_http_kind kind = P11E_HTTP_LOCAL;
-
 	free(resp->body);
 	resp->body = NULL;
 	resp->len = 0;
@@ -858,6 +838,14 @@ static p11e_http_kind attempt_once(struct p11e_http *h, const struct p11e_http_r
 	resp->status = 0;
 	resp->retry_after = 0;
 	resp->content_type[0] = '\0';
+}
+
+/* The request's header lines; false when out of memory (*out freed). */
+static bool request_headers(const struct p11e_http_request *req, bool is_get,
+			    struct curl_slist **out)
+{
+	struct curl_slist *headers = NULL, *more;
+	char line[256];
 
 	if (!is_get) {
 		snprintf(line, sizeof(line), "Content-Type: %s",
@@ -874,6 +862,20 @@ static p11e_http_kind attempt_once(struct p11e_http *h, const struct p11e_http_r
 			goto oom;
 		headers = more;
 	}
+	*out = headers;
+	return true;
+oom:
+	curl_slist_free_all(headers);
+	*out = NULL;
+	return false;
+}
+
+/* The transfer's options: TLS policy, limits, callbacks, method and body. */
+static void set_options(struct p11e_http *h, const struct p11e_http_request *req, const char *method,
+			const char *body, bool loopback, struct attempt *a, char *errbuf,
+			struct curl_slist *headers)
+{
+	CURL *c = h->curl;
 
 	curl_easy_reset(c); /* keeps the connection cache */
 	curl_easy_setopt(c, CURLOPT_URL, req->url);
@@ -895,9 +897,9 @@ static p11e_http_kind attempt_once(struct p11e_http *h, const struct p11e_http_r
 	curl_easy_setopt(c, CURLOPT_USERAGENT, "p11enroll/" P11E_VERSION);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &a);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, a);
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(c, CURLOPT_HEADERDATA, &a);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, a);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
 	/* libcurl silently re-sends a request on a kept-alive connection that
 	 * turns out to be closed: an order placement must go out once, and a
@@ -907,7 +909,7 @@ static p11e_http_kind attempt_once(struct p11e_http *h, const struct p11e_http_r
 			 req->no_retry_after_send || req->build_body ? 1L : 0L);
 	curl_easy_setopt(c, CURLOPT_FORBID_REUSE,
 			 req->no_retry_after_send || req->build_body ? 1L : 0L);
-	if (is_get) {
+	if (strcmp(method, "GET") == 0) {
 		curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
 	} else {
 		curl_easy_setopt(c, CURLOPT_POST, 1L);
@@ -917,21 +919,67 @@ static p11e_http_kind attempt_once(struct p11e_http *h, const struct p11e_http_r
 		if (strcmp(method, "POST") != 0)
 			curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
 	}
+}
 
-	if (debugging()) {
-		p11e_debug("%s: > %s %s (attempt %u)", name, method, req->url, resp->attempts);
-		for (size_t i = 0; req->headers && req->headers[i]; i++) {
-			char *safe = p11e_redact_header(req->headers[i]);
+/* Debug lines of the request, secrets redacted. */
+static void log_request(const struct p11e_http *h, const struct p11e_http_request *req,
+			const char *name, const char *method, const char *body, unsigned attempt)
+{
+	char line[256];
 
-			safe = scrub_literals(h, safe);
-			p11e_debug("%s: > %s", name, safe ? safe : "(header)");
-			free(safe);
-		}
-		if (body) {
-			snprintf(line, sizeof(line), "%s: > ", name);
-			log_text(h, line, body, strlen(body), req->redact_keys);
-		}
+	p11e_debug("%s: > %s %s (attempt %u)", name, method, req->url, attempt);
+	for (size_t i = 0; req->headers && req->headers[i]; i++) {
+		char *safe = p11e_redact_header(req->headers[i]);
+
+		safe = scrub_literals(h, safe);
+		p11e_debug("%s: > %s", name, safe ? safe : "(header)");
+		free(safe);
 	}
+	if (body) {
+		snprintf(line, sizeof(line), "%s: > ", name);
+		log_text(h, line, body, strlen(body), req->redact_keys);
+	}
+}
+
+/* Debug lines of the answer, secrets redacted. */
+static void log_response(const struct p11e_http *h, const struct p11e_http_request *req,
+			 const char *name, const struct p11e_http_response *resp)
+{
+	char line[256];
+
+	if (resp->kind != P11E_HTTP_RESPONSE) {
+		p11e_debug("%s: < %s: %s", name, p11e_http_kind_name(resp->kind), resp->error);
+		return;
+	}
+	p11e_debug("%s: < HTTP %ld, %zu bytes%s%s%s", name, resp->status, resp->len,
+		   resp->content_type[0] ? " (" : "", resp->content_type,
+		   resp->content_type[0] ? ")" : "");
+	snprintf(line, sizeof(line), "%s: < ", name);
+	log_text(h, line, resp->body, resp->len, req->redact_keys);
+}
+
+/* One attempt; fills resp (body, status, headers) and returns its kind. */
+static p11e_http_kind attempt_once(struct p11e_http *h, const struct p11e_http_request *req,
+				   const char *body, bool loopback, struct p11e_http_response *resp)
+{
+	const char *name = req->log_name ? req->log_name : "http";
+	const char *method = req->method ? req->method : "POST";
+	struct curl_slist *headers = NULL;
+	struct attempt a = { .resp = resp, .max = h->opts.max_response };
+	char errbuf[CURL_ERROR_SIZE] = "";
+	CURLcode cc;
+	CURL *c = h->curl;
+	p11e_http_kind kind;
+
+	reset_response(resp);
+	if (!request_headers(req, strcmp(method, "GET") == 0, &headers)) {
+		resp->kind = P11E_HTTP_LOCAL;
+		snprintf(resp->error, sizeof(resp->error), "out of memory");
+		return P11E_HTTP_LOCAL;
+	}
+	set_options(h, req, method, body, loopback, &a, errbuf, headers);
+	if (debugging())
+		log_request(h, req, name, method, body, resp->attempts);
 
 	cc = curl_easy_perform(c);
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp->status);
@@ -944,27 +992,12 @@ static p11e_http_kind attempt_once(struct p11e_http *h, const struct p11e_http_r
 		resp->body = NULL;
 		resp->len = 0;
 	}
-
-	if (debugging()) {
-		if (kind == P11E_HTTP_RESPONSE) {
-			p11e_debug("%s: < HTTP %ld, %zu bytes%s%s%s", name, resp->status, resp->len,
-				   resp->content_type[0] ? " (" : "", resp->content_type,
-				   resp->content_type[0] ? ")" : "");
-			snprintf(line, sizeof(line), "%s: < ", name);
-			log_text(h, line, resp->body, resp->len, req->redact_keys);
-		} else {
-			p11e_debug("%s: < %s: %s", name, p11e_http_kind_name(kind), resp->error);
-		}
-	}
+	if (debugging())
+		log_response(h, req, name, resp);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, NULL);
 	curl_slist_free_all(headers);
 	return kind;
-oom:
-	curl_slist_free_all(headers);
-	resp->kind = P11E_HTTP_LOCAL;
-	snprintf(resp->error, sizeof(resp->error), "out of memory");
-	return P11E_HTTP_LOCAL;
 }
 
 p11e_http_kind p11e_http_perform(struct p11e_http *h, const struct p11e_http_request *req,

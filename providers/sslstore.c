@@ -54,8 +54,7 @@ static const char *const ss_cert_keys[] = { "product", SS_ORDER_KEYS, NULL };
 
 struct p11e_ca {
 	char *name;
-	struct p11e_setting *v; /* a deep copy of the [ca:NAME] settings */
-	struct p11e_settings settings;
+	struct p11e_settings settings; /* a deep copy of the [ca:NAME] settings */
 	char *api_url;          /* without trailing slash */
 	char *partner_code;
 	char *auth_token;       /* secret: only in request bodies */
@@ -212,12 +211,7 @@ static void ss_close(struct p11e_ca *ca)
 {
 	if (!ca)
 		return;
-	for (size_t i = 0; i < ca->settings.n; i++) {
-		free((char *)ca->v[i].key);
-		free((char *)ca->v[i].value);
-		free((char *)ca->v[i].file);
-	}
-	free(ca->v);
+	p11e_settings_free_copy(&ca->settings);
 	free(ca->name);
 	free(ca->api_url);
 	free(ca->partner_code);
@@ -228,25 +222,31 @@ static void ss_close(struct p11e_ca *ca)
 	free(ca);
 }
 
-static p11e_status copy_settings(struct p11e_ca *ca, const struct p11e_settings *s,
-				 struct p11e_err *err)
+/* api_url, checked and kept as scheme + host. */
+static p11e_status read_api_url(struct p11e_ca *ca, struct p11e_err *err)
 {
-	size_t n = s ? s->n : 0;
+	const struct p11e_setting *s = p11e_settings_find(&ca->settings, "api_url");
+	p11e_status rc;
+	char at[512];
 
-	ca->v = calloc(n ? n : 1, sizeof(*ca->v));
-	if (!ca->v)
-		return p11e_err_set(err, P11E_EFAIL, "out of memory");
-	for (size_t i = 0; i < n; i++) {
-		ca->settings.n = i + 1;
-		ca->v[i].key = strdup(s->v[i].key);
-		ca->v[i].value = strdup(s->v[i].value ? s->v[i].value : "");
-		ca->v[i].file = strdup(s->v[i].file ? s->v[i].file : "?");
-		ca->v[i].line = s->v[i].line;
-		if (!ca->v[i].key || !ca->v[i].value || !ca->v[i].file)
-			return p11e_err_set(err, P11E_EFAIL, "out of memory");
+	if (!s || !*s->value)
+		return p11e_err_set(err, P11E_EUSAGE,
+				    "[ca:%s] needs api_url (https://wbapi.thesslstore.com, or the "
+				    "sandbox https://sandbox-wbapi.thesslstore.com)",
+				    ca->name);
+	rc = p11e_http_check_url(s->value, "api_url", err);
+	if (rc != P11E_OK) {
+		p11e_err_prefix(err, "%s: [ca:%s]", where(s, at, sizeof(at)), ca->name);
+		return rc;
 	}
-	ca->settings.v = ca->v;
-	ca->settings.n = n;
+	ca->api_url = strdup(s->value);
+	if (!ca->api_url)
+		return p11e_err_set(err, P11E_EFAIL, "out of memory");
+	/* the configured value is scheme + host; paths start with /rest/ ("Where the API is") */
+	while (*ca->api_url && ca->api_url[strlen(ca->api_url) - 1] == '/')
+		ca->api_url[strlen(ca->api_url) - 1] = '\0';
+	if (ends_with(ca->api_url, "/rest"))
+		ca->api_url[strlen(ca->api_url) - 5] = '\0';
 	return P11E_OK;
 }
 
@@ -275,25 +275,9 @@ static p11e_status parse_settings(struct p11e_ca *ca, struct p11e_http_opts *opt
 					    where(s, at, sizeof(at)), ca->name, s->key, s->value, why);
 	}
 
-	s = p11e_settings_find(&ca->settings, "api_url");
-	if (!s || !*s->value)
-		return p11e_err_set(err, P11E_EUSAGE,
-				    "[ca:%s] needs api_url (https://wbapi.thesslstore.com, or the "
-				    "sandbox https://sandbox-wbapi.thesslstore.com)",
-				    ca->name);
-	rc = p11e_http_check_url(s->value, "api_url", err);
-	if (rc != P11E_OK) {
-		p11e_err_prefix(err, "%s: [ca:%s]", where(s, at, sizeof(at)), ca->name);
+	rc = read_api_url(ca, err);
+	if (rc != P11E_OK)
 		return rc;
-	}
-	ca->api_url = strdup(s->value);
-	if (!ca->api_url)
-		return p11e_err_set(err, P11E_EFAIL, "out of memory");
-	/* the configured value is scheme + host; paths start with /rest/ ("Where the API is") */
-	while (*ca->api_url && ca->api_url[strlen(ca->api_url) - 1] == '/')
-		ca->api_url[strlen(ca->api_url) - 1] = '\0';
-	if (ends_with(ca->api_url, "/rest"))
-		ca->api_url[strlen(ca->api_url) - 5] = '\0';
 
 	s = p11e_settings_find(&ca->settings, "partner_code");
 	if (!s || !*s->value)
@@ -344,6 +328,7 @@ static p11e_status parse_settings(struct p11e_ca *ca, struct p11e_http_opts *opt
 static p11e_status new_ca(const char *ca_name, const struct p11e_settings *settings,
 			  struct p11e_ca **out, struct p11e_err *err)
 {
+	static const struct p11e_settings none = { NULL, 0 };
 	struct p11e_ca *ca = calloc(1, sizeof(*ca));
 	p11e_status rc;
 
@@ -354,8 +339,8 @@ static p11e_status new_ca(const char *ca_name, const struct p11e_settings *setti
 	ca->page_size = SS_DEFAULT_PAGE_SIZE;
 	ca->poll_interval = SS_DEFAULT_POLL_INTERVAL;
 	ca->name = strdup(ca_name ? ca_name : "sslstore");
-	rc = ca->name ? copy_settings(ca, settings, err) : p11e_err_set(err, P11E_EFAIL, "out of memory");
-	if (rc != P11E_OK) {
+	if (!ca->name || p11e_settings_copy(&ca->settings, settings ? settings : &none) != P11E_OK) {
+		rc = p11e_err_set(err, P11E_EFAIL, "out of memory");
 		ss_close(ca);
 		return rc;
 	}
@@ -410,9 +395,22 @@ struct ss_call {
 	const char *path;      /* "/rest/order/status" */
 	const char *what;      /* "order status", for messages */
 	bool place;            /* an order placement: never retried once sent */
+	/* when any refusal of the call is final: how refusal() names the call
+	 * and what it advises; NULL when the caller reads refusals itself */
+	const char *refused, *todo;
 };
 
-static void new_auth(const struct p11e_ca *ca, struct ss_auth *auth, char *replay, size_t size)
+/* One exchange with the CA: the credentials with a fresh ReplayToken for the
+ * request body, then the answer or what kind of refusal it was. */
+struct ss_exchange {
+	struct ss_auth auth;
+	char replay[32];
+	enum ss_errkind kind;  /* of a refusal (P11E_CA_REJECTED) */
+	cJSON *json;           /* the answer of a call that succeeded; the caller deletes it */
+};
+
+/* The AuthRequest for the body of one request (a new ReplayToken each). */
+static const struct ss_auth *ss_auth_for(const struct p11e_ca *ca, struct ss_exchange *x)
 {
 	unsigned char rnd[8];
 	char hex[17];
@@ -420,11 +418,14 @@ static void new_auth(const struct p11e_ca *ca, struct ss_auth *auth, char *repla
 	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
 		memset(rnd, 0, sizeof(rnd));
 	p11e_hex(rnd, sizeof(rnd), hex);
-	snprintf(replay, size, "p11e-%s", hex);
-	auth->partner_code = ca->partner_code;
-	auth->auth_token = ca->auth_token;
-	auth->replay_token = replay;
-	auth->user_agent = "p11enroll/" P11E_VERSION;
+	snprintf(x->replay, sizeof(x->replay), "p11e-%s", hex);
+	x->auth.partner_code = ca->partner_code;
+	x->auth.auth_token = ca->auth_token;
+	x->auth.replay_token = x->replay;
+	x->auth.user_agent = "p11enroll/" P11E_VERSION;
+	x->kind = SS_ERR_OTHER;
+	x->json = NULL;
+	return &x->auth;
 }
 
 static void free_body(char *text)
@@ -435,14 +436,35 @@ static void free_body(char *text)
 	}
 }
 
-/* Sends `body` (consumed) and checks the HTTP status, the JSON and the
- * AuthResponse. Returns P11E_CA_OK with *out set when the CA answered
- * isError false; P11E_CA_REJECTED with res->message/ca_code and *kind set
- * when it answered isError true; otherwise the transport outcome
- * (UNREACHABLE, MISCONFIGURED, and UNKNOWN for placements). */
-static p11e_ca_outcome ss_post(struct p11e_ca *ca, const struct ss_call *call, cJSON *body,
-			       const char *replay, cJSON **out, enum ss_errkind *kind,
-			       struct p11e_ca_result *res)
+/* A refusal (isError true) turned into the outcome of a call that is not a
+ * placement; `what_to_do` is appended to the CA's words. */
+static p11e_ca_outcome refusal(struct p11e_ca *ca, enum ss_errkind kind, const char *what,
+			       const char *what_to_do, struct p11e_ca_result *res)
+{
+	char camsg[sizeof(res->message)];
+
+	snprintf(camsg, sizeof(camsg), "%s", res->message);
+	if (kind == SS_ERR_AUTH)
+		return p11e_ca_fail(res, P11E_CA_MISCONFIGURED,
+			    "The SSL Store refused the credentials (%s): %s; check partner_code "
+			    "and auth_token_file of [ca:%s] (sandbox and production credentials "
+			    "differ)",
+			    what, camsg, ca->name);
+	if (kind == SS_ERR_NOT_FOUND)
+		return p11e_ca_fail(res, P11E_CA_NOT_FOUND, "The SSL Store %s: %s", what, camsg);
+	return p11e_ca_fail(res, P11E_CA_REJECTED, "The SSL Store %s: %s%s%s", what, camsg,
+		    what_to_do ? "; " : "", what_to_do ? what_to_do : "");
+}
+
+/* Every call to the CA: sends `body` (built on ss_auth_for(ca, x); consumed)
+ * and judges the HTTP status, the JSON and the AuthResponse. Returns
+ * P11E_CA_OK with x->json when the CA answered isError false. When it
+ * answered isError true, res holds the CA's code and words and x->kind the
+ * kind of refusal: a call that names `refused` gets refusal()'s outcome,
+ * any other P11E_CA_REJECTED for the caller to read. Otherwise the
+ * transport's outcome (UNREACHABLE, MISCONFIGURED; UNKNOWN for placements). */
+static p11e_ca_outcome ss_ask(struct p11e_ca *ca, const struct ss_call *call, cJSON *body,
+			      struct ss_exchange *x, struct p11e_ca_result *res)
 {
 	struct p11e_http_response resp = { 0 };
 	struct p11e_http_request req = { 0 };
@@ -451,9 +473,8 @@ static p11e_ca_outcome ss_post(struct p11e_ca *ca, const struct ss_call *call, c
 	char url[1024];
 	char *payload = NULL;
 
-	*out = NULL;
-	if (kind)
-		*kind = SS_ERR_OTHER;
+	x->json = NULL;
+	x->kind = SS_ERR_OTHER;
 	snprintf(url, sizeof(url), "%s%s", ca->api_url, call->path);
 	payload = body ? cJSON_PrintUnformatted(body) : NULL;
 	if (!payload) {
@@ -482,7 +503,10 @@ static p11e_ca_outcome ss_post(struct p11e_ca *ca, const struct ss_call *call, c
 	}
 	p11e_http_perform(http, &req, &resp);
 
-	rc = ss_judge(&resp, call->what, ca->api_url, call->place, replay, out, kind, res);
+	rc = ss_judge(&resp, call->what, ca->api_url, call->place, x->replay, &x->json, &x->kind,
+		      res);
+	if (rc == P11E_CA_REJECTED && call->refused)
+		rc = refusal(ca, x->kind, call->refused, call->todo, res);
 out:
 	cJSON_Delete(body);
 	free_body(payload);
@@ -491,63 +515,62 @@ out:
 	return rc;
 }
 
-/* A refusal (isError true) turned into the outcome of a call that is not a
- * placement; `what_to_do` is appended to the CA's words. */
-static p11e_ca_outcome refusal(struct p11e_ca *ca, enum ss_errkind kind, const char *what,
-			       const char *what_to_do, struct p11e_ca_result *res)
-{
-	char camsg[sizeof(res->message)];
-
-	snprintf(camsg, sizeof(camsg), "%s", res->message);
-	if (kind == SS_ERR_AUTH)
-		return p11e_ca_fail(res, P11E_CA_MISCONFIGURED,
-			    "The SSL Store refused the credentials (%s): %s; check partner_code "
-			    "and auth_token_file of [ca:%s] (sandbox and production credentials "
-			    "differ)",
-			    what, camsg, ca->name);
-	if (kind == SS_ERR_NOT_FOUND)
-		return p11e_ca_fail(res, P11E_CA_NOT_FOUND, "The SSL Store %s: %s", what, camsg);
-	return p11e_ca_fail(res, P11E_CA_REJECTED, "The SSL Store %s: %s%s%s", what, camsg,
-		    what_to_do ? "; " : "", what_to_do ? what_to_do : "");
-}
-
-static const struct ss_call CALL_STATUS = { "/rest/order/status", "order status", false };
-static const struct ss_call CALL_DOWNLOAD = { "/rest/order/download", "download", false };
-static const struct ss_call CALL_NEWORDER = { "/rest/order/neworder", "new order", true };
-static const struct ss_call CALL_REISSUE = { "/rest/order/reissue", "reissue", true };
-static const struct ss_call CALL_APPROVERS = { "/rest/order/approverlist", "approver list", false };
-static const struct ss_call CALL_QUERY = { "/rest/order/query", "order query", false };
-static const struct ss_call CALL_REFUND = { "/rest/order/refundrequest", "refund request", false };
+static const struct ss_call CALL_STATUS = { "/rest/order/status", "order status", false, NULL, NULL };
+static const struct ss_call CALL_DOWNLOAD = { "/rest/order/download", "download", false, NULL, NULL };
+static const struct ss_call CALL_NEWORDER = { "/rest/order/neworder", "new order", true, NULL, NULL };
+static const struct ss_call CALL_REISSUE = { "/rest/order/reissue", "reissue", true, NULL, NULL };
+static const struct ss_call CALL_APPROVERS = { "/rest/order/approverlist", "approver list", false,
+					       NULL, NULL };
+static const struct ss_call CALL_QUERY = { "/rest/order/query", "order query", false, NULL, NULL };
+static const struct ss_call CALL_REFUND = { "/rest/order/refundrequest", "refund request", false,
+					    NULL, NULL };
 static const struct ss_call CALL_DRY_RUN = { "/rest/order/validate", "order validation (dry run)",
-					     false };
-static const struct ss_call CALL_REFUND_STATUS = { "/rest/order/refundstatus", "refund status", false };
+					     false, "order validation (dry run)",
+					     "fix the configuration before an order is placed" };
+static const struct ss_call CALL_REFUND_STATUS = { "/rest/order/refundstatus", "refund status", false,
+						   NULL, NULL };
 static const struct ss_call CALL_REVOKE = { "/rest/order/certificaterevokerequest",
-					    "revocation without refund", false };
+					    "revocation without refund", false,
+					    "revocation without refund", NULL };
 static const struct ss_call CALL_ORGS = { "/rest/digicert/organizationlist",
-					  "DigiCert organisation list", false };
-static const struct ss_call CALL_VALIDATE = { "/rest/health/validate", "credential check", false };
-static const struct ss_call CALL_PRODUCTS = { "/rest/product/query", "product query", false };
+					  "DigiCert organisation list", false, "organisation list",
+					  "check the account's DigiCert setup" };
+static const struct ss_call CALL_VALIDATE = { "/rest/health/validate", "credential check", false,
+					      NULL, NULL };
+static const struct ss_call CALL_PRODUCTS = { "/rest/product/query", "product query", false,
+					      "product query", NULL };
 
-/* /rest/order/status by order id or by CustomOrderID. */
+/* /rest/order/status by order id or by CustomOrderID; a refusal is
+ * returned as P11E_CA_REJECTED with *kind. */
 static p11e_ca_outcome ss_status(struct p11e_ca *ca, const char *order_id, const char *custom_id,
 				 struct ss_order_info *info, enum ss_errkind *kind,
 				 struct p11e_ca_result *res)
 {
-	struct ss_auth auth;
-	char replay[32];
-	cJSON *json = NULL;
+	struct ss_exchange x;
 	p11e_ca_outcome rc;
 
-	new_auth(ca, &auth, replay, sizeof(replay));
-	rc = ss_post(ca, &CALL_STATUS, ss_req_order(&auth, order_id, custom_id), replay, &json, kind,
-		     res);
+	rc = ss_ask(ca, &CALL_STATUS, ss_req_order(ss_auth_for(ca, &x), order_id, custom_id), &x, res);
+	if (kind)
+		*kind = x.kind;
 	if (rc == P11E_CA_OK) {
-		ss_parse_order(json, info);
+		ss_parse_order(x.json, info);
 		if (!info->order_id[0])
 			rc = p11e_ca_fail(res, P11E_CA_UNREACHABLE,
 				  "The SSL Store order status: the answer names no TheSSLStoreOrderID");
 	}
-	cJSON_Delete(json);
+	cJSON_Delete(x.json);
+	return rc;
+}
+
+/* The order a command names (poll, revoke, cancel): any refusal is final. */
+static p11e_ca_outcome read_order(struct p11e_ca *ca, const char *order_id, const char *custom_id,
+				  struct ss_order_info *info, struct p11e_ca_result *res)
+{
+	enum ss_errkind kind;
+	p11e_ca_outcome rc = ss_status(ca, order_id, custom_id, info, &kind, res);
+
+	if (rc == P11E_CA_REJECTED)
+		return refusal(ca, kind, "order status", "check the order in the SSL Store portal", res);
 	return rc;
 }
 
@@ -557,6 +580,78 @@ static void set_ids(struct p11e_ca_result *res, const struct ss_order_info *info
 	snprintf(res->request_id, sizeof(res->request_id), "%s", info->partner_order_id);
 	snprintf(res->status_text, sizeof(res->status_text), "%s%s%s",
 		 info->major[0] ? info->major : "?", info->minor[0] ? "/" : "", info->minor);
+}
+
+/* Why an order is rejected or cancelled, in words. */
+static void rejected_message(const struct ss_order_info *info, struct p11e_ca_result *res)
+{
+	if (info->comments[0]) {
+		char text[sizeof(info->comments)];
+
+		/* the vendor's reason, as the CA recorded it */
+		ss_vendor_message(info->comments, text, sizeof(text), res->ca_code, sizeof(res->ca_code));
+		msgf(res, "order %s is %s: %s; fix the order data and enrol again", info->order_id,
+		     res->status_text, text);
+	} else if (info->refund_id[0])
+		msgf(res,
+		     "order %s is %s: a refund request (%s) cancelled it; a new order is "
+		     "needed",
+		     info->order_id, res->status_text, info->refund_id);
+	else if (strcasecmp(info->major, "Active") == 0)
+		msgf(res,
+		     "the reissue of order %s was rejected (%s); the previous certificate "
+		     "stays valid; see the order notes in the SSL Store portal",
+		     info->order_id, res->status_text);
+	else
+		msgf(res,
+		     "order %s is %s at The SSL Store; see the order notes in the SSL "
+		     "Store portal, then enrol again",
+		     info->order_id, res->status_text);
+}
+
+/* What a pending order waits for, with the instructions for domain
+ * validation by CNAME or file when the CA sent them. */
+static void pending_message(const struct p11e_ca *ca, const struct ss_order_info *info, bool known,
+			    struct p11e_ca_result *res)
+{
+	char content[2 * sizeof(info->file_content)];
+	size_t at = 0;
+
+	if (info->cname_name[0] && info->cname_value[0]) {
+		msgf(res, "order %s is %s: domain validation by CNAME: publish %s CNAME %s",
+		     info->order_id, res->status_text, info->cname_name, info->cname_value);
+		snprintf(res->instructions, sizeof(res->instructions), "CNAME %s %s", info->cname_name,
+			 info->cname_value);
+		return;
+	}
+	if (!info->file_name[0]) {
+		msgf(res,
+		     "order %s is %s: waiting for domain validation (the approver e-mail) "
+		     "or vetting%s",
+		     info->order_id, res->status_text,
+		     known ? "" : "; this status word is new to p11enroll, treated as pending");
+		return;
+	}
+	msgf(res,
+	     "order %s is %s: domain validation by file: serve %s with the content "
+	     "%s over http(s) on every name",
+	     info->order_id, res->status_text, info->file_name, info->file_content);
+	/* one line: the content's line breaks written as \n */
+	for (const char *c = info->file_content; *c && at + 3 < sizeof(content); c++) {
+		if (*c == '\r')
+			continue;
+		if (*c == '\n') {
+			content[at++] = '\\';
+			content[at++] = 'n';
+		} else {
+			content[at++] = *c;
+		}
+	}
+	content[at] = '\0';
+	snprintf(res->instructions, sizeof(res->instructions),
+		 "file %s://NAME/.well-known/pki-validation/%s for every NAME of the "
+		 "order, content \"%s\" (\\n = line break)",
+		 ca->https_hint ? "https" : "http", info->file_name, content);
 }
 
 /* Where an order stands, from its status object. */
@@ -577,68 +672,10 @@ static p11e_ca_outcome order_outcome(struct p11e_ca *ca, const struct ss_order_i
 		msgf(res, "order %s-%s is issued", info->order_id, info->partner_order_id);
 		break;
 	case P11E_CA_REJECTED:
-		if (info->comments[0]) {
-			char text[sizeof(info->comments)];
-
-			/* the vendor's reason, as the CA recorded it */
-			ss_vendor_message(info->comments, text, sizeof(text), res->ca_code,
-					  sizeof(res->ca_code));
-			msgf(res, "order %s is %s: %s; fix the order data and enrol again",
-			     info->order_id, res->status_text, text);
-		} else if (info->refund_id[0])
-			msgf(res,
-			     "order %s is %s: a refund request (%s) cancelled it; a new order is "
-			     "needed",
-			     info->order_id, res->status_text, info->refund_id);
-		else if (strcasecmp(info->major, "Active") == 0)
-			msgf(res,
-			     "the reissue of order %s was rejected (%s); the previous certificate "
-			     "stays valid; see the order notes in the SSL Store portal",
-			     info->order_id, res->status_text);
-		else
-			msgf(res,
-			     "order %s is %s at The SSL Store; see the order notes in the SSL "
-			     "Store portal, then enrol again",
-			     info->order_id, res->status_text);
+		rejected_message(info, res);
 		break;
 	default:
-		if (info->cname_name[0] && info->cname_value[0]) {
-			msgf(res,
-			     "order %s is %s: domain validation by CNAME: publish %s CNAME %s",
-			     info->order_id, res->status_text, info->cname_name, info->cname_value);
-			snprintf(res->instructions, sizeof(res->instructions), "CNAME %s %s",
-				 info->cname_name, info->cname_value);
-		} else if (info->file_name[0]) {
-			msgf(res,
-			     "order %s is %s: domain validation by file: serve %s with the content "
-			     "%s over http(s) on every name",
-			     info->order_id, res->status_text, info->file_name, info->file_content);
-			char content[2 * sizeof(info->file_content)];
-			size_t at = 0;
-
-			/* one line: the content's line breaks written as \n */
-			for (const char *c = info->file_content; *c && at + 3 < sizeof(content); c++) {
-				if (*c == '\r')
-					continue;
-				if (*c == '\n') {
-					content[at++] = '\\';
-					content[at++] = 'n';
-				} else {
-					content[at++] = *c;
-				}
-			}
-			content[at] = '\0';
-			snprintf(res->instructions, sizeof(res->instructions),
-				 "file %s://NAME/.well-known/pki-validation/%s for every NAME of the "
-				 "order, content \"%s\" (\\n = line break)",
-				 ca->https_hint ? "https" : "http", info->file_name, content);
-		}
-		else
-			msgf(res,
-			     "order %s is %s: waiting for domain validation (the approver e-mail) "
-			     "or vetting%s",
-			     info->order_id, res->status_text,
-			     known ? "" : "; this status word is new to p11enroll, treated as pending");
+		pending_message(ca, info, known, res);
 		break;
 	}
 	return o;
@@ -704,35 +741,118 @@ static void read_contact(const struct p11e_ca *ca, const struct p11e_order *orde
 #undef C
 }
 
+/* The first of `settings` whose value check_value() finds wrong (why says
+ * how), or NULL; `cert_keys_only` passes over keys a [cert:] cannot set. */
+static const struct p11e_setting *bad_setting(const struct p11e_settings *settings,
+					      bool cert_keys_only, char *why, size_t size)
+{
+	for (size_t i = 0; settings && i < settings->n; i++) {
+		const struct p11e_setting *s = &settings->v[i];
+
+		if (cert_keys_only && !in_keys(ss_cert_keys, s->key))
+			continue;
+		check_value(s, why, size);
+		if (why[0])
+			return s;
+	}
+	return NULL;
+}
+
+/* Where the product comes from: the [cert:] product, else default_product. */
+static const struct p11e_setting *product_setting(const struct p11e_ca *ca,
+						  const struct p11e_settings *overrides)
+{
+	const struct p11e_setting *s = overrides ? p11e_settings_find(overrides, "product") : NULL;
+
+	return s && *s->value ? s : lookup(ca, NULL, "default_product");
+}
+
+/* The contacts and the organisation; returns where org_id is set, or NULL. */
+static const struct p11e_setting *read_parties(const struct p11e_ca *ca,
+					       const struct p11e_order *order, struct ss_params *p)
+{
+	const struct p11e_setting *org_id = lookup(ca, order, "org_id");
+
+	read_contact(ca, order, "admin_", &p->admin);
+	read_contact(ca, order, "tech_", &p->tech);
+	p->org.name = val(ca, order, "org_name");
+	p->org.address = val(ca, order, "org_address");
+	p->org.city = val(ca, order, "org_city");
+	p->org.region = val(ca, order, "org_region");
+	p->org.postal_code = val(ca, order, "org_postal_code");
+	p->org.country = val(ca, order, "org_country");
+	p->org.phone = val(ca, order, "org_phone");
+	p->org.jurisdiction_country = val(ca, order, "org_jurisdiction_country");
+	p->org.id = org_id ? atol(org_id->value) : 0;
+	return org_id;
+}
+
+static bool flag(const struct p11e_ca *ca, const struct p11e_order *order, const char *key)
+{
+	const struct p11e_setting *s = lookup(ca, order, key);
+
+	return s && p11e_parse_bool(s->value) == 1;
+}
+
+/* How the names are validated (several on is the caller's to refuse). */
+static void read_dcv(const struct p11e_ca *ca, const struct p11e_order *order, struct ss_params *p)
+{
+	p->file_dcv = flag(ca, order, "file_auth_dcv");
+	p->cname_dcv = flag(ca, order, "cname_auth_dcv");
+	p->https_file_dcv = flag(ca, order, "https_file_auth_dcv");
+	p->auto_www = flag(ca, order, "auto_www");
+}
+
+/* ApproverEmail: the configured addresses, comma-joined, when the names
+ * are validated by e-mail. */
+static p11e_ca_outcome join_approvers(const struct p11e_ca *ca, const struct p11e_order *order,
+				      struct ss_order_ctx *c, struct p11e_ca_result *res)
+{
+	const struct ss_params *p = &c->p;
+	size_t len = 0;
+
+	c->approver_from = lookup(ca, order, "approver_email");
+	if (ss_approver_split(c->approver_from ? c->approver_from->value : NULL,
+			      &c->approver_list) != 0)
+		return p11e_ca_fail(res, P11E_CA_UNREACHABLE, "out of memory");
+	if (c->approver_list.n == 0 || p->file_dcv || p->cname_dcv || p->https_file_dcv ||
+	    p->family == SS_DIGICERT_EO)
+		return P11E_CA_OK;
+	for (size_t i = 0; i < c->approver_list.n; i++)
+		len += strlen(c->approver_list.v[i]) + 1;
+	c->approvers = calloc(1, len + 1);
+	if (!c->approvers)
+		return p11e_ca_fail(res, P11E_CA_UNREACHABLE, "out of memory");
+	for (size_t i = 0; i < c->approver_list.n; i++) {
+		if (i)
+			strcat(c->approvers, ",");
+		strcat(c->approvers, c->approver_list.v[i]);
+	}
+	return P11E_CA_OK;
+}
+
 /* Resolves the order's parameters; MISCONFIGURED names file:line. */
 static p11e_ca_outcome resolve(struct p11e_ca *ca, const struct p11e_order *order,
 			       struct ss_order_ctx *c, struct p11e_ca_result *res)
 {
 	const struct p11e_setting *s;
+	const char *name = order->name ? order->name : "?";
 	char at[512], why[256], missing[512];
 	int64_t validity = (int64_t)SS_DEFAULT_VALIDITY_DAYS * 86400;
 	struct ss_params *p = &c->p;
+	p11e_ca_outcome rc;
 
 	memset(c, 0, sizeof(*c));
 	/* per-certificate overrides get the same checks as the section */
-	for (size_t i = 0; order->overrides && i < order->overrides->n; i++) {
-		s = &order->overrides->v[i];
-		if (!in_keys(ss_cert_keys, s->key))
-			continue;
-		check_value(s, why, sizeof(why));
-		if (why[0])
-			return p11e_ca_fail(res, P11E_CA_MISCONFIGURED, "%s: [cert:%s] %s = '%s' %s",
-				    where(s, at, sizeof(at)), order->name ? order->name : "?",
-				    s->key, s->value, why);
-	}
-	c->product_from = s = order->overrides ? p11e_settings_find(order->overrides, "product") : NULL;
-	if (!s || !*s->value)
-		c->product_from = s = lookup(ca, NULL, "default_product");
+	if ((s = bad_setting(order->overrides, true, why, sizeof(why))))
+		return p11e_ca_fail(res, P11E_CA_MISCONFIGURED, "%s: [cert:%s] %s = '%s' %s",
+			    where(s, at, sizeof(at)), name, s->key, s->value, why);
+	c->product_from = s = product_setting(ca, order->overrides);
 	if (!s)
 		return p11e_ca_fail(res, P11E_CA_MISCONFIGURED,
 			    "[ca:%s] has no default_product and [cert:%s] no product; set one "
 			    "(e.g. positivessl; `p11enroll products %s` lists them)",
-			    ca->name, order->name ? order->name : "?", ca->name);
+			    ca->name, name, ca->name);
 	snprintf(c->product, sizeof(c->product), "%s", s->value);
 	p->product = c->product;
 	p->family = ss_product_family(c->product);
@@ -745,7 +865,7 @@ static p11e_ca_outcome resolve(struct p11e_ca *ca, const struct p11e_order *orde
 		return p11e_ca_fail(res, P11E_CA_MISCONFIGURED,
 			    "the order of [cert:%s] has no idempotency id; p11enroll journals one "
 			    "before placing (this is a bug)",
-			    order->name ? order->name : "?");
+			    name);
 	p->custom_order_id = c->custom_id;
 
 	c->csr = ss_csr_normalize(order->csr_pem);
@@ -753,25 +873,13 @@ static p11e_ca_outcome resolve(struct p11e_ca *ca, const struct p11e_order *orde
 		return p11e_ca_fail(res, P11E_CA_MISCONFIGURED,
 			    "the CSR of [cert:%s] is not a PKCS#10 request; run `p11enroll csr %s` "
 			    "to make a new one",
-			    order->name ? order->name : "?", order->name ? order->name : "?");
+			    name, name);
 	p->csr_pem = c->csr;
 	/* DomainName must equal the CSR's CN when sent; none without a CN */
 	p->domain_name = order->common_name ? order->common_name : "";
 	p->dns = order->dns;
 
-	read_contact(ca, order, "admin_", &p->admin);
-	read_contact(ca, order, "tech_", &p->tech);
-	p->org.name = val(ca, order, "org_name");
-	p->org.address = val(ca, order, "org_address");
-	p->org.city = val(ca, order, "org_city");
-	p->org.region = val(ca, order, "org_region");
-	p->org.postal_code = val(ca, order, "org_postal_code");
-	p->org.country = val(ca, order, "org_country");
-	p->org.phone = val(ca, order, "org_phone");
-	p->org.jurisdiction_country = val(ca, order, "org_jurisdiction_country");
-	c->org_id_from = lookup(ca, order, "org_id");
-	p->org.id = c->org_id_from ? atol(c->org_id_from->value) : 0;
-
+	c->org_id_from = read_parties(ca, order, p);
 	s = lookup(ca, order, "server_count");
 	p->server_count = s ? atoi(s->value) : 1;
 	p->web_server_type = val(ca, order, "web_server_type");
@@ -780,44 +888,20 @@ static p11e_ca_outcome resolve(struct p11e_ca *ca, const struct p11e_order *orde
 	p->signature_hash = val(ca, order, "signature_hash_algorithm");
 	if (!p->signature_hash)
 		p->signature_hash = "PREFER_SHA2";
-	s = lookup(ca, order, "file_auth_dcv");
-	p->file_dcv = s && p11e_parse_bool(s->value) == 1;
-	s = lookup(ca, order, "cname_auth_dcv");
-	p->cname_dcv = s && p11e_parse_bool(s->value) == 1;
-	s = lookup(ca, order, "https_file_auth_dcv");
-	p->https_file_dcv = s && p11e_parse_bool(s->value) == 1;
-	s = lookup(ca, order, "auto_www");
-	p->auto_www = s && p11e_parse_bool(s->value) == 1;
+	read_dcv(ca, order, p);
 	if (p->https_file_dcv && (p->file_dcv || p->cname_dcv))
 		return p11e_ca_fail(res, P11E_CA_MISCONFIGURED,
 			    "[cert:%s]: https_file_auth_dcv and another domain validation method "
 			    "are both on; choose one",
-			    order->name ? order->name : "?");
+			    name);
 	if (p->file_dcv && p->cname_dcv)
 		return p11e_ca_fail(res, P11E_CA_MISCONFIGURED,
 			    "[cert:%s]: file_auth_dcv and cname_auth_dcv are both on; choose one "
 			    "domain validation method",
-			    order->name ? order->name : "?");
-
-	c->approver_from = lookup(ca, order, "approver_email");
-	if (ss_approver_split(c->approver_from ? c->approver_from->value : NULL,
-			      &c->approver_list) != 0)
-		return p11e_ca_fail(res, P11E_CA_UNREACHABLE, "out of memory");
-	if (c->approver_list.n > 0 && !p->file_dcv && !p->cname_dcv && !p->https_file_dcv &&
-	    p->family != SS_DIGICERT_EO) {
-		size_t len = 0;
-
-		for (size_t i = 0; i < c->approver_list.n; i++)
-			len += strlen(c->approver_list.v[i]) + 1;
-		c->approvers = calloc(1, len + 1);
-		if (!c->approvers)
-			return p11e_ca_fail(res, P11E_CA_UNREACHABLE, "out of memory");
-		for (size_t i = 0; i < c->approver_list.n; i++) {
-			if (i)
-				strcat(c->approvers, ",");
-			strcat(c->approvers, c->approver_list.v[i]);
-		}
-	}
+			    name);
+	rc = join_approvers(ca, order, c, res);
+	if (rc != P11E_CA_OK)
+		return rc;
 	p->approver_email = c->approvers ? c->approvers : "";
 
 	if (ss_family_missing(p, missing, sizeof(missing)) > 0 &&
@@ -826,8 +910,7 @@ static p11e_ca_outcome resolve(struct p11e_ca *ca, const struct p11e_order *orde
 			    "product %s (%s%s%s) needs %s; set %s in [ca:%s] or [cert:%s]",
 			    c->product, ss_family_name(p->family), c->product_from ? ", from " : "",
 			    c->product_from ? where(c->product_from, at, sizeof(at)) : "", missing,
-			    strchr(missing, ',') ? "them" : "it", ca->name,
-			    order->name ? order->name : "?");
+			    strchr(missing, ',') ? "them" : "it", ca->name, name);
 	return P11E_CA_OK;
 }
 
@@ -836,22 +919,18 @@ static p11e_ca_outcome resolve(struct p11e_ca *ca, const struct p11e_order *orde
 static p11e_ca_outcome fetch_approvers(struct p11e_ca *ca, const char *product, const char *domain,
 				       struct p11e_strlist *list, struct p11e_ca_result *res)
 {
-	struct ss_auth auth;
-	char replay[32];
-	enum ss_errkind kind;
-	cJSON *json = NULL;
+	struct ss_exchange x;
 	const cJSON *arr, *e;
 	p11e_ca_outcome rc;
 
-	new_auth(ca, &auth, replay, sizeof(replay));
-	rc = ss_post(ca, &CALL_APPROVERS, ss_req_approverlist(&auth, product, domain), replay, &json,
-		     &kind, res);
+	rc = ss_ask(ca, &CALL_APPROVERS, ss_req_approverlist(ss_auth_for(ca, &x), product, domain), &x,
+		    res);
 	if (rc == P11E_CA_REJECTED) {
 		char camsg[sizeof(res->message)];
 
 		snprintf(camsg, sizeof(camsg), "%s", res->message);
-		if (kind == SS_ERR_AUTH)
-			return refusal(ca, kind, "approver list", NULL, res);
+		if (x.kind == SS_ERR_AUTH)
+			return refusal(ca, x.kind, "approver list", NULL, res);
 		return p11e_ca_fail(res, P11E_CA_MISCONFIGURED,
 			    "The SSL Store has no approver list for %s with product %s: %s; check "
 			    "the product and the names",
@@ -859,13 +938,13 @@ static p11e_ca_outcome fetch_approvers(struct p11e_ca *ca, const char *product, 
 	}
 	if (rc != P11E_CA_OK)
 		return rc;
-	arr = cJSON_GetObjectItemCaseSensitive(json, "ApproverEmailList");
+	arr = cJSON_GetObjectItemCaseSensitive(x.json, "ApproverEmailList");
 	if (!arr)
-		arr = cJSON_GetObjectItem(json, "ApproverEmailList");
+		arr = cJSON_GetObjectItem(x.json, "ApproverEmailList");
 	cJSON_ArrayForEach(e, (cJSON_IsArray(arr) ? arr : NULL))
 		if (cJSON_IsString(e) && p11e_strlist_add(list, e->valuestring) != 0)
 			rc = p11e_ca_fail(res, P11E_CA_UNREACHABLE, "out of memory");
-	cJSON_Delete(json);
+	cJSON_Delete(x.json);
 	return rc;
 }
 
@@ -922,24 +1001,18 @@ out:
 static p11e_ca_outcome check_org(struct p11e_ca *ca, struct ss_order_ctx *c,
 				 struct p11e_ca_result *res)
 {
-	struct ss_auth auth;
-	char replay[32], active[700] = "", at[512];
-	enum ss_errkind kind;
-	cJSON *json = NULL;
+	struct ss_exchange x;
+	char active[700] = "", at[512];
 	const cJSON *list, *e;
 	p11e_ca_outcome rc;
 	const char *found_status = NULL;
 
 	if (c->p.family != SS_DIGICERT_EO)
 		return P11E_CA_OK;
-	new_auth(ca, &auth, replay, sizeof(replay));
-	rc = ss_post(ca, &CALL_ORGS, ss_req_orglist(&auth), replay, &json, &kind, res);
-	if (rc == P11E_CA_REJECTED)
-		return refusal(ca, kind, "organisation list", "check the account's DigiCert setup",
-			       res);
+	rc = ss_ask(ca, &CALL_ORGS, ss_req_orglist(ss_auth_for(ca, &x)), &x, res);
 	if (rc != P11E_CA_OK)
 		return rc;
-	list = cJSON_GetObjectItem(json, "OrganizationList");
+	list = cJSON_GetObjectItem(x.json, "OrganizationList");
 	cJSON_ArrayForEach(e, (cJSON_IsArray(list) ? list : NULL)) {
 		const cJSON *id = cJSON_GetObjectItem(e, "TSSOrganizationId");
 		const cJSON *st = cJSON_GetObjectItem(e, "Status");
@@ -973,7 +1046,7 @@ static p11e_ca_outcome check_org(struct p11e_ca *ca, struct ss_order_ctx *c,
 			  c->org_id_from ? ": " : "", ca->name, c->p.org.id, state, c->product,
 			  active[0] ? active : "none");
 	}
-	cJSON_Delete(json);
+	cJSON_Delete(x.json);
 	return rc;
 }
 
@@ -1034,16 +1107,82 @@ static p11e_ca_outcome choose_mode(struct p11e_ca *ca, const struct p11e_order *
 	return P11E_CA_OK;
 }
 
+/* Sends the reissue of `prev`, or a new order (a renewal of `prev`). */
+static p11e_ca_outcome send_placement(struct p11e_ca *ca, struct ss_order_ctx *c, enum ss_mode mode,
+				      const struct ss_order_info *prev, struct ss_exchange *x,
+				      struct p11e_ca_result *res)
+{
+	if (mode == SS_REISSUE)
+		return ss_ask(ca, &CALL_REISSUE, ss_req_reissue(ss_auth_for(ca, x), &c->p, prev->order_id),
+			      x, res);
+	c->p.renewal = mode == SS_RENEWAL;
+	c->p.related_order_id = c->p.renewal ? prev->order_id : NULL;
+	return ss_ask(ca, &CALL_NEWORDER, ss_req_neworder(ss_auth_for(ca, x), &c->p), x, res);
+}
+
+/* A placement the CA refused (its words in res). */
+static p11e_ca_outcome placement_refused(struct p11e_ca *ca, const struct p11e_order *order,
+					 const struct ss_order_ctx *c, enum ss_mode mode,
+					 enum ss_errkind kind, struct p11e_ca_result *res)
+{
+	char camsg[sizeof(res->message)], code[sizeof(res->ca_code)];
+	struct ss_order_info found;
+	struct p11e_ca_result probe = { 0 };
+	p11e_ca_outcome rc;
+
+	snprintf(camsg, sizeof(camsg), "%s", res->message);
+	snprintf(code, sizeof(code), "%s", res->ca_code);
+	/* a refusal because our CustomOrderID exists means an earlier
+	 * attempt got through: follow that order, never a second one.
+	 * Any other refusal says no order holds the id: no lookup (the
+	 * CA counts a lookup of an unknown id as a client error). */
+	if (mode != SS_REISSUE && (kind == SS_ERR_DUPLICATE || strcasestr(camsg, "CustomOrderID")) &&
+	    ss_status(ca, NULL, c->custom_id, &found, NULL, &probe) == P11E_CA_OK) {
+		p11e_ca_result_clear(res);
+		return order_outcome(ca, &found, res);
+	}
+	p11e_ca_result_clear(&probe);
+	if (kind == SS_ERR_AUTH)
+		return refusal(ca, kind, mode_name(mode), NULL, res);
+	rc = p11e_ca_fail(res, P11E_CA_REJECTED,
+		  "The SSL Store refused the %s for %s (product %s): %s; fix the order data "
+		  "in [ca:%s] or [cert:%s] and enrol again",
+		  mode_name(mode), c->p.domain_name, c->product, camsg, ca->name,
+		  order->name ? order->name : "?");
+	snprintf(res->ca_code, sizeof(res->ca_code), "%s", code);
+	return rc;
+}
+
+/* Where a placement the CA took stands, from its answer. */
+static p11e_ca_outcome placement_taken(struct p11e_ca *ca, const struct ss_order_ctx *c,
+				       enum ss_mode mode, const cJSON *json, struct p11e_ca_result *res)
+{
+	struct ss_order_info info;
+	p11e_ca_outcome rc;
+
+	ss_parse_order(json, &info);
+	if (!info.order_id[0])
+		return p11e_ca_fail(res, P11E_CA_UNKNOWN,
+			  "The SSL Store %s: the answer names no TheSSLStoreOrderID; the order may "
+			  "exist: it is looked up by its CustomOrderID before any new order",
+			  mode_name(mode));
+	rc = order_outcome(ca, &info, res);
+	if (rc == P11E_CA_PENDING) {
+		char more[sizeof(res->message)];
+
+		snprintf(more, sizeof(more), "%s", res->message);
+		msgf(res, "%s placed (CustomOrderID %s): %s", mode_name(mode), c->custom_id, more);
+	}
+	return rc;
+}
+
 static p11e_ca_outcome ss_place(struct p11e_ca *ca, const struct p11e_order *order,
 				struct p11e_ca_result *res)
 {
 	struct ss_order_ctx c;
-	struct ss_order_info prev = { 0 }, info;
-	struct ss_auth auth;
-	enum ss_errkind kind;
+	struct ss_order_info prev = { 0 };
+	struct ss_exchange x = { 0 };
 	enum ss_mode mode;
-	char replay[32];
-	cJSON *json = NULL;
 	const char *placed = NULL;
 	p11e_ca_outcome rc;
 
@@ -1071,71 +1210,16 @@ static p11e_ca_outcome ss_place(struct p11e_ca *ca, const struct p11e_order *ord
 	p11e_info("[ca:%s] placing a %s for %s: product %s (%s), %d months, CustomOrderID %s",
 		  ca->name, mode_name(mode), c.p.domain_name, c.product, ss_family_name(c.p.family),
 		  c.p.months, c.custom_id);
-	new_auth(ca, &auth, replay, sizeof(replay));
 	placed = mode == SS_REISSUE ? "reissue" : mode == SS_RENEWAL ? "renewal" : "neworder";
-	if (mode == SS_REISSUE) {
-		rc = ss_post(ca, &CALL_REISSUE, ss_req_reissue(&auth, &c.p, prev.order_id), replay,
-			     &json, &kind, res);
-	} else {
-		c.p.renewal = mode == SS_RENEWAL;
-		c.p.related_order_id = c.p.renewal ? prev.order_id : NULL;
-		rc = ss_post(ca, &CALL_NEWORDER, ss_req_neworder(&auth, &c.p), replay, &json, &kind,
-			     res);
-	}
-	if (rc == P11E_CA_REJECTED) {
-		char camsg[sizeof(res->message)], code[sizeof(res->ca_code)];
-		struct ss_order_info found;
-		struct p11e_ca_result probe = { 0 };
-
-		snprintf(camsg, sizeof(camsg), "%s", res->message);
-		snprintf(code, sizeof(code), "%s", res->ca_code);
-		/* a refusal because our CustomOrderID exists means an earlier
-		 * attempt got through: follow that order, never a second one.
-		 * Any other refusal says no order holds the id: no lookup (the
-		 * CA counts a lookup of an unknown id as a client error). */
-		if (mode != SS_REISSUE &&
-		    (kind == SS_ERR_DUPLICATE || strcasestr(camsg, "CustomOrderID")) &&
-		    ss_status(ca, NULL, c.custom_id, &found, NULL, &probe) == P11E_CA_OK) {
-			p11e_ca_result_clear(res);
-			rc = order_outcome(ca, &found, res);
-			goto out;
-		}
-		p11e_ca_result_clear(&probe);
-		if (kind == SS_ERR_AUTH) {
-			rc = refusal(ca, kind, mode_name(mode), NULL, res);
-			goto out;
-		}
-		rc = p11e_ca_fail(res, P11E_CA_REJECTED,
-			  "The SSL Store refused the %s for %s (product %s): %s; fix the order data "
-			  "in [ca:%s] or [cert:%s] and enrol again",
-			  mode_name(mode), c.p.domain_name, c.product, camsg, ca->name,
-			  order->name ? order->name : "?");
-		snprintf(res->ca_code, sizeof(res->ca_code), "%s", code);
-		goto out;
-	}
-	if (rc != P11E_CA_OK)
-		goto out;
-	ss_parse_order(json, &info);
-	if (!info.order_id[0]) {
-		rc = p11e_ca_fail(res, P11E_CA_UNKNOWN,
-			  "The SSL Store %s: the answer names no TheSSLStoreOrderID; the order may "
-			  "exist: it is looked up by its CustomOrderID before any new order",
-			  mode_name(mode));
-		goto out;
-	}
-	rc = order_outcome(ca, &info, res);
+	rc = send_placement(ca, &c, mode, &prev, &x, res);
 	if (rc == P11E_CA_REJECTED)
-		goto out;
-	if (rc == P11E_CA_PENDING) {
-		char more[sizeof(res->message)];
-
-		snprintf(more, sizeof(more), "%s", res->message);
-		msgf(res, "%s placed (CustomOrderID %s): %s", mode_name(mode), c.custom_id, more);
-	}
+		rc = placement_refused(ca, order, &c, mode, x.kind, res);
+	else if (rc == P11E_CA_OK)
+		rc = placement_taken(ca, &c, mode, x.json, res);
 out:
 	if (placed)
 		snprintf(res->placed_as, sizeof(res->placed_as), "%s", placed);
-	cJSON_Delete(json);
+	cJSON_Delete(x.json);
 	ctx_free(&c);
 	return rc;
 }
@@ -1143,64 +1227,56 @@ out:
 static p11e_ca_outcome query_page(struct p11e_ca *ca, time_t since, unsigned page, cJSON **out,
 				  struct p11e_ca_result *res);
 
-static p11e_ca_outcome ss_reconcile(struct p11e_ca *ca, const struct p11e_order *order,
-				    struct p11e_ca_result *res)
+/* Reconcile, step 1: a reissue keeps the order and changes its
+ * PartnerOrderID ("Order identifiers"); it ignores CustomOrderID, so it is
+ * never looked up by it. True when the previous order settles where the
+ * placement stands (*rc); false to look for a new order or renewal. */
+static bool reissue_settled(struct p11e_ca *ca, const struct p11e_order *order, p11e_ca_outcome *rc,
+			    struct p11e_ca_result *res)
 {
 	struct ss_order_info info;
 	enum ss_errkind kind;
-	char custom[72];
-	p11e_ca_outcome rc;
-	time_t since;
 	bool reissue = order->placed_as && strcmp(order->placed_as, "reissue") == 0;
-	bool has_prev = order->previous.order_id && *order->previous.order_id;
 
-	p11e_ca_result_clear(res);
-	if (ss_custom_order_id(order->idempotency_id, custom, sizeof(custom)) != 0)
-		return p11e_ca_fail(res, P11E_CA_MISCONFIGURED,
-			    "the order of [cert:%s] has no idempotency id (this is a bug)",
-			    order->name ? order->name : "?");
-	/* 1. a reissue keeps the order and changes its PartnerOrderID ("Order identifiers");
-	 * it ignores CustomOrderID, so it is never looked up by it */
-	if (has_prev) {
-		rc = ss_status(ca, order->previous.order_id, NULL, &info, &kind, res);
-		if (rc != P11E_CA_OK && rc != P11E_CA_REJECTED)
-			return rc;
-		if (rc == P11E_CA_REJECTED && kind == SS_ERR_AUTH)
-			return refusal(ca, kind, "order lookup", NULL, res);
-		if (rc == P11E_CA_OK &&
-		    (strcasecmp(info.minor, "PENDING_REISSUE") == 0 ||
-		     (order->previous.request_id && *order->previous.request_id &&
-		      info.partner_order_id[0] &&
-		      strcmp(info.partner_order_id, order->previous.request_id) != 0))) {
-			p11e_ca_result_clear(res);
-			return order_outcome(ca, &info, res);
-		}
-		/* the placement's kind when the agent could not record it (a
-		 * crash during the call): the rule place follows */
-		if (rc == P11E_CA_OK && !order->placed_as)
-			reissue = mode_from(ca, &info, time(NULL)) == SS_REISSUE;
-		if (reissue) {
-			p11e_ca_result_clear(res);
-			return p11e_ca_fail(res, P11E_CA_NOT_FOUND,
-				    "order %s was not reissued (PartnerOrderID %s unchanged); "
-				    "asking for the reissue again is safe",
-				    order->previous.order_id,
-				    order->previous.request_id ? order->previous.request_id : "?");
-		}
+	*rc = ss_status(ca, order->previous.order_id, NULL, &info, &kind, res);
+	if (*rc != P11E_CA_OK && *rc != P11E_CA_REJECTED)
+		return true;
+	if (*rc == P11E_CA_REJECTED && kind == SS_ERR_AUTH) {
+		*rc = refusal(ca, kind, "order lookup", NULL, res);
+		return true;
 	}
-	/* 2. a new order or renewal carries our CustomOrderID ("Order identifiers") */
-	p11e_ca_result_clear(res);
-	rc = ss_status(ca, NULL, custom, &info, &kind, res);
-	if (rc == P11E_CA_OK) {
+	if (*rc == P11E_CA_OK &&
+	    (strcasecmp(info.minor, "PENDING_REISSUE") == 0 ||
+	     (order->previous.request_id && *order->previous.request_id && info.partner_order_id[0] &&
+	      strcmp(info.partner_order_id, order->previous.request_id) != 0))) {
 		p11e_ca_result_clear(res);
-		return order_outcome(ca, &info, res);
+		*rc = order_outcome(ca, &info, res);
+		return true;
 	}
-	if (rc == P11E_CA_REJECTED && kind == SS_ERR_AUTH)
-		return refusal(ca, kind, "order lookup", NULL, res);
-	if (rc != P11E_CA_REJECTED)
-		return rc;
-	/* 3. the inventory since the placement: certain when nothing matches */
-	since = order->placed_after > 86400 ? order->placed_after - 86400 : 0;
+	/* the placement's kind when the agent could not record it (a
+	 * crash during the call): the rule place follows */
+	if (*rc == P11E_CA_OK && !order->placed_as)
+		reissue = mode_from(ca, &info, time(NULL)) == SS_REISSUE;
+	if (!reissue)
+		return false;
+	p11e_ca_result_clear(res);
+	*rc = p11e_ca_fail(res, P11E_CA_NOT_FOUND,
+		    "order %s was not reissued (PartnerOrderID %s unchanged); "
+		    "asking for the reissue again is safe",
+		    order->previous.order_id,
+		    order->previous.request_id ? order->previous.request_id : "?");
+	return true;
+}
+
+/* Reconcile, step 3: the inventory since the placement; certain when
+ * nothing matches. */
+static p11e_ca_outcome find_in_inventory(struct p11e_ca *ca, const struct p11e_order *order,
+					 const char *custom, bool has_prev, struct p11e_ca_result *res)
+{
+	struct ss_order_info info;
+	p11e_ca_outcome rc;
+	time_t since = order->placed_after > 86400 ? order->placed_after - 86400 : 0;
+
 	for (unsigned page = 1; page <= SS_RECONCILE_PAGES; page++) {
 		cJSON *arr = NULL;
 		const cJSON *e;
@@ -1216,7 +1292,7 @@ static p11e_ca_outcome ss_reconcile(struct p11e_ca *ca, const struct p11e_order 
 			if (strcmp(info.custom_order_id, custom) == 0 && info.order_id[0]) {
 				cJSON_Delete(arr);
 				p11e_ca_result_clear(res);
-				rc = ss_status(ca, info.order_id, NULL, &info, &kind, res);
+				rc = ss_status(ca, info.order_id, NULL, &info, NULL, res);
 				return rc == P11E_CA_OK ? order_outcome(ca, &info, res) : rc;
 			}
 		}
@@ -1235,13 +1311,42 @@ static p11e_ca_outcome ss_reconcile(struct p11e_ca *ca, const struct p11e_order 
 		    SS_RECONCILE_PAGES);
 }
 
+static p11e_ca_outcome ss_reconcile(struct p11e_ca *ca, const struct p11e_order *order,
+				    struct p11e_ca_result *res)
+{
+	struct ss_order_info info;
+	enum ss_errkind kind;
+	char custom[72];
+	p11e_ca_outcome rc;
+	bool has_prev = order->previous.order_id && *order->previous.order_id;
+
+	p11e_ca_result_clear(res);
+	if (ss_custom_order_id(order->idempotency_id, custom, sizeof(custom)) != 0)
+		return p11e_ca_fail(res, P11E_CA_MISCONFIGURED,
+			    "the order of [cert:%s] has no idempotency id (this is a bug)",
+			    order->name ? order->name : "?");
+	if (has_prev && reissue_settled(ca, order, &rc, res))
+		return rc;
+	/* 2. a new order or renewal carries our CustomOrderID ("Order identifiers") */
+	p11e_ca_result_clear(res);
+	rc = ss_status(ca, NULL, custom, &info, &kind, res);
+	if (rc == P11E_CA_OK) {
+		p11e_ca_result_clear(res);
+		return order_outcome(ca, &info, res);
+	}
+	if (rc == P11E_CA_REJECTED && kind == SS_ERR_AUTH)
+		return refusal(ca, kind, "order lookup", NULL, res);
+	if (rc != P11E_CA_REJECTED)
+		return rc;
+	return find_in_inventory(ca, order, custom, has_prev, res);
+}
+
 /* ---- poll / fetch / revoke -------------------------------------------------- */
 
 static p11e_ca_outcome ss_poll(struct p11e_ca *ca, const struct p11e_order *order,
 			       const struct p11e_order_ref *ref, struct p11e_ca_result *res)
 {
 	struct ss_order_info info;
-	enum ss_errkind kind;
 	char custom[72] = "";
 	p11e_ca_outcome rc;
 
@@ -1249,11 +1354,8 @@ static p11e_ca_outcome ss_poll(struct p11e_ca *ca, const struct p11e_order *orde
 	if ((!ref || !ref->order_id || !*ref->order_id) &&
 	    (!order || ss_custom_order_id(order->idempotency_id, custom, sizeof(custom)) != 0))
 		return p11e_ca_fail(res, P11E_CA_MISCONFIGURED, "poll without an order id (this is a bug)");
-	rc = ss_status(ca, ref && ref->order_id && *ref->order_id ? ref->order_id : NULL, custom,
-		       &info, &kind, res);
-	if (rc == P11E_CA_REJECTED)
-		return refusal(ca, kind, "order status", "check the order in the SSL Store portal",
-			       res);
+	rc = read_order(ca, ref && ref->order_id && *ref->order_id ? ref->order_id : NULL, custom,
+			&info, res);
 	if (rc != P11E_CA_OK)
 		return rc;
 	if (ref && ref->request_id && *ref->request_id && info.partner_order_id[0] &&
@@ -1311,9 +1413,7 @@ static void download_ids(const cJSON *json, const struct p11e_order_ref *ref,
 static p11e_ca_outcome ss_fetch(struct p11e_ca *ca, const struct p11e_order_ref *ref,
 				struct p11e_ca_result *res)
 {
-	struct ss_auth auth;
-	char replay[32];
-	enum ss_errkind kind;
+	struct ss_exchange x;
 	cJSON *json = NULL;
 	size_t entries = 0;
 	p11e_ca_outcome rc;
@@ -1322,11 +1422,10 @@ static p11e_ca_outcome ss_fetch(struct p11e_ca *ca, const struct p11e_order_ref 
 	p11e_ca_result_clear(res);
 	if (!ref || !ref->order_id || !*ref->order_id)
 		return p11e_ca_fail(res, P11E_CA_MISCONFIGURED, "fetch without an order id (this is a bug)");
-	new_auth(ca, &auth, replay, sizeof(replay));
-	rc = ss_post(ca, &CALL_DOWNLOAD, ss_req_order(&auth, ref->order_id, NULL), replay, &json,
-		     &kind, res);
+	rc = ss_ask(ca, &CALL_DOWNLOAD, ss_req_order(ss_auth_for(ca, &x), ref->order_id, NULL), &x, res);
+	json = x.json;
 	if (rc == P11E_CA_REJECTED)
-		rc = download_refused(ca, ref, kind, res);
+		rc = download_refused(ca, ref, x.kind, res);
 	if (rc != P11E_CA_OK)
 		goto out;
 	n = ss_parse_download(json, &res->chain_pem, &entries);
@@ -1379,10 +1478,8 @@ static p11e_ca_outcome ss_revoke(struct p11e_ca *ca, const struct p11e_order_ref
 				 p11e_revoke_reason reason, struct p11e_ca_result *res)
 {
 	struct ss_order_info info;
-	struct ss_auth auth;
-	char replay[32], why[160];
-	enum ss_errkind kind;
-	cJSON *json = NULL;
+	struct ss_exchange x;
+	char why[160];
 	p11e_ca_outcome rc;
 
 	p11e_ca_result_clear(res);
@@ -1390,9 +1487,7 @@ static p11e_ca_outcome ss_revoke(struct p11e_ca *ca, const struct p11e_order_ref
 		return p11e_ca_fail(res, P11E_CA_MISCONFIGURED, "revoke without an order id (this is a bug)");
 	/* Idempotent on the wire: read the order first, send nothing when the
 	 * refund was already asked for or the order is cancelled. */
-	rc = ss_status(ca, ref->order_id, NULL, &info, &kind, res);
-	if (rc == P11E_CA_REJECTED)
-		return refusal(ca, kind, "order status", "check the order in the SSL Store portal", res);
+	rc = read_order(ca, ref->order_id, NULL, &info, res);
 	if (rc != P11E_CA_OK)
 		return rc;
 	if (refund_done(&info)) {
@@ -1402,11 +1497,9 @@ static p11e_ca_outcome ss_revoke(struct p11e_ca *ca, const struct p11e_order_ref
 	}
 	p11e_ca_result_clear(res);
 	ss_refund_reason(reason, why, sizeof(why));
-	new_auth(ca, &auth, replay, sizeof(replay));
-	rc = ss_post(ca, &CALL_REFUND, ss_req_refund(&auth, ref->order_id, why), replay, &json,
-		     &kind, res);
+	rc = ss_ask(ca, &CALL_REFUND, ss_req_refund(ss_auth_for(ca, &x), ref->order_id, why), &x, res);
 	if (rc == P11E_CA_OK) {
-		ss_parse_order(json, &info);
+		ss_parse_order(x.json, &info);
 		snprintf(res->order_id, sizeof(res->order_id), "%s", ref->order_id);
 		snprintf(res->request_id, sizeof(res->request_id), "%s",
 			 info.partner_order_id[0] ? info.partner_order_id
@@ -1421,7 +1514,7 @@ static p11e_ca_outcome ss_revoke(struct p11e_ca *ca, const struct p11e_order_ref
 		res->outcome = rc = P11E_CA_OK;
 		goto out;
 	}
-	if (rc == P11E_CA_REJECTED && kind != SS_ERR_AUTH) {
+	if (rc == P11E_CA_REJECTED && x.kind != SS_ERR_AUTH) {
 		char camsg[sizeof(res->message)];
 		struct p11e_ca_result probe = { 0 };
 
@@ -1438,11 +1531,11 @@ static p11e_ca_outcome ss_revoke(struct p11e_ca *ca, const struct p11e_order_ref
 		msgf(res, "%s", camsg);
 	}
 	if (rc == P11E_CA_REJECTED)
-		rc = refusal(ca, kind, "refund request (revocation)",
+		rc = refusal(ca, x.kind, "refund request (revocation)",
 			     "the refund window may have passed; ask The SSL Store support to revoke",
 			     res);
 out:
-	cJSON_Delete(json);
+	cJSON_Delete(x.json);
 	return rc;
 }
 
@@ -1452,10 +1545,7 @@ static p11e_ca_outcome ss_dry_run(struct p11e_ca *ca, const struct p11e_order *o
 				  struct p11e_ca_result *res)
 {
 	struct ss_order_ctx c;
-	struct ss_auth auth;
-	enum ss_errkind kind;
-	char replay[32];
-	cJSON *json = NULL;
+	struct ss_exchange x = { 0 };
 	p11e_ca_outcome rc;
 
 	p11e_ca_result_clear(res);
@@ -1467,18 +1557,14 @@ static p11e_ca_outcome ss_dry_run(struct p11e_ca *ca, const struct p11e_order *o
 		rc = check_org(ca, &c, res);
 	if (rc != P11E_CA_OK)
 		goto out;
-	new_auth(ca, &auth, replay, sizeof(replay));
-	rc = ss_post(ca, &CALL_DRY_RUN, ss_req_neworder(&auth, &c.p), replay, &json, &kind, res);
+	rc = ss_ask(ca, &CALL_DRY_RUN, ss_req_neworder(ss_auth_for(ca, &x), &c.p), &x, res);
 	if (rc == P11E_CA_OK) {
 		msgf(res, "The SSL Store accepts the order: product %s (%s), %d months, %s",
 		     c.product, ss_family_name(c.p.family), c.p.months, c.p.domain_name);
 		res->outcome = P11E_CA_OK;
-	} else if (rc == P11E_CA_REJECTED) {
-		rc = refusal(ca, kind, "order validation (dry run)",
-			     "fix the configuration before an order is placed", res);
 	}
 out:
-	cJSON_Delete(json);
+	cJSON_Delete(x.json);
 	ctx_free(&c);
 	return rc;
 }
@@ -1489,18 +1575,13 @@ static p11e_ca_outcome ss_revoke_no_refund(struct p11e_ca *ca, const struct p11e
 					   p11e_revoke_reason reason, struct p11e_ca_result *res)
 {
 	struct ss_order_info info;
-	struct ss_auth auth;
-	char replay[32];
-	enum ss_errkind kind;
-	cJSON *json = NULL;
+	struct ss_exchange x;
 	p11e_ca_outcome rc;
 
 	p11e_ca_result_clear(res);
 	if (!ref || !ref->order_id || !*ref->order_id)
 		return p11e_ca_fail(res, P11E_CA_NOT_FOUND, "no order number to revoke");
-	rc = ss_status(ca, ref->order_id, NULL, &info, &kind, res);
-	if (rc == P11E_CA_REJECTED)
-		return refusal(ca, kind, "order status", "check the order in the SSL Store portal", res);
+	rc = read_order(ca, ref->order_id, NULL, &info, res);
 	if (rc != P11E_CA_OK)
 		return rc;
 	p11e_ca_result_clear(res);
@@ -1511,9 +1592,8 @@ static p11e_ca_outcome ss_revoke_no_refund(struct p11e_ca *ca, const struct p11e
 		snprintf(res->status_text, sizeof(res->status_text), "revoked");
 		return res->outcome = P11E_CA_OK;
 	}
-	new_auth(ca, &auth, replay, sizeof(replay));
-	rc = ss_post(ca, &CALL_REVOKE, ss_req_revoke(&auth, ref->order_id, info.serial), replay, &json,
-		     &kind, res);
+	rc = ss_ask(ca, &CALL_REVOKE, ss_req_revoke(ss_auth_for(ca, &x), ref->order_id, info.serial), &x,
+		    res);
 	if (rc == P11E_CA_OK) {
 		set_ids(res, &info);
 		snprintf(res->status_text, sizeof(res->status_text), "revoked");
@@ -1521,10 +1601,8 @@ static p11e_ca_outcome ss_revoke_no_refund(struct p11e_ca *ca, const struct p11e
 			  "without a refund: the order stays paid",
 		     ref->order_id, info.serial[0] ? info.serial : "?", p11e_revoke_reason_name(reason));
 		res->outcome = P11E_CA_OK;
-	} else if (rc == P11E_CA_REJECTED) {
-		rc = refusal(ca, kind, "revocation without refund", NULL, res);
 	}
-	cJSON_Delete(json);
+	cJSON_Delete(x.json);
 	return rc;
 }
 
@@ -1533,20 +1611,16 @@ static p11e_ca_outcome ss_refund_status(struct p11e_ca *ca, const struct p11e_or
 					struct p11e_ca_result *res)
 {
 	struct ss_order_info info;
-	struct ss_auth auth;
-	char replay[32];
-	enum ss_errkind kind;
-	cJSON *json = NULL;
+	struct ss_exchange x;
 	p11e_ca_outcome rc;
 
 	p11e_ca_result_clear(res);
 	if (!ref || !ref->order_id || !*ref->order_id)
 		return p11e_ca_fail(res, P11E_CA_NOT_FOUND, "no order number");
-	new_auth(ca, &auth, replay, sizeof(replay));
-	rc = ss_post(ca, &CALL_REFUND_STATUS, ss_req_order(&auth, ref->order_id, NULL), replay, &json,
-		     &kind, res);
+	rc = ss_ask(ca, &CALL_REFUND_STATUS, ss_req_order(ss_auth_for(ca, &x), ref->order_id, NULL), &x,
+		    res);
 	if (rc == P11E_CA_OK) {
-		ss_parse_order(json, &info);
+		ss_parse_order(x.json, &info);
 		set_ids(res, &info);
 		snprintf(res->status_text, sizeof(res->status_text), "%s",
 			 info.refund_approved ? "approved" : "requested");
@@ -1555,13 +1629,13 @@ static p11e_ca_outcome ss_refund_status(struct p11e_ca *ca, const struct p11e_or
 		     info.refund_approved ? "approved" : "not approved yet", info.major,
 		     info.minor[0] ? "/" : "", info.minor);
 		res->outcome = P11E_CA_OK;
-	} else if (rc == P11E_CA_REJECTED && kind != SS_ERR_AUTH &&
+	} else if (rc == P11E_CA_REJECTED && x.kind != SS_ERR_AUTH &&
 		   strcasestr(res->message, "no refund")) {
 		rc = p11e_ca_fail(res, P11E_CA_NOT_FOUND, "no refund was asked for order %s", ref->order_id);
 	} else if (rc == P11E_CA_REJECTED) {
-		rc = refusal(ca, kind, "refund status", NULL, res);
+		rc = refusal(ca, x.kind, "refund status", NULL, res);
 	}
-	cJSON_Delete(json);
+	cJSON_Delete(x.json);
 	return rc;
 }
 
@@ -1571,16 +1645,13 @@ static p11e_ca_outcome ss_cancel(struct p11e_ca *ca, const struct p11e_order_ref
 				 struct p11e_ca_result *res)
 {
 	struct ss_order_info info;
-	enum ss_errkind kind;
 	bool known = true;
 	p11e_ca_outcome rc;
 
 	p11e_ca_result_clear(res);
 	if (!ref || !ref->order_id || !*ref->order_id)
 		return p11e_ca_fail(res, P11E_CA_NOT_FOUND, "no order number to cancel");
-	rc = ss_status(ca, ref->order_id, NULL, &info, &kind, res);
-	if (rc == P11E_CA_REJECTED)
-		return refusal(ca, kind, "order status", "check the order in the SSL Store portal", res);
+	rc = read_order(ca, ref->order_id, NULL, &info, res);
 	if (rc != P11E_CA_OK)
 		return rc;
 	p11e_ca_result_clear(res);
@@ -1610,10 +1681,7 @@ static p11e_ca_outcome query_page(struct p11e_ca *ca, time_t since, unsigned pag
 
 	*out = NULL;
 	for (unsigned attempt = 1; attempt <= SS_QUERY_ATTEMPTS; attempt++) {
-		struct ss_auth auth;
-		char replay[32];
-		enum ss_errkind kind;
-		cJSON *json = NULL;
+		struct ss_exchange x;
 		unsigned char r;
 
 		if (attempt > 1) {
@@ -1621,21 +1689,20 @@ static p11e_ca_outcome query_page(struct p11e_ca *ca, time_t since, unsigned pag
 			usleep(1000u * p11e_http_backoff_ms(attempt - 1, 200, 5000, r / 255.0));
 		}
 		p11e_ca_result_clear(res);
-		new_auth(ca, &auth, replay, sizeof(replay));
-		rc = ss_post(ca, &CALL_QUERY, ss_req_query(&auth, since, page, ca->page_size), replay,
-			     &json, &kind, res);
-		if (rc == P11E_CA_OK && !cJSON_IsArray(json)) {
-			cJSON_Delete(json);
-			json = NULL;
+		rc = ss_ask(ca, &CALL_QUERY, ss_req_query(ss_auth_for(ca, &x), since, page, ca->page_size),
+			    &x, res);
+		if (rc == P11E_CA_OK && !cJSON_IsArray(x.json)) {
+			cJSON_Delete(x.json);
+			x.json = NULL;
 			rc = p11e_ca_fail(res, P11E_CA_UNREACHABLE,
 				  "The SSL Store order query: page %u is not a list", page);
 		}
 		if (rc == P11E_CA_OK) {
-			*out = json;
+			*out = x.json;
 			return rc;
 		}
-		if (rc == P11E_CA_REJECTED && kind == SS_ERR_AUTH)
-			return refusal(ca, kind, "order query", NULL, res);
+		if (rc == P11E_CA_REJECTED && x.kind == SS_ERR_AUTH)
+			return refusal(ca, x.kind, "order query", NULL, res);
 		if (rc == P11E_CA_MISCONFIGURED)
 			return rc;
 		p11e_warn("[ca:%s] order query page %u failed (attempt %u of %d): %s", ca->name,
@@ -1712,20 +1779,16 @@ static p11e_ca_outcome ss_list_orders(struct p11e_ca *ca, time_t since, unsigned
 
 static p11e_ca_outcome ss_check(struct p11e_ca *ca, struct p11e_ca_result *res)
 {
-	struct ss_auth auth;
+	struct ss_exchange x;
 	struct p11e_err err = { 0 };
-	char replay[32];
-	enum ss_errkind kind;
-	cJSON *json = NULL;
 	p11e_ca_outcome rc;
 
 	p11e_ca_result_clear(res);
 	if (strncmp(ca->token_spec, "env:", 4) != 0 &&
 	    p11e_secret_check_file(ca->token_spec, "auth_token_file", &err) != P11E_OK)
 		return p11e_ca_fail(res, P11E_CA_MISCONFIGURED, "[ca:%s] %s", ca->name, err.msg);
-	new_auth(ca, &auth, replay, sizeof(replay));
-	rc = ss_post(ca, &CALL_VALIDATE, ss_req_validate(&auth), replay, &json, &kind, res);
-	cJSON_Delete(json);
+	rc = ss_ask(ca, &CALL_VALIDATE, ss_req_validate(ss_auth_for(ca, &x)), &x, res);
+	cJSON_Delete(x.json);
 	if (rc == P11E_CA_REJECTED) {
 		char camsg[sizeof(res->message)];
 
@@ -1747,32 +1810,26 @@ static p11e_ca_outcome ss_check(struct p11e_ca *ca, struct p11e_ca_result *res)
 static p11e_ca_outcome ss_products(struct p11e_ca *ca, struct p11e_product **list, size_t *n,
 				   struct p11e_ca_result *res)
 {
-	struct ss_auth auth;
-	char replay[32];
-	enum ss_errkind kind;
-	cJSON *json = NULL;
+	struct ss_exchange x;
 	const cJSON *e;
 	p11e_ca_outcome rc;
 
 	p11e_ca_result_clear(res);
 	*list = NULL;
 	*n = 0;
-	new_auth(ca, &auth, replay, sizeof(replay));
-	rc = ss_post(ca, &CALL_PRODUCTS, ss_req_products(&auth), replay, &json, &kind, res);
-	if (rc == P11E_CA_REJECTED)
-		return refusal(ca, kind, "product query", NULL, res);
+	rc = ss_ask(ca, &CALL_PRODUCTS, ss_req_products(ss_auth_for(ca, &x)), &x, res);
 	if (rc != P11E_CA_OK)
 		return rc;
-	if (!cJSON_IsArray(json)) {
-		cJSON_Delete(json);
+	if (!cJSON_IsArray(x.json)) {
+		cJSON_Delete(x.json);
 		return p11e_ca_fail(res, P11E_CA_UNREACHABLE, "The SSL Store product query: not a list");
 	}
-	*list = calloc((size_t)cJSON_GetArraySize(json) + 1, sizeof(**list));
+	*list = calloc((size_t)cJSON_GetArraySize(x.json) + 1, sizeof(**list));
 	if (!*list) {
-		cJSON_Delete(json);
+		cJSON_Delete(x.json);
 		return p11e_ca_fail(res, P11E_CA_UNREACHABLE, "out of memory");
 	}
-	cJSON_ArrayForEach(e, json) {
+	cJSON_ArrayForEach(e, x.json) {
 		struct p11e_product *p = &(*list)[*n];
 		const cJSON *code = cJSON_GetObjectItem(e, "ProductCode");
 		const cJSON *name = cJSON_GetObjectItem(e, "ProductName");
@@ -1790,7 +1847,7 @@ static p11e_ca_outcome ss_products(struct p11e_ca *ca, struct p11e_product **lis
 				       : (cJSON_IsString(vendor) ? vendor->valuestring : ""));
 		(*n)++;
 	}
-	cJSON_Delete(json);
+	cJSON_Delete(x.json);
 	msgf(res, "%zu products", *n);
 	res->outcome = P11E_CA_OK;
 	return P11E_CA_OK;
@@ -1810,16 +1867,10 @@ static p11e_status validate_order(struct p11e_ca *ca, const char *cert_name,
 	struct ss_params p = { 0 };
 	char at[512], why[256], missing[512];
 
-	for (size_t i = 0; overrides && i < overrides->n; i++) {
-		s = &overrides->v[i];
-		check_value(s, why, sizeof(why));
-		if (why[0])
-			return p11e_err_set(err, P11E_EUSAGE, "%s: [cert:%s] %s = '%s' %s",
-					    where(s, at, sizeof(at)), cert_name, s->key, s->value, why);
-	}
-	product_from = overrides ? p11e_settings_find(overrides, "product") : NULL;
-	if (!product_from || !*product_from->value)
-		product_from = lookup(ca, NULL, "default_product");
+	if ((s = bad_setting(overrides, false, why, sizeof(why))))
+		return p11e_err_set(err, P11E_EUSAGE, "%s: [cert:%s] %s = '%s' %s",
+				    where(s, at, sizeof(at)), cert_name, s->key, s->value, why);
+	product_from = product_setting(ca, overrides);
 	if (!product_from)
 		return p11e_err_set(err, P11E_EUSAGE,
 				    "%s: [ca:%s] has no default_product and [cert:%s] no product; "
@@ -1827,22 +1878,8 @@ static p11e_status validate_order(struct p11e_ca *ca, const char *cert_name,
 				    cert_where ? cert_where : "?", ca->name, cert_name, ca->name);
 	p.product = product_from->value;
 	p.family = ss_product_family(p.product);
-	read_contact(ca, &order, "admin_", &p.admin);
-	read_contact(ca, &order, "tech_", &p.tech);
-	p.org.name = val(ca, &order, "org_name");
-	p.org.address = val(ca, &order, "org_address");
-	p.org.city = val(ca, &order, "org_city");
-	p.org.region = val(ca, &order, "org_region");
-	p.org.postal_code = val(ca, &order, "org_postal_code");
-	p.org.country = val(ca, &order, "org_country");
-	p.org.phone = val(ca, &order, "org_phone");
-	p.org.jurisdiction_country = val(ca, &order, "org_jurisdiction_country");
-	s = lookup(ca, &order, "org_id");
-	p.org.id = s ? atol(s->value) : 0;
-	s = lookup(ca, &order, "file_auth_dcv");
-	p.file_dcv = s && p11e_parse_bool(s->value) == 1;
-	s = lookup(ca, &order, "cname_auth_dcv");
-	p.cname_dcv = s && p11e_parse_bool(s->value) == 1;
+	read_parties(ca, &order, &p);
+	read_dcv(ca, &order, &p);
 	if (p.file_dcv && p.cname_dcv)
 		return p11e_err_set(err, P11E_EUSAGE,
 				    "%s: [cert:%s]: file_auth_dcv and cname_auth_dcv are both on; "

@@ -1088,18 +1088,11 @@ void ss_refund_reason(p11e_revoke_reason reason, char *out, size_t size)
 #define MAYBE_PLACED                                                                    \
 	"the order may exist: it is looked up by its CustomOrderID before any new order"
 
-p11e_ca_outcome ss_judge(const struct p11e_http_response *resp, const char *what,
-			 const char *api_url, bool place, const char *replay, cJSON **out,
-			 enum ss_errkind *kind, struct p11e_ca_result *res)
+/* The transport's part of the judgement: P11E_CA_OK when there is an
+ * HTTP answer to read, else the outcome (no answer, 5xx, 429). */
+static p11e_ca_outcome judge_transport(const struct p11e_http_response *resp, const char *what,
+				       const char *api_url, bool place, struct p11e_ca_result *res)
 {
-	char text[900], code[64];
-	cJSON *json = NULL;
-	p11e_ca_outcome rc;
-	int is_error;
-
-	*out = NULL;
-	if (kind)
-		*kind = SS_ERR_OTHER;
 	switch (resp->kind) {
 	case P11E_HTTP_LOCAL:
 		return p11e_ca_fail(res, P11E_CA_MISCONFIGURED,
@@ -1131,6 +1124,24 @@ p11e_ca_outcome ss_judge(const struct p11e_http_response *resp, const char *what
 		return p11e_ca_fail(res, P11E_CA_UNREACHABLE,
 			      "The SSL Store %s: rate limited (HTTP 429); try again %s", what,
 			      resp->retry_after ? "after the time it asked for" : "later");
+	return P11E_CA_OK;
+}
+
+p11e_ca_outcome ss_judge(const struct p11e_http_response *resp, const char *what,
+			 const char *api_url, bool place, const char *replay, cJSON **out,
+			 enum ss_errkind *kind, struct p11e_ca_result *res)
+{
+	char text[900], code[64];
+	cJSON *json = NULL;
+	p11e_ca_outcome rc;
+	int is_error;
+
+	*out = NULL;
+	if (kind)
+		*kind = SS_ERR_OTHER;
+	rc = judge_transport(resp, what, api_url, place, res);
+	if (rc != P11E_CA_OK)
+		return rc;
 	json = resp->body ? cJSON_ParseWithLength(resp->body, resp->len) : NULL;
 	is_error = json ? ss_resp_error(json, text, sizeof(text), code, sizeof(code)) : -1;
 	if (is_error == 1) {
