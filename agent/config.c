@@ -543,12 +543,9 @@ static p11e_status load_ca(struct p11e_config *cfg, const struct raw_section *se
 	rest = calloc(sec->n, sizeof(*rest));
 	if (!rest && sec->n)
 		return p11e_err_set(err, P11E_EFAIL, "out of memory");
-	/* CERTInext refuses the 16th GenerateOrderSSL within 10 s (see
-	 * p11enroll.conf(5)): 15 fit. Others document no limit. */
-	if (strcmp(ca->ops->type, "certinext") == 0) {
-		ca->order_rate_n = 15;
-		ca->order_rate_window = 10;
-	}
+	/* The CA's documented limit unless order_rate says otherwise. */
+	ca->order_rate_n = ca->ops->order_rate_n;
+	ca->order_rate_window = ca->ops->order_rate_window;
 	for (size_t i = 0; i < sec->n; i++) {
 		const struct p11e_setting *s = &sec->v[i];
 

@@ -481,8 +481,8 @@ static p11e_status rate_limit(struct flow *f, struct p11e_err *err)
 
 	if (!ca || !ca->order_rate_n)
 		return P11E_OK;
-	account = p11e_settings_get(&ca->settings, "account_number",
-				    p11e_settings_get(&ca->settings, "partner_code", ca->name));
+	account = ca->ops->account_key ? p11e_settings_get(&ca->settings, ca->ops->account_key, ca->name)
+				       : ca->name;
 	snprintf(key, sizeof(key), "%s-%s", ca->ops->type, account);
 	return p11e_ratelimit_take(f->cli->cfg->state_dir, key, ca->order_rate_n,
 				   ca->order_rate_window, err);
