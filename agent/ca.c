@@ -2,6 +2,7 @@
 #include "ca.h"
 
 #include <string.h>
+#include <time.h>
 
 p11e_status p11e_ca_handle_open(const struct p11e_config *cfg, const char *name,
 				struct p11e_ca_handle *h, struct p11e_err *err)
@@ -101,5 +102,16 @@ p11e_status p11e_order_args_parse(int argc, char **argv, bool revoke_options, co
 	}
 	if (!a->name == !(a->ca_name && a->order_id) || !a->ca_name != !a->order_id)
 		return p11e_err_set(err, P11E_EUSAGE, "%s", usage);
+	return P11E_OK;
+}
+
+p11e_status p11e_since_parse(const char *text, time_t *out, struct p11e_err *err)
+{
+	struct tm tm = { 0 };
+	char *end = strptime(text, "%Y-%m-%d", &tm);
+
+	if (!end || *end)
+		return p11e_err_set(err, P11E_EUSAGE, "--since %s: write the date as YYYY-MM-DD", text);
+	*out = timegm(&tm);
 	return P11E_OK;
 }

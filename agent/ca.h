@@ -3,6 +3,8 @@
 #ifndef P11E_CA_H
 #define P11E_CA_H
 
+#include <time.h>
+
 #include "config.h"
 #include "provider.h"
 
@@ -37,5 +39,8 @@ struct p11e_order_args {
  * `usage`. */
 p11e_status p11e_order_args_parse(int argc, char **argv, bool revoke_options, const char *usage,
 				  struct p11e_order_args *a, struct p11e_err *err);
+
+/* --since YYYY-MM-DD of `orders` and `reconcile`: midnight UTC of that day. */
+p11e_status p11e_since_parse(const char *text, time_t *out, struct p11e_err *err);
 
 #endif

@@ -326,17 +326,6 @@ out:
 	return rc;
 }
 
-static p11e_status parse_date(const char *text, time_t *out, struct p11e_err *err)
-{
-	struct tm tm = { 0 };
-	char *end = strptime(text, "%Y-%m-%d", &tm);
-
-	if (!end || *end)
-		return p11e_err_set(err, P11E_EUSAGE, "--since %s: write the date as YYYY-MM-DD", text);
-	*out = timegm(&tm);
-	return P11E_OK;
-}
-
 p11e_status p11e_cmd_orders(struct p11e_cli *cli, int argc, char **argv, struct p11e_err *err)
 {
 	struct p11e_ca_handle h;
@@ -347,7 +336,7 @@ p11e_status p11e_cmd_orders(struct p11e_cli *cli, int argc, char **argv, struct 
 	size_t total = 0;
 
 	if (argc == 4 && strcmp(argv[2], "--since") == 0) {
-		rc = parse_date(argv[3], &since, err);
+		rc = p11e_since_parse(argv[3], &since, err);
 		if (rc != P11E_OK)
 			return rc;
 	} else if (argc != 2) {

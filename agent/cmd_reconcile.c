@@ -352,17 +352,6 @@ out:
 	return rc;
 }
 
-static p11e_status parse_since(const char *text, time_t *out, struct p11e_err *err)
-{
-	struct tm tm = { 0 };
-	char *end = strptime(text, "%Y-%m-%d", &tm);
-
-	if (!end || *end)
-		return p11e_err_set(err, P11E_EUSAGE, "--since %s: write the date as YYYY-MM-DD", text);
-	*out = timegm(&tm);
-	return P11E_OK;
-}
-
 #define USAGE "usage: p11enroll reconcile [CA…] [--json] [--since YYYY-MM-DD] [--full] " \
 	      "[--include-expired] [--prometheus FILE]"
 
@@ -394,7 +383,7 @@ static p11e_status parse_args(struct p11e_cli *cli, struct run *r, int argc, cha
 		} else if (strcmp(arg, "--since") == 0 || strncmp(arg, "--since=", 8) == 0) {
 			const char *v = arg[7] == '=' ? arg + 8 : (i + 1 < argc ? argv[++i] : NULL);
 
-			rc = v ? parse_since(v, &a->since, err) : p11e_err_set(err, P11E_EUSAGE, USAGE);
+			rc = v ? p11e_since_parse(v, &a->since, err) : p11e_err_set(err, P11E_EUSAGE, USAGE);
 			if (rc != P11E_OK)
 				return rc;
 		} else if (strcmp(arg, "--prometheus") == 0 || strncmp(arg, "--prometheus=", 13) == 0) {
