@@ -300,19 +300,15 @@ static p11e_status setup_signals(struct p11e_err *err)
 	return P11E_OK;
 }
 
-p11e_status p11e_cmd_agent(struct p11e_cli *cli, int argc, char **argv, struct p11e_err *err)
+static p11e_status parse_args(struct agent *a, int argc, char **argv, struct p11e_err *err)
 {
-	struct agent a = { .cli = cli, .interval_min = 60, .wait = 30 };
-	unsigned seed = (unsigned)time(NULL) ^ (unsigned)getpid();
-	p11e_status rc;
-
 	for (int i = 1; i < argc; i++) {
 		int64_t *target = NULL;
 
 		if (strcmp(argv[i], "--interval-min") == 0 && i + 1 < argc)
-			target = &a.interval_min;
+			target = &a->interval_min;
 		else if (strcmp(argv[i], "--wait") == 0 && i + 1 < argc)
-			target = &a.wait;
+			target = &a->wait;
 		else
 			return p11e_err_set(err, P11E_EUSAGE, USAGE);
 		*target = p11e_parse_duration(argv[++i]);
@@ -320,8 +316,53 @@ p11e_status p11e_cmd_agent(struct p11e_cli *cli, int argc, char **argv, struct p
 			return p11e_err_set(err, P11E_EUSAGE, "%s %s: not a duration (e.g. 1s, 10m)",
 					    argv[i - 1], argv[i]);
 	}
-	if (a.interval_min < 1 || a.interval_min > SLEEP_MAX)
+	if (a->interval_min < 1 || a->interval_min > SLEEP_MAX)
 		return p11e_err_set(err, P11E_EUSAGE, "--interval-min: between 1s and 1h");
+	return P11E_OK;
+}
+
+/* Forgets the certificates that left the configuration (the slots a whole
+ * round did not see). */
+static void forget_gone(struct agent *a)
+{
+	for (size_t i = 0, gone = 0; i < a->n_slots || gone;) {
+		if (i < a->n_slots && !a->slots[i].seen && !reload_req && !p11e_stop_requested()) {
+			free(a->slots[i].name);
+			a->slots[i] = a->slots[--a->n_slots];
+			gone++;
+		} else if (i < a->n_slots) {
+			i++;
+		} else {
+			reindex(a);
+			break;
+		}
+	}
+}
+
+/* Seconds to sleep until `wake`, with jitter, within the bounds. */
+static int64_t sleep_for(const struct agent *a, time_t wake, time_t now, unsigned *seed)
+{
+	int64_t sleep_s = (int64_t)(wake - now), jitter;
+
+	/* Spread a fleet's renewals: up to a tenth of the wait, 5 min at most. */
+	jitter = sleep_s / 10 > JITTER_MAX ? JITTER_MAX : sleep_s / 10;
+	if (jitter > 0)
+		sleep_s += (int64_t)(rand_r(seed) % (unsigned)(jitter + 1));
+	if (sleep_s < a->interval_min)
+		sleep_s = a->interval_min;
+	if (sleep_s > SLEEP_MAX)
+		sleep_s = SLEEP_MAX;
+	return sleep_s;
+}
+
+p11e_status p11e_cmd_agent(struct p11e_cli *cli, int argc, char **argv, struct p11e_err *err)
+{
+	struct agent a = { .cli = cli, .interval_min = 60, .wait = 30 };
+	unsigned seed = (unsigned)time(NULL) ^ (unsigned)getpid();
+	p11e_status rc = parse_args(&a, argc, argv, err);
+
+	if (rc != P11E_OK)
+		return rc;
 	rc = p11e_cli_config(cli, err);
 	if (rc != P11E_OK)
 		return rc;
@@ -334,7 +375,7 @@ p11e_status p11e_cmd_agent(struct p11e_cli *cli, int argc, char **argv, struct p
 		time_t now = time(NULL), wake = now + SLEEP_MAX;
 		const char *prom;
 		struct p11e_err perr = { 0 };
-		int64_t sleep_s, jitter;
+		int64_t sleep_s;
 		char t[40];
 
 		if (reload_req)
@@ -342,19 +383,7 @@ p11e_status p11e_cmd_agent(struct p11e_cli *cli, int argc, char **argv, struct p
 		for (size_t i = 0; i < a.n_slots; i++)
 			a.slots[i].seen = false;
 		wake = round_once(&a, wake);
-		/* Forget certificates that left the configuration. */
-		for (size_t i = 0, gone = 0; i < a.n_slots || gone;) {
-			if (i < a.n_slots && !a.slots[i].seen && !reload_req && !p11e_stop_requested()) {
-				free(a.slots[i].name);
-				a.slots[i] = a.slots[--a.n_slots];
-				gone++;
-			} else if (i < a.n_slots) {
-				i++;
-			} else {
-				reindex(&a);
-				break;
-			}
-		}
+		forget_gone(&a);
 		prom = p11e_settings_get(&cli->cfg->agent, "prometheus_file", NULL);
 		if (prom && p11e_status_write_prometheus(cli->cfg, prom, &perr) != P11E_OK)
 			p11e_warn("agent: %s", perr.msg);
@@ -363,15 +392,7 @@ p11e_status p11e_cmd_agent(struct p11e_cli *cli, int argc, char **argv, struct p
 		/* A round reads every journal: give that memory back while asleep. */
 		malloc_trim(0);
 		now = time(NULL);
-		sleep_s = (int64_t)(wake - now);
-		/* Spread a fleet's renewals: up to a tenth of the wait, 5 min at most. */
-		jitter = sleep_s / 10 > JITTER_MAX ? JITTER_MAX : sleep_s / 10;
-		if (jitter > 0)
-			sleep_s += (int64_t)(rand_r(&seed) % (unsigned)(jitter + 1));
-		if (sleep_s < a.interval_min)
-			sleep_s = a.interval_min;
-		if (sleep_s > SLEEP_MAX)
-			sleep_s = SLEEP_MAX;
+		sleep_s = sleep_for(&a, wake, now, &seed);
 		p11e_info("agent: next round at %s", when(now + (time_t)sleep_s, t, sizeof(t)));
 		sleep_until(now + (time_t)sleep_s);
 	}

@@ -46,14 +46,21 @@ static void report(struct checks *c, const char *target, const char *what, p11e_
 		       message ? message : "");
 }
 
-/* A product code as the CA lists it: The SSL Store's "-EO" (an existing
- * organisation) is a way of ordering the listed code, not another product. */
-static bool product_listed(const struct p11e_product *list, size_t n, const char *code)
+/* A product code as the CA lists it, less an ending that orders the
+ * listed code another way (the provider's product_suffixes). */
+static bool product_listed(const struct p11e_ca_ops *ops, const struct p11e_product *list, size_t n,
+			   const char *code)
 {
 	size_t len = strlen(code);
 
-	if (len > 3 && strcmp(code + len - 3, "-EO") == 0)
-		len -= 3;
+	for (const char *const *sfx = ops->product_suffixes; sfx && *sfx; sfx++) {
+		size_t sl = strlen(*sfx);
+
+		if (len > sl && strcmp(code + len - sl, *sfx) == 0) {
+			len -= sl;
+			break;
+		}
+	}
 	for (size_t i = 0; i < n; i++)
 		if (strlen(list[i].code) == len && strncmp(list[i].code, code, len) == 0)
 			return true;
@@ -61,13 +68,14 @@ static bool product_listed(const struct p11e_product *list, size_t n, const char
 }
 
 static void check_one_product(struct checks *c, const char *target, const char *ca,
-			      const struct p11e_setting *s, const struct p11e_product *list, size_t n)
+			      const struct p11e_ca_ops *ops, const struct p11e_setting *s,
+			      const struct p11e_product *list, size_t n)
 {
 	char msg[700];
 
 	if (!s || !s->value || !*s->value)
 		return;
-	if (product_listed(list, n, s->value)) {
+	if (product_listed(ops, list, n, s->value)) {
 		snprintf(msg, sizeof(msg), "%s (%s) is offered to this account", s->value, s->key);
 		report(c, target, "product", P11E_OK, msg);
 		return;
@@ -108,12 +116,12 @@ static void check_products(struct checks *c, const char *target, const char *nam
 		goto out;
 	}
 	if (n == 0) {
-		/* Nothing to compare with (CERTInext lists per group): not a failure. */
+		/* Nothing to compare with (a CA may list per group): not a failure. */
 		report(c, target, "product", P11E_OK,
 		       "the CA lists no products for this account; product codes not checked");
 		goto out;
 	}
-	check_one_product(c, target, name, def, list, n);
+	check_one_product(c, target, name, h->ops, def, list, n);
 	for (size_t i = 0; i < c->cli->cfg->n_certs; i++) {
 		const struct p11e_cert_conf *cert = &c->cli->cfg->certs[i];
 		char cert_target[160];
@@ -121,8 +129,8 @@ static void check_products(struct checks *c, const char *target, const char *nam
 		if (!cert->ca || strcmp(cert->ca, name) != 0)
 			continue;
 		snprintf(cert_target, sizeof(cert_target), "cert:%s", cert->name);
-		check_one_product(c, cert_target, name, p11e_settings_find(&cert->overrides, "product"),
-				  list, n);
+		check_one_product(c, cert_target, name, h->ops,
+				  p11e_settings_find(&cert->overrides, "product"), list, n);
 	}
 out:
 	free(list);
@@ -306,25 +314,16 @@ p11e_status p11e_cmd_products(struct p11e_cli *cli, int argc, char **argv, struc
 			       list[i].category[0] ? " (" : "", list[i].category,
 			       list[i].category[0] ? ")" : "");
 		if (n == 0)
-			p11e_warn("[ca:%s] offers no products to this account%s", argv[1],
-				  strcmp(h.ops->type, "certinext") == 0 ? " (is group_number set?)" : "");
+			p11e_warn("[ca:%s] offers no products to this account%s%s%s", argv[1],
+				  h.ops->no_products_hint ? " (" : "",
+				  h.ops->no_products_hint ? h.ops->no_products_hint : "",
+				  h.ops->no_products_hint ? ")" : "");
 	}
 out:
 	free(list);
 	p11e_ca_result_clear(&res);
 	p11e_ca_handle_close(&h);
 	return rc;
-}
-
-static p11e_status parse_date(const char *text, time_t *out, struct p11e_err *err)
-{
-	struct tm tm = { 0 };
-	char *end = strptime(text, "%Y-%m-%d", &tm);
-
-	if (!end || *end)
-		return p11e_err_set(err, P11E_EUSAGE, "--since %s: write the date as YYYY-MM-DD", text);
-	*out = timegm(&tm);
-	return P11E_OK;
 }
 
 p11e_status p11e_cmd_orders(struct p11e_cli *cli, int argc, char **argv, struct p11e_err *err)
@@ -337,7 +336,7 @@ p11e_status p11e_cmd_orders(struct p11e_cli *cli, int argc, char **argv, struct 
 	size_t total = 0;
 
 	if (argc == 4 && strcmp(argv[2], "--since") == 0) {
-		rc = parse_date(argv[3], &since, err);
+		rc = p11e_since_parse(argv[3], &since, err);
 		if (rc != P11E_OK)
 			return rc;
 	} else if (argc != 2) {

@@ -42,39 +42,26 @@ out:
 
 p11e_status p11e_cmd_cancel(struct p11e_cli *cli, int argc, char **argv, struct p11e_err *err)
 {
-	const char *name = NULL, *ca_name = NULL, *order_id = NULL;
+	const char *ca_name, *order_id;
 	const struct p11e_cert_conf *cert;
 	struct p11e_journal j = { .lock_fd = -1 };
 	struct p11e_ca_result res = { 0 };
+	struct p11e_order_args a;
 	bool j_open = false;
-	p11e_status rc;
+	p11e_status rc = p11e_order_args_parse(argc, argv, false, USAGE, &a, err);
 
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--ca") == 0 && i + 1 < argc)
-			ca_name = argv[++i];
-		else if (strncmp(argv[i], "--ca=", 5) == 0)
-			ca_name = argv[i] + 5;
-		else if (strcmp(argv[i], "--order") == 0 && i + 1 < argc)
-			order_id = argv[++i];
-		else if (strncmp(argv[i], "--order=", 8) == 0)
-			order_id = argv[i] + 8;
-		else if (argv[i][0] != '-' && !name)
-			name = argv[i];
-		else
-			return p11e_err_set(err, P11E_EUSAGE, USAGE);
-	}
-	if (!name == !(ca_name && order_id) || (!ca_name != !order_id))
-		return p11e_err_set(err, P11E_EUSAGE, USAGE);
+	if (rc != P11E_OK)
+		return rc;
 	rc = p11e_cli_config(cli, err);
 	if (rc != P11E_OK)
 		return rc;
-	if (!name) {
-		rc = cancel_at(cli, ca_name, order_id, NULL, &res, err);
+	if (!a.name) {
+		rc = cancel_at(cli, a.ca_name, a.order_id, NULL, &res, err);
 		if (rc == P11E_OK)
-			printf("%s: %s\n", order_id, res.message[0] ? res.message : "cancelled");
+			printf("%s: %s\n", a.order_id, res.message[0] ? res.message : "cancelled");
 		goto out;
 	}
-	rc = p11e_cli_cert(cli, name, &cert, err);
+	rc = p11e_cli_cert(cli, a.name, &cert, err);
 	if (rc != P11E_OK)
 		goto out;
 	rc = p11e_journal_open(cli->cfg->state_dir, cert->name, 10, &j, err);

@@ -101,11 +101,18 @@ struct run {
 	FILE *metrics;      /* per-CA counts, or NULL */
 };
 
-/* Classifies one row; returns false when the row is not ours to judge. */
-static bool classify(struct run *r, const char *ca, const struct p11e_order_row *row,
-		     enum rclass *cls, const struct known **who, char *action, size_t len)
+/* What the journals here know of one row of the CA's inventory. */
+struct match {
+	const struct known *who; /* the certificate it belongs to, or NULL */
+	bool installed;          /* its certificate is the one installed here */
+	bool waiting;            /* a journal follows this very order (or its placement by its tag) */
+};
+
+/* False when no journal knows the row and p11enroll did not place it. */
+static bool match_row(const struct run *r, const char *ca, const struct p11e_order_row *row,
+		      struct match *m)
 {
-	const struct known *by_order = NULL, *by_tag = NULL, *by_name = NULL;
+	const struct known *by_order = NULL, *by_tag = NULL, *by_name = NULL, *follows;
 
 	for (size_t i = 0; i < r->n_known; i++) {
 		const struct known *k = &r->known[i];
@@ -120,70 +127,80 @@ static bool classify(struct run *r, const char *ca, const struct p11e_order_row 
 	}
 	if (!by_order && !by_tag && !by_name && !row->tag[0])
 		return false;
-	*who = by_order ? by_order : by_tag ? by_tag : by_name;
-	action[0] = '\0';
-	bool installed = false;
-
+	m->who = by_order ? by_order : by_tag ? by_tag : by_name;
+	m->installed = false;
 	for (size_t i = 0; i < r->n_known; i++)
 		if (same(r->known[i].inst_ca, ca) && same(r->known[i].inst_order, row->order_id)) {
-			installed = true;
-			*who = &r->known[i];
+			m->installed = true;
+			m->who = &r->known[i];
 		}
-	/* A journal that follows this very order (or its placement by its tag). */
-	const struct known *follows = by_order ? by_order : by_tag;
-	bool waiting = follows && follows->j.state >= P11E_ST_ORDER_PLACING &&
-		       follows->j.state <= P11E_ST_INSTALLED && !installed &&
-		       (same(jstr(follows, "order", "order_id"), row->order_id) ||
-			same(jstr(follows, "order", "idempotency_id"), row->tag));
-	const char *name = *who ? (*who)->cert->name : NULL;
+	follows = by_order ? by_order : by_tag;
+	m->waiting = follows && follows->j.state >= P11E_ST_ORDER_PLACING &&
+		     follows->j.state <= P11E_ST_INSTALLED && !m->installed &&
+		     (same(jstr(follows, "order", "order_id"), row->order_id) ||
+		      same(jstr(follows, "order", "idempotency_id"), row->tag));
+	return true;
+}
 
+/* The class of a row the journals know (m), and what to do about it. */
+static enum rclass class_of(const char *ca, const struct p11e_order_row *row, const struct match *m,
+			    char *action, size_t len)
+{
+	const char *name = m->who ? m->who->cert->name : NULL;
+
+	action[0] = '\0';
 	switch (row->state) {
 	case P11E_ROW_ISSUED:
-		if (installed)
-			*cls = RC_INSTALLED;
-		else if (waiting) {
-			*cls = RC_IN_PROGRESS;
+		if (m->installed)
+			return RC_INSTALLED;
+		if (m->waiting) {
 			snprintf(action, len, "`p11enroll enroll %s` installs it", name);
-		} else {
-			*cls = RC_UNUSED;
-			snprintf(action, len,
-				 "issued and paid for, but installed nowhere here: install it, or "
-				 "`p11enroll revoke --ca %s --order %s` if nobody needs it",
-				 ca, row->order_id);
+			return RC_IN_PROGRESS;
 		}
-		break;
+		snprintf(action, len,
+			 "issued and paid for, but installed nowhere here: install it, or "
+			 "`p11enroll revoke --ca %s --order %s` if nobody needs it",
+			 ca, row->order_id);
+		return RC_UNUSED;
 	case P11E_ROW_PENDING:
 	case P11E_ROW_UNKNOWN:
-		if (waiting) {
-			*cls = RC_IN_PROGRESS;
+		if (m->waiting) {
 			snprintf(action, len, "`p11enroll enroll %s` follows it", name);
-		} else {
-			*cls = RC_ORPHAN_PENDING;
-			snprintf(action, len,
-				 "pending with no journal here waiting for it: `p11enroll cancel "
-				 "--ca %s --order %s`",
-				 ca, row->order_id);
+			return RC_IN_PROGRESS;
 		}
-		break;
+		snprintf(action, len,
+			 "pending with no journal here waiting for it: `p11enroll cancel "
+			 "--ca %s --order %s`",
+			 ca, row->order_id);
+		return RC_ORPHAN_PENDING;
 	case P11E_ROW_REVOKED:
 	case P11E_ROW_EXPIRED:
-		if (installed && !(row->state == P11E_ROW_REVOKED && jstr(*who, "revocation", "at"))) {
-			*cls = row->state == P11E_ROW_REVOKED ? RC_REVOKED_INSTALLED : RC_EXPIRED_INSTALLED;
-			snprintf(action, len, "%s at the CA but installed here: `p11enroll renew --force %s`",
-				 row->state == P11E_ROW_REVOKED ? "revoked" : "expired", name);
-		} else if (installed) {
+		if (!m->installed)
+			return RC_ENDED;
+		if (row->state == P11E_ROW_REVOKED && jstr(m->who, "revocation", "at")) {
 			/* revoked by `p11enroll revoke`: renew replaces it, status says so */
-			*cls = RC_REVOKED_INSTALLED;
 			snprintf(action, len, "revoked here by p11enroll: `p11enroll renew %s` replaces it",
 				 name);
-		} else {
-			*cls = RC_ENDED;
+			return RC_REVOKED_INSTALLED;
 		}
-		break;
+		snprintf(action, len, "%s at the CA but installed here: `p11enroll renew --force %s`",
+			 row->state == P11E_ROW_REVOKED ? "revoked" : "expired", name);
+		return row->state == P11E_ROW_REVOKED ? RC_REVOKED_INSTALLED : RC_EXPIRED_INSTALLED;
 	default:
-		*cls = RC_ENDED;
-		break;
+		return RC_ENDED;
 	}
+}
+
+/* Classifies one row; returns false when the row is not ours to judge. */
+static bool classify(struct run *r, const char *ca, const struct p11e_order_row *row,
+		     enum rclass *cls, const struct known **who, char *action, size_t len)
+{
+	struct match m;
+
+	if (!match_row(r, ca, row, &m))
+		return false;
+	*who = m.who;
+	*cls = class_of(ca, row, &m, action, len);
 	return true;
 }
 
@@ -335,136 +352,163 @@ out:
 	return rc;
 }
 
-static p11e_status parse_since(const char *text, time_t *out, struct p11e_err *err)
-{
-	struct tm tm = { 0 };
-	char *end = strptime(text, "%Y-%m-%d", &tm);
-
-	if (!end || *end)
-		return p11e_err_set(err, P11E_EUSAGE, "--since %s: write the date as YYYY-MM-DD", text);
-	*out = timegm(&tm);
-	return P11E_OK;
-}
-
 #define USAGE "usage: p11enroll reconcile [CA…] [--json] [--since YYYY-MM-DD] [--full] " \
 	      "[--include-expired] [--prometheus FILE]"
 
-p11e_status p11e_cmd_reconcile(struct p11e_cli *cli, int argc, char **argv, struct p11e_err *err)
-{
-	struct run r = { .cli = cli };
-	const char **cas = NULL, *prom = NULL;
-	size_t n_cas = 0;
-	time_t since = 0;
-	bool full = false;
-	char *mtext = NULL;
-	size_t mlen = 0;
-	p11e_status rc;
+/* What the command line asks for. */
+struct args {
+	const char **cas; /* the CAs named, or every configured CA */
+	size_t n_cas;
+	time_t since;
+	bool full;
+	const char *prom;
+};
 
-	cas = calloc((size_t)argc + 1, sizeof(*cas));
-	if (!cas)
+static p11e_status parse_args(struct p11e_cli *cli, struct run *r, int argc, char **argv,
+			      struct args *a, struct p11e_err *err)
+{
+	a->cas = calloc((size_t)argc + 1, sizeof(*a->cas));
+	if (!a->cas)
 		return p11e_err_set(err, P11E_EFAIL, "out of memory");
 	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
+		const char *arg = argv[i];
+		p11e_status rc;
 
-		if (strcmp(a, "--json") == 0) {
+		if (strcmp(arg, "--json") == 0) {
 			cli->json = true;
-		} else if (strcmp(a, "--full") == 0) {
-			full = true;
-		} else if (strcmp(a, "--include-expired") == 0) {
-			r.include_expired = true;
-		} else if (strcmp(a, "--since") == 0 || strncmp(a, "--since=", 8) == 0) {
-			const char *v = a[7] == '=' ? a + 8 : (i + 1 < argc ? argv[++i] : NULL);
+		} else if (strcmp(arg, "--full") == 0) {
+			a->full = true;
+		} else if (strcmp(arg, "--include-expired") == 0) {
+			r->include_expired = true;
+		} else if (strcmp(arg, "--since") == 0 || strncmp(arg, "--since=", 8) == 0) {
+			const char *v = arg[7] == '=' ? arg + 8 : (i + 1 < argc ? argv[++i] : NULL);
 
-			rc = v ? parse_since(v, &since, err) : p11e_err_set(err, P11E_EUSAGE, USAGE);
+			rc = v ? p11e_since_parse(v, &a->since, err) : p11e_err_set(err, P11E_EUSAGE, USAGE);
 			if (rc != P11E_OK)
-				goto out;
-		} else if (strcmp(a, "--prometheus") == 0 || strncmp(a, "--prometheus=", 13) == 0) {
-			prom = a[12] == '=' ? a + 13 : (i + 1 < argc ? argv[++i] : NULL);
-			if (!prom) {
-				rc = p11e_err_set(err, P11E_EUSAGE, USAGE);
-				goto out;
-			}
-		} else if (a[0] == '-') {
-			rc = p11e_err_set(err, P11E_EUSAGE, "reconcile: unknown option %s; " USAGE, a);
-			goto out;
+				return rc;
+		} else if (strcmp(arg, "--prometheus") == 0 || strncmp(arg, "--prometheus=", 13) == 0) {
+			a->prom = arg[12] == '=' ? arg + 13 : (i + 1 < argc ? argv[++i] : NULL);
+			if (!a->prom)
+				return p11e_err_set(err, P11E_EUSAGE, USAGE);
+		} else if (arg[0] == '-') {
+			return p11e_err_set(err, P11E_EUSAGE, "reconcile: unknown option %s; " USAGE, arg);
 		} else {
-			cas[n_cas++] = a;
+			a->cas[a->n_cas++] = arg;
 		}
 	}
-	rc = p11e_cli_config(cli, err);
-	if (rc != P11E_OK)
-		goto out;
-	if (n_cas == 0)
-		for (size_t i = 0; i < cli->cfg->n_cas; i++)
-			cas[n_cas++] = cli->cfg->cas[i].name;
-	for (size_t i = 0; i < n_cas; i++)
-		if (!p11e_config_ca(cli->cfg, cas[i])) {
+	return P11E_OK;
+}
+
+/* Every configured CA when none is named; a name that is not one is a
+ * usage error naming those there are. */
+static p11e_status check_cas(const struct p11e_config *cfg, struct args *a, struct p11e_err *err)
+{
+	if (a->n_cas == 0)
+		for (size_t i = 0; i < cfg->n_cas; i++)
+			a->cas[a->n_cas++] = cfg->cas[i].name;
+	for (size_t i = 0; i < a->n_cas; i++)
+		if (!p11e_config_ca(cfg, a->cas[i])) {
 			struct p11e_ca_handle h;
 
-			rc = p11e_ca_handle_open(cli->cfg, cas[i], &h, err); /* names those there are */
-			goto out;
+			return p11e_ca_handle_open(cfg, a->cas[i], &h, err); /* names those there are */
 		}
-	r.known = calloc(cli->cfg->n_certs + 1, sizeof(*r.known));
-	if (!r.known) {
-		rc = p11e_err_set(err, P11E_EFAIL, "out of memory");
-		goto out;
+	return P11E_OK;
+}
+
+static p11e_status read_journals(struct run *r, const struct p11e_config *cfg, struct p11e_err *err)
+{
+	r->known = calloc(cfg->n_certs + 1, sizeof(*r->known));
+	if (!r->known)
+		return p11e_err_set(err, P11E_EFAIL, "out of memory");
+	r->n_known = cfg->n_certs;
+	for (size_t i = 0; i < r->n_known; i++) {
+		r->known[i].cert = &cfg->certs[i];
+		read_known(cfg, &r->known[i]);
 	}
-	r.n_known = cli->cfg->n_certs;
-	for (size_t i = 0; i < r.n_known; i++) {
-		r.known[i].cert = &cli->cfg->certs[i];
-		read_known(cli->cfg, &r.known[i]);
+	return P11E_OK;
+}
+
+static p11e_status open_metrics(struct run *r, char **text, size_t *len, struct p11e_err *err)
+{
+	r->metrics = open_memstream(text, len);
+	if (!r->metrics)
+		return p11e_err_set(err, P11E_EFAIL, "out of memory");
+	fprintf(r->metrics,
+		"# HELP p11enroll_reconcile_orders Orders in the CA's inventory by reconcile class.\n"
+		"# TYPE p11enroll_reconcile_orders gauge\n"
+		"# HELP p11enroll_reconcile_last_run_timestamp_seconds When reconcile last listed the CA.\n"
+		"# TYPE p11enroll_reconcile_last_run_timestamp_seconds gauge\n");
+	return P11E_OK;
+}
+
+/* The metrics to FILE (atomically) or, for "-", to standard output. */
+static p11e_status write_metrics(struct run *r, const char *prom, char **text, size_t *len,
+				 struct p11e_err *err)
+{
+	fclose(r->metrics);
+	r->metrics = NULL;
+	if (strcmp(prom, "-") == 0) {
+		fputs(*text ? *text : "", stdout);
+		return P11E_OK;
 	}
-	if (cli->json)
-		r.orders = cJSON_CreateArray();
-	if (prom) {
-		r.metrics = open_memstream(&mtext, &mlen);
-		if (!r.metrics) {
-			rc = p11e_err_set(err, P11E_EFAIL, "out of memory");
-			goto out;
-		}
-		fprintf(r.metrics,
-			"# HELP p11enroll_reconcile_orders Orders in the CA's inventory by reconcile class.\n"
-			"# TYPE p11enroll_reconcile_orders gauge\n"
-			"# HELP p11enroll_reconcile_last_run_timestamp_seconds When reconcile last listed the CA.\n"
-			"# TYPE p11enroll_reconcile_last_run_timestamp_seconds gauge\n");
-	}
-	for (size_t i = 0; i < n_cas && rc == P11E_OK; i++)
-		rc = one_ca(&r, cas[i], since, full || since, err);
-	if (rc != P11E_OK)
-		goto out;
-	if (r.metrics) {
-		fclose(r.metrics);
-		r.metrics = NULL;
-		if (strcmp(prom, "-") == 0)
-			fputs(mtext ? mtext : "", stdout);
-		else
-			rc = p11e_write_atomic(prom, mtext, mlen, 0644, (uid_t)-1, (gid_t)-1, err);
-		if (rc != P11E_OK)
-			goto out;
-	}
-	if (r.orders) {
+	return p11e_write_atomic(prom, *text, *len, 0644, (uid_t)-1, (gid_t)-1, err);
+}
+
+/* The classified orders (--json) or the counts, on standard output. */
+static void print_result(struct run *r)
+{
+	if (r->orders) {
 		cJSON *doc = cJSON_CreateObject(), *counts = cJSON_CreateObject();
 		char *text;
 
 		cJSON_AddNumberToObject(doc, "version", 1);
 		cJSON_AddNumberToObject(doc, "time", (double)time(NULL));
-		cJSON_AddBoolToObject(doc, "ok", r.attention == 0);
+		cJSON_AddBoolToObject(doc, "ok", r->attention == 0);
 		for (int c = 0; c < RC_N; c++)
-			cJSON_AddNumberToObject(counts, class_names[c], r.counts[c]);
+			cJSON_AddNumberToObject(counts, class_names[c], r->counts[c]);
 		cJSON_AddItemToObject(doc, "counts", counts);
-		cJSON_AddItemToObject(doc, "orders", r.orders);
-		r.orders = NULL;
+		cJSON_AddItemToObject(doc, "orders", r->orders);
+		r->orders = NULL;
 		text = cJSON_Print(doc);
 		printf("%s\n", text ? text : "null");
 		free(text);
 		cJSON_Delete(doc);
-	} else {
-		printf("reconcile: %u installed, %u in progress, %u unused, %u pending without a journal, "
-		       "%u revoked and %u expired while installed\n",
-		       r.counts[RC_INSTALLED], r.counts[RC_IN_PROGRESS], r.counts[RC_UNUSED],
-		       r.counts[RC_ORPHAN_PENDING], r.counts[RC_REVOKED_INSTALLED],
-		       r.counts[RC_EXPIRED_INSTALLED]);
+		return;
 	}
+	printf("reconcile: %u installed, %u in progress, %u unused, %u pending without a journal, "
+	       "%u revoked and %u expired while installed\n",
+	       r->counts[RC_INSTALLED], r->counts[RC_IN_PROGRESS], r->counts[RC_UNUSED],
+	       r->counts[RC_ORPHAN_PENDING], r->counts[RC_REVOKED_INSTALLED],
+	       r->counts[RC_EXPIRED_INSTALLED]);
+}
+
+p11e_status p11e_cmd_reconcile(struct p11e_cli *cli, int argc, char **argv, struct p11e_err *err)
+{
+	struct run r = { .cli = cli };
+	struct args a = { 0 };
+	char *mtext = NULL;
+	size_t mlen = 0;
+	p11e_status rc = parse_args(cli, &r, argc, argv, &a, err);
+
+	if (rc == P11E_OK)
+		rc = p11e_cli_config(cli, err);
+	if (rc == P11E_OK)
+		rc = check_cas(cli->cfg, &a, err);
+	if (rc == P11E_OK)
+		rc = read_journals(&r, cli->cfg, err);
+	if (rc != P11E_OK)
+		goto out;
+	if (cli->json)
+		r.orders = cJSON_CreateArray();
+	if (a.prom && (rc = open_metrics(&r, &mtext, &mlen, err)) != P11E_OK)
+		goto out;
+	for (size_t i = 0; i < a.n_cas && rc == P11E_OK; i++)
+		rc = one_ca(&r, a.cas[i], a.since, a.full || a.since, err);
+	if (rc == P11E_OK && r.metrics)
+		rc = write_metrics(&r, a.prom, &mtext, &mlen, err);
+	if (rc != P11E_OK)
+		goto out;
+	print_result(&r);
 	if (r.attention)
 		rc = p11e_err_set(err, P11E_EFAIL, "%u order(s) at the CA need attention (see above)",
 				  r.attention);
@@ -476,6 +520,6 @@ out:
 	for (size_t i = 0; r.known && i < r.n_known; i++)
 		p11e_journal_close(&r.known[i].j);
 	free(r.known);
-	free(cas);
+	free(a.cas);
 	return rc;
 }

@@ -20,14 +20,46 @@ static p11e_status renew_one(struct p11e_cli *cli, const struct p11e_cert_conf *
 	return p11e_renew(cli, cert, opts, did, err);
 }
 
+/* The outcome of the certificates that ran: the first failure's status
+ * over pending over success, and a line of counts. */
+static p11e_status summarise(const struct p11e_fleet_item *items, size_t n_items, bool dry_run,
+			     struct p11e_err *err)
+{
+	size_t renewed = 0, pending = 0, failed = 0;
+	p11e_status rc, worst = P11E_OK;
+
+	for (size_t i = 0; i < n_items; i++) {
+		if (!items[i].ran)
+			continue;
+		rc = items[i].rc;
+		if (rc == P11E_EPENDING) {
+			pending++;
+		} else if (rc != P11E_OK) {
+			failed++;
+			p11e_fleet_report(&items[i]);
+			if (worst == P11E_OK || worst == P11E_EPENDING)
+				worst = rc;
+		} else if (items[i].did) {
+			renewed++;
+		}
+		if (rc == P11E_EPENDING && worst == P11E_OK)
+			worst = rc;
+	}
+	if (renewed || pending || failed || dry_run)
+		p11e_info("renew: %zu done, %zu pending, %zu failed", renewed, pending, failed);
+	if (worst != P11E_OK)
+		p11e_err_set(err, worst, "renew: %zu failed, %zu pending", failed, pending);
+	return worst;
+}
+
 p11e_status p11e_cmd_renew(struct p11e_cli *cli, int argc, char **argv, struct p11e_err *err)
 {
 	struct p11e_renew_opts opts = { .wait = -1, .lock_wait = 10 };
 	const char *names[256];
-	size_t n_names = 0, renewed = 0, pending = 0, failed = 0, n, n_items = 0;
+	size_t n_names = 0, n, n_items = 0;
 	struct p11e_fleet_item *items;
 	time_t now = time(NULL);
-	p11e_status rc, worst = P11E_OK;
+	p11e_status rc;
 	bool all = false;
 
 	for (int i = 1; i < argc; i++) {
@@ -74,31 +106,8 @@ p11e_status p11e_cmd_renew(struct p11e_cli *cli, int argc, char **argv, struct p
 	/* One certificate's failure does not stop the others. */
 	rc = p11e_fleet_run(cli, items, n_items, opts.dry_run ? 1 : p11e_fleet_parallel(cli->cfg),
 			    renew_one, &opts, err);
-	if (rc != P11E_OK) {
-		free(items);
-		return rc;
-	}
-	for (size_t i = 0; i < n_items; i++) {
-		if (!items[i].ran)
-			continue;
-		rc = items[i].rc;
-		if (rc == P11E_EPENDING) {
-			pending++;
-		} else if (rc != P11E_OK) {
-			failed++;
-			p11e_fleet_report(&items[i]);
-			if (worst == P11E_OK || worst == P11E_EPENDING)
-				worst = rc;
-		} else if (items[i].did) {
-			renewed++;
-		}
-		if (rc == P11E_EPENDING && worst == P11E_OK)
-			worst = rc;
-	}
+	if (rc == P11E_OK)
+		rc = summarise(items, n_items, opts.dry_run, err);
 	free(items);
-	if (renewed || pending || failed || opts.dry_run)
-		p11e_info("renew: %zu done, %zu pending, %zu failed", renewed, pending, failed);
-	if (worst != P11E_OK)
-		p11e_err_set(err, worst, "renew: %zu failed, %zu pending", failed, pending);
-	return worst;
+	return rc;
 }

@@ -83,80 +83,70 @@ static void print_text(const struct p11e_cert_status *s, time_t now)
 		       s->last_error);
 }
 
-p11e_status p11e_cmd_status(struct p11e_cli *cli, int argc, char **argv, struct p11e_err *err)
-{
-	const struct p11e_cert_conf **certs = NULL;
-	struct p11e_cert_status *st = NULL;
-	const char *prom = NULL;
-	bool json = cli->json;
-	size_t n = 0, bad = 0;
-	time_t now = time(NULL);
-	char names[512] = "";
-	p11e_status rc;
+/* The certificates named on the command line (or every one) and the options. */
+struct args {
+	const struct p11e_cert_conf **certs;
+	size_t n;
+	bool json;
+	const char *prom;
+};
 
-	rc = p11e_cli_config(cli, err);
-	if (rc != P11E_OK)
-		return rc;
-	certs = calloc((size_t)argc + cli->cfg->n_certs + 1, sizeof(*certs));
-	if (!certs)
+static p11e_status parse_args(struct p11e_cli *cli, int argc, char **argv, struct args *a,
+			      struct p11e_err *err)
+{
+	a->json = cli->json;
+	a->certs = calloc((size_t)argc + cli->cfg->n_certs + 1, sizeof(*a->certs));
+	if (!a->certs)
 		return p11e_err_set(err, P11E_EFAIL, "out of memory");
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--json") == 0) {
-			json = true;
+			a->json = true;
 		} else if (strcmp(argv[i], "--prometheus") == 0 && i + 1 < argc) {
-			prom = argv[++i];
+			a->prom = argv[++i];
 		} else if (strncmp(argv[i], "--prometheus=", 13) == 0 && argv[i][13]) {
-			prom = argv[i] + 13;
+			a->prom = argv[i] + 13;
 		} else if (argv[i][0] != '-') {
-			rc = p11e_cli_cert(cli, argv[i], &certs[n], err);
+			p11e_status rc = p11e_cli_cert(cli, argv[i], &a->certs[a->n], err);
+
 			if (rc != P11E_OK)
-				goto out;
-			n++;
+				return rc;
+			a->n++;
 		} else {
-			rc = p11e_err_set(err, P11E_EUSAGE, USAGE);
-			goto out;
+			return p11e_err_set(err, P11E_EUSAGE, USAGE);
 		}
 	}
 	/* The configured textfile holds every certificate or none: a partial
 	 * one would make the others' series vanish. */
-	if (!prom && n == 0)
-		prom = p11e_settings_get(&cli->cfg->agent, "prometheus_file", NULL);
-	if (n == 0)
+	if (!a->prom && a->n == 0)
+		a->prom = p11e_settings_get(&cli->cfg->agent, "prometheus_file", NULL);
+	if (a->n == 0)
 		for (size_t i = 0; i < cli->cfg->n_certs; i++)
-			certs[n++] = &cli->cfg->certs[i];
-	st = calloc(n + 1, sizeof(*st));
-	if (!st) {
-		rc = p11e_err_set(err, P11E_EFAIL, "out of memory");
-		goto out;
-	}
-	for (size_t i = 0; i < n; i++) {
-		p11e_status_read(cli->cfg, certs[i], now, &st[i]);
-		if (st[i].problem) {
-			bad++;
-			if (strlen(names) + strlen(certs[i]->name) + 40 < sizeof(names))
-				snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s%s (%s)",
-					 *names ? ", " : "", certs[i]->name, st[i].problem_code);
-		}
-	}
-	if (prom) {
-		char *text = p11e_status_prometheus(st, n, now);
+			a->certs[a->n++] = &cli->cfg->certs[i];
+	return P11E_OK;
+}
 
-		if (!text) {
-			rc = p11e_err_set(err, P11E_EFAIL, "out of memory");
-			goto out;
-		}
-		if (strcmp(prom, "-") == 0)
-			fputs(text, stdout);
-		else
-			rc = p11e_write_atomic(prom, text, strlen(text), 0644, (uid_t)-1, (gid_t)-1, err);
-		free(text);
-		if (rc != P11E_OK) {
-			p11e_err_prefix(err, "cannot write the metrics file");
-			goto out;
-		}
-		if (strcmp(prom, "-") == 0)
-			goto verdict;
-	}
+/* The metrics to FILE (atomically) or, for "-", to standard output. */
+static p11e_status write_prometheus(const char *prom, const struct p11e_cert_status *st, size_t n,
+				    time_t now, struct p11e_err *err)
+{
+	char *text = p11e_status_prometheus(st, n, now);
+	p11e_status rc = P11E_OK;
+
+	if (!text)
+		return p11e_err_set(err, P11E_EFAIL, "out of memory");
+	if (strcmp(prom, "-") == 0)
+		fputs(text, stdout);
+	else
+		rc = p11e_write_atomic(prom, text, strlen(text), 0644, (uid_t)-1, (gid_t)-1, err);
+	free(text);
+	if (rc != P11E_OK)
+		p11e_err_prefix(err, "cannot write the metrics file");
+	return rc;
+}
+
+static void print_status(const struct p11e_config *cfg, const struct p11e_cert_status *st, size_t n,
+			 bool json, time_t now)
+{
 	if (json) {
 		cJSON *doc = p11e_status_json(st, n, now);
 		char *text = cJSON_Print(doc);
@@ -164,20 +154,55 @@ p11e_status p11e_cmd_status(struct p11e_cli *cli, int argc, char **argv, struct 
 		printf("%s\n", text ? text : "null");
 		free(text);
 		cJSON_Delete(doc);
-	} else {
-		for (size_t i = 0; i < n; i++)
-			print_text(&st[i], now);
-		if (n == 0)
-			p11e_warn("%s has no [cert:NAME] sections", cli->cfg->path);
+		return;
 	}
-verdict:
+	for (size_t i = 0; i < n; i++)
+		print_text(&st[i], now);
+	if (n == 0)
+		p11e_warn("%s has no [cert:NAME] sections", cfg->path);
+}
+
+p11e_status p11e_cmd_status(struct p11e_cli *cli, int argc, char **argv, struct p11e_err *err)
+{
+	struct p11e_cert_status *st = NULL;
+	struct args a = { 0 };
+	size_t bad = 0;
+	time_t now = time(NULL);
+	char names[512] = "";
+	p11e_status rc;
+
+	rc = p11e_cli_config(cli, err);
+	if (rc != P11E_OK)
+		return rc;
+	rc = parse_args(cli, argc, argv, &a, err);
+	if (rc != P11E_OK)
+		goto out;
+	st = calloc(a.n + 1, sizeof(*st));
+	if (!st) {
+		rc = p11e_err_set(err, P11E_EFAIL, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < a.n; i++) {
+		p11e_status_read(cli->cfg, a.certs[i], now, &st[i]);
+		if (st[i].problem) {
+			bad++;
+			if (strlen(names) + strlen(a.certs[i]->name) + 40 < sizeof(names))
+				snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s%s (%s)",
+					 *names ? ", " : "", a.certs[i]->name, st[i].problem_code);
+		}
+	}
+	if (a.prom && (rc = write_prometheus(a.prom, st, a.n, now, err)) != P11E_OK)
+		goto out;
+	/* The metrics on standard output are the whole output. */
+	if (!a.prom || strcmp(a.prom, "-") != 0)
+		print_status(cli->cfg, st, a.n, a.json, now);
 	/* One code for "needs attention", whatever the reason (p11enroll(1)). */
 	if (bad)
 		rc = p11e_err_set(err, P11E_EFAIL, "%zu certificate(s) need attention: %s", bad, names);
 out:
-	for (size_t i = 0; st && i < n; i++)
+	for (size_t i = 0; st && i < a.n; i++)
 		p11e_status_release(&st[i]);
 	free(st);
-	free(certs);
+	free(a.certs);
 	return rc;
 }

@@ -228,17 +228,12 @@ static bool safe_name(const char *name)
 	       len;
 }
 
-static int handler(void *user, const char *section, const char *key, const char *value)
+/* Section names, keys and values are UTF-8 text without control characters. */
+static bool texts_ok(struct parser *p, const char *section, const char *key, const char *value)
 {
-	struct parser *p = user;
-	struct raw_section *s, *grown;
-	struct p11e_setting *v;
-	enum section_kind kind;
-	const char *name, *why;
+	const char *why;
 	size_t at;
 
-	if (p->err->status != P11E_OK)
-		return 0; /* the first error is the one reported */
 	if ((why = bad_text(section, &at)))
 		return fail(p, "the section name holds %s (byte %zu); write it in UTF-8 without "
 			       "control characters", why, at + 1);
@@ -249,15 +244,23 @@ static int handler(void *user, const char *section, const char *key, const char 
 	if ((why = bad_text(value, &at)))
 		return fail(p, "the value of '%s' holds %s (byte %zu of the value); values are "
 			       "UTF-8 text without control characters (no tabs)", key, why, at + 1);
+	return true;
+}
+
+/* [agent], [ca:NAME] or [cert:NAME]: its kind and NAME (a safe file name);
+ * false with the error set for anything else. */
+static bool section_of(struct parser *p, const char *section, const char *key,
+		       enum section_kind *kind, const char **name)
+{
 	if (strcmp(section, "agent") == 0) {
-		kind = SECTION_AGENT;
-		name = "agent";
+		*kind = SECTION_AGENT;
+		*name = "agent";
 	} else if (strncmp(section, "ca:", 3) == 0 && section[3]) {
-		kind = SECTION_CA;
-		name = section + 3;
+		*kind = SECTION_CA;
+		*name = section + 3;
 	} else if (strncmp(section, "cert:", 5) == 0 && section[5]) {
-		kind = SECTION_CERT;
-		name = section + 5;
+		*kind = SECTION_CERT;
+		*name = section + 5;
 	} else if (!*section) {
 		return fail(p, "'%s' is outside any section (start with [agent], [ca:NAME] or "
 			       "[cert:NAME])",
@@ -267,36 +270,55 @@ static int handler(void *user, const char *section, const char *key, const char 
 			       "[cert:NAME]",
 			    section);
 	}
-	if (kind != SECTION_AGENT && !safe_name(name)) {
+	if (*kind != SECTION_AGENT && !safe_name(*name)) {
 		p11e_err_set(p->err, P11E_EUSAGE,
 			     "%s:%d: [%s]: a %s name has 1 to %d letters, digits, '.', '_' or '-' "
 			     "and does not start with '.' (it names files in state_dir)",
 			     p->file, p->section_line ? p->section_line : p->line, section,
-			     kind == SECTION_CA ? "CA" : "certificate", NAME_MAX_LEN);
-		return 0;
+			     *kind == SECTION_CA ? "CA" : "certificate", NAME_MAX_LEN);
+		return false;
 	}
-	s = find_section(p, kind, name);
-	if (s && s->file != p->file && kind != SECTION_AGENT)
-		return fail(p, "[%s] is defined a second time (first in %s)", section, s->file);
-	if (!s) {
-		if (p->n_sections == p->cap_sections) {
-			size_t cap = p->cap_sections ? p->cap_sections * 2 : 16;
+	return true;
+}
 
-			grown = realloc(p->sections, cap * sizeof(*grown));
-			if (!grown)
-				return 0;
-			p->sections = grown;
-			p->cap_sections = cap;
-		}
-		s = &p->sections[p->n_sections++];
-		memset(s, 0, sizeof(*s));
-		s->kind = kind;
-		s->name = keep(p->cfg, name);
-		s->file = p->file;
-		s->line = p->section_line ? p->section_line : p->line;
-		if (!s->name || p11e_strindex_add(&p->by_name[kind], p->n_sections - 1, section_name, p) != 0)
-			return 0;
+/* The section a line belongs to, added at its first line; NULL on an error
+ * (a [ca:]/[cert:] defined again in another file) or without memory. */
+static struct raw_section *open_section(struct parser *p, const char *section,
+					enum section_kind kind, const char *name)
+{
+	struct raw_section *s = find_section(p, kind, name), *grown;
+
+	if (s && s->file != p->file && kind != SECTION_AGENT) {
+		fail(p, "[%s] is defined a second time (first in %s)", section, s->file);
+		return NULL;
 	}
+	if (s)
+		return s;
+	if (p->n_sections == p->cap_sections) {
+		size_t cap = p->cap_sections ? p->cap_sections * 2 : 16;
+
+		grown = realloc(p->sections, cap * sizeof(*grown));
+		if (!grown)
+			return NULL;
+		p->sections = grown;
+		p->cap_sections = cap;
+	}
+	s = &p->sections[p->n_sections++];
+	memset(s, 0, sizeof(*s));
+	s->kind = kind;
+	s->name = keep(p->cfg, name);
+	s->file = p->file;
+	s->line = p->section_line ? p->section_line : p->line;
+	if (!s->name || p11e_strindex_add(&p->by_name[kind], p->n_sections - 1, section_name, p) != 0)
+		return NULL;
+	return s;
+}
+
+/* key = value into its section: a key once per section. */
+static int add_setting(struct parser *p, struct raw_section *s, const char *key, const char *value)
+{
+	struct p11e_setting *v;
+
 	/* An indented line continues the value above it (inih hands it over
 	 * under the same key): long key URIs can be split over lines. */
 	if (p->line_indented && s->n > 0 && strcmp(s->v[s->n - 1].key, key) == 0 &&
@@ -324,6 +346,21 @@ static int handler(void *user, const char *section, const char *key, const char 
 		return 0;
 	s->n++;
 	return 1;
+}
+
+static int handler(void *user, const char *section, const char *key, const char *value)
+{
+	struct parser *p = user;
+	struct raw_section *s;
+	enum section_kind kind = SECTION_AGENT;
+	const char *name = NULL;
+
+	if (p->err->status != P11E_OK)
+		return 0; /* the first error is the one reported */
+	if (!texts_ok(p, section, key, value) || !section_of(p, section, key, &kind, &name))
+		return 0;
+	s = open_section(p, section, kind, name);
+	return s ? add_setting(p, s, key, value) : 0;
 }
 
 /* A hermetic load's "file": one of its texts, by name (ENOENT otherwise). */
@@ -565,12 +602,9 @@ static p11e_status load_ca(struct p11e_config *cfg, const struct raw_section *se
 	rest = calloc(sec->n, sizeof(*rest));
 	if (!rest && sec->n)
 		return p11e_err_set(err, P11E_EFAIL, "out of memory");
-	/* CERTInext refuses the 16th GenerateOrderSSL within 10 s (see
-	 * p11enroll.conf(5)): 15 fit. Others document no limit. */
-	if (strcmp(ca->ops->type, "certinext") == 0) {
-		ca->order_rate_n = 15;
-		ca->order_rate_window = 10;
-	}
+	/* The CA's documented limit unless order_rate says otherwise. */
+	ca->order_rate_n = ca->ops->order_rate_n;
+	ca->order_rate_window = ca->ops->order_rate_window;
 	for (size_t i = 0; i < sec->n; i++) {
 		const struct p11e_setting *s = &sec->v[i];
 
@@ -686,15 +720,9 @@ static p11e_status check_key_uri(const struct p11e_config *cfg, const struct p11
 	return rc;
 }
 
-static p11e_status load_cert(struct p11e_config *cfg, const struct raw_section *sec,
-			     struct p11e_cert_conf *c, struct p11e_err *err)
+static void cert_defaults(const struct p11e_config *cfg, const struct raw_section *sec,
+			  struct p11e_cert_conf *c)
 {
-	const struct p11e_setting *key_type_setting = NULL;
-	const struct p11e_ca_conf *ca = NULL;
-	struct p11e_setting *over;
-	p11e_status rc = P11E_OK;
-	size_t n_over = 0, ca_index = 0;
-
 	c->name = (char *)sec->name;
 	c->file = sec->file;
 	c->line = sec->line;
@@ -708,120 +736,115 @@ static p11e_status load_cert(struct p11e_config *cfg, const struct raw_section *
 	c->wait = cfg->wait;
 	c->keep_old_keys = 0;
 	c->fallback_after = 86400;
-	over = calloc(sec->n ? sec->n : 1, sizeof(*over));
-	if (!over)
-		return p11e_err_set(err, P11E_EFAIL, "out of memory");
-	c->overrides = (struct p11e_settings){ over, 0 };
-	/* The CA first: it decides which override keys exist. */
+}
+
+/* ca = NAME, read first: it decides which override keys exist. *ca_index:
+ * where it stands in the section. */
+static p11e_status cert_ca(const struct p11e_config *cfg, const struct raw_section *sec,
+			   struct p11e_cert_conf *c, const struct p11e_ca_conf **ca, size_t *ca_index,
+			   struct p11e_err *err)
+{
 	for (size_t i = 0; i < sec->n; i++) {
 		if (strcmp(sec->v[i].key, "ca") == 0) {
-			ca_index = i;
+			*ca_index = i;
 			c->ca = sec->v[i].value;
-			ca = p11e_config_ca(cfg, c->ca);
-			if (!ca)
+			*ca = p11e_config_ca(cfg, c->ca);
+			if (!*ca)
 				return p11e_err_set(err, P11E_EUSAGE,
 						    "%s:%d: ca = %s: there is no [ca:%s] section",
 						    AT(&sec->v[i]), c->ca, c->ca);
 		}
 	}
-	for (size_t i = 0; i < sec->n && rc == P11E_OK; i++) {
-		const struct p11e_setting *s = &sec->v[i];
-		const char *k = s->key;
+	return P11E_OK;
+}
 
-		if (!in_list(cert_keys, k)) {
-			if (ca && in_list(ca->ops->cert_keys, k) && i < ca_index)
-				return p11e_err_set(err, P11E_EUSAGE,
-						    "%s:%d: '%s' overrides a setting of the CA, so it "
-						    "comes after ca = %s (line %d) in [cert:%s]",
-						    AT(s), k, c->ca, sec->v[ca_index].line, sec->name);
-			if (ca && in_list(ca->ops->cert_keys, k)) {
-				over[n_over++] = *s;
-				continue;
-			}
-			return p11e_err_set(err, P11E_EUSAGE,
-					    "%s:%d: unknown key '%s' in [cert:%s]%s (see "
-					    "p11enroll.conf(5))",
-					    AT(s), k, sec->name,
-					    ca ? "" : " (CA overrides need ca = NAME first)");
-		}
-		if (strcmp(k, "key") == 0) {
-			c->key = s->value;
-			rc = check_key_uri(cfg, s, err);
-		} else if (strcmp(k, "key_type") == 0) {
-			key_type_setting = s;
-			rc = p11e_policy_parse(s->value, &c->key_spec, err);
-			if (rc != P11E_OK)
-				p11e_err_prefix(err, "%s:%d", AT(s));
-		} else if (strcmp(k, "subject") == 0) {
-			X509_NAME *name = NULL;
+static p11e_status get_number(const struct p11e_setting *s, int base, unsigned long max,
+			      unsigned long *out, const char *what, struct p11e_err *err)
+{
+	char *end;
 
-			c->subject = s->value;
-			rc = p11e_subject_parse(s->value, &name, err);
-			X509_NAME_free(name);
-			if (rc != P11E_OK)
-				p11e_err_prefix(err, "%s:%d", AT(s));
-		} else if (strcmp(k, "dns") == 0) {
-			rc = get_list(s, &c->dns, p11e_san_check_dns, err);
-		} else if (strcmp(k, "ip") == 0) {
-			rc = get_list(s, &c->ip, p11e_san_check_ip, err);
-		} else if (strcmp(k, "email") == 0) {
-			rc = get_list(s, &c->email, p11e_san_check_email, err);
-		} else if (strcmp(k, "uri") == 0) {
-			rc = get_list(s, &c->uri, p11e_san_check_uri, err);
-		} else if (strcmp(k, "client_auth") == 0) {
-			rc = get_bool(s, &c->client_auth, err);
-		} else if (strcmp(k, "cert_file") == 0) {
-			rc = get_path(s, &c->cert_file, err);
-		} else if (strcmp(k, "chain_file") == 0) {
-			rc = get_path(s, &c->chain_file, err);
-		} else if (strcmp(k, "fullchain_file") == 0) {
-			rc = get_path(s, &c->fullchain_file, err);
-		} else if (strcmp(k, "file_owner") == 0) {
-			rc = get_owner(s, false, &c->file_owner, &c->file_group, err);
-		} else if (strcmp(k, "file_group") == 0) {
-			rc = get_owner(s, true, &c->file_owner, &c->file_group, err);
-		} else if (strcmp(k, "file_mode") == 0) {
-			char *end;
-			unsigned long mode = strtoul(s->value, &end, 8);
+	*out = strtoul(s->value, &end, base);
+	if (*end || !*s->value || *out > max)
+		return bad(err, s, what);
+	return P11E_OK;
+}
 
-			if (*end || !*s->value || mode > 0777 || (mode & 0400) == 0)
-				rc = bad(err, s, "write an octal mode such as 0644 (owner-readable)");
-			c->file_mode = (mode_t)mode;
-		} else if (strcmp(k, "store_in_token") == 0) {
-			rc = get_bool(s, &c->store_in_token, err);
-		} else if (strcmp(k, "renew_before") == 0) {
-			rc = get_duration(s, &c->renew_before, err);
-		} else if (strcmp(k, "wait") == 0) {
-			rc = get_duration(s, &c->wait, err);
-		} else if (strcmp(k, "rotate_key") == 0) {
-			rc = get_bool(s, &c->rotate_key, err);
-		} else if (strcmp(k, "keep_old_keys") == 0) {
-			char *end;
-			unsigned long n = strtoul(s->value, &end, 10);
+/* One key of cert_keys into the certificate. */
+static p11e_status cert_setting(const struct p11e_config *cfg, struct p11e_cert_conf *c,
+				const struct p11e_setting *s, struct p11e_err *err)
+{
+	const char *k = s->key;
+	p11e_status rc = P11E_OK;
+	unsigned long n;
 
-			if (*end || !*s->value || n > 100)
-				rc = bad(err, s, "write a number from 0 to 100");
-			c->keep_old_keys = (unsigned)n;
-		} else if (strcmp(k, "post_install") == 0) {
-			c->post_install = s->value;
-		} else if (strcmp(k, "fallback_ca") == 0) {
-			c->fallback_ca = s->value;
-			if (!p11e_config_ca(cfg, s->value))
-				rc = bad(err, s, "there is no such [ca:] section");
-		} else if (strcmp(k, "fallback_after") == 0) {
-			rc = get_duration(s, &c->fallback_after, err);
-		}
+	if (strcmp(k, "key") == 0) {
+		c->key = s->value;
+		rc = check_key_uri(cfg, s, err);
+	} else if (strcmp(k, "key_type") == 0) {
+		rc = p11e_policy_parse(s->value, &c->key_spec, err);
+		if (rc != P11E_OK)
+			p11e_err_prefix(err, "%s:%d", AT(s));
+	} else if (strcmp(k, "subject") == 0) {
+		X509_NAME *name = NULL;
+
+		c->subject = s->value;
+		rc = p11e_subject_parse(s->value, &name, err);
+		X509_NAME_free(name);
+		if (rc != P11E_OK)
+			p11e_err_prefix(err, "%s:%d", AT(s));
+	} else if (strcmp(k, "dns") == 0) {
+		rc = get_list(s, &c->dns, p11e_san_check_dns, err);
+	} else if (strcmp(k, "ip") == 0) {
+		rc = get_list(s, &c->ip, p11e_san_check_ip, err);
+	} else if (strcmp(k, "email") == 0) {
+		rc = get_list(s, &c->email, p11e_san_check_email, err);
+	} else if (strcmp(k, "uri") == 0) {
+		rc = get_list(s, &c->uri, p11e_san_check_uri, err);
+	} else if (strcmp(k, "client_auth") == 0) {
+		rc = get_bool(s, &c->client_auth, err);
+	} else if (strcmp(k, "cert_file") == 0) {
+		rc = get_path(s, &c->cert_file, err);
+	} else if (strcmp(k, "chain_file") == 0) {
+		rc = get_path(s, &c->chain_file, err);
+	} else if (strcmp(k, "fullchain_file") == 0) {
+		rc = get_path(s, &c->fullchain_file, err);
+	} else if (strcmp(k, "file_owner") == 0) {
+		rc = get_owner(s, false, &c->file_owner, &c->file_group, err);
+	} else if (strcmp(k, "file_group") == 0) {
+		rc = get_owner(s, true, &c->file_owner, &c->file_group, err);
+	} else if (strcmp(k, "file_mode") == 0) {
+		rc = get_number(s, 8, 0777, &n, "write an octal mode such as 0644 (owner-readable)", err);
+		if (rc == P11E_OK && (n & 0400) == 0)
+			rc = bad(err, s, "write an octal mode such as 0644 (owner-readable)");
+		c->file_mode = (mode_t)n;
+	} else if (strcmp(k, "store_in_token") == 0) {
+		rc = get_bool(s, &c->store_in_token, err);
+	} else if (strcmp(k, "renew_before") == 0) {
+		rc = get_duration(s, &c->renew_before, err);
+	} else if (strcmp(k, "wait") == 0) {
+		rc = get_duration(s, &c->wait, err);
+	} else if (strcmp(k, "rotate_key") == 0) {
+		rc = get_bool(s, &c->rotate_key, err);
+	} else if (strcmp(k, "keep_old_keys") == 0) {
+		rc = get_number(s, 10, 100, &n, "write a number from 0 to 100", err);
+		c->keep_old_keys = (unsigned)n;
+	} else if (strcmp(k, "post_install") == 0) {
+		c->post_install = s->value;
+	} else if (strcmp(k, "fallback_ca") == 0) {
+		c->fallback_ca = s->value;
+		if (!p11e_config_ca(cfg, s->value))
+			rc = bad(err, s, "there is no such [ca:] section");
+	} else if (strcmp(k, "fallback_after") == 0) {
+		rc = get_duration(s, &c->fallback_after, err);
 	}
-	c->overrides.n = n_over;
-	/* most certificates override nothing: keep only what is used */
-	if (!n_over) {
-		free(over);
-		c->overrides.v = NULL;
-	} else if ((over = realloc(over, n_over * sizeof(*over)))) {
-		c->overrides.v = over;
-	}
-	if (rc != P11E_OK)
-		return rc;
+	return rc;
+}
+
+/* What a [cert:] needs once every key is read: a key, a key type, a
+ * subject, and settings that agree with each other. */
+static p11e_status cert_complete(struct p11e_config *cfg, const struct raw_section *sec,
+				 struct p11e_cert_conf *c, struct p11e_err *err)
+{
 	if (!c->key)
 		return p11e_err_set(err, P11E_EUSAGE, "%s:%d: [cert:%s] has no key = pkcs11:… URI",
 				    AT(sec), sec->name);
@@ -838,7 +861,8 @@ static p11e_status load_cert(struct p11e_config *cfg, const struct raw_section *
 		return bad(err, p11e_settings_find(&c->settings, "fallback_ca"),
 			   c->ca ? "names the same CA as ca = : name another [ca:] section"
 				 : "needs ca = NAME (the primary CA) too");
-	if (!key_type_setting && p11e_policy_parse("ec-p256", &c->key_spec, err) != P11E_OK)
+	if (!p11e_settings_find(&c->settings, "key_type") &&
+	    p11e_policy_parse("ec-p256", &c->key_spec, err) != P11E_OK)
 		return err->status;
 	if (!c->subject) {
 		char *subject;
@@ -853,6 +877,57 @@ static p11e_status load_cert(struct p11e_config *cfg, const struct raw_section *
 		free(subject);
 	}
 	return P11E_OK;
+}
+
+static p11e_status load_cert(struct p11e_config *cfg, const struct raw_section *sec,
+			     struct p11e_cert_conf *c, struct p11e_err *err)
+{
+	const struct p11e_ca_conf *ca = NULL;
+	struct p11e_setting *over;
+	p11e_status rc;
+	size_t n_over = 0, ca_index = 0;
+
+	cert_defaults(cfg, sec, c);
+	over = calloc(sec->n ? sec->n : 1, sizeof(*over));
+	if (!over)
+		return p11e_err_set(err, P11E_EFAIL, "out of memory");
+	c->overrides = (struct p11e_settings){ over, 0 };
+	rc = cert_ca(cfg, sec, c, &ca, &ca_index, err);
+	for (size_t i = 0; i < sec->n && rc == P11E_OK; i++) {
+		const struct p11e_setting *s = &sec->v[i];
+		const char *k = s->key;
+
+		if (in_list(cert_keys, k)) {
+			rc = cert_setting(cfg, c, s, err);
+			continue;
+		}
+		/* Not a certificate's key: an override of the CA's settings, or a mistake. */
+		if (ca && in_list(ca->ops->cert_keys, k) && i < ca_index)
+			return p11e_err_set(err, P11E_EUSAGE,
+					    "%s:%d: '%s' overrides a setting of the CA, so it "
+					    "comes after ca = %s (line %d) in [cert:%s]",
+					    AT(s), k, c->ca, sec->v[ca_index].line, sec->name);
+		if (ca && in_list(ca->ops->cert_keys, k)) {
+			over[n_over++] = *s;
+			continue;
+		}
+		return p11e_err_set(err, P11E_EUSAGE,
+				    "%s:%d: unknown key '%s' in [cert:%s]%s (see "
+				    "p11enroll.conf(5))",
+				    AT(s), k, sec->name,
+				    ca ? "" : " (CA overrides need ca = NAME first)");
+	}
+	c->overrides.n = n_over;
+	/* most certificates override nothing: keep only what is used */
+	if (!n_over) {
+		free(over);
+		c->overrides.v = NULL;
+	} else if ((over = realloc(over, n_over * sizeof(*over)))) {
+		c->overrides.v = over;
+	}
+	if (rc != P11E_OK)
+		return rc;
+	return cert_complete(cfg, sec, c, err);
 }
 
 /* Every [ca:] alone, then what each [cert:] with a CA needs of it: the
@@ -947,77 +1022,123 @@ static p11e_status check_state_dir(const struct p11e_config *cfg, struct p11e_er
 	return P11E_OK;
 }
 
-static p11e_status load_config(const char *path, const struct p11e_config_text *texts,
-			       size_t n_texts, struct p11e_config **out, struct p11e_err *err)
+static struct p11e_config *config_new(const char *path)
 {
 	struct p11e_config *cfg = calloc(1, sizeof(*cfg));
-	struct parser p = { .cfg = cfg, .err = err, .texts = texts, .n_texts = n_texts };
-	const struct raw_section *agent;
-	p11e_status rc;
-	glob_t g = { 0 };
 
-	*out = NULL;
 	if (!cfg)
-		return p11e_err_set(err, P11E_EFAIL, "out of memory");
+		return NULL;
 	cfg->path = strdup(path);
 	cfg->renew_before = 30 * 86400;
 	cfg->wait = 600;
 	cfg->log_level = -1;
 	cfg->hook_timeout = P11E_HOOK_TIMEOUT_DEFAULT;
 	cfg->state_dir = P11E_DEFAULT_STATE_DIR;
+	return cfg;
+}
+
+/* include_dir = DIR: the files DIR/NAME.conf in name order (a hermetic load:
+ * those of its texts). */
+static p11e_status parse_included(struct parser *p)
+{
+	const struct raw_section *agent = find_section(p, SECTION_AGENT, "agent");
+	const struct p11e_settings all = { agent ? agent->v : NULL, agent ? agent->n : 0 };
+	const struct p11e_setting *dir = p11e_settings_find(&all, "include_dir");
+	p11e_status rc = P11E_OK;
+	char pattern[4096];
+	glob_t g = { 0 };
+
+	if (!dir)
+		return P11E_OK;
+	snprintf(pattern, sizeof(pattern), "%s/*.conf", dir->value);
+	for (size_t k = 1; p->texts && k < p->n_texts && rc == P11E_OK; k++)
+		if (fnmatch(pattern, p->texts[k].name, FNM_PATHNAME | FNM_PERIOD) == 0)
+			rc = parse_file(p, p->texts[k].name);
+	if (!p->texts && glob(pattern, 0, NULL, &g) == 0) {
+		for (size_t k = 0; k < g.gl_pathc && rc == P11E_OK; k++)
+			rc = parse_file(p, g.gl_pathv[k]);
+	}
+	globfree(&g);
+	return rc;
+}
+
+/* The [ca:] sections, then the [cert:] ones (which name CAs), each kind
+ * with its index by name. */
+static p11e_status load_sections(struct p11e_config *cfg, const struct parser *p,
+				 struct p11e_err *err)
+{
+	p11e_status rc = P11E_OK;
+
+	for (size_t i = 0; i < p->n_sections; i++)
+		if (p->sections[i].kind == SECTION_CA)
+			cfg->n_cas++;
+		else if (p->sections[i].kind == SECTION_CERT)
+			cfg->n_certs++;
+	cfg->cas = calloc(cfg->n_cas + 1, sizeof(*cfg->cas));
+	cfg->certs = calloc(cfg->n_certs + 1, sizeof(*cfg->certs));
+	if (!cfg->cas || !cfg->certs)
+		return p11e_err_set(err, P11E_EFAIL, "out of memory");
+	cfg->n_cas = cfg->n_certs = 0;
+	for (size_t i = 0; i < p->n_sections && rc == P11E_OK; i++)
+		if (p->sections[i].kind == SECTION_CA)
+			rc = load_ca(cfg, &p->sections[i], &cfg->cas[cfg->n_cas++], err);
+	for (size_t i = 0; i < cfg->n_cas && rc == P11E_OK; i++)
+		if (p11e_strindex_add(&cfg->ca_index, i, ca_name, cfg) != 0)
+			rc = p11e_err_set(err, P11E_EFAIL, "out of memory");
+	for (size_t i = 0; i < p->n_sections && rc == P11E_OK; i++)
+		if (p->sections[i].kind == SECTION_CERT)
+			rc = load_cert(cfg, &p->sections[i], &cfg->certs[cfg->n_certs++], err);
+	for (size_t i = 0; i < cfg->n_certs && rc == P11E_OK; i++)
+		if (p11e_strindex_add(&cfg->cert_index, i, cert_name, cfg) != 0)
+			rc = p11e_err_set(err, P11E_EFAIL, "out of memory");
+	return rc;
+}
+
+/* Frees the parser; the settings arrays go to `owner`, as they live as
+ * long as the configuration. */
+static void parser_done(struct parser *p, struct p11e_config *owner)
+{
+	for (size_t i = 0; i < p->n_sections; i++) {
+		struct p11e_setting **grown = realloc(owner->owned, (owner->n_owned + 1) * sizeof(*grown));
+
+		if (!grown) {
+			free(p->sections[i].v);
+			continue;
+		}
+		owner->owned = grown;
+		owner->owned[owner->n_owned++] = p->sections[i].v;
+	}
+	free(p->sections);
+	for (size_t k = 0; k < sizeof(p->by_name) / sizeof(p->by_name[0]); k++)
+		p11e_strindex_clear(&p->by_name[k]);
+	p11e_strindex_clear(&p->keys);
+	free(p->buf);
+}
+
+static p11e_status load_config(const char *path, const struct p11e_config_text *texts,
+			       size_t n_texts, struct p11e_config **out, struct p11e_err *err)
+{
+	struct p11e_config *cfg = config_new(path);
+	struct parser p = { .cfg = cfg, .err = err, .texts = texts, .n_texts = n_texts };
+	const struct raw_section *agent;
+	p11e_status rc;
+
+	*out = NULL;
+	if (!cfg)
+		return p11e_err_set(err, P11E_EFAIL, "out of memory");
 	rc = parse_file(&p, path);
+	if (rc == P11E_OK)
+		rc = parse_included(&p);
 	if (rc != P11E_OK)
 		goto out;
 	agent = find_section(&p, SECTION_AGENT, "agent");
-	for (size_t i = 0; agent && i < agent->n; i++) {
-		if (strcmp(agent->v[i].key, "include_dir") == 0) {
-			char pattern[4096];
-
-			snprintf(pattern, sizeof(pattern), "%s/*.conf", agent->v[i].value);
-			for (size_t k = 1; texts && k < n_texts && rc == P11E_OK; k++)
-				if (fnmatch(pattern, texts[k].name, FNM_PATHNAME | FNM_PERIOD) == 0)
-					rc = parse_file(&p, texts[k].name);
-			if (!texts && glob(pattern, 0, NULL, &g) == 0) {
-				for (size_t k = 0; k < g.gl_pathc && rc == P11E_OK; k++)
-					rc = parse_file(&p, g.gl_pathv[k]);
-			}
-			if (rc != P11E_OK)
-				goto out;
-			/* parse_file may have moved the section array. */
-			agent = find_section(&p, SECTION_AGENT, "agent");
-			break;
-		}
-	}
 	if (agent) {
 		/* a hermetic load (texts) looks at nothing on the host */
 		rc = load_agent(cfg, agent, !texts, err);
 		if (rc != P11E_OK)
 			goto out;
 	}
-	for (size_t i = 0; i < p.n_sections; i++)
-		if (p.sections[i].kind == SECTION_CA)
-			cfg->n_cas++;
-		else if (p.sections[i].kind == SECTION_CERT)
-			cfg->n_certs++;
-	cfg->cas = calloc(cfg->n_cas + 1, sizeof(*cfg->cas));
-	cfg->certs = calloc(cfg->n_certs + 1, sizeof(*cfg->certs));
-	if (!cfg->cas || !cfg->certs) {
-		rc = p11e_err_set(err, P11E_EFAIL, "out of memory");
-		goto out;
-	}
-	cfg->n_cas = cfg->n_certs = 0;
-	for (size_t i = 0; i < p.n_sections && rc == P11E_OK; i++)
-		if (p.sections[i].kind == SECTION_CA)
-			rc = load_ca(cfg, &p.sections[i], &cfg->cas[cfg->n_cas++], err);
-	for (size_t i = 0; i < cfg->n_cas && rc == P11E_OK; i++)
-		if (p11e_strindex_add(&cfg->ca_index, i, ca_name, cfg) != 0)
-			rc = p11e_err_set(err, P11E_EFAIL, "out of memory");
-	for (size_t i = 0; i < p.n_sections && rc == P11E_OK; i++)
-		if (p.sections[i].kind == SECTION_CERT)
-			rc = load_cert(cfg, &p.sections[i], &cfg->certs[cfg->n_certs++], err);
-	for (size_t i = 0; i < cfg->n_certs && rc == P11E_OK; i++)
-		if (p11e_strindex_add(&cfg->cert_index, i, cert_name, cfg) != 0)
-			rc = p11e_err_set(err, P11E_EFAIL, "out of memory");
+	rc = load_sections(cfg, &p, err);
 	if (rc == P11E_OK)
 		rc = validate_cas(cfg, err);
 	if (rc == P11E_OK && !texts)
@@ -1027,24 +1148,7 @@ static p11e_status load_config(const char *path, const struct p11e_config_text *
 	*out = cfg;
 	cfg = NULL;
 out:
-	globfree(&g);
-	/* The settings arrays live as long as the configuration. */
-	for (size_t i = 0; i < p.n_sections; i++) {
-		struct p11e_config *owner = cfg ? cfg : *out;
-		struct p11e_setting **grown = realloc(owner->owned, (owner->n_owned + 1) * sizeof(*grown));
-
-		if (!grown) {
-			free(p.sections[i].v);
-			continue;
-		}
-		owner->owned = grown;
-		owner->owned[owner->n_owned++] = p.sections[i].v;
-	}
-	free(p.sections);
-	for (size_t k = 0; k < sizeof(p.by_name) / sizeof(p.by_name[0]); k++)
-		p11e_strindex_clear(&p.by_name[k]);
-	p11e_strindex_clear(&p.keys);
-	free(p.buf);
+	parser_done(&p, cfg ? cfg : *out);
 	p11e_config_free(cfg);
 	return rc;
 }

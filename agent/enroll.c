@@ -378,34 +378,83 @@ static bool placement_allowed(struct flow *f, struct p11e_err *err)
 	return true;
 }
 
+/* One order intent has one idempotency id: journalled before the first
+ * attempt and reused by every retry and every later run, until the
+ * intent ends (issued, refused for certain: a new CSR clears it). */
+static p11e_status order_intent(struct flow *f, char *idem, size_t len, struct p11e_err *err)
+{
+	const char *kept = p11e_journal_str(&f->j, "order", "idempotency_id");
+	const char *kept_ca = p11e_journal_str(&f->j, "order", "ca");
+	unsigned char rnd[12];
+	char hex[25];
+
+	if (kept && *kept && kept_ca && strcmp(kept_ca, f->ca_name) == 0) {
+		snprintf(idem, len, "%s", kept);
+		p11e_journal_set_str(&f->j, "order", "order_id", NULL);
+		p11e_journal_set_str(&f->j, "order", "request_id", NULL);
+		return P11E_OK;
+	}
+	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+		return p11e_err_set(err, P11E_EFAIL, "no randomness for the order id");
+	p11e_hex(rnd, sizeof(rnd), hex);
+	snprintf(idem, len, "p11e-%s", hex);
+	p11e_journal_clear(&f->j, "order");
+	p11e_journal_set_num(&f->j, "order", "placed_after", (double)(time(NULL) - PLACE_WINDOW_SLACK));
+	return P11E_OK;
+}
+
+/* What the placement's answer means for the journal (docs/orders.md). */
+static p11e_status placement_answer(struct flow *f, const struct p11e_ca_result *res, unsigned *retry,
+				    struct p11e_err *err)
+{
+	p11e_status rc;
+
+	switch (res->outcome) {
+	case P11E_CA_ISSUED:
+	case P11E_CA_PENDING:
+		/* The primary answers again: its failure clock starts afresh. */
+		if (strcmp(f->ca_name, f->cert->ca) == 0)
+			p11e_journal_clear(&f->j, "fallback");
+		else
+			p11e_journal_set_str(&f->j, "fallback", "active", f->ca_name);
+		return record_order(f, res, "order placed", err);
+	case P11E_CA_REJECTED:
+		f->refused_outright = !res->order_id[0];
+		return rejected(f, res, err);
+	case P11E_CA_MISCONFIGURED:
+	case P11E_CA_UNREACHABLE:
+		/* The provider answers these only when no order can exist: the
+		 * intent and its id stay for the next attempt. */
+		if (res->outcome == P11E_CA_UNREACHABLE)
+			*retry = res->retry_after; /* a rate limit says when */
+		p11e_ca_failure(res, "the order was not placed", err);
+		p11e_journal_error(&f->j, err->msg, res->ca_code);
+		save(f, P11E_ST_CSR_READY, "order not placed", &(struct p11e_err){ 0 });
+		return err->status;
+	default:
+		p11e_ca_failure(res, "the outcome of the order placement is unknown", err);
+		p11e_journal_error(&f->j, err->msg, res->ca_code);
+		rc = save(f, P11E_ST_ORDER_UNKNOWN, "placement outcome unknown", err);
+		if (rc == P11E_OK) {
+			p11e_warn("[cert:%s] %s; asking the CA before anything else", f->cert->name,
+				  err->msg);
+			p11e_err_clear(err);
+		}
+		return rc;
+	}
+}
+
 static p11e_status place_once(struct flow *f, unsigned *retry, p11e_ca_outcome *outcome,
 			      struct p11e_err *err)
 {
 	struct p11e_ca_result res = { 0 };
-	unsigned char rnd[12];
-	char idem[64], hex[25], cn[256];
-	const char *kept = p11e_journal_str(&f->j, "order", "idempotency_id");
-	const char *kept_ca = p11e_journal_str(&f->j, "order", "ca");
+	char idem[64], cn[256];
 	struct p11e_order o;
 	double t = now_s();
-	p11e_status rc;
+	p11e_status rc = order_intent(f, idem, sizeof(idem), err);
 
-	/* One order intent has one idempotency id: journalled before the first
-	 * attempt and reused by every retry and every later run, until the
-	 * intent ends (issued, refused for certain: a new CSR clears it). */
-	if (kept && *kept && kept_ca && strcmp(kept_ca, f->ca_name) == 0) {
-		snprintf(idem, sizeof(idem), "%s", kept);
-		p11e_journal_set_str(&f->j, "order", "order_id", NULL);
-		p11e_journal_set_str(&f->j, "order", "request_id", NULL);
-	} else {
-		if (RAND_bytes(rnd, sizeof(rnd)) != 1)
-			return p11e_err_set(err, P11E_EFAIL, "no randomness for the order id");
-		p11e_hex(rnd, sizeof(rnd), hex);
-		snprintf(idem, sizeof(idem), "p11e-%s", hex);
-		p11e_journal_clear(&f->j, "order");
-		p11e_journal_set_num(&f->j, "order", "placed_after",
-				     (double)(time(NULL) - PLACE_WINDOW_SLACK));
-	}
+	if (rc != P11E_OK)
+		return rc;
 	if (!placement_allowed(f, err)) {
 		p11e_journal_error(&f->j, err->msg, NULL);
 		save(f, P11E_ST_CSR_READY, "placements of this run used up", &(struct p11e_err){ 0 });
@@ -431,42 +480,7 @@ static p11e_status place_once(struct flow *f, unsigned *retry, p11e_ca_outcome *
 	if (res.placed_as[0])
 		p11e_journal_set_str(&f->j, "order", "placed_as", res.placed_as);
 	*outcome = res.outcome;
-	switch (res.outcome) {
-	case P11E_CA_ISSUED:
-	case P11E_CA_PENDING:
-		/* The primary answers again: its failure clock starts afresh. */
-		if (strcmp(f->ca_name, f->cert->ca) == 0)
-			p11e_journal_clear(&f->j, "fallback");
-		else
-			p11e_journal_set_str(&f->j, "fallback", "active", f->ca_name);
-		rc = record_order(f, &res, "order placed", err);
-		break;
-	case P11E_CA_REJECTED:
-		f->refused_outright = !res.order_id[0];
-		rc = rejected(f, &res, err);
-		break;
-	case P11E_CA_MISCONFIGURED:
-	case P11E_CA_UNREACHABLE:
-		/* The provider answers these only when no order can exist: the
-		 * intent and its id stay for the next attempt. */
-		if (res.outcome == P11E_CA_UNREACHABLE)
-			*retry = res.retry_after; /* a rate limit says when */
-		p11e_ca_failure(&res, "the order was not placed", err);
-		p11e_journal_error(&f->j, err->msg, res.ca_code);
-		save(f, P11E_ST_CSR_READY, "order not placed", &(struct p11e_err){ 0 });
-		rc = err->status;
-		break;
-	default:
-		p11e_ca_failure(&res, "the outcome of the order placement is unknown", err);
-		p11e_journal_error(&f->j, err->msg, res.ca_code);
-		rc = save(f, P11E_ST_ORDER_UNKNOWN, "placement outcome unknown", err);
-		if (rc == P11E_OK) {
-			p11e_warn("[cert:%s] %s; asking the CA before anything else", f->cert->name,
-				  err->msg);
-			p11e_err_clear(err);
-		}
-		break;
-	}
+	rc = placement_answer(f, &res, retry, err);
 	p11e_ca_result_clear(&res);
 	return rc;
 }
@@ -481,8 +495,8 @@ static p11e_status rate_limit(struct flow *f, struct p11e_err *err)
 
 	if (!ca || !ca->order_rate_n)
 		return P11E_OK;
-	account = p11e_settings_get(&ca->settings, "account_number",
-				    p11e_settings_get(&ca->settings, "partner_code", ca->name));
+	account = ca->ops->account_key ? p11e_settings_get(&ca->settings, ca->ops->account_key, ca->name)
+				       : ca->name;
 	snprintf(key, sizeof(key), "%s-%s", ca->ops->type, account);
 	return p11e_ratelimit_take(f->cli->cfg->state_dir, key, ca->order_rate_n,
 				   ca->order_rate_window, err);
@@ -734,6 +748,75 @@ static p11e_status fetch(struct flow *f, struct p11e_err *err)
 	return rc;
 }
 
+/* What a poll said that the journal keeps: the domain validation
+ * instructions, the CA's word for the order's state. */
+static void record_poll(struct flow *f, const struct p11e_ca_result *res, struct p11e_order *o,
+			bool *tty_line)
+{
+	const char *status;
+
+	if (note_instructions(f, res, tty_line)) {
+		save(f, P11E_ST_ORDER_PENDING, "domain validation instructions", &(struct p11e_err){ 0 });
+		o->dcv_instructions = p11e_journal_str(&f->j, "order", "dcv_instructions");
+	}
+	status = p11e_journal_str(&f->j, "order", "status");
+	if (res->status_text[0] && strcmp(res->status_text, status ? status : "") != 0) {
+		p11e_journal_set_str(&f->j, "order", "status", res->status_text);
+		save(f, P11E_ST_ORDER_PENDING, res->status_text, &(struct p11e_err){ 0 });
+	}
+}
+
+/* True (with *rc) when the poll ends the wait: issued (then fetched),
+ * refused, or a failure; false while the order is pending or the CA is
+ * out of reach. */
+static bool poll_ends_wait(struct flow *f, struct p11e_ca_result *res, bool tty_line, p11e_status *rc,
+			   struct p11e_err *err)
+{
+	double t;
+
+	if (res->outcome == P11E_CA_PENDING || res->outcome == P11E_CA_UNREACHABLE)
+		return false;
+	if (tty_line)
+		fputc('\n', stderr);
+	if (res->outcome == P11E_CA_ISSUED) {
+		p11e_ca_result_clear(res);
+		t = now_s();
+		*rc = fetch(f, err);
+		f->t_ca += now_s() - t;
+	} else if (res->outcome == P11E_CA_REJECTED) {
+		*rc = rejected(f, res, err);
+	} else {
+		*rc = p11e_ca_failure(res, "cannot follow the order", err);
+		fail(f, err, res->ca_code);
+	}
+	return true;
+}
+
+/* Seconds to the next poll: the CA's retry_after, else a doubling backoff. */
+static unsigned poll_delay(const struct p11e_ca_result *res, unsigned *backoff)
+{
+	unsigned delay = res->retry_after ? res->retry_after : *backoff;
+
+	*backoff = *backoff * 2 > POLL_MAX ? POLL_MAX : *backoff * 2;
+	return delay < POLL_MIN ? POLL_MIN : delay > POLL_MAX ? POLL_MAX : delay;
+}
+
+/* The wait is over with the order pending: the next run continues it. */
+static p11e_status still_pending(struct flow *f, const struct p11e_order_ref *ref,
+				 const struct p11e_ca_result *res, time_t next_poll, struct p11e_err *err)
+{
+	p11e_journal_set_num(&f->j, "order", "next_poll", (double)next_poll);
+	save(f, P11E_ST_ORDER_PENDING, "still pending", &(struct p11e_err){ 0 });
+	p11e_err_set(err, P11E_EPENDING,
+		     "[cert:%s] order %s is still pending at the CA (%s); run "
+		     "`p11enroll enroll %s` (or renew) later to continue it — no new "
+		     "order will be placed",
+		     f->cert->name, ref->order_id, res->status_text[0] ? res->status_text : "pending",
+		     f->cert->name);
+	p11e_info("%s", err->msg);
+	return P11E_EPENDING;
+}
+
 static p11e_status wait_issued(struct flow *f, struct p11e_err *err)
 {
 	struct p11e_order_ref ref = { p11e_journal_str(&f->j, "order", "order_id"),
@@ -741,7 +824,7 @@ static p11e_status wait_issued(struct flow *f, struct p11e_err *err)
 	time_t deadline = time(NULL) + (time_t)f->wait;
 	unsigned backoff = 2;
 	bool tty_line = false;
-	p11e_status rc = P11E_EPENDING;
+	p11e_status rc;
 	char cn[256];
 	struct p11e_order o;
 
@@ -756,74 +839,34 @@ static p11e_status wait_issued(struct flow *f, struct p11e_err *err)
 		f->t_ca += now_s() - t;
 		if (p11e_stop_requested()) {
 			p11e_ca_result_clear(&res);
-			goto stopped;
+			break;
 		}
-		if (note_instructions(f, &res, &tty_line)) {
-			save(f, P11E_ST_ORDER_PENDING, "domain validation instructions",
-			     &(struct p11e_err){ 0 });
-			o.dcv_instructions = p11e_journal_str(&f->j, "order", "dcv_instructions");
-		}
-		if (res.status_text[0] && strcmp(res.status_text, p11e_journal_str(&f->j, "order", "status") ?
-					      p11e_journal_str(&f->j, "order", "status") : "") != 0) {
-			p11e_journal_set_str(&f->j, "order", "status", res.status_text);
-			save(f, P11E_ST_ORDER_PENDING, res.status_text, &(struct p11e_err){ 0 });
-		}
-		if (res.outcome == P11E_CA_ISSUED) {
-			p11e_ca_result_clear(&res);
-			if (tty_line)
-				fputc('\n', stderr);
-			t = now_s();
-			rc = fetch(f, err);
-			f->t_ca += now_s() - t;
-			return rc;
-		}
-		if (res.outcome == P11E_CA_REJECTED) {
-			if (tty_line)
-				fputc('\n', stderr);
-			rc = rejected(f, &res, err);
-			p11e_ca_result_clear(&res);
-			return rc;
-		}
-		if (res.outcome != P11E_CA_PENDING && res.outcome != P11E_CA_UNREACHABLE) {
-			if (tty_line)
-				fputc('\n', stderr);
-			rc = p11e_ca_failure(&res, "cannot follow the order", err);
-			fail(f, err, res.ca_code);
+		record_poll(f, &res, &o, &tty_line);
+		if (poll_ends_wait(f, &res, tty_line, &rc, err)) {
 			p11e_ca_result_clear(&res);
 			return rc;
 		}
 		if (res.outcome == P11E_CA_UNREACHABLE)
 			p11e_warn("[cert:%s] the CA could not be reached (%s); will try again",
 				  f->cert->name, res.message);
-		delay = res.retry_after ? res.retry_after : backoff;
-		delay = delay < POLL_MIN ? POLL_MIN : delay > POLL_MAX ? POLL_MAX : delay;
-		backoff = backoff * 2 > POLL_MAX ? POLL_MAX : backoff * 2;
+		delay = poll_delay(&res, &backoff);
 		now = time(NULL);
 		/* One last poll at the deadline rather than giving up early. */
-		if (now + (time_t)delay > deadline && deadline - now >= POLL_MIN)
+		if (now + (time_t)delay > deadline && deadline - now >= POLL_MIN) {
 			delay = (unsigned)(deadline - now);
-		else if (now + (time_t)delay > deadline) {
+		} else if (now + (time_t)delay > deadline) {
 			if (tty_line)
 				fputc('\n', stderr);
-			p11e_journal_set_num(&f->j, "order", "next_poll", (double)(now + delay));
-			save(f, P11E_ST_ORDER_PENDING, "still pending", &(struct p11e_err){ 0 });
-			p11e_err_set(err, P11E_EPENDING,
-				     "[cert:%s] order %s is still pending at the CA (%s); run "
-				     "`p11enroll enroll %s` (or renew) later to continue it — no new "
-				     "order will be placed",
-				     f->cert->name, ref.order_id, res.status_text[0] ? res.status_text : "pending",
-				     f->cert->name);
-			p11e_info("%s", err->msg);
+			rc = still_pending(f, &ref, &res, now + (time_t)delay, err);
 			p11e_ca_result_clear(&res);
-			return P11E_EPENDING;
+			return rc;
 		}
 		progress(f, &res, delay);
 		tty_line = isatty(STDERR_FILENO) && p11e_log_get_level() >= P11E_LOG_INFO;
 		p11e_ca_result_clear(&res);
 		if (!p11e_stop_sleep_ms((long long)delay * 1000))
-			goto stopped;
+			break;
 	}
-stopped:
 	/* SIGTERM/SIGINT: the order stays pending in the journal. */
 	if (tty_line)
 		fputc('\n', stderr);
@@ -990,6 +1033,39 @@ static p11e_status plan_rotation(struct flow *f, struct p11e_err *err)
 	return save(f, P11E_ST_KEY_GENERATING, "renewal with a new key", err);
 }
 
+/* The key id that section `sect` records is the current key's. */
+static bool is_current_key(struct flow *f, const char *sect)
+{
+	const char *id = p11e_journal_str(&f->j, sect, "key_id");
+	const char *current = p11e_journal_str(&f->j, "key", "id");
+
+	return id && strcmp(id, current ? current : "") == 0;
+}
+
+/* A new order after a refused one: true (with *rc) when it needs a new key
+ * first, false when it starts as a new enrolment would. */
+static bool restart_rejected(struct flow *f, p11e_status *rc, struct p11e_err *err)
+{
+	const char *why = p11e_journal_str(&f->j, "last_error", "message");
+
+	p11e_info("[cert:%s] the last order was refused (%s); starting a new one", f->cert->name,
+		  why ? why : "");
+	/* A failed order's key is retired: the CA has seen it (docs/orders.md). */
+	if (is_current_key(f, "failed_order")) {
+		p11e_info("[cert:%s] order %s failed at the CA; its key is retired and a new "
+			  "key is made for the next order",
+			  f->cert->name, p11e_journal_str(&f->j, "failed_order", "order_id"));
+		*rc = plan_rotation(f, err);
+		return true;
+	}
+	/* A refused renewal with rotate_key gets its new key now. */
+	if (f->cert->rotate_key && is_current_key(f, "previous")) {
+		*rc = plan_rotation(f, err);
+		return true;
+	}
+	return false;
+}
+
 static p11e_status run(struct flow *f, struct p11e_err *err)
 {
 	p11e_status rc = P11E_OK;
@@ -1002,26 +1078,8 @@ static p11e_status run(struct flow *f, struct p11e_err *err)
 		case P11E_ST_MONITORING:
 			return P11E_OK;
 		case P11E_ST_REJECTED:
-			p11e_info("[cert:%s] the last order was refused (%s); starting a new one",
-				  f->cert->name, p11e_journal_str(&f->j, "last_error", "message") ?
-							 p11e_journal_str(&f->j, "last_error", "message") : "");
-			/* A failed order's key is retired: the CA has seen it (docs/orders.md). */
-			if (p11e_journal_str(&f->j, "failed_order", "key_id") &&
-			    strcmp(p11e_journal_str(&f->j, "failed_order", "key_id"),
-				   p11e_journal_str(&f->j, "key", "id") ? p11e_journal_str(&f->j, "key", "id") : "") == 0) {
-				p11e_info("[cert:%s] order %s failed at the CA; its key is retired and a new "
-					  "key is made for the next order",
-					  f->cert->name, p11e_journal_str(&f->j, "failed_order", "order_id"));
-				rc = plan_rotation(f, err);
+			if (restart_rejected(f, &rc, err))
 				break;
-			}
-			/* A refused renewal with rotate_key gets its new key now. */
-			if (f->cert->rotate_key && p11e_journal_str(&f->j, "previous", "key_id") &&
-			    strcmp(p11e_journal_str(&f->j, "previous", "key_id"),
-				   p11e_journal_str(&f->j, "key", "id") ? p11e_journal_str(&f->j, "key", "id") : "") == 0) {
-				rc = plan_rotation(f, err);
-				break;
-			}
 			/* fall through */
 		case P11E_ST_NEW:
 		case P11E_ST_KEY_GENERATING:

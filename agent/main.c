@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* p11enroll: certificates from CERTInext and The SSL Store for keys that
- * never leave their HSM or TPM. This file is the command line only. */
+/* p11enroll: certificates from the CAs of providers/ for keys that never
+ * leave their HSM or TPM. This file is the command line only. */
 #include <getopt.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -15,6 +15,7 @@
 #include "keys.h"
 #include "log.h"
 #include "p11e-config.h"
+#include "provider.h"
 #include "stop.h"
 
 static const struct p11e_command commands[] = {
@@ -24,16 +25,15 @@ static const struct p11e_command commands[] = {
 	  "configured wait) for issuance, then verification and installation. An\n"
 	  "interrupted run is resumed from the journal in state_dir: no second key for a\n"
 	  "submitted CSR, no second order while one is pending or its placement is unknown.\n"
-	  "Exit: 0 installed (or already), 2 configuration, 3 still pending (run again\n"
-	  "later), 4 refused by the CA, 5 token, 1 anything else, 143/130 stopped by\n"
-	  "SIGTERM/SIGINT within 2 s (the next run resumes from the journal).\n"
 	  "--all enrols every certificate not installed yet, [agent] parallel at once,\n"
 	  "and ends with a summary (issued, pending, refused, failed); its exit is the\n"
 	  "worst outcome.\n"
-
-	  "--dry-run has the CA check the order it would place (The SSL Store:\n"
-	  "/order/validate) with the CSR of a throwaway software key: no token, no\n"
-	  "journal, no order, nothing charged; exit 0 accepted, 4 refused, 2 configuration.",
+	  "--dry-run has the CA check the order it would place with the CSR of a\n"
+	  "throwaway software key: no token, no journal, no order, nothing charged;\n"
+	  "exit 0 accepted, 4 refused, 2 configuration.\n"
+	  "Exit: 0 installed (or already), 2 configuration, 3 still pending (run again\n"
+	  "later), 4 refused by the CA, 5 token, 1 anything else, 143/130 stopped by\n"
+	  "SIGTERM/SIGINT within 2 s (the next run resumes from the journal).",
 	  p11e_cmd_enroll },
 	{ "renew", "[NAME… | --all] [--force] [--dry-run] [--wait DUR]",
 	  "Renews the named certificates (or all) that are inside their renewal window\n"
@@ -92,13 +92,10 @@ static const struct p11e_command commands[] = {
 	  "Asks the CA that issued the installed certificate of [cert:NAME] to revoke it,\n"
 	  "and records the outcome in the journal (section revocation); `renew` then\n"
 	  "replaces the certificate at once. R: unspecified, keyCompromise, caCompromise,\n"
-	  "affiliationChanged, superseded (the default), cessationOfOperation; CERTInext\n"
-	  "refuses unspecified and caCompromise. The SSL Store has no revocation call: a\n"
-	  "refund request is filed, and its staff cancel and revoke. Repeating it is\n"
-	  "harmless (already revoked is success). --ca CA --order ID revokes an order no\n"
-	  "journal here holds (reconcile's \"unused\"). The SSL Store: --no-refund revokes\n"
-	  "at once and keeps the order paid (certificaterevokerequest); --refund-status\n"
-	  "asks where the refund of an earlier revoke or cancel stands (refundstatus).\n"
+	  "affiliationChanged, superseded (the default), cessationOfOperation. Repeating\n"
+	  "it is harmless (already revoked is success). --ca CA --order ID revokes an\n"
+	  "order no journal here holds (reconcile's \"unused\"). --no-refund and\n"
+	  "--refund-status are for a CA that refunds.\n"
 	  "Exit: 0 revoked (or already), 1 failure or nothing to revoke, 2 configuration\n"
 	  "or a reason the CA cannot take, 4 refused by the CA.",
 	  p11e_cmd_revoke },
@@ -119,7 +116,6 @@ static const struct p11e_command commands[] = {
 	  "Cancels an order not issued yet at its CA: the pending order of [cert:NAME]\n"
 	  "(the journal then ends it like a refusal: the next enroll orders again with a\n"
 	  "new key), or an order reconcile found pending with no journal here.\n"
-	  "CERTInext: RejectOrder. The SSL Store: a refund request on the pending order.\n"
 	  "Exit: 0 cancelled (or already ended), 1 nothing to cancel or failure, 2\n"
 	  "configuration, 4 refused by the CA (e.g. already issued: revoke it).",
 	  p11e_cmd_cancel },
@@ -250,6 +246,56 @@ static bool unknown_option(const struct p11e_command *cmd, int argc, char **argv
 	return false;
 }
 
+/* Prints `text` wrapped at HELP_WIDTH columns (words never split). */
+#define HELP_WIDTH 79
+static void print_wrapped(const char *text)
+{
+	size_t col = 0;
+
+	while (*text) {
+		size_t len = strcspn(text, " "), width = 0;
+
+		for (size_t k = 0; k < len; k++)
+			width += ((unsigned char)text[k] & 0xc0) != 0x80; /* UTF-8 characters */
+		if (col && col + 1 + width > HELP_WIDTH) {
+			putchar('\n');
+			col = 0;
+		} else if (col) {
+			putchar(' ');
+			col++;
+		}
+		fwrite(text, 1, len, stdout);
+		col += width;
+		text += len;
+		text += strspn(text, " ");
+	}
+	putchar('\n');
+}
+
+/* A command's help; what the CAs of providers/ add for it goes before its
+ * exit statuses (the last line that starts with "Exit:"). */
+static void print_help(const struct p11e_command *cmd)
+{
+	const char *exits = NULL, *p;
+
+	printf("usage: p11enroll %s %s\n\n", cmd->name, cmd->synopsis);
+	for (p = strstr(cmd->help, "\nExit:"); p; p = strstr(p + 1, "\nExit:"))
+		exits = p + 1;
+	if (exits)
+		printf("%.*s", (int)(exits - cmd->help), cmd->help);
+	else
+		printf("%s\n", cmd->help);
+	for (size_t i = 0; p11e_ca_provider(i); i++) {
+		const struct p11e_ca_note *note = p11e_ca_provider(i)->help;
+
+		for (; note && note->command; note++)
+			if (strcmp(note->command, cmd->name) == 0)
+				print_wrapped(note->text);
+	}
+	if (exits)
+		printf("%s\n", exits);
+}
+
 static void usage(FILE *out);
 
 /* p11enroll help [COMMAND] */
@@ -261,8 +307,7 @@ static int help(int argc, char **argv)
 	}
 	for (size_t i = 0; i < N_COMMANDS; i++) {
 		if (strcmp(argv[1], commands[i].name) == 0) {
-			printf("usage: p11enroll %s %s\n\n%s\n", commands[i].name, commands[i].synopsis,
-			       commands[i].help);
+			print_help(&commands[i]);
 			return 0;
 		}
 	}
@@ -295,7 +340,7 @@ bool p11e_cli_wants_help(const struct p11e_command *cmd, int argc, char **argv)
 {
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-			printf("usage: p11enroll %s %s\n\n%s\n", cmd->name, cmd->synopsis, cmd->help);
+			print_help(cmd);
 			return true;
 		}
 	}

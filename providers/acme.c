@@ -1798,6 +1798,7 @@ const struct p11e_ca_ops p11e_acme_ops = {
 	.type = "acme",
 	.ca_keys = ca_keys,
 	.cert_keys = cert_keys,
+	.title = "ACME",
 	.open = acme_open,
 	.close = acme_close,
 	.check = acme_check,

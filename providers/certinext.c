@@ -1991,10 +1991,25 @@ out:
 	return rc;
 }
 
+static const struct p11e_ca_note cn_help[] = {
+	{ "revoke", "CERTInext refuses the reasons unspecified and caCompromise." },
+	{ "cancel", "CERTInext: RejectOrder." },
+	{ NULL, NULL },
+};
+
 const struct p11e_ca_ops p11e_certinext_ops = {
 	.type = "certinext",
 	.ca_keys = ca_keys,
 	.cert_keys = cert_keys,
+	.title = "CERTInext",
+	.help = cn_help,
+	.account_key = "account_number",
+	/* CERTInext refuses the 16th GenerateOrderSSL within 10 s (see
+	 * p11enroll.conf(5)): 15 fit. */
+	.order_rate_n = 15,
+	.order_rate_window = 10,
+	/* It lists products per group. */
+	.no_products_hint = "is group_number set?",
 	.open = cn_open,
 	.close = cn_close,
 	.validate = cn_validate,

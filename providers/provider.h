@@ -157,10 +157,28 @@ const char *p11e_revoke_reason_name(p11e_revoke_reason reason);
 
 struct p11e_ca; /* a provider's own state, opaque to the agent */
 
+/* What `p11enroll help COMMAND` adds for one CA: a paragraph in plain
+ * sentences, unwrapped, naming the CA (the agent wraps it). */
+struct p11e_ca_note {
+	const char *command;
+	const char *text;
+};
+
 struct p11e_ca_ops {
 	const char *type;             /* value of `type =` in [ca:NAME] */
 	const char *const *ca_keys;   /* keys allowed in [ca:NAME] besides `type`; NULL-terminated */
 	const char *const *cert_keys; /* keys a [cert:NAME] may set to override the CA per order */
+	/* What the agent needs to know of this CA besides the calls below, so
+	 * that no agent/ code names a CA type: */
+	const char *title;            /* the CA's name for people ("The SSL Store") */
+	const struct p11e_ca_note *help; /* notes for `p11enroll help`, ending in { NULL } */
+	const char *account_key;      /* the [ca:] key naming the account that order_rate
+				       * counts per; NULL: the section */
+	unsigned order_rate_n;        /* order_rate's default: placements the CA takes per */
+	unsigned order_rate_window;   /* this many seconds; 0: it documents no limit */
+	const char *no_products_hint; /* asked when `products` lists none; NULL: nothing */
+	const char *const *product_suffixes; /* endings of a product code that order the listed
+					      * code another way; NULL-terminated, or NULL */
 
 	/* Validates the section and reads its secrets; MISCONFIGURED problems
 	 * come back as P11E_EUSAGE naming file:line. */
@@ -236,7 +254,9 @@ const char *p11e_ip_not_public(const char *text);
 
 /* The provider for `type`, or NULL. */
 const struct p11e_ca_ops *p11e_ca_lookup(const char *type);
-/* "certinext, sslstore" for messages. */
+/* The i-th provider of the registry (0-based), or NULL past the last. */
+const struct p11e_ca_ops *p11e_ca_provider(size_t i);
+/* "certinext, sslstore, acme": the registry's types, for messages. */
 const char *p11e_ca_types(void);
 
 #endif

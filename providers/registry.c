@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The list of CA providers. Adding a CA: its .c file, one line here, one in
  * meson.build. */
+#include <stdio.h>
 #include <string.h>
 
 #include "certinext.h"
@@ -24,7 +25,21 @@ const struct p11e_ca_ops *p11e_ca_lookup(const char *type)
 	return NULL;
 }
 
+const struct p11e_ca_ops *p11e_ca_provider(size_t i)
+{
+	return i < sizeof(providers) / sizeof(providers[0]) ? providers[i] : NULL;
+}
+
 const char *p11e_ca_types(void)
 {
-	return "certinext, sslstore, acme";
+	static char types[256];
+
+	if (!types[0]) {
+		for (size_t i = 0; providers[i]; i++) {
+			size_t len = strlen(types);
+
+			snprintf(types + len, sizeof(types) - len, "%s%s", i ? ", " : "", providers[i]->type);
+		}
+	}
+	return types;
 }

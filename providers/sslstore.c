@@ -1915,10 +1915,28 @@ static p11e_status ss_validate(const char *ca_name, const struct p11e_settings *
 	return rc;
 }
 
+static const struct p11e_ca_note ss_help[] = {
+	{ "enroll", "The SSL Store: --dry-run sends /order/validate." },
+	{ "revoke", "The SSL Store has no revocation call: a refund request is filed, and its staff "
+		    "cancel and revoke. --no-refund revokes at once and keeps the order paid "
+		    "(certificaterevokerequest); --refund-status asks where the refund of an earlier "
+		    "revoke or cancel stands (refundstatus)." },
+	{ "cancel", "The SSL Store: a refund request on the pending order." },
+	{ NULL, NULL },
+};
+
+/* "-EO" (an existing organisation) is a way of ordering the listed code,
+ * not another product. */
+static const char *const ss_product_suffixes[] = { "-EO", NULL };
+
 const struct p11e_ca_ops p11e_sslstore_ops = {
 	.type = "sslstore",
 	.ca_keys = ss_ca_keys,
 	.cert_keys = ss_cert_keys,
+	.title = "The SSL Store",
+	.help = ss_help,
+	.account_key = "partner_code",
+	.product_suffixes = ss_product_suffixes,
 	.open = ss_open,
 	.validate = ss_validate,
 	.close = ss_close,

@@ -139,6 +139,11 @@ case_help_and_options() {
 	t_contains "$WORK/out" "help      [COMMAND]"
 	t_expect 0 "$P11ENROLL" help status
 	t_contains "$WORK/out" "usage: p11enroll status [NAME…] [--json] [--prometheus FILE]"
+	# What a CA adds to a command's help comes from its provider, before the exit statuses.
+	t_expect 0 "$P11ENROLL" help revoke
+	t_contains "$WORK/out" "CERTInext refuses the reasons unspecified and caCompromise."
+	[ "$(grep -n 'CERTInext refuses' "$WORK/out" | cut -d: -f1)" -lt "$(grep -n '^Exit:' "$WORK/out" | cut -d: -f1)" ] ||
+		t_fail "the CA notes come after the exit statuses"
 	t_expect 2 "$P11ENROLL" help nosuch
 	t_contains "$WORK/err" "help: unknown command 'nosuch'"
 	# A mistyped option is named, before any configuration is read.

@@ -87,4 +87,33 @@ static inline bool fuzz_answer_read(const uint8_t *data, size_t size, struct fuz
 	return true;
 }
 
+/* Reads the answer (fuzz_answer_read) and, as every call of a provider
+ * does, runs the debug log's redaction over its body; false on out of
+ * memory. Pair with fuzz_answer_close. */
+static inline bool fuzz_answer_open(const uint8_t *data, size_t size, struct fuzz_answer *a)
+{
+	if (!fuzz_answer_read(data, size, a))
+		return false;
+	if (a->resp.body)
+		free(p11e_redact(a->resp.body, a->resp.len, NULL));
+	return true;
+}
+
+static inline void fuzz_answer_close(struct fuzz_answer *a)
+{
+	p11e_http_response_clear(&a->resp);
+}
+
+/* Whether the parser of `name` reads an answer of `endpoint`: when the
+ * endpoint is that one (or starts with it), and for an endpoint not in
+ * `known` (the empty one included), whose answer goes to every parser. */
+static inline bool fuzz_endpoint_is(const char *endpoint, const char *name, const char *const *known)
+{
+	bool listed = false;
+
+	for (size_t i = 0; known[i]; i++)
+		listed = listed || strcmp(endpoint, known[i]) == 0;
+	return !listed || strncmp(endpoint, name, strlen(name)) == 0;
+}
+
 #endif

@@ -9,21 +9,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "infile.h"
 #include "journal.h"
 #include "log.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static char dir[64];
-
-static void cleanup(void)
-{
-	char path[128];
-
-	snprintf(path, sizeof(path), "%s/fuzz.json", dir);
-	unlink(path);
-	rmdir(dir);
-}
 
 static const char *const members[][2] = {
 	{ "key", "id" },	       { "key", "type" },	{ "key", "next_id" },
@@ -38,25 +28,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct p11e_journal j;
 	struct p11e_err err = { 0 };
-	char path[128];
 	bool found = false;
-	FILE *f;
 
 	p11e_log_set_level(P11E_LOG_ERROR);
-	if (!dir[0]) {
-		snprintf(dir, sizeof(dir), "%s/p11e-fuzz-journal-XXXXXX",
-			 access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
-		if (!mkdtemp(dir))
-			abort();
-		atexit(cleanup);
-	}
-	snprintf(path, sizeof(path), "%s/fuzz.json", dir);
-	f = fopen(path, "wb");
-	if (!f)
-		abort();
-	fwrite(data, 1, size, f);
-	fclose(f);
-	if (p11e_journal_peek(dir, "fuzz", &j, &found, &err) == P11E_OK && found) {
+	fuzz_input_file("journal", "fuzz.json", 0, data, size);
+	if (p11e_journal_peek(fuzz_dir, "fuzz", &j, &found, &err) == P11E_OK && found) {
 		for (size_t i = 0; i < sizeof(members) / sizeof(members[0]); i++)
 			(void)p11e_journal_str(&j, members[i][0], members[i][1]);
 		(void)p11e_journal_num(&j, "cert", "not_after");

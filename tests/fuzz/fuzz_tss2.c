@@ -10,45 +10,21 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "infile.h"
 #include "log.h"
 #include "osslkey.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static char dir[64];
-
-static void cleanup(void)
-{
-	char path[128];
-
-	snprintf(path, sizeof(path), "%s/key.pem", dir);
-	unlink(path);
-	rmdir(dir);
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct p11e_err err = { 0 };
-	char path[128];
 	uint32_t attrs = 0;
 	bool found = false;
-	FILE *f;
+	const char *path;
 
 	p11e_log_set_level(P11E_LOG_ERROR);
-	if (!dir[0]) {
-		snprintf(dir, sizeof(dir), "%s/p11e-fuzz-tss2-XXXXXX",
-			 access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
-		if (!mkdtemp(dir))
-			abort();
-		atexit(cleanup);
-	}
-	snprintf(path, sizeof(path), "%s/key.pem", dir);
-	f = fopen(path, "wb");
-	if (!f)
-		abort();
-	fchmod(fileno(f), 0600);
-	fwrite(data, 1, size, f);
-	fclose(f);
+	path = fuzz_input_file("tss2", "key.pem", 0600, data, size);
 	if (p11e_ossl_read_wrapped(path, &attrs, &found, &err) == P11E_OK && found)
 		(void)p11e_ossl_check_protection(path, attrs, &err);
 	p11e_err_clear(&err);

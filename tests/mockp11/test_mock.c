@@ -12,6 +12,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+#include "../unit/tokenkit.h"
 #include "token.h"
 
 static char logfile[64];
@@ -74,35 +75,6 @@ static struct p11e_uri *uri_of(const char *query)
 	return uri;
 }
 
-static const struct p11e_key_spec *spec(const char *name)
-{
-	const struct p11e_key_spec *s;
-	struct p11e_err err = { 0 };
-
-	cr_assert_eq(p11e_policy_parse(name, &s, &err), P11E_OK);
-	return s;
-}
-
-static X509 *self_issued(EVP_PKEY *pub)
-{
-	EVP_PKEY *ca_key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-	X509 *cert = X509_new();
-	X509_NAME *name = X509_NAME_new();
-
-	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"leaf", -1, -1, 0);
-	X509_set_version(cert, X509_VERSION_3);
-	ASN1_INTEGER_set(X509_get_serialNumber(cert), 7);
-	X509_set_subject_name(cert, name);
-	X509_set_issuer_name(cert, name);
-	X509_gmtime_adj(X509_getm_notBefore(cert), 0);
-	X509_gmtime_adj(X509_getm_notAfter(cert), 3600);
-	X509_set_pubkey(cert, pub);
-	cr_assert(X509_sign(cert, ca_key, EVP_sha256()) > 0);
-	X509_NAME_free(name);
-	EVP_PKEY_free(ca_key);
-	return cert;
-}
-
 /* Open, generate, a verified CSR, store a certificate object, remove the
  * key: everything p11enroll asks of a token. P11E_OK or the first error. */
 static p11e_status everything(const char *type, const char *query, struct p11e_err *err)
@@ -124,7 +96,7 @@ static p11e_status everything(const char *type, const char *query, struct p11e_e
 		rc = p11e_csr_build(&req, &signer, &csr, err);
 	}
 	if (rc == P11E_OK) {
-		cert = self_issued(key.pub_pkey);
+		cert = issue(key.pub_pkey, "leaf", 7);
 		rc = p11e_token_store_chain(tok, &key, cert, NULL, err);
 	}
 	if (rc == P11E_OK && p11e_token_count_certs(tok, &key) != 1)

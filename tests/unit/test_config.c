@@ -508,3 +508,33 @@ Test(config, agent_paths_checked_at_load)
 	snprintf(text, sizeof(text), "[agent]\ninclude_dir = %s/empty.d\nprometheus_file = %s/m.prom\n", dir, dir);
 	loads(text);
 }
+
+/* What the agent knows of a CA comes from the registry (issue 14): the
+ * types named in messages, and order_rate's default. */
+Test(config, ca_types_and_defaults_come_from_the_registry)
+{
+	struct p11e_config *cfg = NULL;
+	struct p11e_err err = { 0 };
+	char known[256] = "(known: ";
+
+	for (size_t i = 0; p11e_ca_provider(i); i++)
+		snprintf(known + strlen(known), sizeof(known) - strlen(known), "%s%s", i ? ", " : "",
+			 p11e_ca_provider(i)->type);
+	cr_assert_gt(strlen(known), strlen("(known: certinext, sslstore"));
+	refused("[ca:x]\ntype = carrier-pigeon\n", known);
+	cr_assert_eq(p11e_config_load(write_conf("ok.conf", CN_CA "signer_ip = 93.184.216.34\n" SS_CA
+					 "[ca:slow]\ntype = certinext\napi_url = https://x.example.com\n"
+					 "account_number = 1\naccess_key_file = /nonexistent/k\n"
+					 "order_rate = 2/1m\n"),
+				      &cfg, &err),
+		     P11E_OK, "%s", err.msg);
+	cr_assert_eq(cfg->n_cas, 3);
+	for (size_t i = 0; i < 2; i++) {
+		cr_assert_eq(cfg->cas[i].order_rate_n, cfg->cas[i].ops->order_rate_n);
+		cr_assert_eq(cfg->cas[i].order_rate_window, (int64_t)cfg->cas[i].ops->order_rate_window);
+	}
+	cr_assert_eq(p11e_ca_lookup("certinext")->order_rate_n, 15); /* p11enroll.conf(5) */
+	cr_assert_eq(cfg->cas[2].order_rate_n, 2);
+	cr_assert_eq(cfg->cas[2].order_rate_window, 60);
+	p11e_config_free(cfg);
+}

@@ -13,6 +13,7 @@
 #include <openssl/x509.h>
 
 #include "token.h"
+#include "tokenkit.h"
 
 #define MODULE "/usr/lib/softhsm/libsofthsm2.so"
 
@@ -59,15 +60,6 @@ static void close_token(void)
 
 TestSuite(token, .init = open_token, .fini = close_token, .timeout = 60);
 
-static const struct p11e_key_spec *spec(const char *name)
-{
-	const struct p11e_key_spec *s;
-	struct p11e_err err = { 0 };
-
-	cr_assert_eq(p11e_policy_parse(name, &s, &err), P11E_OK);
-	return s;
-}
-
 Test(token, generated_keys_are_protected_and_found_again)
 {
 	struct p11e_key key, again;
@@ -105,27 +97,6 @@ Test(token, supported_types_come_from_the_token)
 
 	cr_assert_eq(p11e_token_supports(tok, spec("rsa-4096"), &err), P11E_OK, "%s", err.msg);
 	cr_assert_eq(p11e_token_supports(tok, spec("ec-p384"), &err), P11E_OK, "%s", err.msg);
-}
-
-/* A certificate for the token key, signed by a throw-away CA. */
-static X509 *issue(EVP_PKEY *pub, const char *cn, long serial)
-{
-	EVP_PKEY *ca_key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-	X509 *cert = X509_new();
-	X509_NAME *name = X509_NAME_new();
-
-	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
-	X509_set_version(cert, X509_VERSION_3);
-	ASN1_INTEGER_set(X509_get_serialNumber(cert), serial);
-	X509_set_subject_name(cert, name);
-	X509_set_issuer_name(cert, name);
-	X509_gmtime_adj(X509_getm_notBefore(cert), 0);
-	X509_gmtime_adj(X509_getm_notAfter(cert), 3600);
-	X509_set_pubkey(cert, pub);
-	cr_assert(X509_sign(cert, ca_key, EVP_sha256()) > 0);
-	X509_NAME_free(name);
-	EVP_PKEY_free(ca_key);
-	return cert;
 }
 
 Test(token, certificate_object_beside_the_key_is_replaced_new_first)
