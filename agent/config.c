@@ -20,8 +20,7 @@
 #include "csr.h"
 #include "hook.h"
 #include "log.h"
-#include "osslkey.h"
-#include "p11uri.h"
+#include "keystore.h"
 
 enum section_kind { SECTION_AGENT, SECTION_CA, SECTION_CERT };
 
@@ -689,35 +688,34 @@ static p11e_status get_owner(const struct p11e_setting *s, bool group, uid_t *ui
 	return P11E_OK;
 }
 
+/* The key URI as its store reads it (hsm/keystore.h), and what the store
+ * says a configuration may not hold in it. */
 static p11e_status check_key_uri(const struct p11e_config *cfg, const struct p11e_setting *s,
 				 struct p11e_err *err)
 {
-	struct p11e_uri *uri = NULL;
+	struct p11e_keystore *ks = NULL;
 	p11e_status rc;
 
-	if (p11e_osslkey_uri_is(s->value)) {
-		struct p11e_osslkey_uri *puri = NULL;
-
-		rc = p11e_osslkey_uri_parse(s->value, &puri, err);
-		p11e_osslkey_uri_free(puri);
-		if (rc != P11E_OK)
-			p11e_err_prefix(err, "%s:%d: key = %s", AT(s), s->value);
-		return rc;
-	}
-	rc = p11e_uri_parse(s->value, &uri, err);
-	if (rc != P11E_OK) {
+	rc = p11e_keystore_parse(s->value, NULL, &ks, err);
+	if (rc == P11E_OK)
+		rc = p11e_keystore_check_config(ks, cfg->allow_inline_secrets, err);
+	if (rc != P11E_OK)
 		p11e_err_prefix(err, "%s:%d", AT(s));
-		return rc;
-	}
-	if (uri->pin_value && !cfg->allow_inline_secrets)
-		rc = p11e_err_set(err, P11E_EUSAGE,
-				  "%s:%d: the key URI carries pin-value: secrets are not kept in "
-				  "the configuration; use pin-source=file:/path (mode 0600) or "
-				  "pin-source=env:NAME, or set allow_inline_secrets = yes in "
-				  "[agent] for a test set-up",
-				  AT(s));
-	p11e_uri_free(uri);
+	p11e_keystore_close(ks);
 	return rc;
+}
+
+/* Whether the key's store keeps certificates beside it (store_in_token). */
+static bool key_store_keeps_certs(const char *key)
+{
+	struct p11e_keystore *ks = NULL;
+	bool keeps;
+
+	if (p11e_keystore_parse(key, NULL, &ks, NULL) != P11E_OK)
+		return true; /* check_key_uri reports it */
+	keeps = p11e_keystore_has_objects(ks);
+	p11e_keystore_close(ks);
+	return keeps;
 }
 
 static void cert_defaults(const struct p11e_config *cfg, const struct raw_section *sec,
@@ -848,12 +846,13 @@ static p11e_status cert_complete(struct p11e_config *cfg, const struct raw_secti
 	if (!c->key)
 		return p11e_err_set(err, P11E_EUSAGE, "%s:%d: [cert:%s] has no key = pkcs11:… URI",
 				    AT(sec), sec->name);
-	if (c->store_in_token && p11e_osslkey_uri_is(c->key)) {
+	if (c->store_in_token && !key_store_keeps_certs(c->key)) {
 		const struct p11e_setting *st = p11e_settings_find(&c->settings, "store_in_token");
 
 		return p11e_err_set(err, P11E_EUSAGE,
-				    "%s:%d: store_in_token = yes needs a PKCS#11 token, but [cert:%s] "
-				    "has a provider key (%s); the chain goes to cert_file/"
+				    "%s:%d: store_in_token = yes needs a PKCS#11 token, but the key of "
+				    "[cert:%s] (%s) is in a store that keeps no certificates; the "
+				    "chain goes to cert_file/"
 				    "chain_file/fullchain_file: set store_in_token = no",
 				    AT(st), sec->name, c->key);
 	}

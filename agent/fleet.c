@@ -18,7 +18,6 @@
 #include <unistd.h>
 
 #include "log.h"
-#include "p11uri.h"
 #include "stop.h"
 #include <sys/file.h>
 

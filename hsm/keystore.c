@@ -102,6 +102,14 @@ p11e_status p11e_keystore_signer(struct p11e_keystore *ks, struct p11e_signer *s
 	return ks->ops->signer(ks, signer, err);
 }
 
+p11e_status p11e_keystore_check_config(const struct p11e_keystore *ks, bool allow_inline_secrets,
+				       struct p11e_err *err)
+{
+	if (!ks || !ks->ops->check_config)
+		return P11E_OK;
+	return ks->ops->check_config(ks, allow_inline_secrets, err);
+}
+
 bool p11e_keystore_has_objects(const struct p11e_keystore *ks)
 {
 	return ks && ks->ops->store_chain;

@@ -64,6 +64,12 @@ struct p11e_keystore_ops {
 	 * wrong in the URI. */
 	p11e_status (*parse)(const char *uri, const char *name, struct p11e_keystore **out,
 			     struct p11e_err *err);
+	/* What a configuration file may not hold in the key URI (a PIN):
+	 * P11E_EUSAGE naming the attribute and the fix unless
+	 * allow_inline_secrets. Touches no device. NULL: the URIs of the store
+	 * carry no secrets. */
+	p11e_status (*check_config)(const struct p11e_keystore *ks, bool allow_inline_secrets,
+				    struct p11e_err *err);
 	/* Names the device whose work p11enroll serialises across processes
 	 * (docs/tokens.md, the token lock): *dev gets bytes that are the same
 	 * for every URI naming that device, *shown how to name it in a message
@@ -141,6 +147,9 @@ p11e_status p11e_keystore_generate(struct p11e_keystore *ks, const struct p11e_k
 				   const char *next_hex, struct p11e_err *err);
 p11e_status p11e_keystore_signer(struct p11e_keystore *ks, struct p11e_signer *signer,
 				 struct p11e_err *err);
+p11e_status p11e_keystore_check_config(const struct p11e_keystore *ks, bool allow_inline_secrets,
+				       struct p11e_err *err);
+/* Whether the store keeps certificates beside the key (store_chain). */
 bool p11e_keystore_has_objects(const struct p11e_keystore *ks);
 p11e_status p11e_keystore_store_chain(struct p11e_keystore *ks, X509 *leaf, STACK_OF(X509) *cas,
 				      struct p11e_err *err);

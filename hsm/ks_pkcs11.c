@@ -105,6 +105,18 @@ static p11e_status pk_device(const struct p11e_keystore *ks, unsigned char **dev
 	return P11E_OK;
 }
 
+static p11e_status pk_check_config(const struct p11e_keystore *ks, bool allow_inline_secrets,
+				   struct p11e_err *err)
+{
+	if (!of_const(ks)->uri->pin_value || allow_inline_secrets)
+		return P11E_OK;
+	return p11e_err_set(err, P11E_EUSAGE,
+			    "the key URI carries pin-value: secrets are not kept in the "
+			    "configuration; use pin-source=file:/path (mode 0600) or "
+			    "pin-source=env:NAME, or set allow_inline_secrets = yes in [agent] "
+			    "for a test set-up");
+}
+
 static p11e_status pk_open(struct p11e_keystore *ks, struct p11e_err *err)
 {
 	struct pkcs11_store *s = of(ks);
@@ -290,6 +302,7 @@ const struct p11e_keystore_ops p11e_keystore_pkcs11 = {
 	.scheme = "pkcs11:",
 	.noun = "token ",
 	.parse = pk_parse,
+	.check_config = pk_check_config,
 	.device = pk_device,
 	.open = pk_open,
 	.release = pk_release,

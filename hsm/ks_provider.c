@@ -62,6 +62,8 @@ static p11e_status pv_parse(const char *text, const char *name, struct p11e_keys
 	}
 	rc = p11e_osslkey_uri_parse(text, &s->puri, err);
 	if (rc != P11E_OK) {
+		/* a provider key URI holds no secret: the message may show it */
+		p11e_err_prefix(err, "key = %s", text);
 		s->ks.ops->close(&s->ks);
 		return rc;
 	}
