@@ -1456,12 +1456,10 @@ static p11e_ca_outcome order_outcome(struct p11e_ca *ca, const cJSON *ord, unsig
 	return outcome;
 }
 
-static p11e_ca_outcome acme_poll(struct p11e_ca *ca, const struct p11e_order *order,
-				 const struct p11e_order_ref *ref, struct p11e_ca_result *res)
+/* The order `ref` names, read with the account (which must exist). */
+static p11e_ca_outcome read_order(struct p11e_ca *ca, const struct p11e_order_ref *ref,
+				  cJSON **ord, unsigned *retry, struct p11e_ca_result *res)
 {
-	cJSON *ord = NULL;
-	const char *status;
-	unsigned retry = 0;
 	p11e_ca_outcome outcome;
 
 	if ((outcome = ensure_account(ca, false, res)) != P11E_CA_OK) {
@@ -1470,7 +1468,18 @@ static p11e_ca_outcome acme_poll(struct p11e_ca *ca, const struct p11e_order *or
 		return outcome;
 	}
 	snprintf(res->order_id, sizeof(res->order_id), "%s", ref->order_id);
-	outcome = get_object(ca, ref->order_id, "ACME order", &ord, &retry, res);
+	return get_object(ca, ref->order_id, "ACME order", ord, retry, res);
+}
+
+static p11e_ca_outcome acme_poll(struct p11e_ca *ca, const struct p11e_order *order,
+				 const struct p11e_order_ref *ref, struct p11e_ca_result *res)
+{
+	cJSON *ord = NULL;
+	const char *status;
+	unsigned retry = 0;
+	p11e_ca_outcome outcome;
+
+	outcome = read_order(ca, ref, &ord, &retry, res);
 	if (outcome != P11E_CA_OK)
 		goto out;
 	status = jstr(ord, "status") ? jstr(ord, "status") : "?";
@@ -1499,13 +1508,7 @@ static p11e_ca_outcome acme_fetch(struct p11e_ca *ca, const struct p11e_order_re
 	cJSON *ord = NULL;
 	p11e_ca_outcome outcome;
 
-	if ((outcome = ensure_account(ca, false, res)) != P11E_CA_OK) {
-		if (outcome == P11E_CA_NOT_FOUND)
-			outcome = res->outcome = P11E_CA_MISCONFIGURED;
-		return outcome;
-	}
-	snprintf(res->order_id, sizeof(res->order_id), "%s", ref->order_id);
-	outcome = get_object(ca, ref->order_id, "ACME order", &ord, NULL, res);
+	outcome = read_order(ca, ref, &ord, NULL, res);
 	if (outcome != P11E_CA_OK)
 		goto out;
 	order_status(ord, res);
