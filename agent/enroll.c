@@ -174,6 +174,8 @@ static p11e_status make_csr(struct flow *f, struct p11e_err *err)
 	double t = now_s();
 	p11e_status rc = p11e_cert_key_csr(f->cert, &f->ck, &req, err);
 
+	/* The token's part is done: its lock is not held over the journal's fsyncs. */
+	p11e_cert_key_release(&f->ck);
 	if (rc != P11E_OK)
 		return fail(f, err, NULL);
 	pem = p11e_csr_to_pem(req);

@@ -745,9 +745,11 @@ out:
 	return pkey;
 }
 
-/* Fills key->* from the private key object `priv`. */
-static p11e_status load_key(struct p11e_token *tok, CK_OBJECT_HANDLE priv, struct p11e_key *key,
-			    struct p11e_err *err)
+/* Fills key->* from the private key object `priv`; `pub`, when known (just
+ * generated), spares a search for its twin: on SoftHSM2's file store every
+ * search re-reads all the token's objects (docs/tokens.md). */
+static p11e_status load_key(struct p11e_token *tok, CK_OBJECT_HANDLE priv, CK_OBJECT_HANDLE pub,
+			    struct p11e_key *key, struct p11e_err *err)
 {
 	CK_OBJECT_CLASS pub_class = CKO_PUBLIC_KEY;
 	CK_ATTRIBUTE tmpl[2] = { { CKA_CLASS, &pub_class, sizeof(pub_class) }, { CKA_ID, NULL, 0 } };
@@ -759,7 +761,7 @@ static p11e_status load_key(struct p11e_token *tok, CK_OBJECT_HANDLE priv, struc
 	CK_OBJECT_HANDLE source;
 
 	key->priv = priv;
-	key->pub = CK_INVALID_HANDLE;
+	key->pub = pub;
 	key->generation = tok->generation;
 	if (get_attr(tok, priv, CKA_ID, &value, &len) == CKR_OK && len <= sizeof(key->id)) {
 		memcpy(key->id, value, len);
@@ -780,7 +782,8 @@ static p11e_status load_key(struct p11e_token *tok, CK_OBJECT_HANDLE priv, struc
 		return p11e_err_set(err, P11E_ETOKEN, "cannot read the key type of '%s'", key->label);
 	tmpl[1].pValue = key->id;
 	tmpl[1].ulValueLen = key->id_len;
-	if (find_objects(tok, tmpl, 2, pubs, 2, &n_pub) == CKR_OK && n_pub >= 1)
+	if (pub == CK_INVALID_HANDLE && find_objects(tok, tmpl, 2, pubs, 2, &n_pub) == CKR_OK &&
+	    n_pub >= 1)
 		key->pub = pubs[0];
 	/* RSA tokens usually expose n and e on the private object too; an EC
 	 * private object has no point, so it needs its public twin. */
@@ -834,7 +837,7 @@ static p11e_status find_key_once(struct p11e_token *tok, const char *label,
 				    "%s private keys on token %s match label '%s'; add id= to the "
 				    "key URI to pick one",
 				    n > 2 ? "several" : "two", tok->desc, label ? label : "");
-	rc = load_key(tok, objs[0], key, err);
+	rc = load_key(tok, objs[0], CK_INVALID_HANDLE, key, err);
 	if (rc != P11E_OK) {
 		p11e_key_clear(key);
 		return rc;
@@ -941,7 +944,7 @@ static p11e_status generate_once(struct p11e_token *tok, const struct p11e_key_s
 	if (rv != CKR_OK)
 		return p11e_err_set(err, P11E_ETOKEN, "token %s refused to generate a %s key: %s",
 				    tok->desc, spec->name, p11_kit_strerror(rv));
-	rc = load_key(tok, priv, key, err);
+	rc = load_key(tok, priv, pub, key, err);
 	if (rc == P11E_OK)
 		rc = check_generated(tok, spec, key, err);
 	if (rc != P11E_OK && tok->lost_rv) {

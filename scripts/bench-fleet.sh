@@ -14,6 +14,8 @@
 #   scripts/bench-fleet.sh [N] [M] [B]      (N=0 skips the first part; P11ENROLL=path to pick a build;
 #   BASE=1 for a build before `enroll --all`: no [agent] parallel, the M
 #   certificates enrolled one `enroll NAME` after the other)
+#   BACKEND=db: SoftHSM2's sqlite object store instead of its file store
+#   (needs a softhsm2 built with it; Debian's is not)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$(pwd)
@@ -29,7 +31,8 @@ trap '[ -n "$sim_pid" ] && kill $sim_pid 2>/dev/null; rm -rf "$work"' EXIT
 py=/usr/bin/python3
 
 mkdir -p "$work/tokens"
-printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' "$work/tokens" >"$work/softhsm2.conf"
+printf 'directories.tokendir = %s\nobjectstore.backend = %s\nlog.level = ERROR\n' "$work/tokens" \
+	"${BACKEND:-file}" >"$work/softhsm2.conf"
 export SOFTHSM2_CONF=$work/softhsm2.conf
 softhsm2-util --init-token --free --label bench --pin 1234 --so-pin 5678 >/dev/null
 (umask 077; echo 1234 >"$work/pin")

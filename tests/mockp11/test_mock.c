@@ -230,6 +230,28 @@ Test(mock, key_without_cka_local_is_accepted)
 	cr_assert_eq(everything("ec-p256", "&pin-value=1234", &err), P11E_OK, "%s", err.msg);
 }
 
+/* The pair just made is read back through the handles C_GenerateKeyPair
+ * returned: no search, which on SoftHSM2's file store costs a re-read of
+ * every object of the token (docs/tokens.md). */
+Test(mock, generated_key_is_read_back_without_a_search)
+{
+	struct p11e_err err = { 0 };
+	struct p11e_uri *uri = uri_of("&pin-value=1234");
+	struct p11e_token *tok = NULL;
+	struct p11e_key key = { 0 };
+
+	cr_assert_eq(p11e_token_open(uri, &tok, &err), P11E_OK, "%s", err.msg);
+	clear_log();
+	cr_assert_eq(p11e_token_generate(tok, spec("ec-p256"), "k", NULL, 0, &key, &err), P11E_OK,
+		     "%s", err.msg);
+	cr_assert_eq(calls("C_FindObjectsInit", NULL), 0);
+	cr_assert_neq(key.pub, CK_INVALID_HANDLE);
+	cr_assert(key.pub_pkey);
+	p11e_key_clear(&key);
+	p11e_token_close(tok);
+	p11e_uri_free(uri);
+}
+
 Test(mock, certificate_category_refused)
 {
 	struct p11e_err err = { 0 };
