@@ -48,8 +48,8 @@ void p11e_cert_key_lock_dir(const char *dir)
 }
 
 /* state_dir/token-HASH.lock, HASH over what names the store's device (for
- * a token: the module and the URI's token attributes): one lock per token
- * as the URI names it. *path = "" when the store needs no lock. */
+ * tokens: the PKCS#11 module, one lock for all its tokens). *path = ""
+ * when the store needs no lock. */
 static p11e_status lock_path(struct p11e_cert_key *ck, char *path, size_t len, char **shown,
 			     struct p11e_err *err)
 {
@@ -89,7 +89,7 @@ static p11e_status lock_wait(int fd, const char *path, const char *shown, struct
 			return p11e_err_set(err, P11E_EFAIL, "cannot lock %s: %s", path,
 					    strerror(errno));
 		if (waited_ms == 1000)
-			p11e_info("waiting for another p11enroll's work on the token of %s "
+			p11e_info("waiting for another p11enroll's work on the tokens of %s "
 				  "(lock %s)",
 				  shown ? shown : "the key URI", path);
 		if (waited_ms >= TOKEN_LOCK_WAIT_S * 1000) {

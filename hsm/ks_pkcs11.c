@@ -73,35 +73,23 @@ static p11e_status pk_parse(const char *text, const char *name, struct p11e_keys
 	return P11E_OK;
 }
 
-/* The module and the URI's token attributes: one lock per token as the
- * URI names it. */
+/* The module: one lock for all its tokens. SoftHSM2 keeps every token of
+ * a store in one directory tree that a process reads whole when it
+ * initialises the module, so work on one token breaks another process's
+ * start-up (docs/tokens.md); a lock per module also cannot be split by
+ * two URIs naming one token differently. */
 static p11e_status pk_device(const struct p11e_keystore *ks, unsigned char **dev, size_t *dev_len,
 			     char **shown, struct p11e_err *err)
 {
 	const struct pkcs11_store *s = of_const(ks);
-	const CK_TOKEN_INFO *info = p11_kit_uri_get_token_info(s->uri->uri);
 	const char *module = s->uri->module_path ? s->uri->module_path
 			     : s->uri->module_name ? s->uri->module_name : "";
-	size_t mlen = strlen(module) + 1, len;
-	unsigned char *p;
 
-	len = mlen + sizeof(info->label) + sizeof(info->manufacturerID) + sizeof(info->model) +
-	      sizeof(info->serialNumber);
-	*dev = p = malloc(len);
-	/* Not uri->text: it may carry a pin-value. */
-	*shown = p11e_uri_for_key(s->uri, NULL, NULL, 0);
-	if (!p)
+	*dev = (unsigned char *)strdup(module);
+	*shown = strdup(*module ? module : "p11-kit's default modules");
+	if (!*dev || !*shown)
 		return p11e_err_set(err, P11E_EFAIL, "out of memory");
-	memcpy(p, module, mlen);
-	p += mlen;
-	memcpy(p, info->label, sizeof(info->label));
-	p += sizeof(info->label);
-	memcpy(p, info->manufacturerID, sizeof(info->manufacturerID));
-	p += sizeof(info->manufacturerID);
-	memcpy(p, info->model, sizeof(info->model));
-	p += sizeof(info->model);
-	memcpy(p, info->serialNumber, sizeof(info->serialNumber));
-	*dev_len = len;
+	*dev_len = strlen(module);
 	return P11E_OK;
 }
 
