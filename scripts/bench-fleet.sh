@@ -170,7 +170,7 @@ simcpu() { awk '{ print ($14 + $15) / 100 }' "/proc/$sim_pid/stat"; }
 enroll_all() {
 	local s0 times
 	fresh_token "${3:-1}"
-	rm -rf "$work/$1"
+	rm -rf "${work:?}/$1"
 	TOKENS=${3:-1} conf "$work/$1.conf" "$work/$1" "$M" "$2" "order_rate = off"
 	s0=$(simcpu)
 	times=$( { TIMEFORMAT='%R %U %S'; time "$P11ENROLL" -c "$work/$1.conf" enroll --all \
@@ -180,7 +180,7 @@ enroll_all() {
 		grep -E 'error|enroll --all: ' "$work/$1.log" | sed "s/^/enroll --all ($1): /" | head -5 >&2
 }
 : >"$work/m.all"; : >"$work/m.waves"; : >"$work/m.p8"; : >"$work/m.pm"; : >"$work/m.base"; : >"$work/m.p8t"
-for r in $(seq 1 "$R"); do
+for _ in $(seq 1 "$R"); do
 	start_sim '{"rate_limit_burst": 0}'
 	floor all >>"$work/m.all"
 	floor waves >>"$work/m.waves"
