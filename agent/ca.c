@@ -47,13 +47,22 @@ p11e_status p11e_ca_failure(const struct p11e_ca_result *res, const char *contex
 	p11e_status status;
 
 	switch (res->outcome) {
-	case P11E_CA_REJECTED: status = P11E_EREJECTED; break;
-	case P11E_CA_MISCONFIGURED: status = P11E_EUSAGE; break;
-	case P11E_CA_PENDING: status = P11E_EPENDING; break;
-	default: status = P11E_EFAIL; break;
+	case P11E_CA_REJECTED:
+		status = P11E_EREJECTED;
+		break;
+	case P11E_CA_MISCONFIGURED:
+		status = P11E_EUSAGE;
+		break;
+	case P11E_CA_PENDING:
+		status = P11E_EPENDING;
+		break;
+	default:
+		status = P11E_EFAIL;
+		break;
 	}
 	if (res->outcome == P11E_CA_UNREACHABLE)
-		return p11e_err_set(err, status, "%s: the CA could not be reached: %s%s%s (try again later)",
+		return p11e_err_set(err, status,
+				    "%s: the CA could not be reached: %s%s%s (try again later)",
 				    context, code ? code : "", code ? ": " : "", msg);
 	return p11e_err_set(err, status, "%s: %s%s%s", context, code ? code : "", code ? ": " : "",
 			    msg);
@@ -94,8 +103,8 @@ p11e_status p11e_order_args_parse(int argc, char **argv, bool revoke_options, co
 		} else if ((v = option_value(argc, argv, &i, "--reason"))) {
 			a->reason = p11e_revoke_reason_parse(v);
 			if (a->reason < 0)
-				return p11e_err_set(err, P11E_EUSAGE, "--reason %s: not a reason; %s", v,
-						    usage);
+				return p11e_err_set(err, P11E_EUSAGE, "--reason %s: not a reason; %s",
+						    v, usage);
 		} else {
 			return p11e_err_set(err, P11E_EUSAGE, "%s", usage);
 		}
@@ -111,7 +120,8 @@ p11e_status p11e_since_parse(const char *text, time_t *out, struct p11e_err *err
 	char *end = strptime(text, "%Y-%m-%d", &tm);
 
 	if (!end || *end)
-		return p11e_err_set(err, P11E_EUSAGE, "--since %s: write the date as YYYY-MM-DD", text);
+		return p11e_err_set(err, P11E_EUSAGE, "--since %s: write the date as YYYY-MM-DD",
+				    text);
 	*out = timegm(&tm);
 	return P11E_OK;
 }

@@ -11,22 +11,22 @@
 struct p11e_cli {
 	const char *config_path;
 	bool json;
-	int verbosity;        /* -1 quiet, 0 normal, 1 verbose */
+	int verbosity; /* -1 quiet, 0 normal, 1 verbose */
 	struct p11e_config *cfg;
 };
 
 struct p11e_command {
 	const char *name;
-	const char *synopsis;  /* after "p11enroll NAME " */
-	const char *help;      /* what it does, its options, exit codes */
+	const char *synopsis; /* after "p11enroll NAME " */
+	const char *help;     /* what it does, its options, exit codes */
 	p11e_status (*run)(struct p11e_cli *cli, int argc, char **argv, struct p11e_err *err);
 };
 
 /* Loads cli->cfg once (from -c, P11ENROLL_CONFIG or the default). */
 p11e_status p11e_cli_config(struct p11e_cli *cli, struct p11e_err *err);
 /* The [cert:NAME] or a usage error naming the sections there are. */
-p11e_status p11e_cli_cert(struct p11e_cli *cli, const char *name,
-			  const struct p11e_cert_conf **out, struct p11e_err *err);
+p11e_status p11e_cli_cert(struct p11e_cli *cli, const char *name, const struct p11e_cert_conf **out,
+			  struct p11e_err *err);
 /* True (and prints the command's help) when argv holds -h/--help. */
 bool p11e_cli_wants_help(const struct p11e_command *cmd, int argc, char **argv);
 

@@ -27,10 +27,10 @@
 #include "strindex.h"
 
 #define USAGE "usage: p11enroll agent [--interval-min DUR] [--wait DUR]"
-#define SLEEP_MAX 3600        /* re-read due times at least hourly */
-#define BACKOFF_MIN 60        /* after a failure: 1 min, 2 min, … */
+#define SLEEP_MAX 3600 /* re-read due times at least hourly */
+#define BACKOFF_MIN 60 /* after a failure: 1 min, 2 min, … */
 #define BACKOFF_MAX (6 * 3600)
-#define PENDING_MIN 30        /* an order still pending: 30 s, 1 min, … */
+#define PENDING_MIN 30 /* an order still pending: 30 s, 1 min, … */
 #define PENDING_MAX 900
 #define JITTER_MAX 300
 
@@ -52,10 +52,10 @@ static void on_hup(int sig)
 }
 
 struct slot {
-	char *name;         /* the certificate's; its own copy across reloads */
-	time_t retry_at;    /* not before this (backoff), 0: none */
-	int64_t backoff;    /* seconds of the last failure backoff, 0: none */
-	int64_t pending;    /* seconds of the last pending backoff, 0: none */
+	char *name;      /* the certificate's; its own copy across reloads */
+	time_t retry_at; /* not before this (backoff), 0: none */
+	int64_t backoff; /* seconds of the last failure backoff, 0: none */
+	int64_t pending; /* seconds of the last pending backoff, 0: none */
 	bool seen;
 };
 
@@ -63,7 +63,7 @@ struct agent {
 	struct p11e_cli *cli;
 	struct slot *slots;
 	size_t n_slots, cap_slots;
-	struct p11e_strindex index;   /* slot name → position in slots */
+	struct p11e_strindex index; /* slot name → position in slots */
 	int64_t interval_min;
 	int64_t wait;
 };
@@ -136,8 +136,8 @@ static time_t due_at(struct agent *a, const struct p11e_cert_conf *cert, size_t 
 }
 
 /* The renewal itself, in a worker process when parallel > 1. */
-static p11e_status renew_one(struct p11e_cli *cli, const struct p11e_cert_conf *cert,
-			     const void *opts, bool *did, struct p11e_err *err)
+static p11e_status renew_one(struct p11e_cli *cli, const struct p11e_cert_conf *cert, const void *opts,
+			     bool *did, struct p11e_err *err)
 {
 	struct p11e_renew_opts o = *(const struct p11e_renew_opts *)opts;
 
@@ -296,7 +296,8 @@ static p11e_status setup_signals(struct p11e_err *err)
 	sigemptyset(&sa.sa_mask);
 	sa.sa_flags = SA_RESTART;
 	if (p11e_stop_fd() < 0 || sigaction(SIGHUP, &sa, NULL) != 0)
-		return p11e_err_set(err, P11E_EFAIL, "agent: cannot handle signals: %s", strerror(errno));
+		return p11e_err_set(err, P11E_EFAIL, "agent: cannot handle signals: %s",
+				    strerror(errno));
 	return P11E_OK;
 }
 

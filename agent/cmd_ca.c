@@ -93,7 +93,8 @@ static void check_products(struct checks *c, const char *target, const char *nam
 			   struct p11e_ca_handle *h)
 {
 	const struct p11e_ca_conf *conf = p11e_config_ca(c->cli->cfg, name);
-	const struct p11e_setting *def = conf ? p11e_settings_find(&conf->settings, "default_product") : NULL;
+	const struct p11e_setting *def =
+		conf ? p11e_settings_find(&conf->settings, "default_product") : NULL;
 	struct p11e_ca_result res = { 0 };
 	struct p11e_product *list = NULL;
 	struct p11e_err err = { 0 };
@@ -152,7 +153,8 @@ static void check_ca(struct checks *c, const char *name)
 		return;
 	h.ops->check(h.ca, &res);
 	if (res.outcome == P11E_CA_OK) {
-		report(c, target, "credentials", P11E_OK, res.message[0] ? res.message : "accepted by the CA");
+		report(c, target, "credentials", P11E_OK,
+		       res.message[0] ? res.message : "accepted by the CA");
 		check_products(c, target, name, &h);
 	} else {
 		p11e_ca_failure(&res, "credentials", &err);
@@ -340,7 +342,8 @@ p11e_status p11e_cmd_orders(struct p11e_cli *cli, int argc, char **argv, struct 
 		if (rc != P11E_OK)
 			return rc;
 	} else if (argc != 2) {
-		return p11e_err_set(err, P11E_EUSAGE, "usage: p11enroll orders CA [--since YYYY-MM-DD]");
+		return p11e_err_set(err, P11E_EUSAGE,
+				    "usage: p11enroll orders CA [--since YYYY-MM-DD]");
 	}
 	rc = open_named_ca(cli, argc, argv, "orders CA [--since YYYY-MM-DD]", &h, err);
 	if (rc != P11E_OK)

@@ -25,8 +25,8 @@ static p11e_status cancel_at(struct p11e_cli *cli, const char *ca_name, const ch
 	if (rc != P11E_OK)
 		return rc;
 	if (!h.ops->cancel) {
-		rc = p11e_err_set(err, P11E_EUSAGE, "[ca:%s] (%s) has no way to cancel an order", ca_name,
-				  h.ops->type);
+		rc = p11e_err_set(err, P11E_EUSAGE, "[ca:%s] (%s) has no way to cancel an order",
+				  ca_name, h.ops->type);
 		goto out;
 	}
 	p11e_info("asking [ca:%s] to cancel order %s", ca_name, order_id);
@@ -82,7 +82,8 @@ p11e_status p11e_cmd_cancel(struct p11e_cli *cli, int argc, char **argv, struct 
 	}
 	rc = cancel_at(cli, ca_name, order_id, p11e_journal_str(&j, "order", "request_id"), &res, err);
 	if (rc != P11E_OK) {
-		p11e_journal_save(&j, j.state, "cancellation refused or failed", &(struct p11e_err){ 0 });
+		p11e_journal_save(&j, j.state, "cancellation refused or failed",
+				  &(struct p11e_err){ 0 });
 		goto out;
 	}
 	/* Ended like a failed order: its key is retired, the next enroll starts anew. */
@@ -94,8 +95,10 @@ p11e_status p11e_cmd_cancel(struct p11e_cli *cli, int argc, char **argv, struct 
 	p11e_journal_error(&j, "the order was cancelled by the operator (p11enroll cancel)", NULL);
 	rc = p11e_journal_save(&j, P11E_ST_REJECTED, "cancelled", err);
 	if (rc != P11E_OK) {
-		p11e_err_prefix(err, "[cert:%s] the CA cancelled order %s, but the journal could not "
-				     "record it", cert->name, order_id);
+		p11e_err_prefix(err,
+				"[cert:%s] the CA cancelled order %s, but the journal could not "
+				"record it",
+				cert->name, order_id);
 		goto out;
 	}
 	printf("%s: %s\n", cert->name, res.message[0] ? res.message : "cancelled");

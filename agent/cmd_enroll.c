@@ -38,7 +38,8 @@ static p11e_status enroll_all(struct p11e_cli *cli, const struct p11e_enroll_opt
 
 		/* A damaged journal goes to the worker, which reports it. */
 		done = p11e_journal_peek(cfg->state_dir, cfg->certs[i].name, &j, &found, &ignore) ==
-			       P11E_OK && found && j.state == P11E_ST_MONITORING;
+			       P11E_OK &&
+		       found && j.state == P11E_ST_MONITORING;
 		p11e_journal_close(&j);
 		if (done)
 			installed++;
@@ -54,14 +55,16 @@ static p11e_status enroll_all(struct p11e_cli *cli, const struct p11e_enroll_opt
 	rc = p11e_fleet_tally(items, n, &t);
 	p11e_info("enroll --all: %zu issued, %zu pending, %zu refused, %zu failed%s (%zu already "
 		  "installed)",
-		  t.done, t.pending, t.refused, t.failed, t.skipped ? ", some not started (stopped)" : "",
-		  installed);
+		  t.done, t.pending, t.refused, t.failed,
+		  t.skipped ? ", some not started (stopped)" : "", installed);
 	if (rc != P11E_OK)
 		p11e_err_set(err, rc, "enroll --all: %zu issued, %zu pending, %zu refused, %zu failed",
 			     t.done, t.pending, t.refused, t.failed);
 	else if (t.skipped)
-		rc = p11e_err_set(err, P11E_EPENDING, "enroll --all: stopped before %zu certificate(s) "
-			     "started; run it again", t.skipped);
+		rc = p11e_err_set(err, P11E_EPENDING,
+				  "enroll --all: stopped before %zu certificate(s) "
+				  "started; run it again",
+				  t.skipped);
 out:
 	free(items);
 	return rc;
@@ -81,7 +84,8 @@ p11e_status p11e_cmd_enroll(struct p11e_cli *cli, int argc, char **argv, struct 
 			opts.wait = p11e_parse_duration(argv[++i]);
 			if (opts.wait < 0)
 				return p11e_err_set(err, P11E_EUSAGE,
-						    "--wait %s: not a duration (e.g. 90s, 10m)", argv[i]);
+						    "--wait %s: not a duration (e.g. 90s, 10m)",
+						    argv[i]);
 		} else if (strcmp(argv[i], "--all") == 0) {
 			all = true;
 		} else if (strcmp(argv[i], "--dry-run") == 0) {

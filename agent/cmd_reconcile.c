@@ -23,19 +23,19 @@
 #define RECONCILE_MAX_PAGES 1000
 
 enum rclass {
-	RC_INSTALLED,        /* installed here and current */
-	RC_IN_PROGRESS,      /* a journal here follows it (pending, being installed) */
-	RC_UNUSED,           /* issued but installed nowhere here: paid and unused */
-	RC_ORPHAN_PENDING,   /* pending at the CA, no journal waits for it */
+	RC_INSTALLED,         /* installed here and current */
+	RC_IN_PROGRESS,       /* a journal here follows it (pending, being installed) */
+	RC_UNUSED,            /* issued but installed nowhere here: paid and unused */
+	RC_ORPHAN_PENDING,    /* pending at the CA, no journal waits for it */
 	RC_REVOKED_INSTALLED, /* revoked at the CA, still installed here */
 	RC_EXPIRED_INSTALLED, /* expired at the CA, still installed here */
-	RC_ENDED,            /* failed, revoked or expired and not installed: nothing to do */
+	RC_ENDED,             /* failed, revoked or expired and not installed: nothing to do */
 	RC_N,
 };
 
 static const char *const class_names[RC_N] = {
-	"installed", "in-progress", "unused", "orphan-pending", "revoked-installed",
-	"expired-installed", "ended",
+	"installed",         "in-progress",       "unused", "orphan-pending",
+	"revoked-installed", "expired-installed", "ended",
 };
 
 static bool class_needs_attention(enum rclass c)
@@ -97,8 +97,8 @@ struct run {
 	bool include_expired;
 	unsigned counts[RC_N];
 	unsigned attention;
-	cJSON *orders;      /* JSON rows, or NULL */
-	FILE *metrics;      /* per-CA counts, or NULL */
+	cJSON *orders; /* JSON rows, or NULL */
+	FILE *metrics; /* per-CA counts, or NULL */
 };
 
 /* What the journals here know of one row of the CA's inventory. */
@@ -117,8 +117,10 @@ static bool match_row(const struct run *r, const char *ca, const struct p11e_ord
 	for (size_t i = 0; i < r->n_known; i++) {
 		const struct known *k = &r->known[i];
 
-		if ((same(jstr(k, "order", "ca"), ca) && same(jstr(k, "order", "order_id"), row->order_id)) ||
-		    (same(jstr(k, "previous", "ca"), ca) && same(jstr(k, "previous", "order_id"), row->order_id)))
+		if ((same(jstr(k, "order", "ca"), ca) &&
+		     same(jstr(k, "order", "order_id"), row->order_id)) ||
+		    (same(jstr(k, "previous", "ca"), ca) &&
+		     same(jstr(k, "previous", "order_id"), row->order_id)))
 			by_order = by_order ? by_order : k;
 		if (row->tag[0] && same(jstr(k, "order", "idempotency_id"), row->tag))
 			by_tag = by_tag ? by_tag : k;
@@ -179,8 +181,8 @@ static enum rclass class_of(const char *ca, const struct p11e_order_row *row, co
 			return RC_ENDED;
 		if (row->state == P11E_ROW_REVOKED && jstr(m->who, "revocation", "at")) {
 			/* revoked by `p11enroll revoke`: renew replaces it, status says so */
-			snprintf(action, len, "revoked here by p11enroll: `p11enroll renew %s` replaces it",
-				 name);
+			snprintf(action, len,
+				 "revoked here by p11enroll: `p11enroll renew %s` replaces it", name);
 			return RC_REVOKED_INSTALLED;
 		}
 		snprintf(action, len, "%s at the CA but installed here: `p11enroll renew --force %s`",
@@ -192,8 +194,8 @@ static enum rclass class_of(const char *ca, const struct p11e_order_row *row, co
 }
 
 /* Classifies one row; returns false when the row is not ours to judge. */
-static bool classify(struct run *r, const char *ca, const struct p11e_order_row *row,
-		     enum rclass *cls, const struct known **who, char *action, size_t len)
+static bool classify(struct run *r, const char *ca, const struct p11e_order_row *row, enum rclass *cls,
+		     const struct known **who, char *action, size_t len)
 {
 	struct match m;
 
@@ -238,9 +240,9 @@ static void one_row(struct run *r, const char *ca, const struct p11e_order_row *
 			cJSON_AddNullToObject(o, "action");
 		cJSON_AddItemToArray(r->orders, o);
 	} else if (class_needs_attention(cls) || r->cli->verbosity > 0) {
-		printf("%-8s %-12s %-16s %-28s %-18s %s\n", class_needs_attention(cls) ? "ATTENTION" : "ok", ca,
-		       row->order_id, row->domain[0] ? row->domain : "-", class_names[cls],
-		       action[0] ? action : "");
+		printf("%-8s %-12s %-16s %-28s %-18s %s\n",
+		       class_needs_attention(cls) ? "ATTENTION" : "ok", ca, row->order_id,
+		       row->domain[0] ? row->domain : "-", class_names[cls], action[0] ? action : "");
 	}
 }
 
@@ -315,7 +317,8 @@ static p11e_status one_ca(struct run *r, const char *ca, time_t since_opt, bool 
 		return rc;
 	if (!h.ops->list_orders) {
 		p11e_ca_handle_close(&h);
-		return p11e_err_set(err, P11E_EUSAGE, "[ca:%s] (%s) cannot list its orders", ca, h.ops->type);
+		return p11e_err_set(err, P11E_EUSAGE, "[ca:%s] (%s) cannot list its orders", ca,
+				    h.ops->type);
 	}
 	for (unsigned page = 1; page <= pages && page <= RECONCILE_MAX_PAGES; page++) {
 		struct p11e_order_page pg = { 0 };
@@ -336,24 +339,26 @@ static p11e_status one_ca(struct run *r, const char *ca, time_t since_opt, bool 
 		free(pg.rows);
 		p11e_ca_result_clear(&res);
 	}
-	p11e_info("[ca:%s] %u order(s) listed%s", ca, seen, since ? " (since the last reconcile)" : "");
+	p11e_info("[ca:%s] %u order(s) listed%s", ca, seen,
+		  since ? " (since the last reconcile)" : "");
 	/* Only a complete listing (not one from --since) moves the incremental start. */
 	if (!since_opt)
 		rc = save_run(r->cli->cfg, ca, started, err);
 	if (r->metrics) {
 		for (int c = 0; c < RC_N; c++)
-			fprintf(r->metrics, "p11enroll_reconcile_orders{ca=\"%s\",class=\"%s\"} %u\n", ca,
-				class_names[c], counts[c]);
-		fprintf(r->metrics, "p11enroll_reconcile_last_run_timestamp_seconds{ca=\"%s\"} %lld\n", ca,
-			(long long)started);
+			fprintf(r->metrics, "p11enroll_reconcile_orders{ca=\"%s\",class=\"%s\"} %u\n",
+				ca, class_names[c], counts[c]);
+		fprintf(r->metrics, "p11enroll_reconcile_last_run_timestamp_seconds{ca=\"%s\"} %lld\n",
+			ca, (long long)started);
 	}
 out:
 	p11e_ca_handle_close(&h);
 	return rc;
 }
 
-#define USAGE "usage: p11enroll reconcile [CA…] [--json] [--since YYYY-MM-DD] [--full] " \
-	      "[--include-expired] [--prometheus FILE]"
+#define USAGE                                                                        \
+	"usage: p11enroll reconcile [CA…] [--json] [--since YYYY-MM-DD] [--full] " \
+	"[--include-expired] [--prometheus FILE]"
 
 /* What the command line asks for. */
 struct args {
@@ -383,15 +388,18 @@ static p11e_status parse_args(struct p11e_cli *cli, struct run *r, int argc, cha
 		} else if (strcmp(arg, "--since") == 0 || strncmp(arg, "--since=", 8) == 0) {
 			const char *v = arg[7] == '=' ? arg + 8 : (i + 1 < argc ? argv[++i] : NULL);
 
-			rc = v ? p11e_since_parse(v, &a->since, err) : p11e_err_set(err, P11E_EUSAGE, USAGE);
+			rc = v ? p11e_since_parse(v, &a->since, err)
+			       : p11e_err_set(err, P11E_EUSAGE, USAGE);
 			if (rc != P11E_OK)
 				return rc;
-		} else if (strcmp(arg, "--prometheus") == 0 || strncmp(arg, "--prometheus=", 13) == 0) {
+		} else if (strcmp(arg, "--prometheus") == 0 ||
+			   strncmp(arg, "--prometheus=", 13) == 0) {
 			a->prom = arg[12] == '=' ? arg + 13 : (i + 1 < argc ? argv[++i] : NULL);
 			if (!a->prom)
 				return p11e_err_set(err, P11E_EUSAGE, USAGE);
 		} else if (arg[0] == '-') {
-			return p11e_err_set(err, P11E_EUSAGE, "reconcile: unknown option %s; " USAGE, arg);
+			return p11e_err_set(err, P11E_EUSAGE, "reconcile: unknown option %s; " USAGE,
+					    arg);
 		} else {
 			a->cas[a->n_cas++] = arg;
 		}
@@ -410,7 +418,8 @@ static p11e_status check_cas(const struct p11e_config *cfg, struct args *a, stru
 		if (!p11e_config_ca(cfg, a->cas[i])) {
 			struct p11e_ca_handle h;
 
-			return p11e_ca_handle_open(cfg, a->cas[i], &h, err); /* names those there are */
+			return p11e_ca_handle_open(cfg, a->cas[i], &h,
+						   err); /* names those there are */
 		}
 	return P11E_OK;
 }

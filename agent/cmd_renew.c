@@ -14,8 +14,8 @@
 
 #define USAGE "usage: p11enroll renew [NAME… | --all] [--force] [--dry-run] [--wait DUR]"
 
-static p11e_status renew_one(struct p11e_cli *cli, const struct p11e_cert_conf *cert,
-			     const void *opts, bool *did, struct p11e_err *err)
+static p11e_status renew_one(struct p11e_cli *cli, const struct p11e_cert_conf *cert, const void *opts,
+			     bool *did, struct p11e_err *err)
 {
 	return p11e_renew(cli, cert, opts, did, err);
 }
@@ -72,7 +72,8 @@ p11e_status p11e_cmd_renew(struct p11e_cli *cli, int argc, char **argv, struct p
 		else if (strcmp(argv[i], "--wait") == 0 && i + 1 < argc) {
 			opts.wait = p11e_parse_duration(argv[++i]);
 			if (opts.wait < 0)
-				return p11e_err_set(err, P11E_EUSAGE, "--wait %s: not a duration", argv[i]);
+				return p11e_err_set(err, P11E_EUSAGE, "--wait %s: not a duration",
+						    argv[i]);
 		} else if (argv[i][0] != '-' && n_names < sizeof(names) / sizeof(names[0]))
 			names[n_names++] = argv[i];
 		else

@@ -13,10 +13,10 @@
 #include "journal.h"
 #include "log.h"
 
-#define USAGE                                                                               \
-	"usage: p11enroll revoke NAME [--reason unspecified|keyCompromise|caCompromise|"     \
-	"affiliationChanged|superseded|cessationOfOperation]\n"                              \
-	"       p11enroll revoke --ca CA --order ID [--reason R]\n"                           \
+#define USAGE                                                                            \
+	"usage: p11enroll revoke NAME [--reason unspecified|keyCompromise|caCompromise|" \
+	"affiliationChanged|superseded|cessationOfOperation]\n"                          \
+	"       p11enroll revoke --ca CA --order ID [--reason R]\n"                      \
 	"       options: --no-refund (revoke, keep the order paid), --refund-status"
 
 /* The subscriber's usual reason when it replaces a certificate, which is
@@ -60,7 +60,10 @@ static p11e_status revoke_order(struct p11e_cli *cli, const struct p11e_order_ar
 		  p11e_revoke_reason_name(reason));
 	do_revoke(&h, &ref, reason, a->no_refund, a->refund_status, &res);
 	if (res.outcome != P11E_CA_OK) {
-		rc = p11e_ca_failure(&res, a->refund_status ? "no refund status" : "the revocation was not done", err);
+		rc = p11e_ca_failure(&res,
+				     a->refund_status ? "no refund status"
+						      : "the revocation was not done",
+				     err);
 		p11e_err_prefix(err, "[ca:%s] order %s", a->ca_name, a->order_id);
 	} else {
 		printf("%s: %s\n", a->order_id, res.message[0] ? res.message : "revoked");
@@ -72,7 +75,8 @@ static p11e_status revoke_order(struct p11e_cli *cli, const struct p11e_order_ar
 
 /* The order whose certificate is installed, and the CA that holds it. */
 static p11e_status installed_order(const struct p11e_journal *j, const struct p11e_cert_conf *cert,
-				   struct p11e_order_ref *ref, const char **ca_name, struct p11e_err *err)
+				   struct p11e_order_ref *ref, const char **ca_name,
+				   struct p11e_err *err)
 {
 	const char *serial = p11e_journal_str(j, "cert", "serial");
 	const char *prev_serial = p11e_journal_str(j, "previous", "serial");
@@ -140,8 +144,9 @@ static p11e_status record_revocation(struct p11e_journal *j, const struct p11e_c
 	p11e_journal_set_str(j, "revocation", "refund", no_refund ? "no" : NULL);
 	rc = p11e_journal_save(j, j->state, res->status_text[0] ? res->status_text : "revoked", err);
 	if (rc != P11E_OK)
-		p11e_err_prefix(err, "[cert:%s] the CA accepted the revocation (%s), but the journal "
-				     "could not record it",
+		p11e_err_prefix(err,
+				"[cert:%s] the CA accepted the revocation (%s), but the journal "
+				"could not record it",
 				cert->name, res->message);
 	return rc;
 }
@@ -189,7 +194,8 @@ p11e_status p11e_cmd_revoke(struct p11e_cli *cli, int argc, char **argv, struct 
 		rc = p11e_ca_failure(&res, "the revocation was not done", err);
 		p11e_err_prefix(err, "[cert:%s] order %s", cert->name, ref.order_id);
 		/* A note in the history, not last_error: the enrolment did not fail. */
-		p11e_journal_save(&j, j.state, "revocation refused or failed", &(struct p11e_err){ 0 });
+		p11e_journal_save(&j, j.state, "revocation refused or failed",
+				  &(struct p11e_err){ 0 });
 		goto out;
 	}
 	rc = record_revocation(&j, cert, &ref, reason, a.no_refund, &res, err);

@@ -49,8 +49,10 @@ static void print_text(const struct p11e_cert_status *s, time_t now)
 	printf("  ca          %s%s%s%s\n", s->ca ? s->ca : "-", s->ca_type ? " (" : "",
 	       s->ca_type ? s->ca_type : "", s->ca_type ? ")" : "");
 	if (s->issued_by)
-		printf("  issued by   %s%s%s%s\n", s->issued_by, s->on_fallback ? " (the fallback of [ca:" : "",
-		       s->on_fallback ? s->cert->ca : "", s->on_fallback ? "]; the next renewal tries it again)" : "");
+		printf("  issued by   %s%s%s%s\n", s->issued_by,
+		       s->on_fallback ? " (the fallback of [ca:" : "",
+		       s->on_fallback ? s->cert->ca : "",
+		       s->on_fallback ? "]; the next renewal tries it again)" : "");
 	if (s->order_id || s->request_id)
 		printf("  order       %s%s%s%s%s%s\n", s->order_id ? s->order_id : "-",
 		       s->request_id ? " / " : "", s->request_id ? s->request_id : "",
@@ -187,8 +189,9 @@ p11e_status p11e_cmd_status(struct p11e_cli *cli, int argc, char **argv, struct 
 		if (st[i].problem) {
 			bad++;
 			if (strlen(names) + strlen(a.certs[i]->name) + 40 < sizeof(names))
-				snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s%s (%s)",
-					 *names ? ", " : "", a.certs[i]->name, st[i].problem_code);
+				snprintf(names + strlen(names), sizeof(names) - strlen(names),
+					 "%s%s (%s)", *names ? ", " : "", a.certs[i]->name,
+					 st[i].problem_code);
 		}
 	}
 	if (a.prom && (rc = write_prometheus(a.prom, st, a.n, now, err)) != P11E_OK)
@@ -198,7 +201,8 @@ p11e_status p11e_cmd_status(struct p11e_cli *cli, int argc, char **argv, struct 
 		print_status(cli->cfg, st, a.n, a.json, now);
 	/* One code for "needs attention", whatever the reason (p11enroll(1)). */
 	if (bad)
-		rc = p11e_err_set(err, P11E_EFAIL, "%zu certificate(s) need attention: %s", bad, names);
+		rc = p11e_err_set(err, P11E_EFAIL, "%zu certificate(s) need attention: %s", bad,
+				  names);
 out:
 	for (size_t i = 0; st && i < a.n; i++)
 		p11e_status_release(&st[i]);

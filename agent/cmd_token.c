@@ -26,9 +26,8 @@ p11e_status p11e_cmd_keygen(struct p11e_cli *cli, int argc, char **argv, struct 
 	if (rc != P11E_OK)
 		goto out;
 	uri = p11e_cert_key_uri(&ck);
-	p11e_info("%s %s key '%s' on %s%s", ck.generated ? "generated" : "reusing",
-		  ck.key.spec->name, ck.key.label, p11e_cert_key_noun(&ck),
-		  p11e_cert_key_where(&ck));
+	p11e_info("%s %s key '%s' on %s%s", ck.generated ? "generated" : "reusing", ck.key.spec->name,
+		  ck.key.label, p11e_cert_key_noun(&ck), p11e_cert_key_where(&ck));
 	printf("%s\n", uri ? uri : "");
 out:
 	free(uri);

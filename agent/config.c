@@ -37,33 +37,43 @@ struct parser {
 	struct p11e_config *cfg;
 	struct raw_section *sections;
 	size_t n_sections, cap_sections;
-	struct p11e_strindex by_name[3];  /* per section_kind */
-	struct p11e_strindex keys;        /* key names in cfg->strings */
-	const char *file;      /* kept copy */
+	struct p11e_strindex by_name[3]; /* per section_kind */
+	struct p11e_strindex keys;       /* key names in cfg->strings */
+	const char *file;                /* kept copy */
 	FILE *stream;
-	char *buf;             /* the file being parsed, read whole */
+	char *buf; /* the file being parsed, read whole */
 	size_t len, pos, cap;
 	int line;
-	bool line_indented;    /* the line starts with a blank: inih's continuation */
+	bool line_indented; /* the line starts with a blank: inih's continuation */
 	bool line_too_long;
-	bool line_has_nul;     /* a NUL byte, which would cut the line silently */
-	int section_line;      /* line of the last [section] header */
+	bool line_has_nul; /* a NUL byte, which would cut the line silently */
+	int section_line;  /* line of the last [section] header */
 	struct p11e_err *err;
 	const struct p11e_config_text *texts; /* hermetic load: the only "files" */
 	size_t n_texts;
 };
 
 static const char *const agent_keys[] = {
-	"state_dir", "renew_before", "wait", "log", "include_dir", "allow_inline_secrets",
-	"prometheus_file", "hook_timeout", "parallel", "fleet_slot", NULL,
+	"state_dir",
+	"renew_before",
+	"wait",
+	"log",
+	"include_dir",
+	"allow_inline_secrets",
+	"prometheus_file",
+	"hook_timeout",
+	"parallel",
+	"fleet_slot",
+	NULL,
 };
 
 static const char *const cert_keys[] = {
-	"ca", "key", "key_type", "subject", "dns", "ip", "email", "uri", "client_auth",
-	"cert_file", "chain_file", "fullchain_file", "file_owner", "file_group", "file_mode",
-	"store_in_token", "renew_before", "wait", "rotate_key", "keep_old_keys", "post_install",
-	"fallback_ca", "fallback_after",
-	NULL,
+	"ca",           "key",         "key_type",       "subject",
+	"dns",          "ip",          "email",          "uri",
+	"client_auth",  "cert_file",   "chain_file",     "fullchain_file",
+	"file_owner",   "file_group",  "file_mode",      "store_in_token",
+	"renew_before", "wait",        "rotate_key",     "keep_old_keys",
+	"post_install", "fallback_ca", "fallback_after", NULL,
 };
 
 static bool in_list(const char *const *list, const char *key)
@@ -234,22 +244,28 @@ static bool texts_ok(struct parser *p, const char *section, const char *key, con
 	size_t at;
 
 	if ((why = bad_text(section, &at)))
-		return fail(p, "the section name holds %s (byte %zu); write it in UTF-8 without "
-			       "control characters", why, at + 1);
+		return fail(p,
+			    "the section name holds %s (byte %zu); write it in UTF-8 without "
+			    "control characters",
+			    why, at + 1);
 	if ((why = bad_text(key, &at)))
-		return fail(p, "a key name holds %s (byte %zu); write it in UTF-8 without "
-			       "control characters", why, at + 1);
+		return fail(p,
+			    "a key name holds %s (byte %zu); write it in UTF-8 without "
+			    "control characters",
+			    why, at + 1);
 	/* The value is not shown: it may be an inline secret. */
 	if ((why = bad_text(value, &at)))
-		return fail(p, "the value of '%s' holds %s (byte %zu of the value); values are "
-			       "UTF-8 text without control characters (no tabs)", key, why, at + 1);
+		return fail(p,
+			    "the value of '%s' holds %s (byte %zu of the value); values are "
+			    "UTF-8 text without control characters (no tabs)",
+			    key, why, at + 1);
 	return true;
 }
 
 /* [agent], [ca:NAME] or [cert:NAME]: its kind and NAME (a safe file name);
  * false with the error set for anything else. */
-static bool section_of(struct parser *p, const char *section, const char *key,
-		       enum section_kind *kind, const char **name)
+static bool section_of(struct parser *p, const char *section, const char *key, enum section_kind *kind,
+		       const char **name)
 {
 	if (strcmp(section, "agent") == 0) {
 		*kind = SECTION_AGENT;
@@ -261,12 +277,14 @@ static bool section_of(struct parser *p, const char *section, const char *key,
 		*kind = SECTION_CERT;
 		*name = section + 5;
 	} else if (!*section) {
-		return fail(p, "'%s' is outside any section (start with [agent], [ca:NAME] or "
-			       "[cert:NAME])",
+		return fail(p,
+			    "'%s' is outside any section (start with [agent], [ca:NAME] or "
+			    "[cert:NAME])",
 			    key);
 	} else {
-		return fail(p, "unknown section [%s]; sections are [agent], [ca:NAME] and "
-			       "[cert:NAME]",
+		return fail(p,
+			    "unknown section [%s]; sections are [agent], [ca:NAME] and "
+			    "[cert:NAME]",
 			    section);
 	}
 	if (*kind != SECTION_AGENT && !safe_name(*name)) {
@@ -282,8 +300,8 @@ static bool section_of(struct parser *p, const char *section, const char *key,
 
 /* The section a line belongs to, added at its first line; NULL on an error
  * (a [ca:]/[cert:] defined again in another file) or without memory. */
-static struct raw_section *open_section(struct parser *p, const char *section,
-					enum section_kind kind, const char *name)
+static struct raw_section *open_section(struct parser *p, const char *section, enum section_kind kind,
+					const char *name)
 {
 	struct raw_section *s = find_section(p, kind, name), *grown;
 
@@ -340,7 +358,8 @@ static int add_setting(struct parser *p, struct raw_section *s, const char *key,
 	if (!v)
 		return 0;
 	s->v = v;
-	v[s->n] = (struct p11e_setting){ keep_shared(p, key), keep_shared(p, value), p->file, p->line };
+	v[s->n] =
+		(struct p11e_setting){ keep_shared(p, key), keep_shared(p, value), p->file, p->line };
 	if (!v[s->n].key || !v[s->n].value)
 		return 0;
 	s->n++;
@@ -472,7 +491,8 @@ static p11e_status get_path(const struct p11e_setting *s, const char **out, stru
 }
 
 /* fleet_slot = K/N: this host's number K (0 to N-1) among N hosts. */
-static p11e_status get_slot(const struct p11e_setting *s, struct p11e_config *cfg, struct p11e_err *err)
+static p11e_status get_slot(const struct p11e_setting *s, struct p11e_config *cfg,
+			    struct p11e_err *err)
 {
 	unsigned long k, n = 0;
 	char *end, *end2 = NULL;
@@ -483,7 +503,8 @@ static p11e_status get_slot(const struct p11e_setting *s, struct p11e_config *cf
 		n = strtoul(end + 1, &end2, 10);
 	if (s->value[0] < '0' || s->value[0] > '9' || !end2 || *end2 || errno || n < 1 ||
 	    n > P11E_FLEET_SLOTS_MAX || k >= n)
-		return bad(err, s, "write K/N: this host's number K, 0 to N-1, among N hosts (N at most "
+		return bad(err, s,
+			   "write K/N: this host's number K, 0 to N-1, among N hosts (N at most "
 			   "1000000), e.g. 17/1000");
 	cfg->fleet_slot = (unsigned)k;
 	cfg->fleet_slots = (unsigned)n;
@@ -520,7 +541,8 @@ static p11e_status load_agent(struct p11e_config *cfg, const struct raw_section 
 
 			rc = get_path(s, &prom, err);
 			if (rc == P11E_OK && (len < 6 || strcmp(s->value + len - 5, ".prom") != 0))
-				rc = bad(err, s, "the name must end in .prom (node_exporter reads only those)");
+				rc = bad(err, s,
+					 "the name must end in .prom (node_exporter reads only those)");
 		} else if (strcmp(s->key, "renew_before") == 0) {
 			rc = get_duration(s, &cfg->renew_before, err);
 		} else if (strcmp(s->key, "wait") == 0) {
@@ -542,7 +564,8 @@ static p11e_status load_agent(struct p11e_config *cfg, const struct raw_section 
 			errno = 0;
 			n = strtoul(s->value, &end, 10);
 			if (!*s->value || *end || errno || n < 1 || n > P11E_PARALLEL_MAX)
-				rc = bad(err, s, "a number of certificates at once, 1 to 256 (1: one after the other)");
+				rc = bad(err, s,
+					 "a number of certificates at once, 1 to 256 (1: one after the other)");
 			else
 				cfg->parallel = (unsigned)n;
 		} else if (strcmp(s->key, "fleet_slot") == 0) {
@@ -626,11 +649,12 @@ static p11e_status load_ca(struct p11e_config *cfg, const struct raw_section *se
 					    "p11enroll.conf(5))",
 					    AT(s), s->key, type->value);
 		}
-		if (!cfg->allow_inline_secrets && strstr(s->key, "secret") && !strstr(s->key, "_file")) {
+		if (!cfg->allow_inline_secrets && strstr(s->key, "secret") &&
+		    !strstr(s->key, "_file")) {
 			free(rest);
 			return p11e_err_set(err, P11E_EUSAGE,
-					    "%s:%d: %s holds a secret inline; use a *_file key",
-					    AT(s), s->key);
+					    "%s:%d: %s holds a secret inline; use a *_file key", AT(s),
+					    s->key);
 		}
 		rest[n++] = *s;
 	}
@@ -811,7 +835,8 @@ static p11e_status cert_setting(const struct p11e_config *cfg, struct p11e_cert_
 	} else if (strcmp(k, "file_group") == 0) {
 		rc = get_owner(s, true, &c->file_owner, &c->file_group, err);
 	} else if (strcmp(k, "file_mode") == 0) {
-		rc = get_number(s, 8, 0777, &n, "write an octal mode such as 0644 (owner-readable)", err);
+		rc = get_number(s, 8, 0777, &n, "write an octal mode such as 0644 (owner-readable)",
+				err);
 		if (rc == P11E_OK && (n & 0400) == 0)
 			rc = bad(err, s, "write an octal mode such as 0644 (owner-readable)");
 		c->file_mode = (mode_t)n;
@@ -959,7 +984,8 @@ static p11e_status validate_cas(const struct p11e_config *cfg, struct p11e_err *
 	for (size_t i = 0; i < cfg->n_certs && rc == P11E_OK; i++) {
 		const struct p11e_cert_conf *c = &cfg->certs[i];
 		const struct p11e_ca_conf *ca = c->ca ? p11e_config_ca(cfg, c->ca) : NULL;
-		const struct p11e_ca_conf *fb = c->fallback_ca ? p11e_config_ca(cfg, c->fallback_ca) : NULL;
+		const struct p11e_ca_conf *fb =
+			c->fallback_ca ? p11e_config_ca(cfg, c->fallback_ca) : NULL;
 		size_t k = ca ? (size_t)(ca - cfg->cas) : 0;
 
 		snprintf(where, sizeof(where), "%s:%d", c->file, c->line);
@@ -1063,8 +1089,7 @@ static p11e_status parse_included(struct parser *p)
 
 /* The [ca:] sections, then the [cert:] ones (which name CAs), each kind
  * with its index by name. */
-static p11e_status load_sections(struct p11e_config *cfg, const struct parser *p,
-				 struct p11e_err *err)
+static p11e_status load_sections(struct p11e_config *cfg, const struct parser *p, struct p11e_err *err)
 {
 	p11e_status rc = P11E_OK;
 
@@ -1098,7 +1123,8 @@ static p11e_status load_sections(struct p11e_config *cfg, const struct parser *p
 static void parser_done(struct parser *p, struct p11e_config *owner)
 {
 	for (size_t i = 0; i < p->n_sections; i++) {
-		struct p11e_setting **grown = realloc(owner->owned, (owner->n_owned + 1) * sizeof(*grown));
+		struct p11e_setting **grown =
+			realloc(owner->owned, (owner->n_owned + 1) * sizeof(*grown));
 
 		if (!grown) {
 			free(p->sections[i].v);
@@ -1114,8 +1140,8 @@ static void parser_done(struct parser *p, struct p11e_config *owner)
 	free(p->buf);
 }
 
-static p11e_status load_config(const char *path, const struct p11e_config_text *texts,
-			       size_t n_texts, struct p11e_config **out, struct p11e_err *err)
+static p11e_status load_config(const char *path, const struct p11e_config_text *texts, size_t n_texts,
+			       struct p11e_config **out, struct p11e_err *err)
 {
 	struct p11e_config *cfg = config_new(path);
 	struct parser p = { .cfg = cfg, .err = err, .texts = texts, .n_texts = n_texts };

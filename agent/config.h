@@ -30,27 +30,27 @@ struct p11e_cert_conf {
 	char *name;
 	const char *file;
 	int line;
-	const char *ca;                  /* [ca:NAME] or NULL */
-	const char *fallback_ca;         /* [ca:NAME] for new orders while `ca` fails, or NULL */
-	int64_t fallback_after;          /* seconds `ca` must stay unreachable first */
-	const char *key;                 /* key URI */
+	const char *ca;          /* [ca:NAME] or NULL */
+	const char *fallback_ca; /* [ca:NAME] for new orders while `ca` fails, or NULL */
+	int64_t fallback_after;  /* seconds `ca` must stay unreachable first */
+	const char *key;         /* key URI */
 	const struct p11e_key_spec *key_spec;
-	const char *subject;             /* RFC 4514 */
+	const char *subject; /* RFC 4514 */
 	struct p11e_strlist dns, ip, email, uri;
 	bool client_auth;
 	const char *cert_file, *chain_file, *fullchain_file;
 	mode_t file_mode;
-	uid_t file_owner;                /* (uid_t)-1: unchanged */
+	uid_t file_owner; /* (uid_t)-1: unchanged */
 	gid_t file_group;
 	bool store_in_token;
-	int64_t renew_before;            /* seconds */
+	int64_t renew_before;             /* seconds */
 	unsigned fleet_slot, fleet_slots; /* [agent] fleet_slot K/N; fleet_slots 0: not set */
-	int64_t wait;                    /* seconds */
+	int64_t wait;                     /* seconds */
 	bool rotate_key;
 	unsigned keep_old_keys;
 	const char *post_install;
-	struct p11e_settings settings;   /* all keys of the section, for file:line */
-	struct p11e_settings overrides;  /* the CA keys this certificate overrides */
+	struct p11e_settings settings;  /* all keys of the section, for file:line */
+	struct p11e_settings overrides; /* the CA keys this certificate overrides */
 };
 
 struct p11e_config {
@@ -58,19 +58,19 @@ struct p11e_config {
 	const char *state_dir;
 	int64_t renew_before;
 	int64_t wait;
-	int log_level;                   /* -1: not set */
-	int64_t hook_timeout;            /* seconds a post_install or dcv_hook may run */
+	int log_level;        /* -1: not set */
+	int64_t hook_timeout; /* seconds a post_install or dcv_hook may run */
 	bool allow_inline_secrets;
 	struct p11e_ca_conf *cas;
 	size_t n_cas;
 	struct p11e_cert_conf *certs;
 	size_t n_certs;
-	struct p11e_strlist strings;     /* storage for every string above */
-	struct p11e_setting **owned;     /* storage of the parsed sections' settings */
+	struct p11e_strlist strings; /* storage for every string above */
+	struct p11e_setting **owned; /* storage of the parsed sections' settings */
 	size_t n_owned;
-	struct p11e_settings agent;      /* [agent] keys, for file:line */
-	unsigned parallel;               /* [agent] parallel; 0: P11E_PARALLEL_DEFAULT */
-	unsigned fleet_slot, fleet_slots; /* [agent] fleet_slot K/N; fleet_slots 0: not set */
+	struct p11e_settings agent;                /* [agent] keys, for file:line */
+	unsigned parallel;                         /* [agent] parallel; 0: P11E_PARALLEL_DEFAULT */
+	unsigned fleet_slot, fleet_slots;          /* [agent] fleet_slot K/N; fleet_slots 0: not set */
 	struct p11e_strindex cert_index, ca_index; /* by name */
 };
 

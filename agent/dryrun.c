@@ -55,8 +55,12 @@ p11e_status p11e_enroll_dry_run(struct p11e_cli *cli, const struct p11e_cert_con
 {
 	const struct p11e_key_spec *spec = cert->key_spec;
 	struct p11e_csr_request req = {
-		.subject = cert->subject, .dns = &cert->dns, .ip = &cert->ip,
-		.email = &cert->email, .uri = &cert->uri, .client_auth = cert->client_auth,
+		.subject = cert->subject,
+		.dns = &cert->dns,
+		.ip = &cert->ip,
+		.email = &cert->email,
+		.uri = &cert->uri,
+		.client_auth = cert->client_auth,
 	};
 	struct p11e_ca_result res = { 0 };
 	struct p11e_ca_handle h = { 0 };
@@ -110,8 +114,8 @@ p11e_status p11e_enroll_dry_run(struct p11e_cli *cli, const struct p11e_cert_con
 	o.dns = &cert->dns;
 	o.idempotency_id = idem;
 	o.overrides = &cert->overrides;
-	p11e_info("[cert:%s] asking [ca:%s] to check the order (dry run: nothing is placed)", cert->name,
-		  cert->ca);
+	p11e_info("[cert:%s] asking [ca:%s] to check the order (dry run: nothing is placed)",
+		  cert->name, cert->ca);
 	h.ops->dry_run(h.ca, &o, &res);
 	if (res.outcome != P11E_CA_OK) {
 		rc = p11e_ca_failure(&res, "the CA would not accept the order", err);

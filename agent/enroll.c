@@ -51,9 +51,9 @@ struct flow {
 	const char *ca_name;   /* the CA of this run's orders: ca, or fallback_ca */
 	bool refused_outright; /* the last placement was refused and no order exists */
 	int64_t wait;
-	unsigned placements;   /* order placements sent in this run */
+	unsigned placements;    /* order placements sent in this run */
 	double first_placement; /* when the first of them started (monotonic) */
-	bool dcv_shown;        /* this run has shown the DCV instructions */
+	bool dcv_shown;         /* this run has shown the DCV instructions */
 	struct timespec t0;
 	double t_token, t_csr, t_ca, t_install;
 };
@@ -119,8 +119,8 @@ static p11e_status rotate_key(struct flow *f, struct p11e_err *err)
 		return fail(f, err, NULL);
 	p11e_fault_point("key-generated");
 	if (f->ck.generated)
-		p11e_info("[cert:%s] generated a new %s key on %s to replace the previous one", f->cert->name,
-			  f->ck.key.spec->name, p11e_cert_key_where(&f->ck));
+		p11e_info("[cert:%s] generated a new %s key on %s to replace the previous one",
+			  f->cert->name, f->ck.key.spec->name, p11e_cert_key_where(&f->ck));
 	f->t_token += now_s() - t;
 	return record_key(f, "new key for the renewal", err);
 }
@@ -148,8 +148,7 @@ static p11e_status open_key(struct flow *f, struct p11e_err *err)
 				    "restore the token, or remove %s to start over",
 				    f->cert->name, id, p11e_cert_key_where(&f->ck), f->j.path);
 	if (!f->ck.have_key) {
-		p11e_journal_set_str(&f->j, "key", "label",
-				     f->ck.key.label);
+		p11e_journal_set_str(&f->j, "key", "label", f->ck.key.label);
 		p11e_journal_set_str(&f->j, "key", "type", f->cert->key_spec->name);
 		rc = save(f, P11E_ST_KEY_GENERATING, "making the key", err);
 		if (rc != P11E_OK)
@@ -158,8 +157,8 @@ static p11e_status open_key(struct flow *f, struct p11e_err *err)
 		if (rc != P11E_OK)
 			return fail(f, err, NULL);
 		p11e_fault_point("key-generated");
-		p11e_info("[cert:%s] generated a %s key on %s", f->cert->name,
-			  f->ck.key.spec->name, p11e_cert_key_where(&f->ck));
+		p11e_info("[cert:%s] generated a %s key on %s", f->cert->name, f->ck.key.spec->name,
+			  p11e_cert_key_where(&f->ck));
 	}
 	f->t_token += now_s() - t;
 	if (f->j.state >= P11E_ST_KEY_READY && f->j.state != P11E_ST_REJECTED)
@@ -248,7 +247,8 @@ static p11e_status open_ca(struct flow *f, struct p11e_err *err)
 	if (!f->ca_name)
 		f->ca_name = f->cert->ca;
 	/* An order in flight at the fallback CA is followed there. */
-	if (ordered_at && in_flight && f->cert->fallback_ca && strcmp(ordered_at, f->cert->fallback_ca) == 0)
+	if (ordered_at && in_flight && f->cert->fallback_ca &&
+	    strcmp(ordered_at, f->cert->fallback_ca) == 0)
 		f->ca_name = f->cert->fallback_ca;
 	/* An order in flight belongs to the CA it was placed with. */
 	if (ordered_at && strcmp(ordered_at, f->ca_name) != 0 && in_flight)
@@ -257,8 +257,9 @@ static p11e_status open_ca(struct flow *f, struct p11e_err *err)
 				    "configuration now names [ca:%s]; put ca = %s back until it "
 				    "is installed, or revoke/cancel it there and move %s aside",
 				    f->cert->name,
-				    p11e_journal_str(&f->j, "order", "order_id") ?
-					    p11e_journal_str(&f->j, "order", "order_id") : "(unknown)",
+				    p11e_journal_str(&f->j, "order", "order_id")
+					    ? p11e_journal_str(&f->j, "order", "order_id")
+					    : "(unknown)",
 				    ordered_at, f->cert->ca, ordered_at, f->j.path);
 	rc = p11e_ca_handle_open(f->cli->cfg, f->ca_name, &f->ca, err);
 	f->ca_open = rc == P11E_OK;
@@ -316,9 +317,12 @@ static p11e_status record_order(struct flow *f, const struct p11e_ca_result *res
  * next enroll orders with a new one. */
 static p11e_status rejected(struct flow *f, const struct p11e_ca_result *res, struct p11e_err *err)
 {
-	const char *order_id = res->order_id[0] ? res->order_id : p11e_journal_str(&f->j, "order", "order_id");
+	const char *order_id =
+		res->order_id[0] ? res->order_id : p11e_journal_str(&f->j, "order", "order_id");
 
-	p11e_ca_failure(res, order_id && *order_id ? "the order failed at the CA" : "the CA refused the order",
+	p11e_ca_failure(res,
+			order_id && *order_id ? "the order failed at the CA"
+					      : "the CA refused the order",
 			err);
 	if (order_id && *order_id) {
 		char id[sizeof(res->order_id)];
@@ -328,16 +332,19 @@ static p11e_status rejected(struct flow *f, const struct p11e_ca_result *res, st
 		p11e_journal_set_str(&f->j, "failed_order", "order_id", id);
 		p11e_journal_set_str(&f->j, "failed_order", "status",
 				     res->status_text[0] ? res->status_text : NULL);
-		p11e_journal_set_str(&f->j, "failed_order", "key_id", p11e_journal_str(&f->j, "key", "id"));
+		p11e_journal_set_str(&f->j, "failed_order", "key_id",
+				     p11e_journal_str(&f->j, "key", "id"));
 		p11e_journal_set_num(&f->j, "failed_order", "failed_at", (double)time(NULL));
 	}
 	p11e_journal_error(&f->j, err->msg, res->ca_code);
-	save(f, P11E_ST_REJECTED, order_id && *order_id ? "order failed at the CA" : "refused by the CA",
+	save(f, P11E_ST_REJECTED,
+	     order_id && *order_id ? "order failed at the CA" : "refused by the CA",
 	     &(struct p11e_err){ 0 });
 	if (order_id && *order_id)
 		p11e_info("[cert:%s] the next `p11enroll enroll %s` places a new order with a new key "
 			  "(the CA has seen this one in order %s)",
-			  f->cert->name, f->cert->name, p11e_journal_str(&f->j, "failed_order", "order_id"));
+			  f->cert->name, f->cert->name,
+			  p11e_journal_str(&f->j, "failed_order", "order_id"));
 	return P11E_EREJECTED;
 }
 
@@ -347,7 +354,8 @@ static bool placement_allowed(struct flow *f, struct p11e_err *err)
 {
 	struct p11e_http_opts opts = { 0 };
 	struct p11e_err ignore = { 0 };
-	unsigned max_retries = P11E_HTTP_DEFAULT_MAX_RETRIES, max_time = P11E_HTTP_DEFAULT_MAX_RETRY_TIME;
+	unsigned max_retries = P11E_HTTP_DEFAULT_MAX_RETRIES,
+		 max_time = P11E_HTTP_DEFAULT_MAX_RETRY_TIME;
 	double elapsed = f->placements ? now_s() - f->first_placement : 0;
 	unsigned char rnd;
 	unsigned delay_ms;
@@ -361,8 +369,8 @@ static bool placement_allowed(struct flow *f, struct p11e_err *err)
 	p11e_http_opts_free(&opts);
 	if (RAND_bytes(&rnd, 1) != 1)
 		rnd = 128;
-	delay_ms = p11e_http_backoff_ms(f->placements, P11E_HTTP_BACKOFF_BASE_MS, P11E_HTTP_BACKOFF_CAP_MS,
-					rnd / 255.0);
+	delay_ms = p11e_http_backoff_ms(f->placements, P11E_HTTP_BACKOFF_BASE_MS,
+					P11E_HTTP_BACKOFF_CAP_MS, rnd / 255.0);
 	if (f->placements > max_retries || elapsed + delay_ms / 1000.0 > (double)max_time) {
 		p11e_err_set(err, P11E_EFAIL,
 			     "[cert:%s] %u placement%s of this order got no certain answer from [ca:%s] "
@@ -374,8 +382,8 @@ static bool placement_allowed(struct flow *f, struct p11e_err *err)
 			     f->cert->name);
 		return false;
 	}
-	p11e_info("[cert:%s] placing the order again in %.1fs (attempt %u of at most %u)", f->cert->name,
-		  delay_ms / 1000.0, f->placements + 1, max_retries + 1);
+	p11e_info("[cert:%s] placing the order again in %.1fs (attempt %u of at most %u)",
+		  f->cert->name, delay_ms / 1000.0, f->placements + 1, max_retries + 1);
 	usleep(delay_ms * 1000u);
 	return true;
 }
@@ -401,7 +409,8 @@ static p11e_status order_intent(struct flow *f, char *idem, size_t len, struct p
 	p11e_hex(rnd, sizeof(rnd), hex);
 	snprintf(idem, len, "p11e-%s", hex);
 	p11e_journal_clear(&f->j, "order");
-	p11e_journal_set_num(&f->j, "order", "placed_after", (double)(time(NULL) - PLACE_WINDOW_SLACK));
+	p11e_journal_set_num(&f->j, "order", "placed_after",
+			     (double)(time(NULL) - PLACE_WINDOW_SLACK));
 	return P11E_OK;
 }
 
@@ -497,8 +506,9 @@ static p11e_status rate_limit(struct flow *f, struct p11e_err *err)
 
 	if (!ca || !ca->order_rate_n)
 		return P11E_OK;
-	account = ca->ops->account_key ? p11e_settings_get(&ca->settings, ca->ops->account_key, ca->name)
-				       : ca->name;
+	account = ca->ops->account_key
+			  ? p11e_settings_get(&ca->settings, ca->ops->account_key, ca->name)
+			  : ca->name;
 	snprintf(key, sizeof(key), "%s-%s", ca->ops->type, account);
 	return p11e_ratelimit_take(f->cli->cfg->state_dir, key, ca->order_rate_n,
 				   ca->order_rate_window, err);
@@ -614,8 +624,11 @@ static p11e_status reconcile(struct flow *f, struct p11e_err *err)
 		rc = save(f, P11E_ST_CSR_READY, "reconciled: no order exists", err);
 		break;
 	default:
-		p11e_ca_failure(&res, "cannot tell whether the interrupted order placement reached the CA", err);
-		p11e_err_prefix(err, "[cert:%s] no second order is placed until it can be checked", f->cert->name);
+		p11e_ca_failure(&res,
+				"cannot tell whether the interrupted order placement reached the CA",
+				err);
+		p11e_err_prefix(err, "[cert:%s] no second order is placed until it can be checked",
+				f->cert->name);
 		p11e_journal_error(&f->j, err->msg, res.ca_code);
 		save(f, P11E_ST_ORDER_UNKNOWN, "reconciliation failed", &(struct p11e_err){ 0 });
 		rc = P11E_EFAIL;
@@ -646,7 +659,8 @@ static void progress_draw(double left)
 	char elapsed[40];
 
 	if (e >= 3600)
-		snprintf(elapsed, sizeof(elapsed), "%ldh %02ldm %02lds", e / 3600, e % 3600 / 60, e % 60);
+		snprintf(elapsed, sizeof(elapsed), "%ldh %02ldm %02lds", e / 3600, e % 3600 / 60,
+			 e % 60);
 	else if (e >= 60)
 		snprintf(elapsed, sizeof(elapsed), "%ldm %02lds", e / 60, e % 60);
 	else
@@ -691,7 +705,8 @@ static void *progress_tick(void *unused)
 static void progress(struct flow *f, const struct p11e_ca_result *res, unsigned delay)
 {
 	const char *id = p11e_journal_str(&f->j, "order", "order_id");
-	const char *status = res->status_text[0] ? res->status_text : p11e_ca_outcome_name(res->outcome);
+	const char *status =
+		res->status_text[0] ? res->status_text : p11e_ca_outcome_name(res->outcome);
 	time_t placed = (time_t)p11e_journal_num(&f->j, "order", "recorded_at");
 	char head[sizeof(progress_line.head)];
 	pthread_t thread;
@@ -738,7 +753,8 @@ static p11e_status fetch(struct flow *f, struct p11e_err *err)
 		rc = p11e_ca_failure(&res, "cannot download the issued certificate", err);
 		fail(f, err, res.ca_code);
 	} else if (!res.chain_pem) {
-		rc = p11e_err_set(err, P11E_EFAIL, "the CA sent no certificate for order %s", ref.order_id);
+		rc = p11e_err_set(err, P11E_EFAIL, "the CA sent no certificate for order %s",
+				  ref.order_id);
 		fail(f, err, NULL);
 	} else {
 		p11e_journal_set_str(&f->j, "cert", "chain", res.chain_pem);
@@ -758,7 +774,8 @@ static void record_poll(struct flow *f, const struct p11e_ca_result *res, struct
 	const char *status;
 
 	if (note_instructions(f, res, tty_line)) {
-		save(f, P11E_ST_ORDER_PENDING, "domain validation instructions", &(struct p11e_err){ 0 });
+		save(f, P11E_ST_ORDER_PENDING, "domain validation instructions",
+		     &(struct p11e_err){ 0 });
 		o->dcv_instructions = p11e_journal_str(&f->j, "order", "dcv_instructions");
 	}
 	status = p11e_journal_str(&f->j, "order", "status");
@@ -805,7 +822,8 @@ static unsigned poll_delay(const struct p11e_ca_result *res, unsigned *backoff)
 
 /* The wait is over with the order pending: the next run continues it. */
 static p11e_status still_pending(struct flow *f, const struct p11e_order_ref *ref,
-				 const struct p11e_ca_result *res, time_t next_poll, struct p11e_err *err)
+				 const struct p11e_ca_result *res, time_t next_poll,
+				 struct p11e_err *err)
 {
 	p11e_journal_set_num(&f->j, "order", "next_poll", (double)next_poll);
 	save(f, P11E_ST_ORDER_PENDING, "still pending", &(struct p11e_err){ 0 });
@@ -900,15 +918,18 @@ static p11e_status install(struct flow *f, struct p11e_err *err)
 		snprintf(res.message, sizeof(res.message),
 			 "order %s: the CA issued a certificate that has already expired (notAfter %s); "
 			 "it was not installed",
-			 p11e_journal_str(&f->j, "order", "order_id") ?
-				 p11e_journal_str(&f->j, "order", "order_id") : "?", when);
+			 p11e_journal_str(&f->j, "order", "order_id")
+				 ? p11e_journal_str(&f->j, "order", "order_id")
+				 : "?",
+			 when);
 		rc = rejected(f, &res, err);
 		goto out;
 	}
 	if (rc == P11E_OK)
 		rc = p11e_issued_verify(&issued, f->cert, err);
 	if (rc != P11E_OK) {
-		p11e_err_prefix(err, "[cert:%s] the issued certificate was not installed", f->cert->name);
+		p11e_err_prefix(err, "[cert:%s] the issued certificate was not installed",
+				f->cert->name);
 		p11e_journal_error(&f->j, err->msg, NULL);
 		save(f, P11E_ST_VERIFY_FAILED, "verification failed; nothing installed",
 		     &(struct p11e_err){ 0 });
@@ -951,8 +972,8 @@ static p11e_status install(struct flow *f, struct p11e_err *err)
 		char when[32];
 
 		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%SZ", gmtime(&not_after));
-		p11e_info("[cert:%s] installed certificate %s, valid until %s", f->cert->name,
-			  serial, when);
+		p11e_info("[cert:%s] installed certificate %s, valid until %s", f->cert->name, serial,
+			  when);
 	}
 out:
 	p11e_issued_free(&issued);
@@ -1262,7 +1283,7 @@ time_t p11e_renew_due_journal(const struct p11e_journal *j, const struct p11e_ce
 	 * (docs/architecture.md). */
 	latest = (int64_t)p11e_journal_num(j, "cert", "not_after") - cert->renew_before;
 	return (time_t)(latest - (cert->fleet_slots ? p11e_renew_slot_spread(cert, latest)
-						       : p11e_renew_spread(cert)));
+						    : p11e_renew_spread(cert)));
 }
 
 /* Turns a monitored certificate into a renewal: the current order becomes
@@ -1278,7 +1299,8 @@ static p11e_status start_renewal(struct flow *f, struct p11e_err *err)
 		p11e_journal_set_str(&f->j, "previous", carried[i],
 				     p11e_journal_str(&f->j, "order", carried[i]));
 	p11e_journal_set_str(&f->j, "previous", "serial", p11e_journal_str(&f->j, "cert", "serial"));
-	p11e_journal_set_num(&f->j, "previous", "not_after", p11e_journal_num(&f->j, "cert", "not_after"));
+	p11e_journal_set_num(&f->j, "previous", "not_after",
+			     p11e_journal_num(&f->j, "cert", "not_after"));
 	p11e_journal_set_str(&f->j, "previous", "key_id", p11e_journal_str(&f->j, "key", "id"));
 	p11e_journal_clear(&f->j, "order");
 	p11e_journal_clear(&f->j, "csr");
@@ -1323,8 +1345,9 @@ p11e_status p11e_renew(struct p11e_cli *cli, const struct p11e_cert_conf *cert,
 				  "[cert:%s] needs operator action (%s: %s); fix the cause, then "
 				  "run `p11enroll enroll %s` (or renew --force)",
 				  cert->name, p11e_state_name(f.j.state),
-				  p11e_journal_str(&f.j, "last_error", "message") ?
-					  p11e_journal_str(&f.j, "last_error", "message") : "see status",
+				  p11e_journal_str(&f.j, "last_error", "message")
+					  ? p11e_journal_str(&f.j, "last_error", "message")
+					  : "see status",
 				  cert->name);
 		goto out;
 	}

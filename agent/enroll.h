@@ -9,8 +9,8 @@
 #include "cli.h"
 
 struct p11e_enroll_opts {
-	int64_t wait;        /* seconds to wait for issuance; <0: the configured wait */
-	int lock_wait;       /* seconds to wait for another p11enroll on the same certificate */
+	int64_t wait;  /* seconds to wait for issuance; <0: the configured wait */
+	int lock_wait; /* seconds to wait for another p11enroll on the same certificate */
 };
 
 /* Runs (or resumes) the enrolment of `cert` as far as it can go now.

@@ -146,11 +146,13 @@ static void finish(struct p11e_fleet_item *items, struct worker *w)
 		char msg[256];
 
 		if (WIFSIGNALED(st))
-			snprintf(msg, sizeof(msg), "[cert:%s] its worker process ended by signal %d; "
+			snprintf(msg, sizeof(msg),
+				 "[cert:%s] its worker process ended by signal %d; "
 				 "the journal resumes it on the next run",
 				 it->cert->name, WTERMSIG(st));
 		else
-			snprintf(msg, sizeof(msg), "[cert:%s] its worker process ended (exit status "
+			snprintf(msg, sizeof(msg),
+				 "[cert:%s] its worker process ended (exit status "
 				 "%d) without a result; the journal resumes it on the next run",
 				 it->cert->name, WIFEXITED(st) ? WEXITSTATUS(st) : -1);
 		record(it, P11E_EFAIL, true, msg);
@@ -160,9 +162,9 @@ static void finish(struct p11e_fleet_item *items, struct worker *w)
 
 /* Fills the free worker slots with the next items; an error when a worker
  * could not be started. */
-static p11e_status fill_slots(struct p11e_cli *cli, struct p11e_fleet_item *items, size_t n, size_t *next,
-		       size_t *live, p11e_fleet_fn fn, const void *opts, struct worker *w,
-		       unsigned parallel, struct p11e_err *err)
+static p11e_status fill_slots(struct p11e_cli *cli, struct p11e_fleet_item *items, size_t n,
+			      size_t *next, size_t *live, p11e_fleet_fn fn, const void *opts,
+			      struct worker *w, unsigned parallel, struct p11e_err *err)
 {
 	for (unsigned k = 0; k < parallel && *next < n && !p11e_stop_requested(); k++) {
 		if (w[k].pid)
@@ -205,8 +207,7 @@ static size_t collect(struct p11e_fleet_item *items, struct worker *w, const str
 }
 
 p11e_status p11e_fleet_run(struct p11e_cli *cli, struct p11e_fleet_item *items, size_t n,
-			   unsigned parallel, p11e_fleet_fn fn, const void *opts,
-			   struct p11e_err *err)
+			   unsigned parallel, p11e_fleet_fn fn, const void *opts, struct p11e_err *err)
 {
 	struct worker *w = NULL;
 	struct pollfd *pfd = NULL;
@@ -267,8 +268,7 @@ out:
 	return rc;
 }
 
-p11e_status p11e_fleet_tally(const struct p11e_fleet_item *items, size_t n,
-			     struct p11e_fleet_tally *t)
+p11e_status p11e_fleet_tally(const struct p11e_fleet_item *items, size_t n, struct p11e_fleet_tally *t)
 {
 	p11e_status fail = P11E_OK;
 

@@ -15,8 +15,8 @@ struct p11e_fleet_item {
 	const struct p11e_cert_conf *cert;
 	/* filled in by p11e_fleet_run */
 	p11e_status rc;
-	bool did;                 /* work was done (renew: it was due) */
-	bool ran;                 /* false: never started (stop request) */
+	bool did; /* work was done (renew: it was due) */
+	bool ran; /* false: never started (stop request) */
 	char msg[sizeof(((struct p11e_err *)0)->msg)];
 };
 
@@ -42,7 +42,6 @@ struct p11e_fleet_tally {
 };
 p11e_status p11e_fleet_tally(const struct p11e_fleet_item *items, size_t n,
 			     struct p11e_fleet_tally *t);
-
 
 
 /* Logs the error of a finished item, naming its certificate. */

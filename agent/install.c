@@ -59,12 +59,14 @@ static p11e_status check_names(X509 *leaf, const struct p11e_cert_conf *cert, st
 				const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, k);
 
 				if (g->type == GEN_DNS &&
-				    strcasecmp((const char *)ASN1_STRING_get0_data(g->d.dNSName), name) == 0)
+				    strcasecmp((const char *)ASN1_STRING_get0_data(g->d.dNSName),
+					       name) == 0)
 					ok = 1;
 			}
 			GENERAL_NAMES_free(gens);
 		} else {
-			ok = X509_check_host(leaf, name, 0, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS, NULL) == 1;
+			ok = X509_check_host(leaf, name, 0, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS,
+					     NULL) == 1;
 		}
 		if (!ok)
 			return p11e_err_set(err, P11E_EFAIL,
@@ -137,7 +139,8 @@ static p11e_status check_chain(const struct p11e_issued *issued, struct p11e_err
 	}
 	X509_STORE_CTX_set_purpose(ctx, X509_PURPOSE_SSL_SERVER);
 	if (X509_verify_cert(ctx) != 1) {
-		rc = p11e_err_set(err, P11E_EFAIL, "the certificate chain does not verify: %s (at depth %d)",
+		rc = p11e_err_set(err, P11E_EFAIL,
+				  "the certificate chain does not verify: %s (at depth %d)",
 				  X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)),
 				  X509_STORE_CTX_get_error_depth(ctx));
 		goto out;
@@ -149,8 +152,8 @@ out:
 	return rc;
 }
 
-p11e_status p11e_issued_verify(const struct p11e_issued *issued,
-			       const struct p11e_cert_conf *cert, struct p11e_err *err)
+p11e_status p11e_issued_verify(const struct p11e_issued *issued, const struct p11e_cert_conf *cert,
+			       struct p11e_err *err)
 {
 	p11e_status rc = check_dates(issued->leaf, err);
 
@@ -168,7 +171,8 @@ char *p11e_issued_leaf_pem(const struct p11e_issued *issued)
 
 char *p11e_issued_chain_pem(const struct p11e_issued *issued)
 {
-	return p11e_certs_pem(NULL, issued->cas, sk_X509_num(issued->cas) - (issued->has_root ? 1 : 0));
+	return p11e_certs_pem(NULL, issued->cas,
+			      sk_X509_num(issued->cas) - (issued->has_root ? 1 : 0));
 }
 
 void p11e_issued_serial(const struct p11e_issued *issued, char *buf, size_t len)
@@ -197,8 +201,8 @@ static p11e_status write_one(const struct p11e_cert_conf *cert, const char *path
 	return rc;
 }
 
-p11e_status p11e_install_files(const struct p11e_cert_conf *cert,
-			       const struct p11e_issued *issued, struct p11e_err *err)
+p11e_status p11e_install_files(const struct p11e_cert_conf *cert, const struct p11e_issued *issued,
+			       struct p11e_err *err)
 {
 	char *leaf = p11e_issued_leaf_pem(issued), *chain = p11e_issued_chain_pem(issued);
 	char *full = NULL;
@@ -227,15 +231,13 @@ static void add_env(char **env, size_t *n, const char *name, const char *value)
 		(*n)++;
 }
 
-p11e_status p11e_run_post_install(const struct p11e_cert_conf *cert,
-				  const struct p11e_issued *issued, const char *key_uri,
-				  struct p11e_err *err)
+p11e_status p11e_run_post_install(const struct p11e_cert_conf *cert, const struct p11e_issued *issued,
+				  const char *key_uri, struct p11e_err *err)
 {
 	static const char *const keep[] = { "PATH", "HOME", "LANG", "LC_ALL", "TZ", NULL };
 	char *env[32], serial[130], not_after[32], why[768], what[256];
 	char *const argv[] = { "sh", "-c", (char *)cert->post_install, NULL };
-	const struct p11e_hook hook = { .what = what, .path = "/bin/sh", .argv = argv,
-					.envp = env };
+	const struct p11e_hook hook = { .what = what, .path = "/bin/sh", .argv = argv, .envp = env };
 	time_t expiry = p11e_issued_not_after(issued);
 	struct tm tm;
 	size_t n = 0;

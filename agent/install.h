@@ -11,7 +11,7 @@
 
 struct p11e_issued {
 	X509 *leaf;
-	STACK_OF(X509) *cas;  /* ordered: the leaf's issuer first, up to the root if sent */
+	STACK_OF(X509) * cas; /* ordered: the leaf's issuer first, up to the root if sent */
 	bool has_root;        /* the last of cas is self-signed */
 };
 
@@ -22,8 +22,8 @@ p11e_status p11e_issued_parse(const char *pem, EVP_PKEY *pub, struct p11e_issued
 			      struct p11e_err *err);
 /* The leaf covers every requested name, the chain links leaf → issuers
  * (→ root when sent) with valid signatures and CA flags, dates are sane. */
-p11e_status p11e_issued_verify(const struct p11e_issued *issued,
-			       const struct p11e_cert_conf *cert, struct p11e_err *err);
+p11e_status p11e_issued_verify(const struct p11e_issued *issued, const struct p11e_cert_conf *cert,
+			       struct p11e_err *err);
 void p11e_issued_free(struct p11e_issued *issued);
 
 /* PEM texts: the leaf; the CA certificates a server sends (no root). */
@@ -35,14 +35,13 @@ time_t p11e_issued_not_after(const struct p11e_issued *issued);
 
 /* cert_file, chain_file, fullchain_file (those configured), each by
  * temporary file + rename, folders created (0755). */
-p11e_status p11e_install_files(const struct p11e_cert_conf *cert,
-			       const struct p11e_issued *issued, struct p11e_err *err);
+p11e_status p11e_install_files(const struct p11e_cert_conf *cert, const struct p11e_issued *issued,
+			       struct p11e_err *err);
 
 /* Runs post_install through /bin/sh with a clean environment (PATH, HOME,
  * LANG, TZ and P11ENROLL_* only — never a secret) and waits for it, at most
  * [agent] hook_timeout: then its whole process group is killed. */
-p11e_status p11e_run_post_install(const struct p11e_cert_conf *cert,
-				  const struct p11e_issued *issued, const char *key_uri,
-				  struct p11e_err *err);
+p11e_status p11e_run_post_install(const struct p11e_cert_conf *cert, const struct p11e_issued *issued,
+				  const char *key_uri, struct p11e_err *err);
 
 #endif

@@ -22,9 +22,9 @@
 #define HISTORY_MAX 30
 
 static const char *const state_names[] = {
-	"new", "key-generating", "key-ready", "csr-ready", "order-placing", "order-unknown",
-	"order-pending", "cert-issued", "installing", "installed", "monitoring", "rejected",
-	"verify-failed",
+	"new",           "key-generating", "key-ready",     "csr-ready",  "order-placing",
+	"order-unknown", "order-pending",  "cert-issued",   "installing", "installed",
+	"monitoring",    "rejected",       "verify-failed",
 };
 #define N_STATES (sizeof(state_names) / sizeof(state_names[0]))
 
@@ -63,7 +63,8 @@ static p11e_status lock(struct p11e_journal *j, const char *state_dir, int wait_
 		return p11e_err_set(err, P11E_EFAIL, "cannot open lock %s: %s", path, strerror(errno));
 	while (flock(j->lock_fd, LOCK_EX | LOCK_NB) != 0) {
 		if (errno != EWOULDBLOCK && errno != EINTR)
-			return p11e_err_set(err, P11E_EFAIL, "cannot lock %s: %s", path, strerror(errno));
+			return p11e_err_set(err, P11E_EFAIL, "cannot lock %s: %s", path,
+					    strerror(errno));
 		if (waited_ms >= wait_s * 1000) {
 			ssize_t n = pread(j->lock_fd, pid, sizeof(pid) - 1, 0);
 
@@ -96,26 +97,46 @@ struct member {
 /* The members p11enroll reads, with their types. Others may be added within
  * a version (readers ignore what they do not know), never retyped. */
 static const struct member members[] = {
-	{ "key", "id", STR }, { "key", "uri", STR }, { "key", "label", STR },
-	{ "key", "type", STR }, { "key", "next_id", STR },
+	{ "key", "id", STR },
+	{ "key", "uri", STR },
+	{ "key", "label", STR },
+	{ "key", "type", STR },
+	{ "key", "next_id", STR },
 	{ "csr", "pem", STR },
-	{ "order", "ca", STR }, { "order", "ca_type", STR }, { "order", "idempotency_id", STR },
-	{ "order", "order_id", STR }, { "order", "request_id", STR }, { "order", "status", STR },
-	{ "order", "placed_after", NUM }, { "order", "recorded_at", NUM },
-	{ "order", "issued_at", NUM }, { "order", "next_poll", NUM },
-	{ "cert", "chain", STR }, { "cert", "serial", STR }, { "cert", "not_after", NUM },
+	{ "order", "ca", STR },
+	{ "order", "ca_type", STR },
+	{ "order", "idempotency_id", STR },
+	{ "order", "order_id", STR },
+	{ "order", "request_id", STR },
+	{ "order", "status", STR },
+	{ "order", "placed_after", NUM },
+	{ "order", "recorded_at", NUM },
+	{ "order", "issued_at", NUM },
+	{ "order", "next_poll", NUM },
+	{ "cert", "chain", STR },
+	{ "cert", "serial", STR },
+	{ "cert", "not_after", NUM },
 	{ "cert", "installed_at", NUM },
-	{ "previous", "order_id", STR }, { "previous", "request_id", STR },
-	{ "previous", "ca", STR }, { "previous", "ca_type", STR }, { "previous", "serial", STR },
-	{ "previous", "key_id", STR }, { "previous", "not_after", NUM },
-	{ "last_error", "at", NUM }, { "last_error", "message", STR },
+	{ "previous", "order_id", STR },
+	{ "previous", "request_id", STR },
+	{ "previous", "ca", STR },
+	{ "previous", "ca_type", STR },
+	{ "previous", "serial", STR },
+	{ "previous", "key_id", STR },
+	{ "previous", "not_after", NUM },
+	{ "last_error", "at", NUM },
+	{ "last_error", "message", STR },
 	{ "last_error", "ca_code", STR },
-	{ "revocation", "at", NUM }, { "revocation", "reason", STR },
-	{ "revocation", "order_id", STR }, { "revocation", "serial", STR },
+	{ "revocation", "at", NUM },
+	{ "revocation", "reason", STR },
+	{ "revocation", "order_id", STR },
+	{ "revocation", "serial", STR },
 	{ "revocation", "message", STR },
-	{ "fallback", "primary_failing_since", NUM }, { "fallback", "reason", STR },
+	{ "fallback", "primary_failing_since", NUM },
+	{ "fallback", "reason", STR },
 	{ "fallback", "active", STR },
-	{ "revocation", "refund", STR }, { "revocation", "refund_status", STR },
+	{ "revocation", "refund", STR },
+	{ "revocation", "refund_status", STR },
 };
 
 /* What a state cannot go on without: the next step reads it. */
@@ -134,20 +155,26 @@ static const struct need needs[] = {
 
 static const char *kind_name(const cJSON *v)
 {
-	if (cJSON_IsString(v)) return "a string";
-	if (cJSON_IsNumber(v)) return "a number";
-	if (cJSON_IsBool(v)) return "a boolean";
-	if (cJSON_IsNull(v)) return "null";
-	if (cJSON_IsArray(v)) return "an array";
-	if (cJSON_IsObject(v)) return "an object";
+	if (cJSON_IsString(v))
+		return "a string";
+	if (cJSON_IsNumber(v))
+		return "a number";
+	if (cJSON_IsBool(v))
+		return "a boolean";
+	if (cJSON_IsNull(v))
+		return "null";
+	if (cJSON_IsArray(v))
+		return "an array";
+	if (cJSON_IsObject(v))
+		return "an object";
 	return "something else";
 }
 
 /* Says in `why` what is wrong with the document, false when something is. */
 static bool check_schema(const cJSON *doc, const char *name, char *why, size_t len)
 {
-	static const char *const sections[] = { "key", "csr", "order", "cert", "previous",
-						"last_error", "revocation", "fallback" };
+	static const char *const sections[] = { "key",      "csr",        "order",      "cert",
+						"previous", "last_error", "revocation", "fallback" };
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(doc, "version"), *item;
 
 	if (!cJSON_IsObject(doc))
@@ -155,60 +182,77 @@ static bool check_schema(const cJSON *doc, const char *name, char *why, size_t l
 	if (!cJSON_IsNumber(v) || !(v->valuedouble >= 1 && v->valuedouble <= 1e9) ||
 	    v->valuedouble != (double)(long long)v->valuedouble)
 		return snprintf(why, len, "\"version\" is %s, expected a whole number from 1",
-				v ? kind_name(v) : "missing"), false;
+				v ? kind_name(v) : "missing"),
+		       false;
 	if (v->valuedouble > JOURNAL_VERSION)
 		return snprintf(why, len,
 				"it has version %lld, written by a newer p11enroll (this one reads "
 				"version %d); use that p11enroll",
-				(long long)v->valuedouble, JOURNAL_VERSION), false;
+				(long long)v->valuedouble, JOURNAL_VERSION),
+		       false;
 	v = cJSON_GetObjectItemCaseSensitive(doc, "name");
 	if (v && (!cJSON_IsString(v) || strcmp(v->valuestring, name) != 0))
-		return snprintf(why, len, "\"name\" is %s%s%.60s%s, not \"%s\"",
-				kind_name(v), cJSON_IsString(v) ? " \"" : "",
+		return snprintf(why, len, "\"name\" is %s%s%.60s%s, not \"%s\"", kind_name(v),
+				cJSON_IsString(v) ? " \"" : "",
 				cJSON_IsString(v) ? v->valuestring : "", cJSON_IsString(v) ? "\"" : "",
-				name), false;
+				name),
+		       false;
 	v = cJSON_GetObjectItemCaseSensitive(doc, "state");
 	if (!cJSON_IsString(v))
 		return snprintf(why, len, "\"state\" is %s, expected a string",
-				v ? kind_name(v) : "missing"), false;
+				v ? kind_name(v) : "missing"),
+		       false;
 	if (p11e_state_parse(v->valuestring) < 0)
 		return snprintf(why, len, "\"state\" is \"%.60s\", which this p11enroll does not know",
-				v->valuestring), false;
+				v->valuestring),
+		       false;
 	for (size_t i = 0; i < sizeof(sections) / sizeof(sections[0]); i++) {
 		item = cJSON_GetObjectItemCaseSensitive(doc, sections[i]);
 		if (item && !cJSON_IsObject(item))
 			return snprintf(why, len, "\"%s\" is %s, expected an object", sections[i],
-					kind_name(item)), false;
+					kind_name(item)),
+			       false;
 	}
 	for (size_t i = 0; i < sizeof(members) / sizeof(members[0]); i++) {
-		item = cJSON_GetObjectItemCaseSensitive(
-			cJSON_GetObjectItemCaseSensitive(doc, members[i].section), members[i].key);
+		item = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(doc,
+											 members[i]
+												 .section),
+							members[i].key);
 		if (item && !(members[i].kind == STR ? cJSON_IsString(item) : cJSON_IsNumber(item)))
 			return snprintf(why, len, "\"%s.%s\" is %s, expected %s", members[i].section,
 					members[i].key, kind_name(item),
-					members[i].kind == STR ? "a string" : "a number"), false;
+					members[i].kind == STR ? "a string" : "a number"),
+			       false;
 	}
 	item = cJSON_GetObjectItemCaseSensitive(doc, "history");
 	if (item && !cJSON_IsArray(item))
-		return snprintf(why, len, "\"history\" is %s, expected an array", kind_name(item)), false;
+		return snprintf(why, len, "\"history\" is %s, expected an array", kind_name(item)),
+		       false;
 	item = cJSON_GetObjectItemCaseSensitive(doc, "old_keys");
 	if (item && !cJSON_IsArray(item))
-		return snprintf(why, len, "\"old_keys\" is %s, expected an array", kind_name(item)), false;
-	cJSON_ArrayForEach(v, item)
+		return snprintf(why, len, "\"old_keys\" is %s, expected an array", kind_name(item)),
+		       false;
+	cJSON_ArrayForEach (v, item)
 		if (!cJSON_IsString(v))
 			return snprintf(why, len, "\"old_keys\" holds %s, expected key ids (strings)",
-					kind_name(v)), false;
+					kind_name(v)),
+			       false;
 	for (size_t i = 0; i < sizeof(needs) / sizeof(needs[0]); i++) {
-		int s = p11e_state_parse(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(doc, "state")));
+		int s = p11e_state_parse(
+			cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(doc, "state")));
 		const char *got;
 
 		if (s < (int)needs[i].from || s > (int)needs[i].to)
 			continue;
-		got = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
-			cJSON_GetObjectItemCaseSensitive(doc, needs[i].section), needs[i].key));
+		got = cJSON_GetStringValue(
+			cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(doc,
+											  needs[i].section),
+							 needs[i].key));
 		if (!got || !*got)
-			return snprintf(why, len, "state %s needs \"%s.%s\", which is missing or empty",
-					p11e_state_name((p11e_state)s), needs[i].section, needs[i].key),
+			return snprintf(why, len,
+					"state %s needs \"%s.%s\", which is missing or empty",
+					p11e_state_name((p11e_state)s), needs[i].section,
+					needs[i].key),
 			       false;
 	}
 	return true;
@@ -238,7 +282,8 @@ static p11e_status load(struct p11e_journal *j, bool *found, struct p11e_err *er
 		const char *at = cJSON_GetErrorPtr();
 
 		if (at && at >= text && at <= text + len)
-			snprintf(why, sizeof(why), "it is not valid JSON (truncated or cut at byte %zu of %zu)",
+			snprintf(why, sizeof(why),
+				 "it is not valid JSON (truncated or cut at byte %zu of %zu)",
 				 (size_t)(at - text), len);
 		else
 			snprintf(why, sizeof(why), "it is not valid JSON (%zu bytes)", len);
@@ -381,8 +426,7 @@ double p11e_journal_num(const struct p11e_journal *j, const char *sect, const ch
 	return cJSON_IsNumber(v) ? v->valuedouble : 0;
 }
 
-void p11e_journal_set_str(struct p11e_journal *j, const char *sect, const char *key,
-			  const char *value)
+void p11e_journal_set_str(struct p11e_journal *j, const char *sect, const char *key, const char *value)
 {
 	cJSON *s = section(j, sect);
 

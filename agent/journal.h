@@ -20,15 +20,15 @@ typedef enum {
 	P11E_ST_KEY_GENERATING, /* intent: a key is being made (restart: look for it by label first) */
 	P11E_ST_KEY_READY,      /* key.id recorded */
 	P11E_ST_CSR_READY,      /* csr recorded for that key */
-	P11E_ST_ORDER_PLACING,  /* intent: order.idempotency_id recorded (restart: reconcile, never place blindly) */
-	P11E_ST_ORDER_UNKNOWN,  /* the placement's outcome is unknown (restart: reconcile) */
-	P11E_ST_ORDER_PENDING,  /* order ids recorded (restart: poll) */
-	P11E_ST_CERT_ISSUED,    /* leaf + chain recorded (restart: verify, install) */
-	P11E_ST_INSTALLING,     /* intent: files/objects being written (restart: write again) */
-	P11E_ST_INSTALLED,      /* written; post_install to run */
-	P11E_ST_MONITORING,     /* done; watching the expiry */
-	P11E_ST_REJECTED,       /* the CA refused: operator action, the next enroll starts a new order */
-	P11E_ST_VERIFY_FAILED,  /* the issued certificate failed verification: nothing installed */
+	P11E_ST_ORDER_PLACING, /* intent: order.idempotency_id recorded (restart: reconcile, never place blindly) */
+	P11E_ST_ORDER_UNKNOWN, /* the placement's outcome is unknown (restart: reconcile) */
+	P11E_ST_ORDER_PENDING, /* order ids recorded (restart: poll) */
+	P11E_ST_CERT_ISSUED,   /* leaf + chain recorded (restart: verify, install) */
+	P11E_ST_INSTALLING,    /* intent: files/objects being written (restart: write again) */
+	P11E_ST_INSTALLED,     /* written; post_install to run */
+	P11E_ST_MONITORING,    /* done; watching the expiry */
+	P11E_ST_REJECTED, /* the CA refused: operator action, the next enroll starts a new order */
+	P11E_ST_VERIFY_FAILED, /* the issued certificate failed verification: nothing installed */
 } p11e_state;
 
 const char *p11e_state_name(p11e_state state);
@@ -68,8 +68,7 @@ const char *p11e_journal_str(const struct p11e_journal *j, const char *section, 
 double p11e_journal_num(const struct p11e_journal *j, const char *section, const char *key);
 void p11e_journal_set_str(struct p11e_journal *j, const char *section, const char *key,
 			  const char *value);
-void p11e_journal_set_num(struct p11e_journal *j, const char *section, const char *key,
-			  double value);
+void p11e_journal_set_num(struct p11e_journal *j, const char *section, const char *key, double value);
 /* Drops a whole section. */
 void p11e_journal_clear(struct p11e_journal *j, const char *section);
 /* Records the last error (message, CA code) without changing the state. */

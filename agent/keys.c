@@ -295,7 +295,7 @@ bool p11e_cert_key_has_objects(const struct p11e_cert_key *ck)
 	return p11e_keystore_has_objects(ck->ks);
 }
 
-p11e_status p11e_cert_key_store_chain(struct p11e_cert_key *ck, X509 *leaf, STACK_OF(X509) *cas,
+p11e_status p11e_cert_key_store_chain(struct p11e_cert_key *ck, X509 *leaf, STACK_OF(X509) * cas,
 				      struct p11e_err *err)
 {
 	p11e_status rc = p11e_keystore_has_objects(ck->ks) ? acquire(ck, err) : P11E_OK;
@@ -310,8 +310,7 @@ p11e_status p11e_cert_key_commit(struct p11e_cert_key *ck, struct p11e_err *err)
 	return p11e_keystore_commit(ck->ks, err);
 }
 
-p11e_status p11e_cert_key_remove(struct p11e_cert_key *ck, const char *id_hex,
-				 struct p11e_err *err)
+p11e_status p11e_cert_key_remove(struct p11e_cert_key *ck, const char *id_hex, struct p11e_err *err)
 {
 	p11e_status rc = acquire(ck, err);
 

@@ -20,8 +20,8 @@ struct p11e_cert_key {
 	struct p11e_keystore *ks;
 	struct p11e_keystore_key key;
 	bool have_key;
-	bool generated;          /* made by this run */
-	int lock_fd;             /* the token lock when locked */
+	bool generated; /* made by this run */
+	int lock_fd;    /* the token lock when locked */
 	bool locked;
 };
 
@@ -72,7 +72,7 @@ void p11e_cert_key_id_hex(const struct p11e_cert_key *ck, char *buf, size_t len)
 /* Whether certificate objects can be stored beside the key (a token). */
 bool p11e_cert_key_has_objects(const struct p11e_cert_key *ck);
 /* Stores the leaf beside the key and the CA certificates (token only). */
-p11e_status p11e_cert_key_store_chain(struct p11e_cert_key *ck, X509 *leaf, STACK_OF(X509) *cas,
+p11e_status p11e_cert_key_store_chain(struct p11e_cert_key *ck, X509 *leaf, STACK_OF(X509) * cas,
 				      struct p11e_err *err);
 /* Makes the key in use the one that the configured key names, once its
  * certificate is installed: provider keys switch the PATH link to
@@ -85,8 +85,7 @@ p11e_status p11e_cert_key_commit(struct p11e_cert_key *ck, struct p11e_err *err)
 /* Removes the key with CKA_ID `id_hex` (and its certificate objects);
  * provider keys: deletes the wrapped-key file PATH.<ID>, never the one in
  * use or the one PATH names. */
-p11e_status p11e_cert_key_remove(struct p11e_cert_key *ck, const char *id_hex,
-				 struct p11e_err *err);
+p11e_status p11e_cert_key_remove(struct p11e_cert_key *ck, const char *id_hex, struct p11e_err *err);
 /* The key's URI (token, object, id, module; never a PIN); free(). */
 char *p11e_cert_key_uri(const struct p11e_cert_key *ck);
 /* "'edge' (SoftHSM …)" or the provider's description. */

@@ -67,8 +67,7 @@ static const struct p11e_command commands[] = {
 	  "for; one line per check. Without arguments, checks everything configured.\n"
 	  "Exit non-zero on any failure.",
 	  p11e_cmd_check },
-	{ "products", "CA",
-	  "Lists what the CA offers this account (code, name, category).",
+	{ "products", "CA", "Lists what the CA offers this account (code, name, category).",
 	  p11e_cmd_products },
 	{ "orders", "CA [--since YYYY-MM-DD]",
 	  "Lists the CA's inventory of orders, every page, optionally only those placed\n"
@@ -88,7 +87,8 @@ static const struct p11e_command commands[] = {
 	  "in progress without a certificate, expired or expiring, revoked).\n"
 	  "Exit: 0 all healthy, 1 a certificate needs attention, 2 configuration.",
 	  p11e_cmd_status },
-	{ "revoke", "NAME [--reason R] [--no-refund | --refund-status] | --ca CA --order ID [--reason R]",
+	{ "revoke",
+	  "NAME [--reason R] [--no-refund | --refund-status] | --ca CA --order ID [--reason R]",
 	  "Asks the CA that issued the installed certificate of [cert:NAME] to revoke it,\n"
 	  "and records the outcome in the journal (section revocation); `renew` then\n"
 	  "replaces the certificate at once. R: unspecified, keyCompromise, caCompromise,\n"
@@ -99,7 +99,8 @@ static const struct p11e_command commands[] = {
 	  "Exit: 0 revoked (or already), 1 failure or nothing to revoke, 2 configuration\n"
 	  "or a reason the CA cannot take, 4 refused by the CA.",
 	  p11e_cmd_revoke },
-	{ "reconcile", "[CA…] [--json] [--since YYYY-MM-DD] [--full] [--include-expired] [--prometheus FILE]",
+	{ "reconcile",
+	  "[CA…] [--json] [--since YYYY-MM-DD] [--full] [--include-expired] [--prometheus FILE]",
 	  "Reads the order inventory of each CA (or those named), every page, and classes\n"
 	  "every order p11enroll placed (its idempotency tag) or that names a configured\n"
 	  "certificate's domain: installed (here and current), in-progress (a journal\n"
@@ -210,14 +211,16 @@ static bool unknown_option(const struct p11e_command *cmd, int argc, char **argv
 		if (strcmp(a, "--json") == 0 || strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0 ||
 		    strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0 || strcmp(a, "-c") == 0 ||
 		    strcmp(a, "--config") == 0) {
-			p11e_error("%s: '%s' goes before the command: p11enroll %s%s %s …", cmd->name, a, a,
-				   a[1] == 'c' || strcmp(a, "--config") == 0 ? " FILE" : "", cmd->name);
+			p11e_error("%s: '%s' goes before the command: p11enroll %s%s %s …", cmd->name,
+				   a, a, a[1] == 'c' || strcmp(a, "--config") == 0 ? " FILE" : "",
+				   cmd->name);
 			return true;
 		}
 		for (size_t k = 0; opts && k < 6 && opts[k]; k++) {
 			n = strcspn(opts[k], "=");
 			if (opts[k][n] == '=' && strncmp(a, opts[k], n) == 0 && a[n] == '=') {
-				p11e_error("%s: write '%.*s %s', not '%s'", cmd->name, (int)n, a, a + n + 1, a);
+				p11e_error("%s: write '%.*s %s', not '%s'", cmd->name, (int)n, a,
+					   a + n + 1, a);
 				return true;
 			}
 		}
@@ -239,8 +242,8 @@ static bool unknown_option(const struct p11e_command *cmd, int argc, char **argv
 			p11e_error("%s: unknown option '%s'; did you mean %.*s? (p11enroll help %s)",
 				   cmd->name, a, (int)strcspn(best, "="), best, cmd->name);
 		else
-			p11e_error("%s: unknown option '%s'; it takes %s (p11enroll help %s)", cmd->name,
-				   a, *known ? known : "no options", cmd->name);
+			p11e_error("%s: unknown option '%s'; it takes %s (p11enroll help %s)",
+				   cmd->name, a, *known ? known : "no options", cmd->name);
 		return true;
 	}
 	return false;
@@ -317,9 +320,8 @@ static int help(int argc, char **argv)
 
 static void usage(FILE *out)
 {
-	fprintf(out,
-		"usage: p11enroll [-c FILE] [-v | -q] [--json] COMMAND [ARGS]\n\n"
-		"Commands:\n");
+	fprintf(out, "usage: p11enroll [-c FILE] [-v | -q] [--json] COMMAND [ARGS]\n\n"
+		     "Commands:\n");
 	for (size_t i = 0; i < N_COMMANDS; i++)
 		fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].synopsis);
 	fprintf(out, "  %-9s %s\n", "help", "[COMMAND]");
@@ -373,8 +375,8 @@ p11e_status p11e_cli_config(struct p11e_cli *cli, struct p11e_err *err)
 	return P11E_OK;
 }
 
-p11e_status p11e_cli_cert(struct p11e_cli *cli, const char *name,
-			  const struct p11e_cert_conf **out, struct p11e_err *err)
+p11e_status p11e_cli_cert(struct p11e_cli *cli, const char *name, const struct p11e_cert_conf **out,
+			  struct p11e_err *err)
 {
 	char names[512] = "";
 	p11e_status rc = p11e_cli_config(cli, err);
@@ -425,13 +427,27 @@ int main(int argc, char **argv)
 	/* '+': options after the command belong to the command. */
 	while ((opt = getopt_long(argc, argv, "+c:vqhV", options, NULL)) != -1) {
 		switch (opt) {
-		case 'c': cli.config_path = optarg; break;
-		case 'v': cli.verbosity = 1; break;
-		case 'q': cli.verbosity = -1; break;
-		case 'j': cli.json = true; break;
-		case 'h': usage(stdout); return 0;
-		case 'V': printf("p11enroll %s\n", P11E_VERSION); return 0;
-		default: usage(stderr); return P11E_EUSAGE;
+		case 'c':
+			cli.config_path = optarg;
+			break;
+		case 'v':
+			cli.verbosity = 1;
+			break;
+		case 'q':
+			cli.verbosity = -1;
+			break;
+		case 'j':
+			cli.json = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("p11enroll %s\n", P11E_VERSION);
+			return 0;
+		default:
+			usage(stderr);
+			return P11E_EUSAGE;
 		}
 	}
 	if (cli.verbosity > 0)
@@ -455,8 +471,8 @@ int main(int argc, char **argv)
 		/* The commands that wait (for a CA, between polls, for a due
 		 * time) stop within P11E_STOP_GRACE_MS of SIGTERM/SIGINT; the
 		 * journal resumes their work. The agent's stop is a success. */
-		if (strcmp(commands[i].name, "enroll") == 0 || strcmp(commands[i].name, "renew") == 0 ||
-		    strcmp(commands[i].name, "agent") == 0)
+		if (strcmp(commands[i].name, "enroll") == 0 ||
+		    strcmp(commands[i].name, "renew") == 0 || strcmp(commands[i].name, "agent") == 0)
 			p11e_stop_init(strcmp(commands[i].name, "agent") == 0 ? 0 : -1);
 		/* Commands parse their own options from argv[0..]. */
 		rc = commands[i].run(&cli, argc - optind + 1, argv + optind - 1, &err);

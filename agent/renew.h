@@ -11,10 +11,10 @@
 #include "cli.h"
 
 struct p11e_renew_opts {
-	bool force;     /* renew even when not inside the window */
-	bool dry_run;   /* say what would be done; no CA order, no token change */
-	int64_t wait;   /* seconds to wait for issuance; <0: the configured wait */
-	int lock_wait;  /* seconds to wait for another p11enroll on the same certificate */
+	bool force;    /* renew even when not inside the window */
+	bool dry_run;  /* say what would be done; no CA order, no token change */
+	int64_t wait;  /* seconds to wait for issuance; <0: the configured wait */
+	int lock_wait; /* seconds to wait for another p11enroll on the same certificate */
 };
 
 /* When [cert:NAME] is next due: notAfter - renew_before for a monitored

@@ -40,14 +40,20 @@ static const char *next_action(const struct p11e_cert_status *st)
 	if (!st->found)
 		return "enroll";
 	switch (st->state) {
-	case P11E_ST_NEW: return "enroll";
+	case P11E_ST_NEW:
+		return "enroll";
 	case P11E_ST_ORDER_PLACING:
-	case P11E_ST_ORDER_UNKNOWN: return "reconcile";
-	case P11E_ST_ORDER_PENDING: return "poll";
-	case P11E_ST_MONITORING: return "renew";
+	case P11E_ST_ORDER_UNKNOWN:
+		return "reconcile";
+	case P11E_ST_ORDER_PENDING:
+		return "poll";
+	case P11E_ST_MONITORING:
+		return "renew";
 	case P11E_ST_REJECTED:
-	case P11E_ST_VERIFY_FAILED: return "operator"; /* renew waits for enroll after the fix */
-	default: return "resume";
+	case P11E_ST_VERIFY_FAILED:
+		return "operator"; /* renew waits for enroll after the fix */
+	default:
+		return "resume";
 	}
 }
 
@@ -81,7 +87,8 @@ static void assess(const struct p11e_config *cfg, struct p11e_cert_status *st, t
 	 * enroll refuses to go on until the operator decides. */
 	if (!st->damaged && ordered_at && st->state >= P11E_ST_ORDER_PLACING &&
 	    st->state <= P11E_ST_CERT_ISSUED &&
-	    (!st->cert->ca || strcmp(ordered_at, st->cert->ca) != 0 || !p11e_config_ca(cfg, ordered_at)) &&
+	    (!st->cert->ca || strcmp(ordered_at, st->cert->ca) != 0 ||
+	     !p11e_config_ca(cfg, ordered_at)) &&
 	    !(st->cert->fallback_ca && strcmp(ordered_at, st->cert->fallback_ca) == 0))
 		set_problem(st, "untracked",
 			    "order %.40s is at [ca:%.40s], which the configuration no longer names "
@@ -105,8 +112,8 @@ static void assess(const struct p11e_config *cfg, struct p11e_cert_status *st, t
 		set_problem(st, "revoked", "the certificate is revoked; renew replaces it");
 }
 
-void p11e_status_read(const struct p11e_config *cfg, const struct p11e_cert_conf *cert,
-		      time_t now, struct p11e_cert_status *st)
+void p11e_status_read(const struct p11e_config *cfg, const struct p11e_cert_conf *cert, time_t now,
+		      struct p11e_cert_status *st)
 {
 	struct p11e_err err = { 0 };
 	time_t due;
@@ -208,7 +215,8 @@ cJSON *p11e_status_json(const struct p11e_cert_status *st, size_t n, time_t now)
 		add_str(c, "issued_by", s->issued_by);
 		cJSON_AddBoolToObject(c, "on_fallback", s->on_fallback);
 		cJSON_AddBoolToObject(c, "journal", s->found);
-		cJSON_AddStringToObject(c, "state", s->damaged ? "damaged" : p11e_state_name(s->state));
+		cJSON_AddStringToObject(c, "state",
+					s->damaged ? "damaged" : p11e_state_name(s->state));
 		cJSON_AddBoolToObject(c, "ok", s->problem == NULL);
 		add_str(c, "problem", s->problem);
 		add_str(c, "problem_code", s->problem_code);
@@ -221,7 +229,8 @@ cJSON *p11e_status_json(const struct p11e_cert_status *st, size_t n, time_t now)
 			/* only while pending: what to publish for domain validation (docs/orders.md) */
 			if (s->found && !s->damaged && s->state == P11E_ST_ORDER_PENDING &&
 			    jstr(&s->j, "order", "dcv_instructions"))
-				add_str(o, "dcv_instructions", jstr(&s->j, "order", "dcv_instructions"));
+				add_str(o, "dcv_instructions",
+					jstr(&s->j, "order", "dcv_instructions"));
 		} else {
 			cJSON_AddNullToObject(c, "order");
 		}
@@ -230,7 +239,8 @@ cJSON *p11e_status_json(const struct p11e_cert_status *st, size_t n, time_t now)
 		if (s->not_after) {
 			cJSON_AddNumberToObject(c, "seconds_left", (double)(s->not_after - now));
 			cJSON_AddNumberToObject(c, "days_left",
-						(double)floor_div((long long)(s->not_after - now), 86400));
+						(double)floor_div((long long)(s->not_after - now),
+								  86400));
 		} else {
 			cJSON_AddNullToObject(c, "seconds_left");
 			cJSON_AddNullToObject(c, "days_left");

@@ -19,31 +19,31 @@
 
 struct p11e_cert_status {
 	const struct p11e_cert_conf *cert;
-	struct p11e_journal j;   /* owns the strings below */
-	bool found;              /* a journal exists */
-	bool damaged;            /* it exists but was refused (journal.h) */
+	struct p11e_journal j; /* owns the strings below */
+	bool found;            /* a journal exists */
+	bool damaged;          /* it exists but was refused (journal.h) */
 	p11e_state state;
 	const char *ca, *ca_type;
-	const char *issued_by;   /* the CA of the installed certificate, NULL when none */
-	bool on_fallback;        /* issued_by is the certificate's fallback_ca */
+	const char *issued_by; /* the CA of the installed certificate, NULL when none */
+	bool on_fallback;      /* issued_by is the certificate's fallback_ca */
 	const char *order_id, *request_id, *order_status;
 	const char *serial, *key_type;
-	time_t not_after;        /* 0: no certificate */
-	time_t installed_at;     /* 0: never installed */
+	time_t not_after;    /* 0: no certificate */
+	time_t installed_at; /* 0: never installed */
 	time_t last_error_at;
 	const char *last_error, *last_error_code;
-	time_t revoked_at;       /* 0: not revoked */
+	time_t revoked_at; /* 0: not revoked */
 	const char *revocation_reason, *revocation_message;
 	const char *next_action; /* enroll resume reconcile poll renew retry */
 	time_t next_at;
-	const char *problem;     /* NULL when healthy: why it needs attention */
+	const char *problem;      /* NULL when healthy: why it needs attention */
 	const char *problem_code; /* its short word (p11enroll(1) STATUS JSON) */
 	char problem_buf[320];
 };
 
 /* Reads the journal of `cert` and works out the rest as of `now`. */
-void p11e_status_read(const struct p11e_config *cfg, const struct p11e_cert_conf *cert,
-		      time_t now, struct p11e_cert_status *st);
+void p11e_status_read(const struct p11e_config *cfg, const struct p11e_cert_conf *cert, time_t now,
+		      struct p11e_cert_status *st);
 void p11e_status_release(struct p11e_cert_status *st);
 
 /* The documented JSON document of p11enroll(1) for n certificates. */

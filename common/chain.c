@@ -49,7 +49,7 @@ out:
 
 /* PEM blocks: a block that is not a certificate, or does not parse, is
  * refused rather than dropped. */
-static int read_pem(const char *text, STACK_OF(X509) *certs)
+static int read_pem(const char *text, STACK_OF(X509) * certs)
 {
 	BIO *bio = BIO_new_mem_buf(text, -1);
 	int blocks = 0, count = 0;
@@ -69,7 +69,7 @@ static int read_pem(const char *text, STACK_OF(X509) *certs)
 	return count == blocks ? count : -1;
 }
 
-static int read_bare(const char *text, STACK_OF(X509) *certs)
+static int read_bare(const char *text, STACK_OF(X509) * certs)
 {
 	unsigned char *der = NULL;
 	const unsigned char *p;
@@ -89,14 +89,14 @@ static int read_bare(const char *text, STACK_OF(X509) *certs)
 	return 1;
 }
 
-int p11e_certs_read(const char *text, STACK_OF(X509) *certs)
+int p11e_certs_read(const char *text, STACK_OF(X509) * certs)
 {
 	if (!text || text[strspn(text, " \t\r\n")] == '\0')
 		return 0;
 	return strstr(text, "-----BEGIN") ? read_pem(text, certs) : read_bare(text, certs);
 }
 
-char *p11e_certs_pem(X509 *first, const STACK_OF(X509) *more, int n)
+char *p11e_certs_pem(X509 *first, const STACK_OF(X509) * more, int n)
 {
 	BIO *bio = BIO_new(BIO_s_mem());
 	bool ok = bio && (!first || PEM_write_bio_X509(bio, first) == 1);
@@ -158,7 +158,7 @@ static int keep_building(int ok, X509_STORE_CTX *ctx)
 }
 
 /* The leaf's chain from `others` (leaf first), by X509_build_chain. */
-static STACK_OF(X509) *build(X509 *leaf, STACK_OF(X509) *others)
+static STACK_OF(X509) * build(X509 *leaf, STACK_OF(X509) * others)
 {
 	X509_STORE *store = X509_STORE_new();
 	STACK_OF(X509) *chain = NULL;
@@ -174,7 +174,7 @@ static STACK_OF(X509) *build(X509 *leaf, STACK_OF(X509) *others)
 }
 
 /* Drops the second and later copies of a certificate sent twice. */
-static void drop_copies(STACK_OF(X509) *certs)
+static void drop_copies(STACK_OF(X509) * certs)
 {
 	for (int i = sk_X509_num(certs) - 1; i > 0; i--)
 		for (int j = 0; j < i; j++)
@@ -185,7 +185,7 @@ static void drop_copies(STACK_OF(X509) *certs)
 }
 
 /* Removes the certificate for `pub` from `certs` and returns it. */
-static X509 *take_leaf(STACK_OF(X509) *certs, EVP_PKEY *pub)
+static X509 *take_leaf(STACK_OF(X509) * certs, EVP_PKEY *pub)
 {
 	for (int i = 0; i < sk_X509_num(certs); i++)
 		if (EVP_PKEY_eq(X509_get0_pubkey(sk_X509_value(certs, i)), pub) == 1)
@@ -193,7 +193,7 @@ static X509 *take_leaf(STACK_OF(X509) *certs, EVP_PKEY *pub)
 	return NULL;
 }
 
-p11e_status p11e_chain_build(const char *pem, EVP_PKEY *pub, X509 **leaf, STACK_OF(X509) **cas,
+p11e_status p11e_chain_build(const char *pem, EVP_PKEY *pub, X509 **leaf, STACK_OF(X509) * *cas,
 			     struct p11e_err *err)
 {
 	STACK_OF(X509) *sent = sk_X509_new_null(), *chain = NULL;

@@ -21,11 +21,11 @@ int p11e_base64_der(const char *text, unsigned char **der, size_t *len);
  * one bare base64 DER certificate. Returns how many were read, 0 for a text
  * that is empty or blank, -1 when a block or the base64 is not a certificate
  * (those read before it stay in `certs`). */
-int p11e_certs_read(const char *text, STACK_OF(X509) *certs);
+int p11e_certs_read(const char *text, STACK_OF(X509) * certs);
 
 /* PEM text of `first` (when not NULL) and then of the first `n` of `more`
  * (n < 0: all of them); malloc'd, NULL when out of memory. */
-char *p11e_certs_pem(X509 *first, const STACK_OF(X509) *more, int n);
+char *p11e_certs_pem(X509 *first, const STACK_OF(X509) * more, int n);
 
 /* The serial as p11enroll shows it everywhere (journal, status, hooks):
  * upper-case hex, two digits a byte, as `openssl x509 -serial` prints it. */
@@ -40,7 +40,7 @@ time_t p11e_cert_not_after(const X509 *cert);
  * up to the root when one was sent. Certificates outside the chain are
  * named in a warning and left out. No certificate for the key is P11E_EFAIL
  * saying so. */
-p11e_status p11e_chain_build(const char *pem, EVP_PKEY *pub, X509 **leaf, STACK_OF(X509) **cas,
+p11e_status p11e_chain_build(const char *pem, EVP_PKEY *pub, X509 **leaf, STACK_OF(X509) * *cas,
 			     struct p11e_err *err);
 /* The certificate signed itself (a root). */
 int p11e_cert_self_signed(X509 *cert);

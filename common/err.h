@@ -27,8 +27,7 @@ struct p11e_err {
 p11e_status p11e_err_set(struct p11e_err *err, p11e_status status, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 /* Prepends "context: " to an already set message. */
-void p11e_err_prefix(struct p11e_err *err, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+void p11e_err_prefix(struct p11e_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Appends the queued OpenSSL error strings (and clears the queue). */
 void p11e_err_add_openssl(struct p11e_err *err);
 void p11e_err_clear(struct p11e_err *err);

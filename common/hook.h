@@ -16,12 +16,12 @@ void p11e_hook_set_timeout(int64_t seconds);
 int64_t p11e_hook_timeout(void);
 
 struct p11e_hook {
-	const char *what;       /* "post_install", for messages */
-	const char *path;       /* executable (argv[0] is run from here) */
+	const char *what; /* "post_install", for messages */
+	const char *path; /* executable (argv[0] is run from here) */
 	char *const *argv;
 	char *const *envp;
-	int64_t timeout;        /* seconds; <= 0: p11e_hook_timeout() */
-	bool stdout_to_stderr;  /* keep our stdout for results */
+	int64_t timeout;       /* seconds; <= 0: p11e_hook_timeout() */
+	bool stdout_to_stderr; /* keep our stdout for results */
 };
 
 /* 0 when the hook exited 0. Otherwise -1 and `why` says what happened:

@@ -29,8 +29,8 @@ static p11e_status check_mode(const char *path, const struct stat *st, const cha
  * links are followed (Kubernetes mounts secrets as a chain of links into
  * ..data/): what counts is the file they end at, which must be a regular
  * file that only its owner may access. O_NONBLOCK: a FIFO does not hang. */
-static p11e_status open_secret(const char *path, const char *what, int *fd_out,
-			       struct stat *st, struct p11e_err *err)
+static p11e_status open_secret(const char *path, const char *what, int *fd_out, struct stat *st,
+			       struct p11e_err *err)
 {
 	p11e_status rc;
 	int fd;

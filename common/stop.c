@@ -116,7 +116,8 @@ bool p11e_stop_sleep_ms(long long ms)
 			/* The fd stays readable: nothing is drained, every waiter sees it. */
 			poll(&pfd, 1, left > 60000 ? 60000 : (int)left);
 		} else {
-			struct timespec ts = { .tv_sec = left / 1000, .tv_nsec = (left % 1000) * 1000000 };
+			struct timespec ts = { .tv_sec = left / 1000,
+					       .tv_nsec = (left % 1000) * 1000000 };
 
 			nanosleep(&ts, NULL);
 		}

@@ -11,8 +11,8 @@
 typedef const char *(*p11e_strindex_key)(const void *ctx, size_t i);
 
 struct p11e_strindex {
-	size_t *slot;  /* position + 1, 0: empty */
-	size_t cap;    /* a power of two, or 0 */
+	size_t *slot; /* position + 1, 0: empty */
+	size_t cap;   /* a power of two, or 0 */
 	size_t n;
 };
 

@@ -28,11 +28,20 @@ int64_t p11e_parse_duration(const char *text)
 		return -1;
 	switch (*end) {
 	case '\0':
-	case 's': unit = 1; break;
-	case 'm': unit = 60; break;
-	case 'h': unit = 3600; break;
-	case 'd': unit = 86400; break;
-	default: return -1;
+	case 's':
+		unit = 1;
+		break;
+	case 'm':
+		unit = 60;
+		break;
+	case 'h':
+		unit = 3600;
+		break;
+	case 'd':
+		unit = 86400;
+		break;
+	default:
+		return -1;
 	}
 	if (*end && end[1] != '\0')
 		return -1;
@@ -128,8 +137,8 @@ static p11e_status fsync_dir_of(const char *path, struct p11e_err *err)
 	return rc;
 }
 
-p11e_status p11e_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
-			      uid_t uid, gid_t gid, struct p11e_err *err)
+p11e_status p11e_write_atomic(const char *path, const void *data, size_t len, mode_t mode, uid_t uid,
+			      gid_t gid, struct p11e_err *err)
 {
 	p11e_status rc = P11E_OK;
 	char tmp[PATH_MAX];
@@ -148,7 +157,8 @@ p11e_status p11e_write_atomic(const char *path, const void *data, size_t len, mo
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
-			rc = p11e_err_set(err, P11E_EFAIL, "cannot write %s: %s", tmp, strerror(errno));
+			rc = p11e_err_set(err, P11E_EFAIL, "cannot write %s: %s", tmp,
+					  strerror(errno));
 			goto out;
 		}
 		p += n;
@@ -189,7 +199,7 @@ p11e_status p11e_mkdirs(const char *path, mode_t mode, struct p11e_err *err)
 	if (len == 0 || len >= sizeof(buf))
 		return p11e_err_set(err, P11E_EFAIL, "bad folder path '%s'", path);
 	memcpy(buf, path, len + 1);
-	for (char *p = buf + 1; ; p++) {
+	for (char *p = buf + 1;; p++) {
 		if (*p == '/' || *p == '\0') {
 			char saved = *p;
 

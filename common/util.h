@@ -27,8 +27,8 @@ void p11e_strlist_free(struct p11e_strlist *list);
 /* Writes `data` to `path` so that a reader sees the old or the new file,
  * never a mix: temporary file in the same folder, fsync, chmod/chown, rename,
  * fsync of the folder. uid/gid (uid_t)-1 keep the defaults. */
-p11e_status p11e_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
-			      uid_t uid, gid_t gid, struct p11e_err *err);
+p11e_status p11e_write_atomic(const char *path, const void *data, size_t len, mode_t mode, uid_t uid,
+			      gid_t gid, struct p11e_err *err);
 /* mkdir -p with `mode` for folders it creates. */
 p11e_status p11e_mkdirs(const char *path, mode_t mode, struct p11e_err *err);
 /* Reads a whole file (limit bytes at most). */

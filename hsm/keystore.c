@@ -58,8 +58,8 @@ bool p11e_keystore_unhex(const char *hex, unsigned char *out, size_t max, size_t
 	return true;
 }
 
-p11e_status p11e_keystore_device(const struct p11e_keystore *ks, unsigned char **dev,
-				 size_t *dev_len, char **shown, struct p11e_err *err)
+p11e_status p11e_keystore_device(const struct p11e_keystore *ks, unsigned char **dev, size_t *dev_len,
+				 char **shown, struct p11e_err *err)
 {
 	*dev = NULL;
 	*dev_len = 0;
@@ -115,7 +115,7 @@ bool p11e_keystore_has_objects(const struct p11e_keystore *ks)
 	return ks && ks->ops->store_chain;
 }
 
-p11e_status p11e_keystore_store_chain(struct p11e_keystore *ks, X509 *leaf, STACK_OF(X509) *cas,
+p11e_status p11e_keystore_store_chain(struct p11e_keystore *ks, X509 *leaf, STACK_OF(X509) * cas,
 				      struct p11e_err *err)
 {
 	if (!ks->ops->store_chain)
@@ -131,8 +131,7 @@ p11e_status p11e_keystore_commit(struct p11e_keystore *ks, struct p11e_err *err)
 	return ks->ops->commit ? ks->ops->commit(ks, err) : P11E_OK;
 }
 
-p11e_status p11e_keystore_remove(struct p11e_keystore *ks, const char *id_hex,
-				 struct p11e_err *err)
+p11e_status p11e_keystore_remove(struct p11e_keystore *ks, const char *id_hex, struct p11e_err *err)
 {
 	return ks->ops->remove(ks, id_hex, err);
 }

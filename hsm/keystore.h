@@ -31,20 +31,20 @@
 /* What is known of the key, whatever holds it. */
 struct p11e_keystore_key {
 	const struct p11e_key_spec *spec;
-	char label[256];           /* CKA_LABEL; a provider key: the owner's name */
-	unsigned char id[64];      /* CKA_ID; a provider key: 16 bytes of SHA-256(SPKI) */
+	char label[256];      /* CKA_LABEL; a provider key: the owner's name */
+	unsigned char id[64]; /* CKA_ID; a provider key: 16 bytes of SHA-256(SPKI) */
 	size_t id_len;
-	EVP_PKEY *pub;             /* the public key in OpenSSL's default context; owned by the store */
+	EVP_PKEY *pub; /* the public key in OpenSSL's default context; owned by the store */
 };
 
 /* The part of every store that callers read; a backend's own state
  * follows it (the backend allocates the whole, with this first). */
 struct p11e_keystore {
 	const struct p11e_keystore_ops *ops;
-	char *name;                     /* the [cert:NAME] it belongs to (messages); default label */
-	struct p11e_keystore_key key;   /* valid while have_key */
+	char *name;                   /* the [cert:NAME] it belongs to (messages); default label */
+	struct p11e_keystore_key key; /* valid while have_key */
 	bool have_key;
-	bool generated;                 /* the key was made by this store handle */
+	bool generated; /* the key was made by this store handle */
 };
 
 /* What the owner asks of a key that is found: its type, for the messages
@@ -55,8 +55,8 @@ struct p11e_keystore_want {
 };
 
 struct p11e_keystore_ops {
-	const char *scheme;  /* the key URIs it takes: "pkcs11:", "provider:" */
-	const char *noun;    /* what messages put before describe(): "token " or "" */
+	const char *scheme; /* the key URIs it takes: "pkcs11:", "provider:" */
+	const char *noun;   /* what messages put before describe(): "token " or "" */
 
 	/* Parses and checks the key URI; touches no device. `name` is the
 	 * owner (copied), the label of a key when the URI names none. On
@@ -110,7 +110,7 @@ struct p11e_keystore_ops {
 			      struct p11e_err *err);
 	/* Stores the leaf beside the key and the CA certificates (open first);
 	 * idempotent. NULL: the store keeps no certificates. */
-	p11e_status (*store_chain)(struct p11e_keystore *ks, X509 *leaf, STACK_OF(X509) *cas,
+	p11e_status (*store_chain)(struct p11e_keystore *ks, X509 *leaf, STACK_OF(X509) * cas,
 				   struct p11e_err *err);
 	/* Makes the key the one the URI names, once its certificate is
 	 * installed (idempotent). NULL: nothing to do. */
@@ -135,8 +135,8 @@ extern const struct p11e_keystore_ops p11e_keystore_provider;
 p11e_status p11e_keystore_parse(const char *uri, const char *name, struct p11e_keystore **out,
 				struct p11e_err *err);
 /* NULL-safe wrappers of the entries, in the same words. */
-p11e_status p11e_keystore_device(const struct p11e_keystore *ks, unsigned char **dev,
-				 size_t *dev_len, char **shown, struct p11e_err *err);
+p11e_status p11e_keystore_device(const struct p11e_keystore *ks, unsigned char **dev, size_t *dev_len,
+				 char **shown, struct p11e_err *err);
 p11e_status p11e_keystore_open(struct p11e_keystore *ks, struct p11e_err *err);
 void p11e_keystore_release(struct p11e_keystore *ks);
 bool p11e_keystore_logged_in(const struct p11e_keystore *ks);
@@ -151,11 +151,10 @@ p11e_status p11e_keystore_check_config(const struct p11e_keystore *ks, bool allo
 				       struct p11e_err *err);
 /* Whether the store keeps certificates beside the key (store_chain). */
 bool p11e_keystore_has_objects(const struct p11e_keystore *ks);
-p11e_status p11e_keystore_store_chain(struct p11e_keystore *ks, X509 *leaf, STACK_OF(X509) *cas,
+p11e_status p11e_keystore_store_chain(struct p11e_keystore *ks, X509 *leaf, STACK_OF(X509) * cas,
 				      struct p11e_err *err);
 p11e_status p11e_keystore_commit(struct p11e_keystore *ks, struct p11e_err *err);
-p11e_status p11e_keystore_remove(struct p11e_keystore *ks, const char *id_hex,
-				 struct p11e_err *err);
+p11e_status p11e_keystore_remove(struct p11e_keystore *ks, const char *id_hex, struct p11e_err *err);
 char *p11e_keystore_uri(const struct p11e_keystore *ks);
 const char *p11e_keystore_describe(const struct p11e_keystore *ks);
 const char *p11e_keystore_noun(const struct p11e_keystore *ks);

@@ -12,11 +12,11 @@
 #include "util.h"
 
 struct pkcs11_store {
-	struct p11e_keystore ks;   /* first: the common part */
+	struct p11e_keystore ks; /* first: the common part */
 	struct p11e_uri *uri;
-	struct p11e_token *tok;    /* NULL while released */
-	struct p11e_key key;       /* the key found or made, with its handles */
-	char where[256];           /* the token's description, kept while released */
+	struct p11e_token *tok; /* NULL while released */
+	struct p11e_key key;    /* the key found or made, with its handles */
+	char where[256];        /* the token's description, kept while released */
 };
 
 static struct pkcs11_store *of(struct p11e_keystore *ks)
@@ -82,8 +82,9 @@ static p11e_status pk_device(const struct p11e_keystore *ks, unsigned char **dev
 			     char **shown, struct p11e_err *err)
 {
 	const struct pkcs11_store *s = of_const(ks);
-	const char *module = s->uri->module_path ? s->uri->module_path
-			     : s->uri->module_name ? s->uri->module_name : "";
+	const char *module = s->uri->module_path   ? s->uri->module_path
+			     : s->uri->module_name ? s->uri->module_name
+						   : "";
 
 	*dev = (unsigned char *)strdup(module);
 	*shown = strdup(*module ? module : "p11-kit's default modules");
@@ -127,8 +128,8 @@ static p11e_status pk_open(struct p11e_keystore *ks, struct p11e_err *err)
 
 		p11e_hex(s->key.id, s->key.id_len, hex);
 		rc = p11e_err_set(err, P11E_ETOKEN,
-				  "the key '%s' (CKA_ID %s) is no longer on token %s",
-				  s->key.label, hex, s->where);
+				  "the key '%s' (CKA_ID %s) is no longer on token %s", s->key.label,
+				  hex, s->where);
 	}
 	if (rc != P11E_OK)
 		return rc;
@@ -152,8 +153,7 @@ static bool pk_logged_in(const struct p11e_keystore *ks)
 }
 
 static p11e_status pk_find(struct p11e_keystore *ks, const char *id_hex,
-			   const struct p11e_keystore_want *want, bool *found,
-			   struct p11e_err *err)
+			   const struct p11e_keystore_want *want, bool *found, struct p11e_err *err)
 {
 	struct pkcs11_store *s = of(ks);
 	const unsigned char *id = s->uri->id;
@@ -234,7 +234,7 @@ static p11e_status pk_signer(struct p11e_keystore *ks, struct p11e_signer *signe
 	return P11E_OK;
 }
 
-static p11e_status pk_store_chain(struct p11e_keystore *ks, X509 *leaf, STACK_OF(X509) *cas,
+static p11e_status pk_store_chain(struct p11e_keystore *ks, X509 *leaf, STACK_OF(X509) * cas,
 				  struct p11e_err *err)
 {
 	struct pkcs11_store *s = of(ks);

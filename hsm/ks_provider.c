@@ -14,11 +14,11 @@
 #include "osslkey.h"
 
 struct provider_store {
-	struct p11e_keystore ks;       /* first: the common part */
+	struct p11e_keystore ks; /* first: the common part */
 	struct p11e_osslkey_uri *puri;
-	struct p11e_ossl *ossl;        /* NULL until open */
+	struct p11e_ossl *ossl; /* NULL until open */
 	struct p11e_osslkey okey;
-	bool via_alias;                /* okey was opened/made for a rotation nonce */
+	bool via_alias; /* okey was opened/made for a rotation nonce */
 	char desc[512];
 };
 
@@ -135,8 +135,7 @@ static p11e_status load_by_id(struct provider_store *s, const char *id_hex,
 }
 
 static p11e_status pv_find(struct p11e_keystore *ks, const char *id_hex,
-			   const struct p11e_keystore_want *want, bool *found,
-			   struct p11e_err *err)
+			   const struct p11e_keystore_want *want, bool *found, struct p11e_err *err)
 {
 	struct provider_store *s = of(ks);
 	unsigned char id[P11E_OSSLKEY_ID_LEN];
@@ -218,8 +217,7 @@ static p11e_status generate_rotation(struct provider_store *s, const struct p11e
 	p11e_osslkey_clear(&s->okey);
 	rc = p11e_ossl_generate(s->ossl, spec, s->puri->path, &fresh, err);
 	if (rc != P11E_OK) {
-		if (old_file &&
-		    p11e_ossl_load(s->ossl, old_file, &s->okey, &found, &ignore) != P11E_OK)
+		if (old_file && p11e_ossl_load(s->ossl, old_file, &s->okey, &found, &ignore) != P11E_OK)
 			p11e_osslkey_clear(&s->okey);
 		show_key(s);
 		free(old_file);

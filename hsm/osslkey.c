@@ -63,8 +63,8 @@ void p11e_osslkey_uri_free(struct p11e_osslkey_uri *uri)
 #define URI_FORM "provider:tpm2:/ABSOLUTE/PATH[?tcti=TCTI]"
 
 /* NAME of provider:NAME:…, up to `colon`; only tpm2 is taken. */
-static p11e_status parse_provider(const char *name, const char *colon,
-				  struct p11e_osslkey_uri *uri, struct p11e_err *err)
+static p11e_status parse_provider(const char *name, const char *colon, struct p11e_osslkey_uri *uri,
+				  struct p11e_err *err)
 {
 	for (const char *c = name; c < colon; c++)
 		if (!isalnum((unsigned char)*c) && *c != '_' && *c != '-')
@@ -93,9 +93,8 @@ static p11e_status parse_path(const char *text, size_t len, struct p11e_osslkey_
 	uri->path = strndup(text, len);
 	if (!uri->path)
 		return p11e_err_set(err, P11E_EFAIL, "out of memory");
-	if (uri->path[0] != '/' || len < 2 || uri->path[len - 1] == '/' ||
-	    strstr(uri->path, "/../") || strstr(uri->path, "/./") ||
-	    len + 1 + 2 * P11E_OSSLKEY_ID_LEN + 16 >= PATH_MAX)
+	if (uri->path[0] != '/' || len < 2 || uri->path[len - 1] == '/' || strstr(uri->path, "/../") ||
+	    strstr(uri->path, "/./") || len + 1 + 2 * P11E_OSSLKEY_ID_LEN + 16 >= PATH_MAX)
 		return p11e_err_set(err, P11E_EUSAGE,
 				    "the key file '%s' in the key URI must be an absolute path to a "
 				    "file (e.g. provider:tpm2:/var/lib/p11enroll/keys/web.tss2.pem)",
@@ -104,8 +103,7 @@ static p11e_status parse_path(const char *text, size_t len, struct p11e_osslkey_
 }
 
 /* What follows '?': tcti=TCTI and nothing else. */
-static p11e_status parse_query(const char *param, struct p11e_osslkey_uri *uri,
-			       struct p11e_err *err)
+static p11e_status parse_query(const char *param, struct p11e_osslkey_uri *uri, struct p11e_err *err)
 {
 	if (strncmp(param, "tcti=", 5) != 0)
 		return p11e_err_set(err, P11E_EUSAGE,
@@ -133,8 +131,7 @@ p11e_status p11e_osslkey_uri_parse(const char *text, struct p11e_osslkey_uri **o
 	if (!uri)
 		return p11e_err_set(err, P11E_EFAIL, "out of memory");
 	if (!p11e_osslkey_uri_is(text)) {
-		rc = p11e_err_set(err, P11E_EUSAGE, "not a provider key URI (expected %s)",
-				  URI_FORM);
+		rc = p11e_err_set(err, P11E_EUSAGE, "not a provider key URI (expected %s)", URI_FORM);
 		goto out;
 	}
 	name = text + 9;
@@ -166,8 +163,8 @@ char *p11e_osslkey_uri_text(const struct p11e_osslkey_uri *uri)
 {
 	char *text = NULL;
 
-	if (asprintf(&text, "provider:%s:%s%s%s", uri->provider, uri->path,
-		     uri->tcti ? "?tcti=" : "", uri->tcti ? uri->tcti : "") < 0)
+	if (asprintf(&text, "provider:%s:%s%s%s", uri->provider, uri->path, uri->tcti ? "?tcti=" : "",
+		     uri->tcti ? uri->tcti : "") < 0)
 		return NULL;
 	return text;
 }
@@ -191,8 +188,8 @@ p11e_status p11e_ossl_open(const struct p11e_osslkey_uri *uri, struct p11e_ossl 
 		rc = p11e_err_set(err, P11E_EFAIL, "out of memory");
 		goto out;
 	}
-	snprintf(o->desc, sizeof(o->desc), "the TPM via OpenSSL provider %s (TCTI %s)",
-		 uri->provider, uri->tcti ? uri->tcti : "default");
+	snprintf(o->desc, sizeof(o->desc), "the TPM via OpenSSL provider %s (TCTI %s)", uri->provider,
+		 uri->tcti ? uri->tcti : "default");
 	/* tpm2-openssl reads its TCTI from the environment once, when it is
 	 * loaded; set it for the load only, so that it neither leaks into
 	 * hooks we run later nor overrides another key's TCTI. */
@@ -260,8 +257,7 @@ p11e_status p11e_ossl_supports(struct p11e_ossl *o, const struct p11e_key_spec *
 {
 	EVP_KEYMGMT *km;
 
-	km = EVP_KEYMGMT_fetch(o->libctx, spec->alg == P11E_ALG_RSA ? "RSA" : "EC",
-			       "provider=tpm2");
+	km = EVP_KEYMGMT_fetch(o->libctx, spec->alg == P11E_ALG_RSA ? "RSA" : "EC", "provider=tpm2");
 	ERR_clear_error();
 	if (!km)
 		return p11e_err_set(err, P11E_ETOKEN,
@@ -558,8 +554,8 @@ out:
 }
 
 /* The key pair, made in the TPM by the provider. */
-static p11e_status tpm_keygen(struct p11e_ossl *o, const struct p11e_key_spec *spec,
-			      EVP_PKEY **priv, struct p11e_err *err)
+static p11e_status tpm_keygen(struct p11e_ossl *o, const struct p11e_key_spec *spec, EVP_PKEY **priv,
+			      struct p11e_err *err)
 {
 	EVP_PKEY_CTX *gen;
 	OSSL_PARAM params[2];
@@ -593,17 +589,15 @@ static p11e_status wrapped_pem(struct p11e_ossl *o, const struct p11e_osslkey *k
 {
 	p11e_status rc;
 
-	if (!mem ||
-	    !PEM_write_bio_PrivateKey_ex(mem, key->priv, NULL, NULL, 0, NULL, NULL, o->libctx,
-					 "provider=tpm2")) {
+	if (!mem || !PEM_write_bio_PrivateKey_ex(mem, key->priv, NULL, NULL, 0, NULL, NULL, o->libctx,
+						 "provider=tpm2")) {
 		rc = p11e_err_set(err, P11E_ETOKEN, "%s could not write the new %s key", o->desc,
 				  spec->name);
 		p11e_err_add_openssl(err);
 		return rc;
 	}
 	*pem_len = BIO_get_mem_data(mem, pem);
-	if (*pem_len <= 0 ||
-	    strncmp(*pem, "-----BEGIN " PEM_TSS2 "-----", 16 + strlen(PEM_TSS2)) != 0)
+	if (*pem_len <= 0 || strncmp(*pem, "-----BEGIN " PEM_TSS2 "-----", 16 + strlen(PEM_TSS2)) != 0)
 		return p11e_err_set(err, P11E_ETOKEN,
 				    "%s wrote the new key in an unexpected form; nothing was saved",
 				    o->desc);
@@ -612,8 +606,8 @@ static p11e_status wrapped_pem(struct p11e_ossl *o, const struct p11e_osslkey *k
 
 /* Writes the wrapped key to PATH.<ID> and reads it back with the same
  * checks as any key we load; nothing stays behind when they fail. */
-static p11e_status save_key(struct p11e_osslkey *key, const char *path, const char *pem,
-			    long pem_len, struct p11e_err *err)
+static p11e_status save_key(struct p11e_osslkey *key, const char *path, const char *pem, long pem_len,
+			    struct p11e_err *err)
 {
 	bool found;
 	p11e_status rc;
@@ -634,8 +628,8 @@ static p11e_status save_key(struct p11e_osslkey *key, const char *path, const ch
 	return rc;
 }
 
-p11e_status p11e_ossl_generate(struct p11e_ossl *o, const struct p11e_key_spec *spec,
-			       const char *path, struct p11e_osslkey *key, struct p11e_err *err)
+p11e_status p11e_ossl_generate(struct p11e_ossl *o, const struct p11e_key_spec *spec, const char *path,
+			       struct p11e_osslkey *key, struct p11e_err *err)
 {
 	BIO *mem = NULL;
 	char *pem = NULL, *dir = NULL;
@@ -659,8 +653,8 @@ p11e_status p11e_ossl_generate(struct p11e_ossl *o, const struct p11e_key_spec *
 	if (rc == P11E_OK)
 		rc = describe_key(o, key, path, err);
 	if (rc == P11E_OK && key->spec != spec)
-		rc = p11e_err_set(err, P11E_ETOKEN, "%s generated a %s key when %s was asked",
-				  o->desc, key->spec->name, spec->name);
+		rc = p11e_err_set(err, P11E_ETOKEN, "%s generated a %s key when %s was asked", o->desc,
+				  key->spec->name, spec->name);
 	if (rc == P11E_OK)
 		rc = save_key(key, path, pem, pem_len, err);
 	if (rc == P11E_OK)
@@ -866,11 +860,10 @@ static p11e_status ossl_sign(void *ctx, const unsigned char *digest, size_t dige
 	md = EVP_MD_fetch(os->o->libctx, spec->digest, "provider=default");
 	if (!pctx || !md || EVP_PKEY_sign_init(pctx) != 1 ||
 	    EVP_PKEY_CTX_set_signature_md(pctx, md) != 1 ||
-	    (spec->alg == P11E_ALG_RSA &&
-	     EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) != 1) ||
+	    (spec->alg == P11E_ALG_RSA && EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) != 1) ||
 	    EVP_PKEY_sign(pctx, NULL, &len, digest, digest_len) != 1 || len == 0) {
-		rc = p11e_err_set(err, P11E_ETOKEN, "%s cannot sign with the key in %s",
-				  os->o->desc, os->key->file ? os->key->file : "?");
+		rc = p11e_err_set(err, P11E_ETOKEN, "%s cannot sign with the key in %s", os->o->desc,
+				  os->key->file ? os->key->file : "?");
 		p11e_err_add_openssl(err);
 		goto out;
 	}

@@ -32,9 +32,9 @@
 #define P11E_OSSLKEY_ID_LEN 16
 
 struct p11e_osslkey_uri {
-	char *provider;    /* "tpm2" */
-	char *path;        /* absolute */
-	char *tcti;        /* NULL: the provider's default */
+	char *provider; /* "tpm2" */
+	char *path;     /* absolute */
+	char *tcti;     /* NULL: the provider's default */
 };
 
 /* True when `text` is a provider: key URI (not necessarily a valid one). */
@@ -51,14 +51,14 @@ char *p11e_osslkey_uri_text(const struct p11e_osslkey_uri *uri);
 struct p11e_ossl;
 
 struct p11e_osslkey {
-	EVP_PKEY *priv;                  /* the provider's key (in the private context) */
-	EVP_PKEY *pub;                   /* plain public key, default context */
+	EVP_PKEY *priv; /* the provider's key (in the private context) */
+	EVP_PKEY *pub;  /* plain public key, default context */
 	const struct p11e_key_spec *spec;
 	unsigned char id[P11E_OSSLKEY_ID_LEN];
-	char *file;                      /* PATH.<ID>, or PATH for a hand-made key
+	char *file;         /* PATH.<ID>, or PATH for a hand-made key
 					  * (links are resolved: never PATH itself
 					  * when PATH is our link) */
-	uint32_t tpm_attrs;              /* TPMA_OBJECT of the wrapped key */
+	uint32_t tpm_attrs; /* TPMA_OBJECT of the wrapped key */
 };
 
 /* Loads the provider (P11E_ETOKEN when it or its TPM cannot be reached). */
@@ -82,8 +82,8 @@ p11e_status p11e_ossl_load(struct p11e_ossl *o, const char *file, struct p11e_os
 /* Generates a key of type `spec` in the TPM and writes it to PATH.<ID>
  * (0600, atomically); PATH itself is not touched. The key's properties are
  * in docs/tpm.md ("Through the OpenSSL 3 provider (tpm2-openssl)"). */
-p11e_status p11e_ossl_generate(struct p11e_ossl *o, const struct p11e_key_spec *spec,
-			       const char *path, struct p11e_osslkey *key, struct p11e_err *err);
+p11e_status p11e_ossl_generate(struct p11e_ossl *o, const struct p11e_key_spec *spec, const char *path,
+			       struct p11e_osslkey *key, struct p11e_err *err);
 
 /* Makes PATH name `file` (a key file in PATH's folder): an atomic switch of
  * the symbolic link; a regular file at PATH is first kept as PATH.<ID>

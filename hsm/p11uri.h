@@ -14,9 +14,9 @@
 
 struct p11e_uri {
 	P11KitUri *uri;
-	char *text;           /* as given */
-	char *object;         /* CKA_LABEL, NULL when absent */
-	unsigned char *id;    /* CKA_ID */
+	char *text;        /* as given */
+	char *object;      /* CKA_LABEL, NULL when absent */
+	unsigned char *id; /* CKA_ID */
 	size_t id_len;
 	const char *module_path;
 	const char *module_name;

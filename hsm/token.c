@@ -43,8 +43,8 @@ struct p11e_token {
 	bool logged_in;
 	CK_TOKEN_INFO info;
 	char desc[256];
-	unsigned generation;        /* bumped by every re-open: object handles go stale */
-	CK_RV lost_rv;              /* first "session lost" answer since the last check */
+	unsigned generation; /* bumped by every re-open: object handles go stale */
+	CK_RV lost_rv;       /* first "session lost" answer since the last check */
 };
 
 static CK_BBOOL ck_true = CK_TRUE, ck_false = CK_FALSE;
@@ -113,7 +113,8 @@ static p11e_status load_modules(struct p11e_token *tok, const struct p11e_uri *u
 			return p11e_err_set(err, P11E_ETOKEN,
 					    "cannot load PKCS#11 module %s (module-path in the key "
 					    "URI): %s",
-					    uri->module_path, p11_kit_message() ? p11_kit_message() : "?");
+					    uri->module_path,
+					    p11_kit_message() ? p11_kit_message() : "?");
 		rv = p11_kit_module_initialize(mod);
 		if (rv != CKR_OK) {
 			p11_kit_module_release(mod);
@@ -288,8 +289,7 @@ static p11e_status scan_tokens(struct p11e_token *tok, const struct p11e_uri *ur
 /* Loads the modules and finds the token. A search that finds nothing
  * while the store looks half-written is tried again with the modules
  * loaded afresh (they may read their store only at initialisation). */
-static p11e_status find_token(struct p11e_token *tok, const struct p11e_uri *uri,
-			      struct p11e_err *err)
+static p11e_status find_token(struct p11e_token *tok, const struct p11e_uri *uri, struct p11e_err *err)
 {
 	p11e_status rc;
 	bool unsure = false;
@@ -368,8 +368,7 @@ static p11e_status login(struct p11e_token *tok, const struct p11e_uri *uri, str
 				  tok->desc, uri->pin_value ? "pin-value" : "pin-source");
 		break;
 	case CKR_PIN_LOCKED:
-		rc = p11e_err_set(err, P11E_ETOKEN, "the user PIN of token %s is locked",
-				  tok->desc);
+		rc = p11e_err_set(err, P11E_ETOKEN, "the user PIN of token %s is locked", tok->desc);
 		break;
 	case CKR_PIN_EXPIRED:
 		rc = p11e_err_set(err, P11E_ETOKEN,
@@ -409,8 +408,8 @@ static p11e_status open_once(struct p11e_token *tok, struct p11e_err *err)
 	rc = find_token(tok, tok->uri, err);
 	if (rc != P11E_OK)
 		return rc;
-	rv = ck(tok, tok->module->C_OpenSession(tok->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION,
-						NULL, NULL, &tok->session));
+	rv = ck(tok, tok->module->C_OpenSession(tok->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL,
+						NULL, &tok->session));
 	if (rv != CKR_OK)
 		return p11e_err_set(err, P11E_ETOKEN, "cannot open a session on token %s: %s",
 				    tok->desc, p11_kit_strerror(rv));
@@ -441,8 +440,8 @@ static bool retry_lost(struct p11e_token *tok, p11e_status *rc, int *attempts, c
 				   tok->desc, what, p11_kit_strerror(why), first);
 		return false;
 	}
-	p11e_warn("token %s: the session was lost while %s (%s); opening it again", tok->desc,
-		  what, p11_kit_strerror(why));
+	p11e_warn("token %s: the session was lost while %s (%s); opening it again", tok->desc, what,
+		  p11_kit_strerror(why));
 	if (open_once(tok, &reopen) != P11E_OK) {
 		*rc = p11e_err_set(err, P11E_ETOKEN,
 				   "the session to token %s was lost while %s (%s) and opening it "
@@ -478,8 +477,7 @@ static void sigpipe_restore(void)
 		sigaction(SIGPIPE, &sigpipe_saved, NULL);
 }
 
-p11e_status p11e_token_open(const struct p11e_uri *uri, struct p11e_token **out,
-			    struct p11e_err *err)
+p11e_status p11e_token_open(const struct p11e_uri *uri, struct p11e_token **out, struct p11e_err *err)
 {
 	struct p11e_token *tok = calloc(1, sizeof(*tok));
 	p11e_status rc;
@@ -546,8 +544,8 @@ static bool spec_supported(struct p11e_token *tok, const struct p11e_key_spec *s
 	CK_MECHANISM_INFO mi;
 	bool rsa = spec->alg == P11E_ALG_RSA;
 
-	if (!mech_ok(tok, rsa ? CKM_RSA_PKCS_KEY_PAIR_GEN : CKM_EC_KEY_PAIR_GEN,
-		     CKF_GENERATE_KEY_PAIR, spec->bits, &mi))
+	if (!mech_ok(tok, rsa ? CKM_RSA_PKCS_KEY_PAIR_GEN : CKM_EC_KEY_PAIR_GEN, CKF_GENERATE_KEY_PAIR,
+		     spec->bits, &mi))
 		return false;
 	return mech_ok(tok, rsa ? CKM_RSA_PKCS : CKM_ECDSA, CKF_SIGN, spec->bits, &mi) ||
 	       mech_ok(tok, hash_and_sign(spec), CKF_SIGN, spec->bits, &mi);
@@ -641,7 +639,8 @@ static bool get_bool(struct p11e_token *tok, CK_OBJECT_HANDLE obj, CK_ATTRIBUTE_
 	CK_BBOOL v = CK_FALSE;
 	CK_ATTRIBUTE a = { type, &v, sizeof(v) };
 
-	return ck(tok, tok->module->C_GetAttributeValue(tok->session, obj, &a, 1)) == CKR_OK && v == CK_TRUE;
+	return ck(tok, tok->module->C_GetAttributeValue(tok->session, obj, &a, 1)) == CKR_OK &&
+	       v == CK_TRUE;
 }
 
 /* Up to `max` handles of objects matching the template. */
@@ -809,9 +808,9 @@ static p11e_status load_key(struct p11e_token *tok, CK_OBJECT_HANDLE priv, CK_OB
 	return p11e_policy_classify(key->pub_pkey, &key->spec, err);
 }
 
-static p11e_status find_key_once(struct p11e_token *tok, const char *label,
-				 const unsigned char *id, size_t id_len, struct p11e_key *key,
-				 bool *found, struct p11e_err *err)
+static p11e_status find_key_once(struct p11e_token *tok, const char *label, const unsigned char *id,
+				 size_t id_len, struct p11e_key *key, bool *found,
+				 struct p11e_err *err)
 {
 	CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
 	CK_ATTRIBUTE tmpl[3] = { { CKA_CLASS, &cls, sizeof(cls) } };
@@ -847,8 +846,7 @@ static p11e_status find_key_once(struct p11e_token *tok, const char *label,
 }
 
 p11e_status p11e_token_find_key(struct p11e_token *tok, const char *label, const unsigned char *id,
-				size_t id_len, struct p11e_key *key, bool *found,
-				struct p11e_err *err)
+				size_t id_len, struct p11e_key *key, bool *found, struct p11e_err *err)
 {
 	int attempts = 0;
 	p11e_status rc;
@@ -873,8 +871,7 @@ void p11e_key_clear(struct p11e_key *key)
 static p11e_status check_generated(struct p11e_token *tok, const struct p11e_key_spec *spec,
 				   const struct p11e_key *key, struct p11e_err *err)
 {
-	if (!(key->sensitive && key->always_sensitive && !key->extractable &&
-	      key->never_extractable))
+	if (!(key->sensitive && key->always_sensitive && !key->extractable && key->never_extractable))
 		return p11e_err_set(err, P11E_ETOKEN,
 				    "token %s generated a key that is not protected as asked "
 				    "(CKA_SENSITIVE=%d CKA_ALWAYS_SENSITIVE=%d CKA_EXTRACTABLE=%d "
@@ -938,8 +935,8 @@ static p11e_status generate_once(struct p11e_token *tok, const struct p11e_key_s
 	priv_tmpl[n_priv++] = (CK_ATTRIBUTE){ CKA_DERIVE, &ck_false, sizeof(ck_false) };
 	priv_tmpl[n_priv++] = (CK_ATTRIBUTE){ CKA_LABEL, (void *)label, strlen(label) };
 	priv_tmpl[n_priv++] = (CK_ATTRIBUTE){ CKA_ID, (void *)id, id_len };
-	rv = ck(tok, tok->module->C_GenerateKeyPair(tok->session, &mech, pub_tmpl, n_pub, priv_tmpl, n_priv,
-					    &pub, &priv));
+	rv = ck(tok, tok->module->C_GenerateKeyPair(tok->session, &mech, pub_tmpl, n_pub, priv_tmpl,
+						    n_priv, &pub, &priv));
 	OPENSSL_free(ec_params);
 	if (rv != CKR_OK)
 		return p11e_err_set(err, P11E_ETOKEN, "token %s refused to generate a %s key: %s",
@@ -989,8 +986,7 @@ p11e_status p11e_token_generate(struct p11e_token *tok, const struct p11e_key_sp
 			if (rc != P11E_OK && found) {
 				ck(tok, tok->module->C_DestroyObject(tok->session, key->priv));
 				if (key->pub != CK_INVALID_HANDLE)
-					ck(tok, tok->module->C_DestroyObject(tok->session,
-									     key->pub));
+					ck(tok, tok->module->C_DestroyObject(tok->session, key->pub));
 				p11e_key_clear(key);
 			}
 		}
@@ -1015,8 +1011,7 @@ static CK_RV destroy_matching(struct p11e_token *tok, CK_ATTRIBUTE *tmpl, CK_ULO
 	return rv;
 }
 
-p11e_status p11e_token_destroy_key(struct p11e_token *tok, struct p11e_key *key,
-				   struct p11e_err *err)
+p11e_status p11e_token_destroy_key(struct p11e_token *tok, struct p11e_key *key, struct p11e_err *err)
 {
 	CK_ATTRIBUTE tmpl[1] = { { CKA_ID, key->id, key->id_len } };
 	p11e_status rc;
@@ -1057,8 +1052,7 @@ static const unsigned char sha384_info[] = { 0x30, 0x41, 0x30, 0x0d, 0x06, 0x09,
 static CK_RV fresh_handle(struct p11e_token *tok, struct p11e_key *key)
 {
 	CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
-	CK_ATTRIBUTE tmpl[2] = { { CKA_CLASS, &cls, sizeof(cls) },
-				 { CKA_ID, key->id, key->id_len } };
+	CK_ATTRIBUTE tmpl[2] = { { CKA_CLASS, &cls, sizeof(cls) }, { CKA_ID, key->id, key->id_len } };
 	CK_OBJECT_HANDLE obj;
 	CK_ULONG n = 0;
 	CK_RV rv;
@@ -1077,8 +1071,7 @@ static CK_RV fresh_handle(struct p11e_token *tok, struct p11e_key *key)
 
 /* C_Sign with the size asked first: no guessing how long a signature is. */
 static CK_RV sign_raw(struct p11e_token *tok, struct p11e_key *key, CK_MECHANISM_TYPE type,
-		      const unsigned char *in, size_t in_len, unsigned char **out,
-		      CK_ULONG *out_len)
+		      const unsigned char *in, size_t in_len, unsigned char **out, CK_ULONG *out_len)
 {
 	CK_MECHANISM mech = { type, NULL, 0 };
 	CK_RV rv = fresh_handle(tok, key);
@@ -1088,16 +1081,16 @@ static CK_RV sign_raw(struct p11e_token *tok, struct p11e_key *key, CK_MECHANISM
 	if (rv == CKR_OK)
 		rv = ck(tok, tok->module->C_SignInit(tok->session, &mech, key->priv));
 	if (rv == CKR_OK)
-		rv = ck(tok, tok->module->C_Sign(tok->session, (CK_BYTE_PTR)in, in_len, NULL,
-						 out_len));
+		rv = ck(tok,
+			tok->module->C_Sign(tok->session, (CK_BYTE_PTR)in, in_len, NULL, out_len));
 	if (rv == CKR_OK && (*out_len == 0 || *out_len > 4096))
 		rv = CKR_GENERAL_ERROR;
 	if (rv == CKR_OK) {
 		*out = OPENSSL_malloc(*out_len);
 		if (!*out)
 			return CKR_HOST_MEMORY;
-		rv = ck(tok, tok->module->C_Sign(tok->session, (CK_BYTE_PTR)in, in_len, *out,
-						 out_len));
+		rv = ck(tok,
+			tok->module->C_Sign(tok->session, (CK_BYTE_PTR)in, in_len, *out, out_len));
 	}
 	if (rv != CKR_OK) {
 		OPENSSL_free(*out);
@@ -1131,9 +1124,8 @@ static bool ecdsa_to_der(const unsigned char *raw, size_t raw_len, unsigned char
 
 /* One signature with `type` over `in`, in X.509 encoding, re-opening a
  * lost session once. */
-static p11e_status sign_with(struct token_signer *ts, CK_MECHANISM_TYPE type,
-			     const unsigned char *in, size_t in_len, unsigned char **sig,
-			     size_t *sig_len, struct p11e_err *err)
+static p11e_status sign_with(struct token_signer *ts, CK_MECHANISM_TYPE type, const unsigned char *in,
+			     size_t in_len, unsigned char **sig, size_t *sig_len, struct p11e_err *err)
 {
 	struct p11e_token *tok = ts->tok;
 	unsigned char *raw = NULL;
@@ -1275,7 +1267,7 @@ static bool cert_present(struct p11e_token *tok, X509 *cert)
 }
 
 static p11e_status store_chain_once(struct p11e_token *tok, const struct p11e_key *key, X509 *leaf,
-				    STACK_OF(X509) *cas, struct p11e_err *err)
+				    STACK_OF(X509) * cas, struct p11e_err *err)
 {
 	CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
 	CK_ATTRIBUTE old[2] = { { CKA_CLASS, &cls, sizeof(cls) },
@@ -1331,7 +1323,7 @@ static p11e_status store_chain_once(struct p11e_token *tok, const struct p11e_ke
 }
 
 p11e_status p11e_token_store_chain(struct p11e_token *tok, const struct p11e_key *key, X509 *leaf,
-				   STACK_OF(X509) *cas, struct p11e_err *err)
+				   STACK_OF(X509) * cas, struct p11e_err *err)
 {
 	int attempts = 0;
 	p11e_status rc;

@@ -19,21 +19,20 @@ struct p11e_token;
 /* One key pair on the token. */
 struct p11e_key {
 	CK_OBJECT_HANDLE priv;
-	CK_OBJECT_HANDLE pub;            /* CK_INVALID_HANDLE when the token keeps none */
+	CK_OBJECT_HANDLE pub; /* CK_INVALID_HANDLE when the token keeps none */
 	unsigned char id[64];
 	size_t id_len;
 	char label[256];
 	const struct p11e_key_spec *spec;
-	EVP_PKEY *pub_pkey;              /* owned */
+	EVP_PKEY *pub_pkey; /* owned */
 	bool sensitive, always_sensitive, extractable, never_extractable, local;
-	unsigned generation;             /* of the token session the handles belong to */
+	unsigned generation; /* of the token session the handles belong to */
 };
 
 /* Loads the module, finds exactly one token matching the URI and logs in
  * (one attempt, never retried). Errors are P11E_ETOKEN (or P11E_EUSAGE for
  * a bad PIN source) with what was found. */
-p11e_status p11e_token_open(const struct p11e_uri *uri, struct p11e_token **out,
-			    struct p11e_err *err);
+p11e_status p11e_token_open(const struct p11e_uri *uri, struct p11e_token **out, struct p11e_err *err);
 void p11e_token_close(struct p11e_token *tok);
 /* "label (manufacturer model, serial)" of the token in use. */
 const char *p11e_token_describe(const struct p11e_token *tok);
@@ -59,8 +58,7 @@ p11e_status p11e_token_generate(struct p11e_token *tok, const struct p11e_key_sp
 				struct p11e_key *key, struct p11e_err *err);
 
 /* Destroys both halves and every certificate object with the key's id. */
-p11e_status p11e_token_destroy_key(struct p11e_token *tok, struct p11e_key *key,
-				   struct p11e_err *err);
+p11e_status p11e_token_destroy_key(struct p11e_token *tok, struct p11e_key *key, struct p11e_err *err);
 
 /* A signer for the CSR code; valid while tok and key live. */
 void p11e_token_signer(struct p11e_token *tok, struct p11e_key *key, struct p11e_signer *signer);
@@ -70,7 +68,7 @@ void p11e_token_signer(struct p11e_token *tok, struct p11e_key *key, struct p11e
  * after); `cas` (may be NULL) are stored as authority certificates unless
  * already present. */
 p11e_status p11e_token_store_chain(struct p11e_token *tok, const struct p11e_key *key, X509 *leaf,
-				   STACK_OF(X509) *cas, struct p11e_err *err);
+				   STACK_OF(X509) * cas, struct p11e_err *err);
 
 /* Number of certificate objects carrying the key's CKA_ID. */
 int p11e_token_count_certs(struct p11e_token *tok, const struct p11e_key *key);

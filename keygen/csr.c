@@ -21,15 +21,26 @@ struct ava {
 	bool new_rdn; /* first AVA of its RDN */
 };
 
-static const struct { const char *alias; int nid; } type_aliases[] = {
-	{ "CN", NID_commonName },         { "C", NID_countryName },
-	{ "L", NID_localityName },        { "ST", NID_stateOrProvinceName },
-	{ "O", NID_organizationName },    { "OU", NID_organizationalUnitName },
-	{ "STREET", NID_streetAddress },  { "DC", NID_domainComponent },
-	{ "UID", NID_userId },            { "SERIALNUMBER", NID_serialNumber },
-	{ "EMAILADDRESS", NID_pkcs9_emailAddress }, { "E", NID_pkcs9_emailAddress },
-	{ "POSTALCODE", NID_postalCode }, { "GIVENNAME", NID_givenName },
-	{ "SN", NID_surname },            { "TITLE", NID_title },
+static const struct {
+	const char *alias;
+	int nid;
+} type_aliases[] = {
+	{ "CN", NID_commonName },
+	{ "C", NID_countryName },
+	{ "L", NID_localityName },
+	{ "ST", NID_stateOrProvinceName },
+	{ "O", NID_organizationName },
+	{ "OU", NID_organizationalUnitName },
+	{ "STREET", NID_streetAddress },
+	{ "DC", NID_domainComponent },
+	{ "UID", NID_userId },
+	{ "SERIALNUMBER", NID_serialNumber },
+	{ "EMAILADDRESS", NID_pkcs9_emailAddress },
+	{ "E", NID_pkcs9_emailAddress },
+	{ "POSTALCODE", NID_postalCode },
+	{ "GIVENNAME", NID_givenName },
+	{ "SN", NID_surname },
+	{ "TITLE", NID_title },
 };
 
 static int attribute_nid(const char *type)
@@ -154,11 +165,13 @@ static p11e_status parse_ava(const char *text, size_t *pos, struct ava *a, struc
 		(*pos)++;
 	type_len = *pos - type_start;
 	if (type_len == 0 || text[*pos] != '=')
-		return p11e_err_set(err, P11E_EUSAGE, "subject: expected ATTRIBUTE=value at position %zu",
+		return p11e_err_set(err, P11E_EUSAGE,
+				    "subject: expected ATTRIBUTE=value at position %zu",
 				    type_start + 1);
 	if (type_len >= sizeof(type))
 		return p11e_err_set(err, P11E_EUSAGE,
-				    "subject: attribute type too long at position %zu", type_start + 1);
+				    "subject: attribute type too long at position %zu",
+				    type_start + 1);
 	memcpy(type, text + type_start, type_len);
 	type[type_len] = '\0';
 	a->nid = attribute_nid(type);
@@ -195,7 +208,8 @@ static p11e_status build_name(const struct ava *avas, size_t n_avas, X509_NAME *
 		for (size_t k = begin; k < end; k++) {
 			if (!X509_NAME_add_entry_by_NID(name, avas[k].nid, MBSTRING_UTF8, avas[k].value,
 							(int)avas[k].len, -1, k == begin ? 0 : -1)) {
-				p11e_err_set(err, P11E_EUSAGE, "subject: value '%s' is not valid for %s",
+				p11e_err_set(err, P11E_EUSAGE,
+					     "subject: value '%s' is not valid for %s",
 					     (char *)avas[k].value, OBJ_nid2sn(avas[k].nid));
 				p11e_err_add_openssl(err);
 				X509_NAME_free(name);
@@ -311,7 +325,8 @@ p11e_status p11e_san_check_email(const char *email, struct p11e_err *err)
 		  dns_name_ok(at + 1, false);
 
 	for (const char *p = email; ok && p < at; p++)
-		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f || strchr("(),:;<>[\\]\"", *p))
+		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f ||
+		    strchr("(),:;<>[\\]\"", *p))
 			ok = false;
 	if (!ok)
 		return p11e_err_set(err, P11E_EUSAGE, "email: '%s' is not a valid e-mail address",
@@ -462,7 +477,8 @@ static bool set_signature_algorithm(X509_REQ *req, const struct p11e_key_spec *s
 	if (!alg)
 		return false;
 	if (spec->alg == P11E_ALG_EC)
-		X509_ALGOR_set0(alg, OBJ_nid2obj(sha384 ? NID_ecdsa_with_SHA384 : NID_ecdsa_with_SHA256),
+		X509_ALGOR_set0(alg,
+				OBJ_nid2obj(sha384 ? NID_ecdsa_with_SHA384 : NID_ecdsa_with_SHA256),
 				V_ASN1_UNDEF, NULL);
 	else
 		X509_ALGOR_set0(alg,
@@ -528,8 +544,7 @@ out:
 /* OpenSSL holds the key: it hashes and signs through the key's provider.
  * The algorithm is outside what is signed, so it is written as sign_req
  * writes it, whatever the provider names. */
-static p11e_status sign_openssl(X509_REQ *req, const struct p11e_signer *signer,
-				struct p11e_err *err)
+static p11e_status sign_openssl(X509_REQ *req, const struct p11e_signer *signer, struct p11e_err *err)
 {
 	const struct p11e_key_spec *spec = signer->spec;
 	EVP_MD_CTX *mctx = EVP_MD_CTX_new();

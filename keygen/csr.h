@@ -23,7 +23,7 @@
  * A signer with `priv` may have `sign` too, for signatures other than a
  * CSR's (an ACME request). */
 struct p11e_signer {
-	EVP_PKEY *pub;                      /* borrowed: the public half */
+	EVP_PKEY *pub; /* borrowed: the public half */
 	const struct p11e_key_spec *spec;
 	p11e_status (*sign)(void *ctx, const unsigned char *digest, size_t digest_len,
 			    unsigned char **sig, size_t *sig_len, struct p11e_err *err);
@@ -35,18 +35,18 @@ struct p11e_signer {
 	 * refuses. Same output as `sign`. */
 	p11e_status (*sign_data)(void *ctx, const unsigned char *data, size_t data_len,
 				 unsigned char **sig, size_t *sig_len, struct p11e_err *err);
-	EVP_PKEY *priv;                     /* borrowed: OpenSSL's handle of the key, or NULL */
-	OSSL_LIB_CTX *libctx;               /* where priv lives (NULL: the default) */
-	const char *propq;                  /* properties for fetching the signature, or NULL */
+	EVP_PKEY *priv;       /* borrowed: OpenSSL's handle of the key, or NULL */
+	OSSL_LIB_CTX *libctx; /* where priv lives (NULL: the default) */
+	const char *propq;    /* properties for fetching the signature, or NULL */
 };
 
 struct p11e_csr_request {
-	const char *subject;               /* RFC 4514, e.g. "CN=www.example.com,O=Example,C=US" */
-	const struct p11e_strlist *dns;    /* each may be NULL */
+	const char *subject;            /* RFC 4514, e.g. "CN=www.example.com,O=Example,C=US" */
+	const struct p11e_strlist *dns; /* each may be NULL */
 	const struct p11e_strlist *ip;
 	const struct p11e_strlist *email;
 	const struct p11e_strlist *uri;
-	bool client_auth;                  /* add clientAuth to extKeyUsage */
+	bool client_auth; /* add clientAuth to extKeyUsage */
 };
 
 /* RFC 4514 string → X509_NAME. Errors name the 1-based position. */

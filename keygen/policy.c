@@ -21,8 +21,7 @@ const char *p11e_policy_allowed(void)
 	return "rsa-2048, rsa-3072, rsa-4096, ec-p256, ec-p384";
 }
 
-p11e_status p11e_policy_parse(const char *name, const struct p11e_key_spec **out,
-			      struct p11e_err *err)
+p11e_status p11e_policy_parse(const char *name, const struct p11e_key_spec **out, struct p11e_err *err)
 {
 	for (size_t i = 0; i < N_SPECS; i++) {
 		if (strcasecmp(name, specs[i].name) == 0) {
@@ -34,8 +33,7 @@ p11e_status p11e_policy_parse(const char *name, const struct p11e_key_spec **out
 			    p11e_policy_allowed());
 }
 
-p11e_status p11e_policy_classify(EVP_PKEY *pub, const struct p11e_key_spec **out,
-				 struct p11e_err *err)
+p11e_status p11e_policy_classify(EVP_PKEY *pub, const struct p11e_key_spec **out, struct p11e_err *err)
 {
 	char group[64] = "";
 	int bits = EVP_PKEY_get_bits(pub);
@@ -53,8 +51,8 @@ p11e_status p11e_policy_classify(EVP_PKEY *pub, const struct p11e_key_spec **out
 				    bits, p11e_policy_allowed());
 	}
 	if (EVP_PKEY_is_a(pub, "EC")) {
-		EVP_PKEY_get_utf8_string_param(pub, OSSL_PKEY_PARAM_GROUP_NAME, group,
-					       sizeof(group), NULL);
+		EVP_PKEY_get_utf8_string_param(pub, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group),
+					       NULL);
 		for (size_t i = 0; i < N_SPECS; i++) {
 			if (specs[i].alg == P11E_ALG_EC &&
 			    (strcasecmp(group, specs[i].curve_name) == 0 ||

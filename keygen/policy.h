@@ -10,7 +10,7 @@
 typedef enum { P11E_ALG_RSA, P11E_ALG_EC } p11e_alg;
 
 struct p11e_key_spec {
-	const char *name;       /* "ec-p256" */
+	const char *name; /* "ec-p256" */
 	p11e_alg alg;
 	unsigned bits;          /* RSA modulus or curve size */
 	int curve_nid;          /* EC only */

@@ -31,14 +31,15 @@
 
 #define BAD_NONCE_RETRIES 10
 #define HOOK_MAX_SECONDS 300
-#define AUTHZ_TIMEOUT 300     /* seconds one authorisation may stay pending after our answer */
-#define MAX_ORDER_PAGES 20    /* reconcile reads at most this many pages of the orders list */
+#define AUTHZ_TIMEOUT 300  /* seconds one authorisation may stay pending after our answer */
+#define MAX_ORDER_PAGES 20 /* reconcile reads at most this many pages of the orders list */
 #define MAX_ORDERS_CHECKED 200
 #define DEFAULT_ACCOUNT_LABEL "acme-account"
 
 static const char *const ca_keys[] = {
-	"directory_url", "contact", "terms_agreed", "account_key", "account_key_type", "eab_kid",
-	"eab_hmac_key_file", "challenge", "dcv_hook", "webroot", P11E_HTTP_SETTING_KEYS, NULL,
+	"directory_url",    "contact", "terms_agreed",         "account_key",
+	"account_key_type", "eab_kid", "eab_hmac_key_file",    "challenge",
+	"dcv_hook",         "webroot", P11E_HTTP_SETTING_KEYS, NULL,
 };
 
 static const char *const cert_keys[] = { "challenge", "webroot", NULL };
@@ -158,13 +159,13 @@ static p11e_status read_eab(struct p11e_ca *ca, struct p11e_err *err)
 		return p11e_err_set(err, P11E_EUSAGE,
 				    "%s: [ca:%s] External Account Binding needs both eab_kid and "
 				    "eab_hmac_key_file",
-				    where(ca, ca->eab_kid ? "eab_kid" : "eab_hmac_key_file", w, sizeof(w)),
+				    where(ca, ca->eab_kid ? "eab_kid" : "eab_hmac_key_file", w,
+					  sizeof(w)),
 				    ca->name);
 	rc = p11e_secret_read(file, "eab_hmac_key_file", &secret, err);
 	if (rc != P11E_OK)
 		return rc;
-	if (acme_b64url_decode(secret, &ca->eab_key, &ca->eab_key_len) != 0 ||
-	    ca->eab_key_len < 16) {
+	if (acme_b64url_decode(secret, &ca->eab_key, &ca->eab_key_len) != 0 || ca->eab_key_len < 16) {
 		rc = p11e_err_set(err, P11E_EUSAGE,
 				  "%s: eab_hmac_key_file holds no base64url HMAC key of at least "
 				  "16 bytes (write the key exactly as the CA gave it)",
@@ -202,7 +203,8 @@ static p11e_status read_account_settings(struct p11e_ca *ca, struct p11e_err *er
 	v = get(ca, "account_key_type");
 	ca->key_type_set = v != NULL;
 	if ((rc = p11e_policy_parse(v ? v : "ec-p256", &ca->key_spec, err)) != P11E_OK) {
-		p11e_err_prefix(err, "%s: account_key_type", where(ca, "account_key_type", w, sizeof(w)));
+		p11e_err_prefix(err, "%s: account_key_type",
+				where(ca, "account_key_type", w, sizeof(w)));
 		return rc;
 	}
 	if ((v = get(ca, "contact")) && p11e_strlist_split(&ca->contact, v, ',') != 0)
@@ -257,8 +259,8 @@ static p11e_status read_challenge_settings(struct p11e_ca *ca, struct p11e_err *
 	return P11E_OK;
 }
 
-static p11e_status acme_open(const char *ca_name, const struct p11e_settings *s,
-			     struct p11e_ca **out, struct p11e_err *err)
+static p11e_status acme_open(const char *ca_name, const struct p11e_settings *s, struct p11e_ca **out,
+			     struct p11e_err *err)
 {
 	struct p11e_ca *ca = calloc(1, sizeof(*ca));
 	p11e_status rc = P11E_OK;
@@ -337,7 +339,8 @@ static p11e_status account_key_open(struct p11e_ca *ca, bool create, struct p11e
 				    where(ca, "account_key_type", w, sizeof(w)), ak->spec->name,
 				    ca->key_spec->name);
 	if (!acme_jws_alg(ak->spec) || acme_jwk_thumbprint(ak->pub, ak->thumbprint) != 0)
-		return p11e_err_set(err, P11E_EFAIL, "cannot describe the ACME account key (%s) as a JWK",
+		return p11e_err_set(err, P11E_EFAIL,
+				    "cannot describe the ACME account key (%s) as a JWK",
 				    ak->spec->name);
 	return P11E_OK;
 fail:
@@ -409,13 +412,13 @@ static p11e_ca_outcome transport_fail(struct p11e_ca *ca, const struct p11e_http
 	if (resp->kind == P11E_HTTP_RESPONSE)
 		return p11e_ca_fail(res, P11E_CA_UNREACHABLE, "[ca:%s] %s: HTTP %ld", ca->name, what,
 				    resp->status);
-	return p11e_ca_fail(res, P11E_CA_UNREACHABLE, "[ca:%s] %s: %s", ca->name, what,
-			    resp->error);
+	return p11e_ca_fail(res, P11E_CA_UNREACHABLE, "[ca:%s] %s: %s", ca->name, what, resp->error);
 }
 
 static p11e_ca_outcome get_directory(struct p11e_ca *ca, struct p11e_ca_result *res)
 {
-	struct p11e_http_request req = { .method = "GET", .url = ca->directory_url,
+	struct p11e_http_request req = { .method = "GET",
+					 .url = ca->directory_url,
 					 .log_name = "ACME directory" };
 	struct p11e_http_response resp = { 0 };
 	p11e_ca_outcome outcome = P11E_CA_OK;
@@ -444,7 +447,8 @@ out:
 
 static p11e_ca_outcome new_nonce(struct p11e_ca *ca, struct p11e_ca_result *res)
 {
-	struct p11e_http_request req = { .method = "GET", .url = jstr(ca->dir, "newNonce"),
+	struct p11e_http_request req = { .method = "GET",
+					 .url = jstr(ca->dir, "newNonce"),
 					 .log_name = "ACME newNonce" };
 	struct p11e_http_response resp = { 0 };
 	p11e_ca_outcome outcome = P11E_CA_OK;
@@ -466,11 +470,11 @@ typedef enum {
 
 struct signed_req {
 	const char *url;
-	const cJSON *payload;     /* NULL: POST-as-GET */
-	bool use_jwk;             /* newAccount and revoke-by-key: jwk instead of kid */
-	bool placement;           /* newOrder: an unknown outcome is P11E_CA_UNKNOWN */
-	const char *accept;       /* Accept header, NULL for JSON */
-	const char *what;         /* for messages */
+	const cJSON *payload; /* NULL: POST-as-GET */
+	bool use_jwk;         /* newAccount and revoke-by-key: jwk instead of kid */
+	bool placement;       /* newOrder: an unknown outcome is P11E_CA_UNKNOWN */
+	const char *accept;   /* Accept header, NULL for JSON */
+	const char *what;     /* for messages */
 };
 
 /* A JWS POST with a fresh nonce; a badNonce refusal is retried with the
@@ -490,8 +494,12 @@ static ap_rc acme_post(struct p11e_ca *ca, const struct signed_req *sr,
 		size_t sig_len = 0;
 		cJSON *prot;
 		struct p11e_http_request req = {
-			.method = "POST", .url = sr->url, .content_type = "application/jose+json",
-			.headers = headers, .no_retry_after_send = true, .log_name = sr->what,
+			.method = "POST",
+			.url = sr->url,
+			.content_type = "application/jose+json",
+			.headers = headers,
+			.no_retry_after_send = true,
+			.log_name = sr->what,
 		};
 
 		if (!ca->nonce[0] && new_nonce(ca, res) != P11E_CA_OK)
@@ -509,9 +517,10 @@ static ap_rc acme_post(struct p11e_ca *ca, const struct signed_req *sr,
 		free(payload_b64);
 		free(sig);
 		if (!body) {
-			p11e_ca_fail(res, P11E_CA_MISCONFIGURED, "[ca:%s] %s: cannot sign with the "
-				     "ACME account key: %s", ca->name, sr->what,
-				     err.msg[0] ? err.msg : "out of memory");
+			p11e_ca_fail(res, P11E_CA_MISCONFIGURED,
+				     "[ca:%s] %s: cannot sign with the "
+				     "ACME account key: %s",
+				     ca->name, sr->what, err.msg[0] ? err.msg : "out of memory");
 			return AP_FAILED;
 		}
 		req.body = body;
@@ -520,8 +529,8 @@ static ap_rc acme_post(struct p11e_ca *ca, const struct signed_req *sr,
 		take_nonce(ca, resp);
 		if (resp->kind != P11E_HTTP_RESPONSE) {
 			if (sr->placement && p11e_http_outcome_unknown(resp)) {
-				p11e_ca_fail(res, P11E_CA_UNKNOWN, "[ca:%s] %s: %s", ca->name, sr->what,
-					     resp->error);
+				p11e_ca_fail(res, P11E_CA_UNKNOWN, "[ca:%s] %s: %s", ca->name,
+					     sr->what, resp->error);
 				return AP_FAILED;
 			}
 			transport_fail(ca, resp, sr->what, res);
@@ -554,14 +563,26 @@ static p11e_ca_outcome problem_outcome(struct p11e_ca *ca, const struct acme_pro
 				       struct p11e_ca_result *res)
 {
 	static const char *const refused[] = {
-		"unauthorized", "rejectedIdentifier", "caa", "unsupportedIdentifier", "badCSR",
-		"dns", "connection", "incorrectResponse", "tls", "orderNotReady", "badRevocationReason",
-		"malformed", "compound", NULL,
+		"unauthorized",
+		"rejectedIdentifier",
+		"caa",
+		"unsupportedIdentifier",
+		"badCSR",
+		"dns",
+		"connection",
+		"incorrectResponse",
+		"tls",
+		"orderNotReady",
+		"badRevocationReason",
+		"malformed",
+		"compound",
+		NULL,
 	};
 	static const char *const ours[] = {
-		"accountDoesNotExist", "externalAccountRequired", "userActionRequired",
-		"badPublicKey", "badSignatureAlgorithm", "invalidContact", "unsupportedContact",
-		NULL,
+		"accountDoesNotExist",   "externalAccountRequired",
+		"userActionRequired",    "badPublicKey",
+		"badSignatureAlgorithm", "invalidContact",
+		"unsupportedContact",    NULL,
 	};
 	p11e_ca_outcome outcome = P11E_CA_REJECTED;
 
@@ -623,8 +644,10 @@ static void load_account(struct p11e_ca *ca)
 		return;
 	doc = cJSON_Parse(text);
 	if (doc && jstr(doc, "account_url") &&
-	    strcmp(jstr(doc, "directory_url") ? jstr(doc, "directory_url") : "", ca->directory_url) == 0 &&
-	    strcmp(jstr(doc, "key_thumbprint") ? jstr(doc, "key_thumbprint") : "", ca->ak.thumbprint) == 0)
+	    strcmp(jstr(doc, "directory_url") ? jstr(doc, "directory_url") : "", ca->directory_url) ==
+		    0 &&
+	    strcmp(jstr(doc, "key_thumbprint") ? jstr(doc, "key_thumbprint") : "",
+		   ca->ak.thumbprint) == 0)
 		ca->account_url = strdup(jstr(doc, "account_url"));
 	cJSON_Delete(doc);
 	free(text);
@@ -644,10 +667,11 @@ static void save_account(struct p11e_ca *ca)
 	cJSON_AddStringToObject(doc, "account_url", ca->account_url);
 	text = cJSON_Print(doc);
 	state_path(ca, path, sizeof(path));
-	if (!text || p11e_write_atomic(path, text, strlen(text), 0600, (uid_t)-1, (gid_t)-1, &err) !=
-			     P11E_OK)
+	if (!text ||
+	    p11e_write_atomic(path, text, strlen(text), 0600, (uid_t)-1, (gid_t)-1, &err) != P11E_OK)
 		p11e_warn("[ca:%s] cannot remember the account URL in %s: %s (it is looked up "
-			  "again next time)", ca->name, path, err.msg);
+			  "again next time)",
+			  ca->name, path, err.msg);
 	free(text);
 	cJSON_Delete(doc);
 }
@@ -664,8 +688,11 @@ static p11e_ca_outcome lookup_account(struct p11e_ca *ca, struct p11e_http_respo
 
 	*exists = false;
 	cJSON_AddTrueToObject(payload, "onlyReturnExisting");
-	rc = acme_post(ca, &(struct signed_req){ .url = jstr(ca->dir, "newAccount"), .payload = payload,
-						 .use_jwk = true, .what = "ACME account lookup" },
+	rc = acme_post(ca,
+		       &(struct signed_req){ .url = jstr(ca->dir, "newAccount"),
+					     .payload = payload,
+					     .use_jwk = true,
+					     .what = "ACME account lookup" },
 		       resp, &prob, res);
 	cJSON_Delete(payload);
 	if (rc == AP_FAILED)
@@ -717,7 +744,8 @@ static p11e_ca_outcome new_account_payload(struct p11e_ca *ca, cJSON **out, stru
 		if (!eab) {
 			cJSON_Delete(payload);
 			return p11e_ca_fail(res, P11E_CA_MISCONFIGURED,
-					    "[ca:%s] cannot make the External Account Binding", ca->name);
+					    "[ca:%s] cannot make the External Account Binding",
+					    ca->name);
 		}
 		cJSON_AddItemToObject(payload, "externalAccountBinding", eab);
 	}
@@ -736,8 +764,11 @@ static p11e_ca_outcome create_account(struct p11e_ca *ca, struct p11e_http_respo
 
 	if ((outcome = new_account_payload(ca, &payload, res)) != P11E_CA_OK)
 		return outcome;
-	rc = acme_post(ca, &(struct signed_req){ .url = jstr(ca->dir, "newAccount"), .payload = payload,
-						 .use_jwk = true, .what = "ACME newAccount" },
+	rc = acme_post(ca,
+		       &(struct signed_req){ .url = jstr(ca->dir, "newAccount"),
+					     .payload = payload,
+					     .use_jwk = true,
+					     .what = "ACME newAccount" },
 		       resp, &prob, res);
 	cJSON_Delete(payload);
 	if (rc == AP_FAILED) {
@@ -761,8 +792,8 @@ static p11e_ca_outcome create_account(struct p11e_ca *ca, struct p11e_http_respo
 
 /* Takes the account the CA named (*loc, which it keeps) if it may order,
  * and remembers it in state_dir. */
-static p11e_ca_outcome adopt_account(struct p11e_ca *ca, const struct p11e_http_response *resp, char **loc,
-				     struct p11e_ca_result *res)
+static p11e_ca_outcome adopt_account(struct p11e_ca *ca, const struct p11e_http_response *resp,
+				     char **loc, struct p11e_ca_result *res)
 {
 	cJSON *doc = cJSON_Parse(resp->body ? resp->body : "");
 	p11e_ca_outcome outcome;
@@ -811,8 +842,9 @@ static p11e_ca_outcome ensure_account(struct p11e_ca *ca, bool create, struct p1
 	outcome = lookup_account(ca, &resp, &loc, &exists, res);
 	if (outcome == P11E_CA_OK && !exists) {
 		if (!create) {
-			outcome = p11e_ca_fail(res, P11E_CA_NOT_FOUND,
-					       "no ACME account for this key yet (the first enroll makes it)");
+			outcome =
+				p11e_ca_fail(res, P11E_CA_NOT_FOUND,
+					     "no ACME account for this key yet (the first enroll makes it)");
 		} else {
 			p11e_http_response_clear(&resp);
 			outcome = create_account(ca, &resp, &loc, res);
@@ -826,8 +858,8 @@ static p11e_ca_outcome ensure_account(struct p11e_ca *ca, bool create, struct p1
 }
 
 /* POST-as-GET of an object (order, authorisation, account). */
-static p11e_ca_outcome get_object(struct p11e_ca *ca, const char *url, const char *what,
-				  cJSON **doc, unsigned *retry_after, struct p11e_ca_result *res)
+static p11e_ca_outcome get_object(struct p11e_ca *ca, const char *url, const char *what, cJSON **doc,
+				  unsigned *retry_after, struct p11e_ca_result *res)
 {
 	struct p11e_http_response resp = { 0 };
 	p11e_ca_outcome outcome;
@@ -851,13 +883,16 @@ static p11e_ca_outcome acme_check(struct p11e_ca *ca, struct p11e_ca_result *res
 		bool eab_missing;
 
 		meta = cJSON_GetObjectItemCaseSensitive(ca->dir, "meta");
-		eab_missing = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(meta, "externalAccountRequired")) &&
-			      !ca->eab_key;
+		eab_missing =
+			cJSON_IsTrue(
+				cJSON_GetObjectItemCaseSensitive(meta, "externalAccountRequired")) &&
+			!ca->eab_key;
 		snprintf(why, sizeof(why), "%s", res->message);
 		return p11e_ca_fail(res, eab_missing ? P11E_CA_MISCONFIGURED : P11E_CA_OK,
 				    "ACME directory reached; %.900s%s", why,
 				    eab_missing ? "; but the CA requires External Account Binding "
-						  "(eab_kid, eab_hmac_key_file)" : "");
+						  "(eab_kid, eab_hmac_key_file)"
+						: "");
 	}
 	if (outcome != P11E_CA_OK)
 		return outcome;
@@ -897,7 +932,7 @@ static bool same_names(const cJSON *ord, const struct p11e_strlist *names)
 	const cJSON *ids = cJSON_GetObjectItemCaseSensitive(ord, "identifiers"), *id;
 	size_t n = 0;
 
-	cJSON_ArrayForEach(id, ids) {
+	cJSON_ArrayForEach (id, ids) {
 		const char *v = jstr(id, "value");
 		bool hit = false;
 
@@ -924,16 +959,20 @@ static p11e_ca_outcome download(struct p11e_ca *ca, const cJSON *ord, char **pem
 	if (!url)
 		return p11e_ca_fail(res, P11E_CA_UNREACHABLE,
 				    "[ca:%s] the order is valid but names no certificate", ca->name);
-	rc = acme_post(ca, &(struct signed_req){ .url = url, .accept = "application/pem-certificate-chain",
-						 .what = "ACME certificate download" },
+	rc = acme_post(ca,
+		       &(struct signed_req){ .url = url,
+					     .accept = "application/pem-certificate-chain",
+					     .what = "ACME certificate download" },
 		       &resp, &prob, res);
 	if (rc == AP_FAILED && resp.status == 404)
 		outcome = res->outcome = P11E_CA_NOT_FOUND;
 	else if (rc == AP_FAILED)
 		outcome = res->outcome;
 	else if (rc == AP_PROBLEM && resp.status == 404)
-		outcome = p11e_ca_fail(res, P11E_CA_NOT_FOUND, "[ca:%s] the CA no longer serves the "
-				       "certificate of this order (%s)", ca->name, prob.detail);
+		outcome = p11e_ca_fail(res, P11E_CA_NOT_FOUND,
+				       "[ca:%s] the CA no longer serves the "
+				       "certificate of this order (%s)",
+				       ca->name, prob.detail);
 	else if (rc == AP_PROBLEM)
 		outcome = problem_outcome(ca, &prob, &resp, "ACME certificate download", res);
 	else if (!resp.body || !strstr(resp.body, "-----BEGIN CERTIFICATE-----"))
@@ -959,7 +998,8 @@ static char *replaces_id(struct p11e_ca *ca, const char *previous_order)
 		id = acme_ari_cert_id(pem);
 	if (!id)
 		p11e_warn("[ca:%s] cannot name the certificate this renewal replaces (%s); ordering "
-			  "without ARI's replaces", ca->name, res.message[0] ? res.message : "no AKI");
+			  "without ARI's replaces",
+			  ca->name, res.message[0] ? res.message : "no AKI");
 	free(pem);
 	cJSON_Delete(ord);
 	p11e_ca_result_clear(&res);
@@ -1006,9 +1046,11 @@ static p11e_ca_outcome acme_place(struct p11e_ca *ca, const struct p11e_order *o
 	replaces = replaces_id(ca, order->previous.order_id);
 	if (replaces)
 		cJSON_AddStringToObject(payload, "replaces", replaces);
-	outcome = post_json(ca, &(struct signed_req){ .url = jstr(ca->dir, "newOrder"),
-						      .payload = payload, .placement = true,
-						      .what = "ACME newOrder" },
+	outcome = post_json(ca,
+			    &(struct signed_req){ .url = jstr(ca->dir, "newOrder"),
+						  .payload = payload,
+						  .placement = true,
+						  .what = "ACME newOrder" },
 			    &ord, &resp, res);
 	if (outcome == P11E_CA_UNREACHABLE && resp.status >= 500) {
 		/* The server failed while handling it: an order may exist. */
@@ -1020,7 +1062,8 @@ static p11e_ca_outcome acme_place(struct p11e_ca *ca, const struct p11e_order *o
 	loc = p11e_http_header(&resp, "Location", 0);
 	if (!loc) {
 		outcome = p11e_ca_fail(res, P11E_CA_UNKNOWN,
-				       "[ca:%s] the new order came without its URL (Location)", ca->name);
+				       "[ca:%s] the new order came without its URL (Location)",
+				       ca->name);
 		goto out;
 	}
 	if (strlen(loc) >= sizeof(res->order_id)) {
@@ -1101,12 +1144,12 @@ static int run_hook(const struct p11e_ca *ca, const char *action, const char *do
 }
 
 struct proof {
-	const char *type;      /* dns-01 or http-01 */
+	const char *type; /* dns-01 or http-01 */
 	char domain[256];
-	char record[320];      /* dns-01: _acme-challenge.NAME */
-	char value[64];        /* dns-01: TXT value */
-	const char *webroot;   /* http-01 */
-	char file[4096];       /* http-01: the webroot file */
+	char record[320];    /* dns-01: _acme-challenge.NAME */
+	char value[64];      /* dns-01: TXT value */
+	const char *webroot; /* http-01 */
+	char file[4096];     /* http-01: the webroot file */
 	char keyauth[256];
 };
 
@@ -1147,7 +1190,7 @@ static p11e_ca_outcome authz_refused(struct p11e_ca *ca, const cJSON *az, const 
 	const cJSON *ch;
 	struct acme_problem p;
 
-	cJSON_ArrayForEach(ch, cJSON_GetObjectItemCaseSensitive(az, "challenges")) {
+	cJSON_ArrayForEach (ch, cJSON_GetObjectItemCaseSensitive(az, "challenges")) {
 		const cJSON *e = cJSON_GetObjectItemCaseSensitive(ch, "error");
 
 		if (e && acme_problem_from_json(e, &p)) {
@@ -1180,7 +1223,7 @@ static p11e_ca_outcome prepare_proof(struct p11e_ca *ca, const cJSON *az, const 
 	if (wildcard && !ca->dcv_hook)
 		return p11e_ca_fail(res, P11E_CA_MISCONFIGURED,
 				    "[ca:%s] *.%s needs dns-01 and a dcv_hook", ca->name, name);
-	cJSON_ArrayForEach(ch, cJSON_GetObjectItemCaseSensitive(az, "challenges"))
+	cJSON_ArrayForEach (ch, cJSON_GetObjectItemCaseSensitive(az, "challenges"))
 		if (jstr(ch, "type") && strcmp(jstr(ch, "type"), want) == 0)
 			*chosen = ch;
 	if (!*chosen || !jstr(*chosen, "url"))
@@ -1192,8 +1235,8 @@ static p11e_ca_outcome prepare_proof(struct p11e_ca *ca, const cJSON *az, const 
 	if (acme_key_authorization(jstr(*chosen, "token"), ca->ak.thumbprint, p->keyauth,
 				   sizeof(p->keyauth)) != 0)
 		return p11e_ca_fail(res, P11E_CA_REJECTED,
-				    "[ca:%s] the %s challenge for %s has a malformed token",
-				    ca->name, want, name);
+				    "[ca:%s] the %s challenge for %s has a malformed token", ca->name,
+				    want, name);
 	if (strcmp(want, "dns-01") == 0) {
 		snprintf(p->record, sizeof(p->record), "_acme-challenge.%s", name);
 		acme_dns01_value(p->keyauth, p->value);
@@ -1201,8 +1244,8 @@ static p11e_ca_outcome prepare_proof(struct p11e_ca *ca, const cJSON *az, const 
 	}
 	if (!webroot || webroot[0] != '/')
 		return p11e_ca_fail(res, P11E_CA_MISCONFIGURED,
-				    "[ca:%s] http-01 for %s needs webroot = /absolute/DIR",
-				    ca->name, name);
+				    "[ca:%s] http-01 for %s needs webroot = /absolute/DIR", ca->name,
+				    name);
 	p->webroot = webroot;
 	snprintf(p->file, sizeof(p->file), "%s/.well-known/acme-challenge/%s", webroot,
 		 jstr(*chosen, "token"));
@@ -1221,8 +1264,10 @@ static p11e_ca_outcome answer_challenge(struct p11e_ca *ca, const cJSON *chosen,
 	if (!jstr(chosen, "status") || strcmp(jstr(chosen, "status"), "pending") != 0)
 		return P11E_CA_OK;
 	ans = cJSON_CreateObject();
-	outcome = post_json(ca, &(struct signed_req){ .url = jstr(chosen, "url"), .payload = ans,
-						      .what = "ACME challenge response" },
+	outcome = post_json(ca,
+			    &(struct signed_req){ .url = jstr(chosen, "url"),
+						  .payload = ans,
+						  .what = "ACME challenge response" },
 			    &ack, &resp, res);
 	cJSON_Delete(ack);
 	cJSON_Delete(ans);
@@ -1257,8 +1302,8 @@ static p11e_ca_outcome await_validation(struct p11e_ca *ca, const char *url, con
 			break;
 		}
 		if (time(NULL) >= deadline) {
-			outcome = p11e_ca_fail(res, P11E_CA_PENDING,
-					       "[ca:%s] %s is not validated yet", ca->name, name);
+			outcome = p11e_ca_fail(res, P11E_CA_PENDING, "[ca:%s] %s is not validated yet",
+					       ca->name, name);
 			snprintf(res->status_text, sizeof(res->status_text), "validating");
 			break;
 		}
@@ -1279,8 +1324,7 @@ static p11e_ca_outcome await_validation(struct p11e_ca *ca, const char *url, con
 
 /* One authorisation: publish, answer, poll (Retry-After), remove. */
 static p11e_ca_outcome drive_authz(struct p11e_ca *ca, const char *url, const char *challenge,
-				   const char *webroot,
-				   struct p11e_ca_result *res)
+				   const char *webroot, struct p11e_ca_result *res)
 {
 	cJSON *az = NULL;
 	const cJSON *chosen, *idf;
@@ -1354,12 +1398,13 @@ static p11e_ca_outcome authorize_order(struct p11e_ca *ca, const struct p11e_ord
 	const cJSON *az;
 	p11e_ca_outcome outcome;
 
-	cJSON_ArrayForEach(az, cJSON_GetObjectItemCaseSensitive(ord, "authorizations")) {
-		outcome = drive_authz(ca, cJSON_GetStringValue(az) ? cJSON_GetStringValue(az) : "",
-				      challenge_for(ca, order),
-				      order ? p11e_settings_get(order->overrides, "webroot", ca->webroot)
-					    : ca->webroot,
-				      res);
+	cJSON_ArrayForEach (az, cJSON_GetObjectItemCaseSensitive(ord, "authorizations")) {
+		outcome =
+			drive_authz(ca, cJSON_GetStringValue(az) ? cJSON_GetStringValue(az) : "",
+				    challenge_for(ca, order),
+				    order ? p11e_settings_get(order->overrides, "webroot", ca->webroot)
+					  : ca->webroot,
+				    res);
 		if (outcome != P11E_CA_OK)
 			return outcome;
 	}
@@ -1383,7 +1428,8 @@ static p11e_ca_outcome finalize_order(struct p11e_ca *ca, const struct p11e_orde
 	if (!order || !order->csr_pem || csr_der_b64(order->csr_pem, &csr) != P11E_CA_OK || !fin_url) {
 		outcome = p11e_ca_fail(res, P11E_CA_MISCONFIGURED,
 				       "[ca:%s] the order is ready but there is no CSR or "
-				       "finalize URL to finish it with", ca->name);
+				       "finalize URL to finish it with",
+				       ca->name);
 		goto out;
 	}
 	/* The order URL is in the journal by now (the agent records what
@@ -1394,8 +1440,9 @@ static p11e_ca_outcome finalize_order(struct p11e_ca *ca, const struct p11e_orde
 	cJSON_AddStringToObject(fin, "csr", csr);
 	cJSON_Delete(*ord);
 	*ord = NULL;
-	outcome = post_json(ca, &(struct signed_req){ .url = fin_url, .payload = fin,
-						      .what = "ACME finalize" },
+	outcome = post_json(ca,
+			    &(struct signed_req){
+				    .url = fin_url, .payload = fin, .what = "ACME finalize" },
 			    ord, &resp, res);
 	*retry = resp.retry_after;
 	if (outcome != P11E_CA_OK)
@@ -1457,8 +1504,8 @@ static p11e_ca_outcome order_outcome(struct p11e_ca *ca, const cJSON *ord, unsig
 }
 
 /* The order `ref` names, read with the account (which must exist). */
-static p11e_ca_outcome read_order(struct p11e_ca *ca, const struct p11e_order_ref *ref,
-				  cJSON **ord, unsigned *retry, struct p11e_ca_result *res)
+static p11e_ca_outcome read_order(struct p11e_ca *ca, const struct p11e_order_ref *ref, cJSON **ord,
+				  unsigned *retry, struct p11e_ca_result *res)
 {
 	p11e_ca_outcome outcome;
 
@@ -1552,7 +1599,8 @@ static p11e_ca_outcome acme_revoke(struct p11e_ca *ca, const struct p11e_order_r
 		/* Some servers (pebble) stop serving a certificate once it is
 		 * revoked; a valid order whose certificate is gone is taken as
 		 * revoked already. */
-		outcome = p11e_ca_fail(res, P11E_CA_OK, "already revoked: the CA no longer serves the "
+		outcome = p11e_ca_fail(res, P11E_CA_OK,
+				       "already revoked: the CA no longer serves the "
 				       "certificate of this order");
 		goto out;
 	}
@@ -1572,8 +1620,10 @@ static p11e_ca_outcome acme_revoke(struct p11e_ca *ca, const struct p11e_order_r
 	cJSON_AddStringToObject(payload, "certificate", b64);
 	/* Our reason numbers are RFC 5280's CRLReason codes. */
 	cJSON_AddNumberToObject(payload, "reason", (double)reason);
-	rc = acme_post(ca, &(struct signed_req){ .url = jstr(ca->dir, "revokeCert"), .payload = payload,
-						 .what = "ACME revokeCert" },
+	rc = acme_post(ca,
+		       &(struct signed_req){ .url = jstr(ca->dir, "revokeCert"),
+					     .payload = payload,
+					     .what = "ACME revokeCert" },
 		       &resp, &prob, res);
 	if (rc == AP_FAILED) {
 		outcome = res->outcome;
@@ -1582,8 +1632,8 @@ static p11e_ca_outcome acme_revoke(struct p11e_ca *ca, const struct p11e_order_r
 	} else if (rc == AP_PROBLEM) {
 		outcome = problem_outcome(ca, &prob, &resp, "ACME revokeCert", res);
 	} else {
-		outcome = p11e_ca_fail(res, P11E_CA_OK, "revoked (%s)",
-				       p11e_revoke_reason_name(reason));
+		outcome =
+			p11e_ca_fail(res, P11E_CA_OK, "revoked (%s)", p11e_revoke_reason_name(reason));
 	}
 out:
 	if (!jstr(ca->dir, "revokeCert") && outcome == P11E_CA_OK)
@@ -1688,12 +1738,13 @@ static p11e_ca_outcome acme_reconcile(struct p11e_ca *ca, const struct p11e_orde
 		outcome = orders_page(ca, url, &list, &next, res);
 		if (outcome != P11E_CA_OK)
 			goto out;
-		cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(list, "orders")) {
+		cJSON_ArrayForEach (item, cJSON_GetObjectItemCaseSensitive(list, "orders")) {
 			const char *ou = cJSON_GetStringValue(item);
 			cJSON *ord = NULL;
 			const char *st;
 
-			if (!ou || (order->previous.order_id && strcmp(ou, order->previous.order_id) == 0) ||
+			if (!ou ||
+			    (order->previous.order_id && strcmp(ou, order->previous.order_id) == 0) ||
 			    ++checked > MAX_ORDERS_CHECKED)
 				continue;
 			outcome = get_object(ca, ou, "ACME order", &ord, NULL, res);
@@ -1762,13 +1813,14 @@ static p11e_ca_outcome acme_list_orders(struct p11e_ca *ca, time_t since, unsign
 			break;
 	}
 	out->pages = url ? page + 1 : page;
-	out->rows = calloc((size_t)cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(list, "orders")) + 1,
-			   sizeof(*out->rows));
+	out->rows =
+		calloc((size_t)cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(list, "orders")) + 1,
+		       sizeof(*out->rows));
 	if (!out->rows) {
 		outcome = p11e_ca_fail(res, P11E_CA_UNREACHABLE, "out of memory");
 		goto out;
 	}
-	cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(list, "orders")) {
+	cJSON_ArrayForEach (item, cJSON_GetObjectItemCaseSensitive(list, "orders")) {
 		struct p11e_order_row *r = &out->rows[out->n];
 		const cJSON *ids;
 		cJSON *ord = NULL;
@@ -1778,11 +1830,15 @@ static p11e_ca_outcome acme_list_orders(struct p11e_ca *ca, time_t since, unsign
 		snprintf(r->order_id, sizeof(r->order_id), "%s", cJSON_GetStringValue(item));
 		if (get_object(ca, r->order_id, "ACME order", &ord, NULL, res) == P11E_CA_OK) {
 			ids = cJSON_GetObjectItemCaseSensitive(ord, "identifiers");
-			snprintf(r->status, sizeof(r->status), "%s", jstr(ord, "status") ? jstr(ord, "status") : "");
+			snprintf(r->status, sizeof(r->status), "%s",
+				 jstr(ord, "status") ? jstr(ord, "status") : "");
 			snprintf(r->domain, sizeof(r->domain), "%s%s",
-				 jstr(cJSON_GetArrayItem(ids, 0), "value") ? jstr(cJSON_GetArrayItem(ids, 0), "value") : "",
+				 jstr(cJSON_GetArrayItem(ids, 0), "value")
+					 ? jstr(cJSON_GetArrayItem(ids, 0), "value")
+					 : "",
 				 cJSON_GetArraySize(ids) > 1 ? " …" : "");
-			snprintf(r->expires, sizeof(r->expires), "%s", jstr(ord, "expires") ? jstr(ord, "expires") : "");
+			snprintf(r->expires, sizeof(r->expires), "%s",
+				 jstr(ord, "expires") ? jstr(ord, "expires") : "");
 			snprintf(r->product, sizeof(r->product), "acme");
 		}
 		cJSON_Delete(ord);

@@ -113,7 +113,8 @@ cJSON *acme_jwk(EVP_PKEY *pub)
 		x = bn_b64(a, 0);
 		y = bn_b64(b, 0);
 		ok = x && y && cJSON_AddStringToObject(jwk, "e", x) &&
-		     cJSON_AddStringToObject(jwk, "kty", "RSA") && cJSON_AddStringToObject(jwk, "n", y);
+		     cJSON_AddStringToObject(jwk, "kty", "RSA") &&
+		     cJSON_AddStringToObject(jwk, "n", y);
 	} else if (EVP_PKEY_is_a(pub, "EC")) {
 		char group[32] = "";
 		size_t coord = (size_t)(EVP_PKEY_get_bits(pub) + 7) / 8;
@@ -127,11 +128,11 @@ cJSON *acme_jwk(EVP_PKEY *pub)
 		y = bn_b64(b, coord);
 		ok = x && y &&
 		     cJSON_AddStringToObject(jwk, "crv",
-					     strcmp(group, "prime256v1") == 0 ? "P-256"
+					     strcmp(group, "prime256v1") == 0  ? "P-256"
 					     : strcmp(group, "secp384r1") == 0 ? "P-384"
 									       : "?") &&
-		     cJSON_AddStringToObject(jwk, "kty", "EC") && cJSON_AddStringToObject(jwk, "x", x) &&
-		     cJSON_AddStringToObject(jwk, "y", y);
+		     cJSON_AddStringToObject(jwk, "kty", "EC") &&
+		     cJSON_AddStringToObject(jwk, "x", x) && cJSON_AddStringToObject(jwk, "y", y);
 		ok = ok && strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(jwk, "crv")), "?") != 0;
 	}
 out:
@@ -168,8 +169,8 @@ int acme_jwk_thumbprint(EVP_PKEY *pub, char out[64])
 	return rc;
 }
 
-int acme_ecdsa_der_to_raw(const unsigned char *der, size_t der_len, size_t coord,
-			  unsigned char **out, size_t *out_len)
+int acme_ecdsa_der_to_raw(const unsigned char *der, size_t der_len, size_t coord, unsigned char **out,
+			  size_t *out_len)
 {
 	const unsigned char *p = der;
 	ECDSA_SIG *sig = d2i_ECDSA_SIG(NULL, &p, (long)der_len);
@@ -245,8 +246,8 @@ char *acme_signing_input(const cJSON *protected_hdr, const cJSON *payload, char 
 	return input;
 }
 
-char *acme_jws_text(const char *protected_b64, const char *payload_b64,
-		    const unsigned char *sig, size_t sig_len)
+char *acme_jws_text(const char *protected_b64, const char *payload_b64, const unsigned char *sig,
+		    size_t sig_len)
 {
 	cJSON *jws = cJSON_CreateObject();
 	char *sig_b64 = acme_b64url(sig, sig_len), *text = NULL;
@@ -260,8 +261,8 @@ char *acme_jws_text(const char *protected_b64, const char *payload_b64,
 	return text;
 }
 
-cJSON *acme_eab(const char *kid, const unsigned char *mac_key, size_t mac_key_len,
-		const char *url, EVP_PKEY *account_pub)
+cJSON *acme_eab(const char *kid, const unsigned char *mac_key, size_t mac_key_len, const char *url,
+		EVP_PKEY *account_pub)
 {
 	cJSON *hdr = cJSON_CreateObject(), *jwk = acme_jwk(account_pub), *eab = NULL;
 	char *prot = NULL, *payload = NULL, *input = NULL, *sig_b64 = NULL;
@@ -315,7 +316,8 @@ int acme_dns01_value(const char *key_authorization, char out[64])
 	char *b64;
 
 	if (EVP_Digest(key_authorization, strlen(key_authorization), md, &md_len, EVP_sha256(),
-		       NULL) != 1 || !(b64 = acme_b64url(md, md_len)))
+		       NULL) != 1 ||
+	    !(b64 = acme_b64url(md, md_len)))
 		return -1;
 	snprintf(out, 64, "%s", b64);
 	free(b64);
@@ -339,7 +341,7 @@ bool acme_problem_from_json(const cJSON *obj, struct acme_problem *p)
 	p->acme = strncmp(type, ACME_NS, strlen(ACME_NS)) == 0;
 	snprintf(p->type, sizeof(p->type), "%s", p->acme ? type + strlen(ACME_NS) : type);
 	snprintf(p->detail, sizeof(p->detail), "%s", detail ? detail : "");
-	cJSON_ArrayForEach(sub, subs) {
+	cJSON_ArrayForEach (sub, subs) {
 		const cJSON *id = cJSON_GetObjectItemCaseSensitive(sub, "identifier");
 		const char *v = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(id, "value"));
 		const char *d = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(sub, "detail"));

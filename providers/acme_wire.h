@@ -30,8 +30,8 @@ int acme_jwk_thumbprint(EVP_PKEY *pub, char out[64]);
 
 /* DER ECDSA-Sig-Value → r||s, each padded to `coord` bytes (JWS form).
  * malloc'd into *out; 0 on success. */
-int acme_ecdsa_der_to_raw(const unsigned char *der, size_t der_len, size_t coord,
-			  unsigned char **out, size_t *out_len);
+int acme_ecdsa_der_to_raw(const unsigned char *der, size_t der_len, size_t coord, unsigned char **out,
+			  size_t *out_len);
 
 /* The protected header: alg, nonce, url and either jwk (kid NULL) or kid.
  * nonce may be NULL (EAB's inner JWS has none). */
@@ -44,14 +44,14 @@ char *acme_signing_input(const cJSON *protected_hdr, const cJSON *payload, char 
 			 char **payload_b64);
 
 /* {"protected":…,"payload":…,"signature":…} as text; malloc'd. */
-char *acme_jws_text(const char *protected_b64, const char *payload_b64,
-		    const unsigned char *sig, size_t sig_len);
+char *acme_jws_text(const char *protected_b64, const char *payload_b64, const unsigned char *sig,
+		    size_t sig_len);
 
 /* The externalAccountBinding object (RFC 8555 §7.3.4): an HS256 JWS over
  * the account key's JWK, with kid and url (the newAccount URL). NULL on
  * failure. */
-cJSON *acme_eab(const char *kid, const unsigned char *mac_key, size_t mac_key_len,
-		const char *url, EVP_PKEY *account_pub);
+cJSON *acme_eab(const char *kid, const unsigned char *mac_key, size_t mac_key_len, const char *url,
+		EVP_PKEY *account_pub);
 
 /* Key authorisation "token.thumbprint" into out (size ≥ strlen(token)+65);
  * the dns-01 TXT value is base64url(SHA-256(key authorisation)). 0 on success. */
@@ -60,9 +60,9 @@ int acme_dns01_value(const char *key_authorization, char out[64]);
 
 /* A problem document (RFC 7807 + RFC 8555 §6.7). */
 struct acme_problem {
-	char type[128];     /* the short name after urn:ietf:params:acme:error:, or the whole type */
-	char detail[768];   /* detail, with subproblems' identifiers and details appended */
-	bool acme;          /* type is in the ACME namespace */
+	char type[128];   /* the short name after urn:ietf:params:acme:error:, or the whole type */
+	char detail[768]; /* detail, with subproblems' identifiers and details appended */
+	bool acme;        /* type is in the ACME namespace */
 };
 
 /* Parses a problem document; false when `body` is not one. */

@@ -28,41 +28,123 @@
 #include "secret.h"
 #include "util.h"
 
-#define MAX_REPORT_PAGES 100   /* reconcile never reads more than this */
-#define MAX_CSR_CHECKS 20      /* candidate orders whose CSR reconcile compares */
+#define MAX_REPORT_PAGES 100 /* reconcile never reads more than this */
+#define MAX_CSR_CHECKS 20    /* candidate orders whose CSR reconcile compares */
 
 static const char *const ca_keys[] = {
-	"api_url", "account_number", "auth", "access_key_file", "oauth_token_url",
-	"oauth_client_id", "oauth_client_secret_file", "default_product", "poll_interval",
-	"page_size", "dcv_hook", "dcv_record_prefix", "dcv_propagation_wait", "dcv_poll_interval",
-	"dcv_timeout", "tags", "domain_name", "dcv_method", "dcv_email",
+	"api_url",
+	"account_number",
+	"auth",
+	"access_key_file",
+	"oauth_token_url",
+	"oauth_client_id",
+	"oauth_client_secret_file",
+	"default_product",
+	"poll_interval",
+	"page_size",
+	"dcv_hook",
+	"dcv_record_prefix",
+	"dcv_propagation_wait",
+	"dcv_poll_interval",
+	"dcv_timeout",
+	"tags",
+	"domain_name",
+	"dcv_method",
+	"dcv_email",
 	/* the order fields of certinext_wire.c (cn_order_fields) */
-	"accounting_model", "email_notifications", "group_number", "pre_vetting",
-	"organization_number", "street_address", "street_address2", "city", "state", "country",
-	"requestor_name", "requestor_isd_code", "requestor_mobile", "requestor_email",
-	"requestor_designation", "validity", "auto_renew", "renew_criteria", "auto_secure_www",
-	"locality", "postal_code", "company_registration_number", "tpc_name", "tpc_email",
-	"tpc_isd_code", "tpc_mobile", "signer_name", "signer_place", "signer_ip",
-	"contract_signer_name", "contract_signer_email", "contract_signer_isd_code",
-	"contract_signer_mobile", "contract_signer_designation", "contract_signer_employee_id",
-	"certificate_approver_name", "certificate_approver_email", "certificate_approver_isd_code",
-	"certificate_approver_mobile", "certificate_approver_designation",
-	"certificate_approver_employee_id", "remarks",
-	P11E_HTTP_SETTING_KEYS, NULL,
+	"accounting_model",
+	"email_notifications",
+	"group_number",
+	"pre_vetting",
+	"organization_number",
+	"street_address",
+	"street_address2",
+	"city",
+	"state",
+	"country",
+	"requestor_name",
+	"requestor_isd_code",
+	"requestor_mobile",
+	"requestor_email",
+	"requestor_designation",
+	"validity",
+	"auto_renew",
+	"renew_criteria",
+	"auto_secure_www",
+	"locality",
+	"postal_code",
+	"company_registration_number",
+	"tpc_name",
+	"tpc_email",
+	"tpc_isd_code",
+	"tpc_mobile",
+	"signer_name",
+	"signer_place",
+	"signer_ip",
+	"contract_signer_name",
+	"contract_signer_email",
+	"contract_signer_isd_code",
+	"contract_signer_mobile",
+	"contract_signer_designation",
+	"contract_signer_employee_id",
+	"certificate_approver_name",
+	"certificate_approver_email",
+	"certificate_approver_isd_code",
+	"certificate_approver_mobile",
+	"certificate_approver_designation",
+	"certificate_approver_employee_id",
+	"remarks",
+	P11E_HTTP_SETTING_KEYS,
+	NULL,
 };
 
 static const char *const cert_keys[] = {
-	"product", "domain_name", "tags", "dcv_method", "dcv_email",
-	"group_number", "pre_vetting", "organization_number", "street_address", "street_address2",
-	"city", "state", "country", "requestor_name", "requestor_isd_code", "requestor_mobile",
-	"requestor_email", "requestor_designation", "validity", "auto_renew", "renew_criteria",
-	"auto_secure_www", "locality", "postal_code", "company_registration_number", "tpc_name",
-	"tpc_email", "tpc_isd_code", "tpc_mobile", "signer_name", "signer_place", "signer_ip",
-	"contract_signer_name", "contract_signer_email", "contract_signer_isd_code",
-	"contract_signer_mobile", "contract_signer_designation", "contract_signer_employee_id",
-	"certificate_approver_name", "certificate_approver_email", "certificate_approver_isd_code",
-	"certificate_approver_mobile", "certificate_approver_designation",
-	"certificate_approver_employee_id", "remarks", NULL,
+	"product",
+	"domain_name",
+	"tags",
+	"dcv_method",
+	"dcv_email",
+	"group_number",
+	"pre_vetting",
+	"organization_number",
+	"street_address",
+	"street_address2",
+	"city",
+	"state",
+	"country",
+	"requestor_name",
+	"requestor_isd_code",
+	"requestor_mobile",
+	"requestor_email",
+	"requestor_designation",
+	"validity",
+	"auto_renew",
+	"renew_criteria",
+	"auto_secure_www",
+	"locality",
+	"postal_code",
+	"company_registration_number",
+	"tpc_name",
+	"tpc_email",
+	"tpc_isd_code",
+	"tpc_mobile",
+	"signer_name",
+	"signer_place",
+	"signer_ip",
+	"contract_signer_name",
+	"contract_signer_email",
+	"contract_signer_isd_code",
+	"contract_signer_mobile",
+	"contract_signer_designation",
+	"contract_signer_employee_id",
+	"certificate_approver_name",
+	"certificate_approver_email",
+	"certificate_approver_isd_code",
+	"certificate_approver_mobile",
+	"certificate_approver_designation",
+	"certificate_approver_employee_id",
+	"remarks",
+	NULL,
 };
 
 /* The requestor e-mail of an order, learnt from TrackOrder, because fetch
@@ -77,7 +159,7 @@ struct p11e_ca {
 	struct p11e_settings settings;
 	char api_url[1024];
 	const char *account;
-	char *access_key;     /* NULL in OAuth mode */
+	char *access_key; /* NULL in OAuth mode */
 	bool oauth;
 	const char *token_url, *client_id;
 	char *client_secret;
@@ -107,8 +189,7 @@ static const char *get(const struct p11e_ca *ca, const char *key)
 	return v && *v ? v : NULL;
 }
 
-static p11e_status need(struct p11e_ca *ca, const char *key, const char **out,
-			struct p11e_err *err)
+static p11e_status need(struct p11e_ca *ca, const char *key, const char **out, struct p11e_err *err)
 {
 	*out = get(ca, key);
 	if (!*out)
@@ -117,8 +198,8 @@ static p11e_status need(struct p11e_ca *ca, const char *key, const char **out,
 	return P11E_OK;
 }
 
-static p11e_status duration_key(struct p11e_ca *ca, const char *key, unsigned deflt,
-				unsigned *out, struct p11e_err *err)
+static p11e_status duration_key(struct p11e_ca *ca, const char *key, unsigned deflt, unsigned *out,
+				struct p11e_err *err)
 {
 	const struct p11e_setting *st = p11e_settings_find(&ca->settings, key);
 	char where[512];
@@ -148,8 +229,8 @@ static p11e_status check_order_fields(struct p11e_ca *ca, struct p11e_err *err)
 
 		if (st && st->value[0] && cn_check_value(f->type, st->value, &why) != 0)
 			return p11e_err_set(err, P11E_EUSAGE, "%s: %s = '%s' is %s",
-					    setting_where(st, where, sizeof(where)), f->key,
-					    st->value, why);
+					    setting_where(st, where, sizeof(where)), f->key, st->value,
+					    why);
 	}
 	return P11E_OK;
 }
@@ -193,7 +274,8 @@ static p11e_status parse_account(struct p11e_ca *ca, struct p11e_err *err)
 	for (const char *p = ca->account; *p; p++)
 		if (!isdigit((unsigned char)*p)) {
 			st = p11e_settings_find(&ca->settings, "account_number");
-			return p11e_err_set(err, P11E_EUSAGE, "%s: account_number = '%s' is not digits",
+			return p11e_err_set(err, P11E_EUSAGE,
+					    "%s: account_number = '%s' is not digits",
 					    setting_where(st, where, sizeof(where)), ca->account);
 		}
 	return P11E_OK;
@@ -267,10 +349,11 @@ static p11e_status parse_dcv(struct p11e_ca *ca, struct p11e_err *err)
 	const struct p11e_setting *st;
 	char where[512];
 
-	ca->dcv_prefix = get(ca, "dcv_record_prefix") ? get(ca, "dcv_record_prefix")
-						       : "_emsign-validation";
+	ca->dcv_prefix =
+		get(ca, "dcv_record_prefix") ? get(ca, "dcv_record_prefix") : "_emsign-validation";
 	/* the prefix becomes the owner name the hook publishes */
-	if (strspn(ca->dcv_prefix, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.") !=
+	if (strspn(ca->dcv_prefix,
+		   "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.") !=
 		    strlen(ca->dcv_prefix) ||
 	    ca->dcv_prefix[0] == '.' || ca->dcv_prefix[strlen(ca->dcv_prefix) - 1] == '.' ||
 	    strstr(ca->dcv_prefix, "..") || strlen(ca->dcv_prefix) > 200) {
@@ -293,8 +376,8 @@ static p11e_status parse_dcv(struct p11e_ca *ca, struct p11e_err *err)
 
 /* Everything open checks without a secret or the network: run by open and
  * by validate (when the configuration loads). Leaves ca->opts filled. */
-static p11e_status parse_settings(struct p11e_ca *ca, const char **key_spec,
-				  const char **secret_spec, struct p11e_err *err)
+static p11e_status parse_settings(struct p11e_ca *ca, const char **key_spec, const char **secret_spec,
+				  struct p11e_err *err)
 {
 	p11e_status rc;
 
@@ -307,8 +390,8 @@ static p11e_status parse_settings(struct p11e_ca *ca, const char **key_spec,
 	return p11e_http_opts_from_settings(&ca->opts, &ca->settings, err);
 }
 
-static p11e_status cn_open(const char *ca_name, const struct p11e_settings *s,
-			   struct p11e_ca **out, struct p11e_err *err)
+static p11e_status cn_open(const char *ca_name, const struct p11e_settings *s, struct p11e_ca **out,
+			   struct p11e_err *err)
 {
 	struct p11e_ca *ca = calloc(1, sizeof(*ca));
 	const char *key_spec, *secret_spec;
@@ -324,8 +407,8 @@ static p11e_status cn_open(const char *ca_name, const struct p11e_settings *s,
 	if (secret_spec && (rc = p11e_secret_read(secret_spec, "oauth_client_secret_file",
 						  &ca->client_secret, err)) != P11E_OK)
 		goto out;
-	if (key_spec && (rc = p11e_secret_read(key_spec, "access_key_file", &ca->access_key,
-					       err)) != P11E_OK)
+	if (key_spec &&
+	    (rc = p11e_secret_read(key_spec, "access_key_file", &ca->access_key, err)) != P11E_OK)
 		goto out;
 	if ((rc = p11e_http_new(&ca->opts, &ca->http, err)) != P11E_OK)
 		goto out;
@@ -353,8 +436,8 @@ static void drop_token(struct p11e_ca *ca)
 static p11e_ca_outcome fetch_token(struct p11e_ca *ca, struct p11e_ca_result *res)
 {
 	static const char *const keys[] = { "access_token", "client_secret", NULL };
-	const char *pairs[] = { "grant_type", "client_credentials", "client_id", ca->client_id,
-				"client_secret", ca->client_secret, NULL };
+	const char *pairs[] = { "grant_type",    "client_credentials", "client_id", ca->client_id,
+				"client_secret", ca->client_secret,    NULL };
 	struct p11e_http_request req = {
 		.url = ca->token_url,
 		.content_type = "application/x-www-form-urlencoded",
@@ -439,8 +522,8 @@ struct body_ctx {
 static char *build_body(void *vctx, unsigned attempt)
 {
 	struct body_ctx *ctx = vctx;
-	cJSON *meta = cn_meta_new(ctx->ca->account, ctx->ca->oauth ? NULL : ctx->ca->access_key,
-				  time(NULL));
+	cJSON *meta =
+		cn_meta_new(ctx->ca->account, ctx->ca->oauth ? NULL : ctx->ca->access_key, time(NULL));
 
 	(void)attempt;
 	if (!meta || cn_set_meta(ctx->payload, meta) != 0) {
@@ -501,9 +584,8 @@ static cn_call_rc call(struct p11e_ca *ca, const char *endpoint, cJSON *payload,
 }
 
 /* The CA's error, with advice, into res; returns the outcome to report. */
-static p11e_ca_outcome ca_error(struct p11e_ca *ca, const struct cn_meta *meta,
-				const char *context, p11e_ca_outcome outcome,
-				struct p11e_ca_result *res)
+static p11e_ca_outcome ca_error(struct p11e_ca *ca, const struct cn_meta *meta, const char *context,
+				p11e_ca_outcome outcome, struct p11e_ca_result *res)
 {
 	cn_describe_error(res, ca->name, meta->code, meta->message, context);
 	res->outcome = outcome;
@@ -521,29 +603,37 @@ struct cn_judge {
 static const struct cn_judge misconfigured = { .other = P11E_CA_MISCONFIGURED };
 static const struct cn_judge unreachable = { .other = P11E_CA_UNREACHABLE };
 /* our credentials are ours to fix; anything else is the CA's trouble */
-static const struct cn_judge unreachable_unless_credentials = {
-	.credentials = P11E_CA_MISCONFIGURED, .other = P11E_CA_UNREACHABLE };
+static const struct cn_judge unreachable_unless_credentials = { .credentials = P11E_CA_MISCONFIGURED,
+								.other = P11E_CA_UNREACHABLE };
 /* RevokeOrder, RejectOrder: final unless it is our credentials */
-static const struct cn_judge rejected_unless_credentials = {
-	.credentials = P11E_CA_MISCONFIGURED, .other = P11E_CA_REJECTED };
+static const struct cn_judge rejected_unless_credentials = { .credentials = P11E_CA_MISCONFIGURED,
+							     .other = P11E_CA_REJECTED };
 /* TrackOrder: the CA may not know the order */
-static const struct cn_judge order_refusal = {
-	.credentials = P11E_CA_MISCONFIGURED, .not_found = P11E_CA_NOT_FOUND,
-	.other = P11E_CA_UNREACHABLE };
+static const struct cn_judge order_refusal = { .credentials = P11E_CA_MISCONFIGURED,
+					       .not_found = P11E_CA_NOT_FOUND,
+					       .other = P11E_CA_UNREACHABLE };
 /* GetDcv: a validation that has not opened yet is a wait */
-static const struct cn_judge dcv_refusal = {
-	.credentials = P11E_CA_MISCONFIGURED, .not_ready = P11E_CA_PENDING,
-	.other = P11E_CA_UNREACHABLE };
+static const struct cn_judge dcv_refusal = { .credentials = P11E_CA_MISCONFIGURED,
+					     .not_ready = P11E_CA_PENDING,
+					     .other = P11E_CA_UNREACHABLE };
 
 static p11e_ca_outcome judged(const struct cn_judge *judge, cn_err_kind kind)
 {
 	p11e_ca_outcome outcome;
 
 	switch (kind) {
-	case CN_ERR_CREDENTIALS: outcome = judge->credentials; break;
-	case CN_ERR_NOT_FOUND: outcome = judge->not_found; break;
-	case CN_ERR_DCV_NOT_READY: outcome = judge->not_ready; break;
-	default: outcome = judge->other; break;
+	case CN_ERR_CREDENTIALS:
+		outcome = judge->credentials;
+		break;
+	case CN_ERR_NOT_FOUND:
+		outcome = judge->not_found;
+		break;
+	case CN_ERR_DCV_NOT_READY:
+		outcome = judge->not_ready;
+		break;
+	default:
+		outcome = judge->other;
+		break;
 	}
 	return outcome != P11E_CA_OK ? outcome : judge->other;
 }
@@ -565,15 +655,15 @@ static p11e_ca_outcome refused(struct p11e_ca *ca, const struct cn_meta *meta, c
 /* One CA call: what is sent, and how its answer is read and judged. */
 struct cn_call {
 	const char *endpoint;
-	const char *subject;  /* the order or domain it is about, named in messages; or NULL */
-	cJSON *payload;       /* taken (freed here); NULL: the builder ran out of memory */
-	bool placement;       /* places an order (see cn_interpret) */
+	const char *subject; /* the order or domain it is about, named in messages; or NULL */
+	cJSON *payload;      /* taken (freed here); NULL: the builder ran out of memory */
+	bool placement;      /* places an order (see cn_interpret) */
 	int (*parse)(const cJSON *root, void *out); /* reads the answer into out, 0 ok; or NULL */
 	void *out;
-	const char *bad_answer; /* what a parse failure says */
-	cJSON **root;         /* or: the answer, handed to the caller (who frees it) */
+	const char *bad_answer;       /* what a parse failure says */
+	cJSON **root;                 /* or: the answer, handed to the caller (who frees it) */
 	const struct cn_judge *judge; /* a refusal's outcome; NULL: the caller judges it (meta) */
-	struct cn_meta *meta; /* the refusal, for the caller; or NULL */
+	struct cn_meta *meta;         /* the refusal, for the caller; or NULL */
 };
 
 /* Builds, signs, sends (see call), reads and judges one call. Returns
@@ -640,9 +730,8 @@ static const char *email_for(const struct p11e_ca *ca, const char *order)
 
 static p11e_ca_outcome cn_check(struct p11e_ca *ca, struct p11e_ca_result *res)
 {
-	static const char *const order_keys[] = { "requestor_name", "requestor_email",
-						  "signer_place", "signer_ip", "default_product",
-						  NULL };
+	static const char *const order_keys[] = { "requestor_name", "requestor_email", "signer_place",
+						  "signer_ip",      "default_product", NULL };
 	const struct cn_call c = {
 		.endpoint = "ValidateCredentials",
 		.payload = cJSON_CreateObject(),
@@ -653,15 +742,16 @@ static p11e_ca_outcome cn_check(struct p11e_ca *ca, struct p11e_ca_result *res)
 	if (cn_call(ca, &c, res) != CN_CALL_OK)
 		return res->outcome;
 	snprintf(res->message, sizeof(res->message),
-		 "%s: CERTInext accepted the credentials of account %s (%s)", ca->name,
-		 ca->account, ca->oauth ? "OAuth" : "access key");
+		 "%s: CERTInext accepted the credentials of account %s (%s)", ca->name, ca->account,
+		 ca->oauth ? "OAuth" : "access key");
 	for (size_t i = 0; order_keys[i]; i++)
 		if (!get(ca, order_keys[i]))
 			p11e_warn("[ca:%s]: %s is not set; every [cert] using this CA must "
 				  "set it (orders need it)",
-				  ca->name, strcmp(order_keys[i], "default_product") == 0
-						    ? "default_product (or product)"
-						    : order_keys[i]);
+				  ca->name,
+				  strcmp(order_keys[i], "default_product") == 0
+					  ? "default_product (or product)"
+					  : order_keys[i]);
 	return res->outcome = P11E_CA_OK;
 }
 
@@ -698,7 +788,8 @@ static p11e_ca_outcome cn_products(struct p11e_ca *ca, struct p11e_product **lis
 	if (*n == 0 && !get(ca, "group_number"))
 		snprintf(res->message, sizeof(res->message),
 			 "%s: no products listed; some accounts list products only for a "
-			 "group: set group_number", ca->name);
+			 "group: set group_number",
+			 ca->name);
 	return res->outcome = P11E_CA_OK;
 }
 
@@ -713,8 +804,7 @@ struct order_view {
 static const struct p11e_setting *order_lookup(void *vctx, const char *key)
 {
 	const struct order_view *v = vctx;
-	const struct p11e_setting *st = v->order ? p11e_settings_find(v->order->overrides, key)
-						 : NULL;
+	const struct p11e_setting *st = v->order ? p11e_settings_find(v->order->overrides, key) : NULL;
 
 	if (st && st->value && st->value[0])
 		return st;
@@ -765,8 +855,7 @@ static int resolve_names(const struct p11e_ca *ca, const struct p11e_order *orde
 
 static p11e_ca_outcome misconfigured_field(struct p11e_ca *ca, const struct p11e_order *order,
 					   const char *key, const char *why,
-					   const struct p11e_setting *bad,
-					   struct p11e_ca_result *res)
+					   const struct p11e_setting *bad, struct p11e_ca_result *res)
 {
 	char where[512];
 
@@ -825,8 +914,7 @@ static p11e_ca_outcome placement_refusal(cn_err_kind kind)
 {
 	p11e_ca_outcome outcome = cn_error_outcome(kind);
 
-	return outcome == P11E_CA_NOT_FOUND || outcome == P11E_CA_PENDING ? P11E_CA_REJECTED
-									  : outcome;
+	return outcome == P11E_CA_NOT_FOUND || outcome == P11E_CA_PENDING ? P11E_CA_REJECTED : outcome;
 }
 
 /* GenerateOrderSSL, tried again while CERTInext's burst limit refuses it:
@@ -857,7 +945,8 @@ static cn_call_rc send_order(struct p11e_ca *ca, const cJSON *payload, cJSON **r
 		if (kind == CN_ERR_RATE_LIMIT &&
 		    p11e_http_should_retry(&ca->opts, false, attempt,
 					   ((unsigned long)time(NULL) - started) * 1000,
-					   P11E_HTTP_NOT_SENT, 0, 0, 0.5 + attempt % 2 * 0.25, &delay)) {
+					   P11E_HTTP_NOT_SENT, 0, 0, 0.5 + attempt % 2 * 0.25,
+					   &delay)) {
 			p11e_info("%s: CERTInext rate limit (\"%s\"); trying again in %.1fs", ca->name,
 				  meta.message, delay / 1000.0);
 			usleep((useconds_t)delay * 1000);
@@ -1006,8 +1095,11 @@ static int run_hook(const struct p11e_ca *ca, const char *action, const char *do
 	char *const argv[] = { (char *)ca->dcv_hook, NULL };
 	/* [agent] hook_timeout bounds it; stdout is for results, the hook's
 	 * chatter goes to stderr. */
-	const struct p11e_hook hook = { .what = "dcv_hook", .path = ca->dcv_hook, .argv = argv,
-					.envp = envp, .stdout_to_stderr = true };
+	const struct p11e_hook hook = { .what = "dcv_hook",
+					.path = ca->dcv_hook,
+					.argv = argv,
+					.envp = envp,
+					.stdout_to_stderr = true };
 	char msg[400];
 
 	snprintf(e_action, sizeof(e_action), "P11ENROLL_DCV_ACTION=%s", action);
@@ -1086,8 +1178,8 @@ static cn_call_rc dcv_token(struct p11e_ca *ca, const char *order_number, const 
 
 /* GetDcv or VerifyDcv of one domain by a method, the answer in *root. */
 static cn_call_rc dcv_call(struct p11e_ca *ca, const char *endpoint, const char *order_number,
-			   const char *domain, const char *method, const char *dcv_email,
-			   cJSON **root, struct p11e_ca_result *res)
+			   const char *domain, const char *method, const char *dcv_email, cJSON **root,
+			   struct p11e_ca_result *res)
 {
 	const struct cn_call c = {
 		.endpoint = endpoint,
@@ -1101,9 +1193,8 @@ static cn_call_rc dcv_call(struct p11e_ca *ca, const char *endpoint, const char 
 /* GetDcv and the hook's publish for every DNS domain still open. What is
  * published goes into pub (n_pub), a publish that failed half-way too.
  * True to go on; false: res says why. */
-static bool publish_records(struct p11e_ca *ca, const char *order_number,
-			    const struct cn_tracked *t, struct published *pub, size_t *n_pub,
-			    struct p11e_ca_result *res)
+static bool publish_records(struct p11e_ca *ca, const char *order_number, const struct cn_tracked *t,
+			    struct published *pub, size_t *n_pub, struct p11e_ca_result *res)
 {
 	char why[600];
 
@@ -1136,8 +1227,8 @@ static bool publish_records(struct p11e_ca *ca, const char *order_number,
 }
 
 /* VerifyDcv of every published record. True to go on; false: res says why. */
-static bool verify_records(struct p11e_ca *ca, const char *order_number,
-			   const struct published *pub, size_t n_pub, struct p11e_ca_result *res)
+static bool verify_records(struct p11e_ca *ca, const char *order_number, const struct published *pub,
+			   size_t n_pub, struct p11e_ca_result *res)
 {
 	for (size_t i = 0; i < n_pub; i++) {
 		const struct cn_call c = {
@@ -1189,7 +1280,8 @@ static p11e_ca_outcome await_validation(struct p11e_ca *ca, const char *order_nu
 		if (time(NULL) >= deadline) {
 			snprintf(res->message, sizeof(res->message),
 				 "%s: order %s: DCV not finished within dcv_timeout; the next poll "
-				 "tries again", ca->name, order_number);
+				 "tries again",
+				 ca->name, order_number);
 			res->retry_after = ca->poll_interval;
 			return res->outcome = P11E_CA_PENDING;
 		}
@@ -1232,8 +1324,8 @@ static void remove_records(const struct p11e_ca *ca, const struct published *pub
 
 /* "Domain validation": GetDcv → publish → wait → VerifyDcv → TrackOrder until every
  * domain is validated or rejected → remove. Returns the outcome to report. */
-static p11e_ca_outcome drive_dcv(struct p11e_ca *ca, const char *order_number,
-				 struct cn_tracked *t, struct p11e_ca_result *res)
+static p11e_ca_outcome drive_dcv(struct p11e_ca *ca, const char *order_number, struct cn_tracked *t,
+				 struct p11e_ca_result *res)
 {
 	/* t is tracked anew while waiting: the size allocated is kept */
 	size_t n_alloc = t->n_dcv ? t->n_dcv : 1, n_pub = 0;
@@ -1283,21 +1375,23 @@ static p11e_ca_outcome dcv_instructions(struct p11e_ca *ca, const char *order_nu
 				continue;
 			dcv_token(ca, order_number, d->domain, token, NULL, &scratch);
 			cn_dcv_record_name(ca->dcv_prefix, d->domain, record, sizeof(record));
-			used += (size_t)snprintf(res->instructions + used, sizeof(res->instructions) - used,
-						 "%sTXT %s \"%s\"", lines++ ? "\n" : "", record,
+			used += (size_t)snprintf(res->instructions + used,
+						 sizeof(res->instructions) - used, "%sTXT %s \"%s\"",
+						 lines++ ? "\n" : "", record,
 						 token[0] ? token : CN_TOKEN_MISSING);
 		}
 	}
 	used = (size_t)snprintf(res->message, sizeof(res->message),
 				"%s: order %s waits for domain validation; set dcv_hook to automate "
-				"it, or publish:", ca->name, order_number);
+				"it, or publish:",
+				ca->name, order_number);
 	/* the message keeps the one-line form: "publish: TXT a "x"; TXT b "y";" */
 	for (const char *p = res->instructions; *p && used + 2 < sizeof(res->message);) {
 		const char *nl = strchr(p, '\n');
 		int len = nl ? (int)(nl - p) : (int)strlen(p);
 
-		used += (size_t)snprintf(res->message + used, sizeof(res->message) - used, " %.*s;", len,
-					 p);
+		used += (size_t)snprintf(res->message + used, sizeof(res->message) - used, " %.*s;",
+					 len, p);
 		p += len + (nl ? 1 : 0);
 	}
 	res->retry_after = ca->poll_interval;
@@ -1347,7 +1441,8 @@ static p11e_ca_outcome dcv_operator(struct p11e_ca *ca, const struct p11e_order 
 			    cn_parse_dcv_file(root, name, sizeof(name), content, sizeof(content)) == 0)
 				snprintf(line, sizeof(line),
 					 "FILE http://%s/.well-known/pki-validation/%s \"%s\"",
-					 d->domain[0] == '*' ? d->domain + 2 : d->domain, name, content);
+					 d->domain[0] == '*' ? d->domain + 2 : d->domain, name,
+					 content);
 			if (strcmp(method, "3") == 0 && cn_parse_dcv_emails(root, &emails) == 0) {
 				for (size_t k = 0; k < emails.n && want && want->value; k++)
 					if (strcasecmp(emails.v[k], want->value) == 0)
@@ -1364,8 +1459,9 @@ static p11e_ca_outcome dcv_operator(struct p11e_ca *ca, const struct p11e_order 
 					return res->outcome;
 				}
 				to = to ? to : emails.v[0];
-				snprintf(line, sizeof(line), "EMAIL %s: approve the message the CA sends there for %s",
-					 to, d->domain);
+				snprintf(line, sizeof(line),
+					 "EMAIL %s: approve the message the CA sends there for %s", to,
+					 d->domain);
 			}
 		}
 		cJSON_Delete(root);
@@ -1374,8 +1470,9 @@ static p11e_ca_outcome dcv_operator(struct p11e_ca *ca, const struct p11e_order 
 			dcv_call(ca, "VerifyDcv", order_number, d->domain, method, to, NULL, &scratch);
 		p11e_strlist_free(&emails);
 		if (!have && used < sizeof(res->instructions))
-			used += (size_t)snprintf(res->instructions + used, sizeof(res->instructions) - used,
-						 "%s%s", lines++ ? "\n" : "",
+			used += (size_t)snprintf(res->instructions + used,
+						 sizeof(res->instructions) - used, "%s%s",
+						 lines++ ? "\n" : "",
 						 line[0] ? line : CN_TOKEN_MISSING);
 	}
 	snprintf(res->message, sizeof(res->message),
@@ -1418,7 +1515,8 @@ static p11e_ca_outcome cn_poll(struct p11e_ca *ca, const struct p11e_order *orde
 				 ca->name, ref->order_id);
 			outcome = res->outcome = P11E_CA_REJECTED;
 		} else if (open && strcmp(poll_method(ca, order), "1") != 0) {
-			outcome = dcv_operator(ca, order, ref->order_id, &t, poll_method(ca, order), res);
+			outcome = dcv_operator(ca, order, ref->order_id, &t, poll_method(ca, order),
+					       res);
 		} else if (open && ca->dcv_hook) {
 			outcome = drive_dcv(ca, ref->order_id, &t, res);
 		} else if (open) {
@@ -1440,8 +1538,7 @@ static p11e_ca_outcome cn_fetch(struct p11e_ca *ca, const struct p11e_order_ref 
 
 	memset(res, 0, sizeof(*res));
 	if (!ref || !ref->order_id || !*ref->order_id) {
-		snprintf(res->message, sizeof(res->message), "%s: no order number to fetch",
-			 ca->name);
+		snprintf(res->message, sizeof(res->message), "%s: no order number to fetch", ca->name);
 		return res->outcome = P11E_CA_NOT_FOUND;
 	}
 	snprintf(res->order_id, sizeof(res->order_id), "%s", ref->order_id);
@@ -1455,8 +1552,8 @@ static p11e_ca_outcome cn_fetch(struct p11e_ca *ca, const struct p11e_order_ref 
 		if (cn_parse_certificate(root, &res->chain_pem, res->serial, &res->not_after,
 					 api_serial, sizeof(api_serial), why, sizeof(why)) != 0) {
 			snprintf(res->message, sizeof(res->message),
-				 "%s GetCertificate %s: %s; try again later", ca->name,
-				 ref->order_id, why);
+				 "%s GetCertificate %s: %s; try again later", ca->name, ref->order_id,
+				 why);
 			outcome = res->outcome = P11E_CA_UNREACHABLE;
 			break;
 		}
@@ -1475,7 +1572,7 @@ static p11e_ca_outcome cn_fetch(struct p11e_ca *ca, const struct p11e_order_ref 
 
 		snprintf(context, sizeof(context), "GetCertificate %s", ref->order_id);
 		outcome = ca_error(ca, &meta, context,
-				   kind == CN_ERR_NOT_FOUND	 ? P11E_CA_NOT_FOUND
+				   kind == CN_ERR_NOT_FOUND     ? P11E_CA_NOT_FOUND
 				   : kind == CN_ERR_CREDENTIALS ? P11E_CA_MISCONFIGURED
 								: P11E_CA_PENDING,
 				   res);
@@ -1571,9 +1668,8 @@ static p11e_ca_outcome send_revoke(struct p11e_ca *ca, const char *order_number,
 			       res);
 	if (rc == CN_CALL_FAILED)
 		return res->outcome;
-	snprintf(res->message, sizeof(res->message),
-		 "%s: order %s revoked (revokeReasonId %s, %s)", ca->name, order_number, reason_id,
-		 p11e_revoke_reason_name(reason));
+	snprintf(res->message, sizeof(res->message), "%s: order %s revoked (revokeReasonId %s, %s)",
+		 ca->name, order_number, reason_id, p11e_revoke_reason_name(reason));
 	snprintf(res->status_text, sizeof(res->status_text), "revoked");
 	return res->outcome = P11E_CA_OK;
 }
@@ -1641,8 +1737,8 @@ static p11e_ca_outcome cn_cancel(struct p11e_ca *ca, const struct p11e_order_ref
 	c.payload = cn_build_reject(ref->order_id, "cancelled by p11enroll");
 	if (cn_call(ca, &c, res) != CN_CALL_OK)
 		return res->outcome;
-	snprintf(res->message, sizeof(res->message), "%s: order %s cancelled (RejectOrder)",
-		 ca->name, ref->order_id);
+	snprintf(res->message, sizeof(res->message), "%s: order %s cancelled (RejectOrder)", ca->name,
+		 ref->order_id);
 	snprintf(res->status_text, sizeof(res->status_text), "cancelled");
 	return res->outcome = P11E_CA_OK;
 }
@@ -1654,9 +1750,8 @@ static int parse_report(const cJSON *root, void *out)
 
 /* One GetOrderReport page. A refusal is the caller's to judge, except "no
  * records", which is an empty listing ("Listing orders"). */
-static cn_call_rc report_page(struct p11e_ca *ca, unsigned page, time_t since,
-			      struct cn_report *rep, struct cn_meta *meta,
-			      struct p11e_ca_result *res)
+static cn_call_rc report_page(struct p11e_ca *ca, unsigned page, time_t since, struct cn_report *rep,
+			      struct cn_meta *meta, struct p11e_ca_result *res)
 {
 	const struct cn_call c = {
 		.endpoint = "GetOrderReport",
@@ -1670,9 +1765,9 @@ static cn_call_rc report_page(struct p11e_ca *ca, unsigned page, time_t since,
 
 	memset(rep, 0, sizeof(*rep));
 	rc = cn_call(ca, &c, res);
-	if (rc == CN_CALL_CA_ERROR && (strcasestr(meta->message, "no record") ||
-				       strcasestr(meta->message, "no data") ||
-				       strcasestr(meta->message, "not found")))
+	if (rc == CN_CALL_CA_ERROR &&
+	    (strcasestr(meta->message, "no record") || strcasestr(meta->message, "no data") ||
+	     strcasestr(meta->message, "not found")))
 		rc = CN_CALL_OK;
 	return rc;
 }
@@ -1691,17 +1786,30 @@ static p11e_ca_outcome cn_list_orders(struct p11e_ca *ca, time_t since, unsigned
 	if (rc == CN_CALL_FAILED)
 		return res->outcome;
 	if (rc == CN_CALL_CA_ERROR)
-		return refused(ca, &meta, "GetOrderReport", NULL, &unreachable_unless_credentials, res);
+		return refused(ca, &meta, "GetOrderReport", NULL, &unreachable_unless_credentials,
+			       res);
 	for (size_t i = 0; i < rep.n; i++) {
 		struct p11e_order_row *r = &rep.rows[i];
 
 		switch (cn_cert_state(rep.status_ids[i])) {
-		case CN_STATE_PENDING: r->state = P11E_ROW_PENDING; break;
-		case CN_STATE_ISSUED: r->state = P11E_ROW_ISSUED; break;
-		case CN_STATE_FAILED: r->state = P11E_ROW_FAILED; break;
-		case CN_STATE_REVOKED: r->state = P11E_ROW_REVOKED; break;
-		case CN_STATE_EXPIRED: r->state = P11E_ROW_EXPIRED; break;
-		default: r->state = P11E_ROW_UNKNOWN; break;
+		case CN_STATE_PENDING:
+			r->state = P11E_ROW_PENDING;
+			break;
+		case CN_STATE_ISSUED:
+			r->state = P11E_ROW_ISSUED;
+			break;
+		case CN_STATE_FAILED:
+			r->state = P11E_ROW_FAILED;
+			break;
+		case CN_STATE_REVOKED:
+			r->state = P11E_ROW_REVOKED;
+			break;
+		case CN_STATE_EXPIRED:
+			r->state = P11E_ROW_EXPIRED;
+			break;
+		default:
+			r->state = P11E_ROW_UNKNOWN;
+			break;
 		}
 		/* Our tag is "p11enroll:<idempotency id>" (docs/protocol-certinext.md). */
 		for (size_t k = 0; k < rep.tags[i].n; k++)
@@ -1726,8 +1834,8 @@ struct candidate {
 /* What reconcile knows as it goes. */
 struct reconcile {
 	struct order_names names;
-	char tag[192];        /* "p11enroll:<our id>" */
-	time_t since;         /* the listing's start */
+	char tag[192];           /* "p11enroll:<our id>" */
+	time_t since;            /* the listing's start */
 	struct candidate *cands; /* orders for our names, oldest first */
 	size_t n_cands, unverifiable;
 	char found[128], found_request[128];
@@ -1760,8 +1868,8 @@ static enum row_match match_row(const struct p11e_order *order, const struct rec
 
 /* One listing page: our tagged order into found, the others that may be
  * ours into the candidates. False when out of memory. */
-static bool scan_page(const struct p11e_ca *ca, const struct p11e_order *order,
-		      struct reconcile *rec, const struct cn_report *rep)
+static bool scan_page(const struct p11e_ca *ca, const struct p11e_order *order, struct reconcile *rec,
+		      const struct cn_report *rep)
 {
 	for (size_t i = 0; i < rep->n; i++) {
 		const struct p11e_order_row *r = &rep->rows[i];
@@ -1790,8 +1898,8 @@ static bool scan_page(const struct p11e_ca *ca, const struct p11e_order *order,
 
 /* GetOrderReport page by page until our tagged order shows or the listing
  * ends. True to go on; false: res says why. */
-static bool list_candidates(struct p11e_ca *ca, const struct p11e_order *order,
-			    struct reconcile *rec, struct p11e_ca_result *res)
+static bool list_candidates(struct p11e_ca *ca, const struct p11e_order *order, struct reconcile *rec,
+			    struct p11e_ca_result *res)
 {
 	for (unsigned page = 1; page <= MAX_REPORT_PAGES && !rec->found[0]; page++) {
 		struct cn_report rep;
@@ -1819,8 +1927,8 @@ static bool list_candidates(struct p11e_ca *ca, const struct p11e_order *order,
 /* TrackOrder of the candidates, newest first (the report lists oldest
  * first), until one has our CSR. One candidate whose CSR the CA does not
  * show is taken to be ours. True to go on; false: res says why. */
-static bool compare_csrs(struct p11e_ca *ca, const struct p11e_order *order,
-			 struct reconcile *rec, struct p11e_ca_result *res)
+static bool compare_csrs(struct p11e_ca *ca, const struct p11e_order *order, struct reconcile *rec,
+			 struct p11e_ca_result *res)
 {
 	for (size_t j = 0; !rec->found[0] && j < rec->n_cands && j < MAX_CSR_CHECKS; j++) {
 		const struct candidate *c = &rec->cands[rec->n_cands - 1 - j];
@@ -1839,7 +1947,8 @@ static bool compare_csrs(struct p11e_ca *ca, const struct p11e_order *order,
 	if (!rec->found[0] && rec->unverifiable == 1 && rec->n_cands == 1) {
 		snprintf(rec->found, sizeof(rec->found), "%s", rec->cands[0].order);
 		p11e_warn("%s: reconcile: order %s matches domain and product but its CSR cannot "
-			  "be compared; taking it as ours", ca->name, rec->found);
+			  "be compared; taking it as ours",
+			  ca->name, rec->found);
 	}
 	return true;
 }
@@ -1931,9 +2040,8 @@ out:
 /* What cn_place would find missing or malformed in an order of `cert_name`,
  * found without a CSR (the domain comes from the subject or dns, which the
  * configuration always has). */
-static p11e_status validate_order(struct p11e_ca *ca, const char *cert_name,
-				  const char *cert_where, const struct p11e_settings *overrides,
-				  struct p11e_err *err)
+static p11e_status validate_order(struct p11e_ca *ca, const char *cert_name, const char *cert_where,
+				  const struct p11e_settings *overrides, struct p11e_err *err)
 {
 	struct p11e_order order = { .name = cert_name, .overrides = overrides };
 	struct order_view view = { ca, &order };
@@ -1959,8 +2067,10 @@ static p11e_status validate_order(struct p11e_ca *ca, const char *cert_name,
 		rc = p11e_err_set(err, P11E_EUSAGE, "%s: [cert:%s] %s",
 				  setting_where(bad, where, sizeof(where)), cert_name, why);
 	else if (!od)
-		rc = p11e_err_set(err, P11E_EUSAGE, "%s: [cert:%s] with [ca:%s]: %s (set %s in either "
-				  "section)", cert_where ? cert_where : "?", cert_name, ca->name, why,
+		rc = p11e_err_set(err, P11E_EUSAGE,
+				  "%s: [cert:%s] with [ca:%s]: %s (set %s in either "
+				  "section)",
+				  cert_where ? cert_where : "?", cert_name, ca->name, why,
 				  why_key ? why_key : "it");
 	cJSON_Delete(od);
 	p11e_strlist_free(&names.dns);

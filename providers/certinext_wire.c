@@ -34,8 +34,7 @@ int cn_auth_key(const char *access_key, const char *ts, const char *txn, char ou
 		return -1;
 	if (EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 &&
 	    EVP_DigestUpdate(md, access_key, strlen(access_key)) == 1 &&
-	    EVP_DigestUpdate(md, ts, strlen(ts)) == 1 &&
-	    EVP_DigestUpdate(md, txn, strlen(txn)) == 1 &&
+	    EVP_DigestUpdate(md, ts, strlen(ts)) == 1 && EVP_DigestUpdate(md, txn, strlen(txn)) == 1 &&
 	    EVP_DigestFinal_ex(md, digest, &dlen) == 1 && dlen == sizeof(digest)) {
 		p11e_hex(digest, sizeof(digest), out);
 		rc = 0;
@@ -176,9 +175,9 @@ static cn_call_rc failed(struct p11e_ca_result *res, p11e_ca_outcome outcome, co
 	return CN_CALL_FAILED;
 }
 
-cn_call_rc cn_interpret(const struct p11e_http_response *resp, bool placement,
-			const char *ca_name, const char *endpoint, cJSON **root,
-			struct cn_meta *meta, struct p11e_ca_result *res)
+cn_call_rc cn_interpret(const struct p11e_http_response *resp, bool placement, const char *ca_name,
+			const char *endpoint, cJSON **root, struct cn_meta *meta,
+			struct p11e_ca_result *res)
 {
 	static const char unknown_hint[] =
 		"the order may or may not exist; it is looked up (reconciled) before another "
@@ -207,9 +206,11 @@ cn_call_rc cn_interpret(const struct p11e_http_response *resp, bool placement,
 		if (!*root || !has_meta) {
 			cJSON_Delete(*root);
 			*root = NULL;
-			return failed(res, doubtful, "%s %s: the answer (HTTP %ld) is not the JSON "
-				      "the API sends%s%s", ca_name, endpoint, st,
-				      placement ? "; " : "", placement ? unknown_hint : "");
+			return failed(res, doubtful,
+				      "%s %s: the answer (HTTP %ld) is not the JSON "
+				      "the API sends%s%s",
+				      ca_name, endpoint, st, placement ? "; " : "",
+				      placement ? unknown_hint : "");
 		}
 		if (meta->ok)
 			return CN_CALL_OK;
@@ -260,15 +261,20 @@ cn_err_kind cn_classify_error(const char *code, const char *message)
 		const char *code;
 		cn_err_kind kind;
 	} codes[] = {
-		{ "EMS-001", CN_ERR_CREDENTIALS },   { "EMS-1162", CN_ERR_PRODUCT },
-		{ "EMS-1073", CN_ERR_ORGANIZATION }, { "EMS-1091", CN_ERR_SIGNER_IP },
-		{ "EMS-918", CN_ERR_REMARKS },       { "EMS-1099", CN_ERR_DUPLICATE_CSR },
+		{ "EMS-001", CN_ERR_CREDENTIALS },
+		{ "EMS-1162", CN_ERR_PRODUCT },
+		{ "EMS-1073", CN_ERR_ORGANIZATION },
+		{ "EMS-1091", CN_ERR_SIGNER_IP },
+		{ "EMS-918", CN_ERR_REMARKS },
+		{ "EMS-1099", CN_ERR_DUPLICATE_CSR },
 		/* EMS-939 "Something went Wrong" is the CA's generic error (also
 		 * seen for some key types, but every type we make is accepted):
 		 * no key hint for it; "Invalid key size" below is the key one. */
 		{ "EMS-943", CN_ERR_NOT_FOUND },
-		{ "EMS-913", CN_ERR_NOT_FOUND },     { "EMS-956", CN_ERR_DCV_NOT_READY },
-		{ "EMS-1082", CN_ERR_AGREEMENT_DONE }, { "EMS-100", CN_ERR_CSR },
+		{ "EMS-913", CN_ERR_NOT_FOUND },
+		{ "EMS-956", CN_ERR_DCV_NOT_READY },
+		{ "EMS-1082", CN_ERR_AGREEMENT_DONE },
+		{ "EMS-100", CN_ERR_CSR },
 	};
 
 	for (size_t i = 0; code && i < sizeof(codes) / sizeof(codes[0]); i++)
@@ -387,15 +393,32 @@ cn_state cn_cert_state(const char *status_id)
 	if (*end)
 		return CN_STATE_UNKNOWN;
 	switch (id) {
-	case 7: case 9: case 15: case 20: case 23:
+	case 7:
+	case 9:
+	case 15:
+	case 20:
+	case 23:
 		return CN_STATE_ISSUED;
 	case 22:
 		return CN_STATE_REVOKED;
 	case 12:
 		return CN_STATE_EXPIRED;
-	case 3: case 5: case 8: case 13: case 14: case 18: case 19: case 21:
+	case 3:
+	case 5:
+	case 8:
+	case 13:
+	case 14:
+	case 18:
+	case 19:
+	case 21:
 		return CN_STATE_FAILED;
-	case 1: case 2: case 4: case 6: case 16: case 17: case 24:
+	case 1:
+	case 2:
+	case 4:
+	case 6:
+	case 16:
+	case 17:
+	case 24:
 		return CN_STATE_PENDING;
 	default:
 		return CN_STATE_UNKNOWN;
@@ -404,7 +427,7 @@ cn_state cn_cert_state(const char *status_id)
 
 const char *cn_state_name(cn_state state)
 {
-	static const char *const names[] = { "pending", "issued", "failed",
+	static const char *const names[] = { "pending", "issued",  "failed",
 					     "revoked", "expired", "unknown" };
 
 	return names[state];
@@ -416,45 +439,65 @@ const char *cn_state_name(cn_state state)
 const struct cn_field cn_order_fields[] = {
 	{ "accounting_model", "accountingModel", "2", NULL, CN_V_DIGITS, 0 },
 	{ "email_notifications", "emailNotifications", "0", NULL, CN_V_BOOL, 0 },
-	{ "group_number", "delegationInformation.groupNumber", NULL, NULL, CN_V_DIGITS, PO | CN_F_OMIT },
+	{ "group_number", "delegationInformation.groupNumber", NULL, NULL, CN_V_DIGITS,
+	  PO | CN_F_OMIT },
 	{ "pre_vetting", "organizationDetails.preVetting", "1", NULL, CN_V_BOOL, PO | CN_F_WITH_ORG },
-	{ "organization_number", "organizationDetails.organizationNumber", NULL, NULL, CN_V_DIGITS, PO | CN_F_OMIT },
-	{ "street_address", "organizationDetails.streetAddress", NULL, NULL, CN_V_TEXT, PO | CN_F_OMIT },
-	{ "street_address2", "organizationDetails.streetAddress2", NULL, NULL, CN_V_TEXT, PO | CN_F_OMIT },
+	{ "organization_number", "organizationDetails.organizationNumber", NULL, NULL, CN_V_DIGITS,
+	  PO | CN_F_OMIT },
+	{ "street_address", "organizationDetails.streetAddress", NULL, NULL, CN_V_TEXT,
+	  PO | CN_F_OMIT },
+	{ "street_address2", "organizationDetails.streetAddress2", NULL, NULL, CN_V_TEXT,
+	  PO | CN_F_OMIT },
 	{ "city", "organizationDetails.city", NULL, NULL, CN_V_TEXT, PO | CN_F_OMIT },
 	{ "state", "organizationDetails.state", NULL, NULL, CN_V_TEXT, PO | CN_F_OMIT },
 	{ "country", "organizationDetails.country", NULL, NULL, CN_V_TEXT, PO | CN_F_OMIT },
-	{ "requestor_name", "requestorInformation.requestorName", NULL, NULL, CN_V_TEXT, PO | CN_F_REQUIRED },
+	{ "requestor_name", "requestorInformation.requestorName", NULL, NULL, CN_V_TEXT,
+	  PO | CN_F_REQUIRED },
 	{ "requestor_isd_code", "requestorInformation.requestorIsdCode", "1", NULL, CN_V_DIGITS, PO },
 	{ "requestor_mobile", "requestorInformation.requestorMobileNumber", "", NULL, CN_V_DIGITS, PO },
-	{ "requestor_email", "requestorInformation.requestorEmail", NULL, NULL, CN_V_EMAIL, PO | CN_F_REQUIRED },
-	{ "requestor_designation", "requestorInformation.requestorDesignation", NULL, NULL, CN_V_TEXT, PO | CN_F_OMIT },
+	{ "requestor_email", "requestorInformation.requestorEmail", NULL, NULL, CN_V_EMAIL,
+	  PO | CN_F_REQUIRED },
+	{ "requestor_designation", "requestorInformation.requestorDesignation", NULL, NULL, CN_V_TEXT,
+	  PO | CN_F_OMIT },
 	{ "validity", "subscriptionDetails.validity", "1", NULL, CN_V_YEARS, PO },
 	{ "auto_renew", "subscriptionDetails.autoRenew", "0", NULL, CN_V_BOOL, PO },
 	{ "renew_criteria", "subscriptionDetails.renewCriteria", "30", NULL, CN_V_RENEW, PO },
 	{ "auto_secure_www", "certificateInformation.autoSecureWWW", "0", NULL, CN_V_BOOL, PO },
 	{ "locality", "certificateInformation.locality", NULL, NULL, CN_V_TEXT, PO | CN_F_OMIT },
 	{ "postal_code", "certificateInformation.postalCode", NULL, NULL, CN_V_TEXT, PO | CN_F_OMIT },
-	{ "company_registration_number", "certificateInformation.companyRegistrationNumber", NULL, NULL, CN_V_TEXT, PO | CN_F_OMIT },
+	{ "company_registration_number", "certificateInformation.companyRegistrationNumber", NULL,
+	  NULL, CN_V_TEXT, PO | CN_F_OMIT },
 	{ "tpc_name", "technicalPointOfContact.tpcName", NULL, "requestor_name", CN_V_TEXT, PO },
 	{ "tpc_email", "technicalPointOfContact.tpcEmail", NULL, "requestor_email", CN_V_EMAIL, PO },
-	{ "tpc_isd_code", "technicalPointOfContact.tpcIsdCode", NULL, "requestor_isd_code", CN_V_DIGITS, PO },
-	{ "tpc_mobile", "technicalPointOfContact.tpcMobileNumber", NULL, "requestor_mobile", CN_V_DIGITS, PO },
+	{ "tpc_isd_code", "technicalPointOfContact.tpcIsdCode", NULL, "requestor_isd_code",
+	  CN_V_DIGITS, PO },
+	{ "tpc_mobile", "technicalPointOfContact.tpcMobileNumber", NULL, "requestor_mobile",
+	  CN_V_DIGITS, PO },
 	{ "signer_name", "agreementDetails.signerName", NULL, "requestor_name", CN_V_TEXT, PO },
 	{ "signer_place", "agreementDetails.signerPlace", NULL, NULL, CN_V_TEXT, PO | CN_F_REQUIRED },
 	{ "signer_ip", "agreementDetails.signerIP", NULL, NULL, CN_V_IPV4, PO | CN_F_REQUIRED },
 	{ "contract_signer_name", "contractSignerInfo.name", NULL, NULL, CN_V_TEXT, PO | CN_F_OMIT },
 	{ "contract_signer_email", "contractSignerInfo.email", NULL, NULL, CN_V_EMAIL, PO | CN_F_OMIT },
-	{ "contract_signer_isd_code", "contractSignerInfo.isdCode", NULL, NULL, CN_V_DIGITS, PO | CN_F_OMIT },
-	{ "contract_signer_mobile", "contractSignerInfo.mobileNumber", NULL, NULL, CN_V_DIGITS, PO | CN_F_OMIT },
-	{ "contract_signer_designation", "contractSignerInfo.designation", NULL, NULL, CN_V_TEXT, PO | CN_F_OMIT },
-	{ "contract_signer_employee_id", "contractSignerInfo.employeeID", NULL, NULL, CN_V_TEXT, PO | CN_F_OMIT },
-	{ "certificate_approver_name", "certificateApproverInfo.name", NULL, NULL, CN_V_TEXT, PO | CN_F_OMIT },
-	{ "certificate_approver_email", "certificateApproverInfo.email", NULL, NULL, CN_V_EMAIL, PO | CN_F_OMIT },
-	{ "certificate_approver_isd_code", "certificateApproverInfo.isdCode", NULL, NULL, CN_V_DIGITS, PO | CN_F_OMIT },
-	{ "certificate_approver_mobile", "certificateApproverInfo.mobileNumber", NULL, NULL, CN_V_DIGITS, PO | CN_F_OMIT },
-	{ "certificate_approver_designation", "certificateApproverInfo.designation", NULL, NULL, CN_V_TEXT, PO | CN_F_OMIT },
-	{ "certificate_approver_employee_id", "certificateApproverInfo.employeeID", NULL, NULL, CN_V_TEXT, PO | CN_F_OMIT },
+	{ "contract_signer_isd_code", "contractSignerInfo.isdCode", NULL, NULL, CN_V_DIGITS,
+	  PO | CN_F_OMIT },
+	{ "contract_signer_mobile", "contractSignerInfo.mobileNumber", NULL, NULL, CN_V_DIGITS,
+	  PO | CN_F_OMIT },
+	{ "contract_signer_designation", "contractSignerInfo.designation", NULL, NULL, CN_V_TEXT,
+	  PO | CN_F_OMIT },
+	{ "contract_signer_employee_id", "contractSignerInfo.employeeID", NULL, NULL, CN_V_TEXT,
+	  PO | CN_F_OMIT },
+	{ "certificate_approver_name", "certificateApproverInfo.name", NULL, NULL, CN_V_TEXT,
+	  PO | CN_F_OMIT },
+	{ "certificate_approver_email", "certificateApproverInfo.email", NULL, NULL, CN_V_EMAIL,
+	  PO | CN_F_OMIT },
+	{ "certificate_approver_isd_code", "certificateApproverInfo.isdCode", NULL, NULL, CN_V_DIGITS,
+	  PO | CN_F_OMIT },
+	{ "certificate_approver_mobile", "certificateApproverInfo.mobileNumber", NULL, NULL,
+	  CN_V_DIGITS, PO | CN_F_OMIT },
+	{ "certificate_approver_designation", "certificateApproverInfo.designation", NULL, NULL,
+	  CN_V_TEXT, PO | CN_F_OMIT },
+	{ "certificate_approver_employee_id", "certificateApproverInfo.employeeID", NULL, NULL,
+	  CN_V_TEXT, PO | CN_F_OMIT },
 	{ "remarks", "additionalInformation.remarks", "Enrolled by p11enroll", NULL, CN_V_TEXT, PO },
 };
 #undef PO
@@ -696,14 +739,16 @@ cJSON *cn_build_order(const struct cn_order_input *in, const char **why_key, cha
 		goto oom;
 	if (!in->product || !*in->product) {
 		*why_key = "product";
-		snprintf(why, why_size, "no product: set default_product in the CA section or "
-					"product in the [cert] section");
+		snprintf(why, why_size,
+			 "no product: set default_product in the CA section or "
+			 "product in the [cert] section");
 		goto fail;
 	}
 	if (!in->domain_name || !*in->domain_name) {
 		*why_key = "domain_name";
-		snprintf(why, why_size, "no domain name: the subject has no CN and no dns names "
-					"are configured (or set domain_name)");
+		snprintf(why, why_size,
+			 "no domain name: the subject has no CN and no dns names "
+			 "are configured (or set domain_name)");
 		goto fail;
 	}
 	if (add_string(od, "productCode", in->product) || add_string(od, "saveAndHold", "0"))
@@ -778,17 +823,18 @@ cJSON *cn_build_get_certificate(const char *order_number, const char *requestor_
 				    cJSON_AddStringToObject(inner, "requestorEmail", requestor_email));
 }
 
-cJSON *cn_build_revoke(const char *order_number, const char *requestor_email,
-		       const char *reason_id, const char *remarks)
+cJSON *cn_build_revoke(const char *order_number, const char *requestor_email, const char *reason_id,
+		       const char *remarks)
 {
 	cJSON *inner, *root = payload("revocationDetails", &inner);
 
 	if (!root)
 		return NULL;
-	return finish(root, cJSON_AddStringToObject(inner, "orderNumber", order_number) &&
-				    cJSON_AddStringToObject(inner, "requestorEmail", requestor_email) &&
-				    cJSON_AddStringToObject(inner, "revokeReasonId", reason_id) &&
-				    cJSON_AddStringToObject(inner, "revokeRemarks", remarks));
+	return finish(root,
+		      cJSON_AddStringToObject(inner, "orderNumber", order_number) &&
+			      cJSON_AddStringToObject(inner, "requestorEmail", requestor_email) &&
+			      cJSON_AddStringToObject(inner, "revokeReasonId", reason_id) &&
+			      cJSON_AddStringToObject(inner, "revokeRemarks", remarks));
 }
 
 cJSON *cn_build_reject(const char *order_number, const char *remarks)
@@ -828,18 +874,19 @@ cJSON *cn_build_dcv(const char *order_number, const char *requestor_email, const
 	return cn_build_dcv_method(order_number, requestor_email, domain, "1", NULL);
 }
 
-cJSON *cn_build_dcv_method(const char *order_number, const char *requestor_email,
-			   const char *domain, const char *method, const char *dcv_email)
+cJSON *cn_build_dcv_method(const char *order_number, const char *requestor_email, const char *domain,
+			   const char *method, const char *dcv_email)
 {
 	cJSON *inner, *root = payload("dcvDetails", &inner);
 
 	if (!root)
 		return NULL;
-	return finish(root, cJSON_AddStringToObject(inner, "requestorEmail", requestor_email) &&
-				    cJSON_AddStringToObject(inner, "orderNumber", order_number) &&
-				    cJSON_AddStringToObject(inner, "domainName", domain) &&
-				    cJSON_AddStringToObject(inner, "dcvMethod", method) &&
-				    (!dcv_email || cJSON_AddStringToObject(inner, "dcvEmail", dcv_email)));
+	return finish(root,
+		      cJSON_AddStringToObject(inner, "requestorEmail", requestor_email) &&
+			      cJSON_AddStringToObject(inner, "orderNumber", order_number) &&
+			      cJSON_AddStringToObject(inner, "domainName", domain) &&
+			      cJSON_AddStringToObject(inner, "dcvMethod", method) &&
+			      (!dcv_email || cJSON_AddStringToObject(inner, "dcvEmail", dcv_email)));
 }
 
 /* ---------- revocation ---------- */
@@ -847,10 +894,14 @@ cJSON *cn_build_dcv_method(const char *order_number, const char *requestor_email
 const char *cn_revoke_reason_id(p11e_revoke_reason reason)
 {
 	switch (reason) {
-	case P11E_REVOKE_KEY_COMPROMISE: return "1";
-	case P11E_REVOKE_AFFILIATION_CHANGED: return "3";
-	case P11E_REVOKE_SUPERSEDED: return "4";
-	case P11E_REVOKE_CESSATION_OF_OPERATION: return "5";
+	case P11E_REVOKE_KEY_COMPROMISE:
+		return "1";
+	case P11E_REVOKE_AFFILIATION_CHANGED:
+		return "3";
+	case P11E_REVOKE_SUPERSEDED:
+		return "4";
+	case P11E_REVOKE_CESSATION_OF_OPERATION:
+		return "5";
 	case P11E_REVOKE_UNSPECIFIED:
 	case P11E_REVOKE_CA_COMPROMISE:
 		break;
@@ -898,7 +949,7 @@ int cn_parse_track(const cJSON *root, struct cn_tracked *out)
 		return 0;
 	out->has_dcv = true;
 	cn_str(dv, "status", out->dcv_status, sizeof(out->dcv_status));
-	cJSON_ArrayForEach(item, dv) {
+	cJSON_ArrayForEach (item, dv) {
 		struct cn_dcv_domain *d;
 
 		/* one fixed key `status`, then one object per domain ("Domain validation") */
@@ -951,8 +1002,9 @@ int cn_parse_certificate(const cJSON *root, char **chain, char serial[130], time
 	}
 	n = p11e_certs_read(field_text(cd, "endEntityCertificate"), certs);
 	if (n != 1) {
-		snprintf(why, why_size, n == 0 ? "endEntityCertificate is empty"
-					       : "endEntityCertificate is not one certificate");
+		snprintf(why, why_size,
+			 n == 0 ? "endEntityCertificate is empty"
+				: "endEntityCertificate is not one certificate");
 		goto out;
 	}
 	n = p11e_certs_read(field_text(cd, "caCertificate"), certs);
@@ -1007,8 +1059,9 @@ int cn_parse_dcv_emails(const cJSON *root, struct p11e_strlist *out)
 	const cJSON *d = cJSON_GetObjectItemCaseSensitive(root, "dcvDetails");
 	const cJSON *arr = cJSON_GetObjectItemCaseSensitive(d, "dcvEmails"), *e;
 
-	cJSON_ArrayForEach(e, arr)
-		if (cJSON_IsString(e) && e->valuestring[0] && p11e_strlist_add(out, e->valuestring) != 0)
+	cJSON_ArrayForEach (e, arr)
+		if (cJSON_IsString(e) && e->valuestring[0] &&
+		    p11e_strlist_add(out, e->valuestring) != 0)
 			return -1;
 	return out->n ? 0 : -1;
 }
@@ -1036,7 +1089,7 @@ int cn_parse_report(const cJSON *root, struct cn_report *out)
 	out->status_ids = calloc(n, sizeof(*out->status_ids));
 	if (!out->rows || !out->tags || !out->status_ids)
 		goto fail;
-	cJSON_ArrayForEach(row, arr) {
+	cJSON_ArrayForEach (row, arr) {
 		struct p11e_order_row *r = &out->rows[out->n];
 		const cJSON *tags, *tag;
 
@@ -1050,9 +1103,10 @@ int cn_parse_report(const cJSON *root, struct cn_report *out)
 		cn_str(row, "orderDate", r->ordered, sizeof(r->ordered));
 		cn_str(row, "certificateExpiryDate", r->expires, sizeof(r->expires));
 		cn_str(row, "certificateSerialNumber", r->serial, sizeof(r->serial));
-		cn_str(row, "certificateStatusId", out->status_ids[out->n], sizeof(out->status_ids[0]));
+		cn_str(row, "certificateStatusId", out->status_ids[out->n],
+		       sizeof(out->status_ids[0]));
 		tags = cJSON_GetObjectItemCaseSensitive(row, "tags");
-		cJSON_ArrayForEach(tag, tags) {
+		cJSON_ArrayForEach (tag, tags) {
 			if (cJSON_IsString(tag) &&
 			    p11e_strlist_add(&out->tags[out->n], tag->valuestring) != 0)
 				goto fail;
@@ -1088,12 +1142,12 @@ int cn_parse_products(const cJSON *root, struct p11e_product **list, size_t *n)
 		return 0;
 	if (!cJSON_IsArray(cats))
 		return -1;
-	cJSON_ArrayForEach(cat, cats) {
+	cJSON_ArrayForEach (cat, cats) {
 		char category[128];
 		const cJSON *prods = cJSON_GetObjectItemCaseSensitive(cat, "products");
 
 		cn_str(cat, "categoryName", category, sizeof(category));
-		cJSON_ArrayForEach(prod, prods) {
+		cJSON_ArrayForEach (prod, prods) {
 			struct p11e_product *nv = realloc(v, (count + 1) * sizeof(*v));
 
 			if (!nv) {

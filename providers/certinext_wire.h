@@ -33,9 +33,9 @@ cJSON *cn_meta_new(const char *account, const char *access_key, time_t now);
 /* ---- response meta ("Reading an answer") ---- */
 
 struct cn_meta {
-	bool ok;            /* meta.status == "1" */
-	char code[64];      /* errorCode, "" when none */
-	char message[512];  /* errorMessage */
+	bool ok;           /* meta.status == "1" */
+	char code[64];     /* errorCode, "" when none */
+	char message[512]; /* errorMessage */
 };
 
 /* Parses body text: returns the root (caller frees) or NULL when the text is
@@ -58,9 +58,9 @@ typedef enum {
 /* Turns an HTTP response into one of the above. `placement`: the request
  * placed an order, so every doubtful end (maybe sent, 5xx, cut or
  * malformed body) is P11E_CA_UNKNOWN rather than UNREACHABLE. */
-cn_call_rc cn_interpret(const struct p11e_http_response *resp, bool placement,
-			const char *ca_name, const char *endpoint, cJSON **root,
-			struct cn_meta *meta, struct p11e_ca_result *res);
+cn_call_rc cn_interpret(const struct p11e_http_response *resp, bool placement, const char *ca_name,
+			const char *endpoint, cJSON **root, struct cn_meta *meta,
+			struct p11e_ca_result *res);
 
 /* ---- error codes: what they mean and what to do ---- */
 
@@ -92,11 +92,11 @@ void cn_describe_error(struct p11e_ca_result *res, const char *ca_name, const ch
 
 typedef enum {
 	CN_STATE_PENDING,
-	CN_STATE_ISSUED,   /* 7, 9, 15, 20, 23: downloadable */
-	CN_STATE_FAILED,   /* 3, 5, 8, 13, 14, 18, 19, 21 */
-	CN_STATE_REVOKED,  /* 22 */
-	CN_STATE_EXPIRED,  /* 12 */
-	CN_STATE_UNKNOWN,  /* an id the table does not list: treated as pending with a warning */
+	CN_STATE_ISSUED,  /* 7, 9, 15, 20, 23: downloadable */
+	CN_STATE_FAILED,  /* 3, 5, 8, 13, 14, 18, 19, 21 */
+	CN_STATE_REVOKED, /* 22 */
+	CN_STATE_EXPIRED, /* 12 */
+	CN_STATE_UNKNOWN, /* an id the table does not list: treated as pending with a warning */
 } cn_state;
 
 /* The state for a certificateStatusId text ("" or absent: pending). */
@@ -124,10 +124,10 @@ typedef enum {
 
 /* One connector field: the snake_case config key and where it goes. */
 struct cn_field {
-	const char *key;       /* config key ([ca:NAME] and, if CN_F_PER_ORDER, [cert:NAME]) */
-	const char *path;      /* JSON path under orderDetails, dot-separated */
-	const char *deflt;     /* value when unset (NULL: none) */
-	const char *fallback;  /* another key whose value is used when unset */
+	const char *key;      /* config key ([ca:NAME] and, if CN_F_PER_ORDER, [cert:NAME]) */
+	const char *path;     /* JSON path under orderDetails, dot-separated */
+	const char *deflt;    /* value when unset (NULL: none) */
+	const char *fallback; /* another key whose value is used when unset */
 	cn_value_type type;
 	unsigned flags;
 };
@@ -144,12 +144,12 @@ int cn_check_value(cn_value_type type, const char *value, const char **why);
 struct cn_order_input {
 	cn_lookup_fn lookup;
 	void *lookup_ctx;
-	const char *product;            /* resolved product code */
-	const char *domain_name;        /* resolved primary name */
-	const char *const *dns;         /* every DNS SAN (may include domain_name) */
+	const char *product;     /* resolved product code */
+	const char *domain_name; /* resolved primary name */
+	const char *const *dns;  /* every DNS SAN (may include domain_name) */
 	size_t n_dns;
 	const char *csr_pem;
-	const char *idempotency_id;     /* goes into remarks and tags; may be NULL */
+	const char *idempotency_id; /* goes into remarks and tags; may be NULL */
 };
 
 /* The `orderDetails` object (without meta). NULL with *why set (naming
@@ -168,15 +168,15 @@ cJSON *cn_build_track(const char *order_number);
 cJSON *cn_build_get_certificate(const char *order_number, const char *requestor_email);
 /* RejectOrder: cancels an order before issuance (docs/protocol-certinext.md). */
 cJSON *cn_build_reject(const char *order_number, const char *remarks);
-cJSON *cn_build_revoke(const char *order_number, const char *requestor_email,
-		       const char *reason_id, const char *remarks);
+cJSON *cn_build_revoke(const char *order_number, const char *requestor_email, const char *reason_id,
+		       const char *remarks);
 /* since 0: no date filter. */
 cJSON *cn_build_report(unsigned page, unsigned page_size, time_t since);
 cJSON *cn_build_dcv(const char *order_number, const char *requestor_email, const char *domain);
 /* GetDcv/VerifyDcv for method "1" DNS, "2" HTTP file, "3" e-mail; dcv_email
  * (VerifyDcv of method 3 only) the approver chosen from GetDcv's list. */
-cJSON *cn_build_dcv_method(const char *order_number, const char *requestor_email,
-			   const char *domain, const char *method, const char *dcv_email);
+cJSON *cn_build_dcv_method(const char *order_number, const char *requestor_email, const char *domain,
+			   const char *method, const char *dcv_email);
 /* GetDcv method 2: fileName and fileContent; 0 when both are there. */
 int cn_parse_dcv_file(const cJSON *root, char *name, size_t name_size, char *content,
 		      size_t content_size);
@@ -211,12 +211,12 @@ struct cn_tracked {
 	char status_id[16];
 	char status_text[128];
 	char order_status_id[16];
-	bool has_dcv;            /* domainVerification present */
-	char dcv_status[8];      /* aggregate */
+	bool has_dcv;              /* domainVerification present */
+	char dcv_status[8];        /* aggregate */
 	struct cn_dcv_domain *dcv; /* free() */
 	size_t n_dcv;
 	char revoke_status_id[16];
-	char *csr;               /* free(); NULL when absent */
+	char *csr; /* free(); NULL when absent */
 	char requestor_email[256];
 	char expiry[64];
 };

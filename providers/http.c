@@ -25,8 +25,7 @@
 
 /* ---------- options ---------- */
 
-static p11e_status setting_error(struct p11e_err *err, const struct p11e_setting *st,
-				 const char *what)
+static p11e_status setting_error(struct p11e_err *err, const struct p11e_setting *st, const char *what)
 {
 	return p11e_err_set(err, P11E_EUSAGE, "%s:%d: %s = '%s' is %s", st->file ? st->file : "?",
 			    st->line, st->key, st->value, what);
@@ -46,10 +45,18 @@ static size_t parse_size(const char *text)
 	if (errno != 0)
 		return 0;
 	switch (*end) {
-	case '\0': break;
-	case 'k': case 'K': unit = 1024; break;
-	case 'm': case 'M': unit = 1024 * 1024; break;
-	default: return 0;
+	case '\0':
+		break;
+	case 'k':
+	case 'K':
+		unit = 1024;
+		break;
+	case 'm':
+	case 'M':
+		unit = 1024 * 1024;
+		break;
+	default:
+		return 0;
 	}
 	if (*end && end[1] != '\0')
 		return 0;
@@ -58,8 +65,8 @@ static size_t parse_size(const char *text)
 	return (size_t)(value * unit);
 }
 
-static p11e_status read_duration(const struct p11e_settings *s, const char *key, long min,
-				 long max, long *out, struct p11e_err *err)
+static p11e_status read_duration(const struct p11e_settings *s, const char *key, long min, long max,
+				 long *out, struct p11e_err *err)
 {
 	const struct p11e_setting *st = p11e_settings_find(s, key);
 	int64_t v;
@@ -68,8 +75,9 @@ static p11e_status read_duration(const struct p11e_settings *s, const char *key,
 		return P11E_OK;
 	v = p11e_parse_duration(st->value);
 	if (v < min || v > max)
-		return setting_error(err, st, min > 0 ? "not a duration of at least 1s (e.g. 10s, 2m)"
-						      : "not a duration (e.g. 0, 30s, 2m)");
+		return setting_error(err, st,
+				     min > 0 ? "not a duration of at least 1s (e.g. 10s, 2m)"
+					     : "not a duration (e.g. 0, 30s, 2m)");
 	*out = (long)v;
 	return P11E_OK;
 }
@@ -112,7 +120,8 @@ p11e_status p11e_http_opts_from_settings(struct p11e_http_opts *opts, const stru
 	if (st) {
 		opts->max_response = parse_size(st->value);
 		if (opts->max_response < 1024 || opts->max_response > (size_t)1 << 30)
-			return setting_error(err, st, "not a size between 1k and 1024M (e.g. 4M, 512k)");
+			return setting_error(err, st,
+					     "not a size between 1k and 1024M (e.g. 4M, 512k)");
 	}
 	st = p11e_settings_find(s, "ca_bundle");
 	if (st) {
@@ -181,8 +190,8 @@ static int url_policy(const char *url, const char *what, struct p11e_err *err)
 				     "(127.0.0.0/8, ::1, localhost); use https://",
 				     what);
 	} else {
-		p11e_err_set(err, P11E_EUSAGE, "%s: scheme %s is not supported; use https://",
-			     what, scheme);
+		p11e_err_set(err, P11E_EUSAGE, "%s: scheme %s is not supported; use https://", what,
+			     scheme);
 	}
 out:
 	curl_free(scheme);
@@ -201,11 +210,16 @@ p11e_status p11e_http_check_url(const char *url, const char *what, struct p11e_e
 const char *p11e_http_kind_name(p11e_http_kind kind)
 {
 	switch (kind) {
-	case P11E_HTTP_RESPONSE: return "response";
-	case P11E_HTTP_NOT_SENT: return "not-sent";
-	case P11E_HTTP_MAYBE_SENT: return "maybe-sent";
-	case P11E_HTTP_TOO_LARGE: return "too-large";
-	case P11E_HTTP_LOCAL: return "local";
+	case P11E_HTTP_RESPONSE:
+		return "response";
+	case P11E_HTTP_NOT_SENT:
+		return "not-sent";
+	case P11E_HTTP_MAYBE_SENT:
+		return "maybe-sent";
+	case P11E_HTTP_TOO_LARGE:
+		return "too-large";
+	case P11E_HTTP_LOCAL:
+		return "local";
 	}
 	return "?";
 }
@@ -304,9 +318,10 @@ unsigned p11e_http_parse_retry_after(const char *value, long now)
 /* ---------- redaction ---------- */
 
 const char *const p11e_redact_default_keys[] = {
-	"authKey", "accessKey", "access_key", "access_token", "accessToken", "refresh_token",
-	"id_token", "client_secret", "clientSecret", "AuthToken", "password", "Password",
-	"pin", "passphrase", "secret", "apiKey", "api_key", "Authorization", NULL,
+	"authKey",       "accessKey", "access_key",    "access_token", "accessToken",
+	"refresh_token", "id_token",  "client_secret", "clientSecret", "AuthToken",
+	"password",      "Password",  "pin",           "passphrase",   "secret",
+	"apiKey",        "api_key",   "Authorization", NULL,
 };
 
 struct buf {
@@ -406,8 +421,8 @@ static size_t redact_form_field(struct buf *b, const char *t, size_t len, size_t
 {
 	size_t k = i, e;
 
-	while (k < len && t[k] != '=' && t[k] != '&' && !isspace((unsigned char)t[k]) &&
-	       t[k] != '"' && t[k] != '{')
+	while (k < len && t[k] != '=' && t[k] != '&' && !isspace((unsigned char)t[k]) && t[k] != '"' &&
+	       t[k] != '{')
 		k++;
 	if (k >= len || t[k] != '=' || k == i || !secret_key(t + i, k - i, extra))
 		return 0;
@@ -768,8 +783,8 @@ static p11e_http_kind classify(CURL *curl, CURLcode cc, const struct attempt *a)
 	}
 }
 
-static void describe(struct p11e_http_response *r, const struct p11e_http_request *req,
-		     CURLcode cc, const char *errbuf, size_t max_response, long timeout)
+static void describe(struct p11e_http_response *r, const struct p11e_http_request *req, CURLcode cc,
+		     const char *errbuf, size_t max_response, long timeout)
 {
 	const char *detail = errbuf[0] ? errbuf : curl_easy_strerror(cc);
 
@@ -794,8 +809,8 @@ static void describe(struct p11e_http_response *r, const struct p11e_http_reques
 	case P11E_HTTP_MAYBE_SENT:
 		if (cc == CURLE_OPERATION_TIMEDOUT)
 			snprintf(r->error, sizeof(r->error),
-				 "%s: no complete answer within %lds (timeout): %s", req->url,
-				 timeout, detail);
+				 "%s: no complete answer within %lds (timeout): %s", req->url, timeout,
+				 detail);
 		else
 			snprintf(r->error, sizeof(r->error), "%s: connection failed mid-request: %s",
 				 req->url, detail);
@@ -841,8 +856,7 @@ static void reset_response(struct p11e_http_response *resp)
 }
 
 /* The request's header lines; false when out of memory (*out freed). */
-static bool request_headers(const struct p11e_http_request *req, bool is_get,
-			    struct curl_slist **out)
+static bool request_headers(const struct p11e_http_request *req, bool is_get, struct curl_slist **out)
 {
 	struct curl_slist *headers = NULL, *more;
 	char line[256];
@@ -1042,8 +1056,8 @@ p11e_http_kind p11e_http_perform(struct p11e_http *h, const struct p11e_http_req
 		if (p11e_stop_requested())
 			break;
 		if (!p11e_http_should_retry(&h->opts, req->no_retry_after_send, resp->attempts,
-					    now_ms() - started, kind, resp->status,
-					    resp->retry_after, random_unit(), &delay))
+					    now_ms() - started, kind, resp->status, resp->retry_after,
+					    random_unit(), &delay))
 			break;
 		if (kind == P11E_HTTP_RESPONSE)
 			p11e_info("%s: HTTP %ld; retrying in %.1fs (retry %u of %u)", name,

@@ -18,9 +18,8 @@
 
 /* The [ca:NAME] keys p11e_http_opts_from_settings reads; a provider puts
  * them into its ca_keys list so that both CAs accept the same keys. */
-#define P11E_HTTP_SETTING_KEYS                                                          \
-	"ca_bundle", "connect_timeout", "timeout", "max_response_size", "max_retries", \
-		"max_retry_time"
+#define P11E_HTTP_SETTING_KEYS \
+	"ca_bundle", "connect_timeout", "timeout", "max_response_size", "max_retries", "max_retry_time"
 
 #define P11E_HTTP_DEFAULT_CONNECT_TIMEOUT 10      /* seconds */
 #define P11E_HTTP_DEFAULT_TIMEOUT 60              /* seconds, whole request */
@@ -31,12 +30,12 @@
 #define P11E_HTTP_BACKOFF_CAP_MS 30000u           /* no single backoff delay is longer */
 
 struct p11e_http_opts {
-	char *ca_bundle;          /* PEM file of trusted roots; NULL: the system store */
-	long connect_timeout;     /* seconds */
-	long timeout;             /* seconds per attempt */
-	size_t max_response;      /* bytes; a larger body fails the request */
-	unsigned max_retries;     /* retries after the first attempt */
-	unsigned max_retry_time;  /* seconds from the first attempt after which no retry starts */
+	char *ca_bundle;         /* PEM file of trusted roots; NULL: the system store */
+	long connect_timeout;    /* seconds */
+	long timeout;            /* seconds per attempt */
+	size_t max_response;     /* bytes; a larger body fails the request */
+	unsigned max_retries;    /* retries after the first attempt */
+	unsigned max_retry_time; /* seconds from the first attempt after which no retry starts */
 };
 
 /* Defaults, then the keys above from `s` (durations like 10s, sizes like
@@ -51,8 +50,8 @@ p11e_status p11e_http_check_url(const char *url, const char *what, struct p11e_e
 
 /* What became of a request (after the retries it was allowed). */
 typedef enum {
-	P11E_HTTP_RESPONSE,   /* an HTTP response arrived: see status and body (any status) */
-	P11E_HTTP_NOT_SENT,   /* transport failure before the request left: DNS, connect, TLS handshake */
+	P11E_HTTP_RESPONSE, /* an HTTP response arrived: see status and body (any status) */
+	P11E_HTTP_NOT_SENT, /* transport failure before the request left: DNS, connect, TLS handshake */
 	P11E_HTTP_MAYBE_SENT, /* transport failure after it may have left: timeout, reset, cut body */
 	P11E_HTTP_TOO_LARGE,  /* the response exceeded max_response (the server did see the request) */
 	P11E_HTTP_LOCAL,      /* our side: URL refused, ca_bundle unusable, peer certificate not
@@ -67,7 +66,7 @@ const char *p11e_http_kind_name(p11e_http_kind kind);
 typedef char *(*p11e_http_body_fn)(void *ctx, unsigned attempt);
 
 struct p11e_http_request {
-	const char *method;           /* "POST" (default when NULL) or "GET" */
+	const char *method; /* "POST" (default when NULL) or "GET" */
 	const char *url;
 	const char *content_type;     /* of the body; "application/json" when NULL */
 	const char *const *headers;   /* extra "Name: value" lines, NULL-terminated; may be NULL.
@@ -80,20 +79,20 @@ struct p11e_http_request {
 	 * server (MAYBE_SENT, 5xx, 429, TOO_LARGE); retries only while it is
 	 * certain that nothing was sent. */
 	bool no_retry_after_send;
-	const char *log_name;         /* "CERTInext GenerateOrderSSL", for debug lines */
+	const char *log_name;           /* "CERTInext GenerateOrderSSL", for debug lines */
 	const char *const *redact_keys; /* extra JSON/form keys to redact, besides the defaults */
 };
 
 struct p11e_http_response {
 	p11e_http_kind kind;
-	long status;           /* HTTP status of the last response, 0 without one */
-	char *body;            /* NUL-terminated (may contain NULs before len), NULL without one */
+	long status; /* HTTP status of the last response, 0 without one */
+	char *body;  /* NUL-terminated (may contain NULs before len), NULL without one */
 	size_t len;
-	unsigned retry_after;  /* Retry-After of the last response, seconds (0: none) */
-	unsigned attempts;     /* HTTP attempts made */
+	unsigned retry_after; /* Retry-After of the last response, seconds (0: none) */
+	unsigned attempts;    /* HTTP attempts made */
 	char content_type[128];
-	char error[512];       /* for messages when kind != RESPONSE; never a secret */
-	char *headers;         /* the last response's header lines as received, NULL without */
+	char error[512]; /* for messages when kind != RESPONSE; never a secret */
+	char *headers;   /* the last response's header lines as received, NULL without */
 	size_t headers_len;
 };
 

@@ -59,14 +59,22 @@ const char *p11e_settings_get(const struct p11e_settings *s, const char *key, co
 const char *p11e_ca_outcome_name(p11e_ca_outcome outcome)
 {
 	switch (outcome) {
-	case P11E_CA_OK: return "ok";
-	case P11E_CA_ISSUED: return "issued";
-	case P11E_CA_PENDING: return "pending";
-	case P11E_CA_REJECTED: return "rejected";
-	case P11E_CA_UNREACHABLE: return "unreachable";
-	case P11E_CA_MISCONFIGURED: return "misconfigured";
-	case P11E_CA_UNKNOWN: return "unknown";
-	case P11E_CA_NOT_FOUND: return "not-found";
+	case P11E_CA_OK:
+		return "ok";
+	case P11E_CA_ISSUED:
+		return "issued";
+	case P11E_CA_PENDING:
+		return "pending";
+	case P11E_CA_REJECTED:
+		return "rejected";
+	case P11E_CA_UNREACHABLE:
+		return "unreachable";
+	case P11E_CA_MISCONFIGURED:
+		return "misconfigured";
+	case P11E_CA_UNKNOWN:
+		return "unknown";
+	case P11E_CA_NOT_FOUND:
+		return "not-found";
 	}
 	return "?";
 }
@@ -85,8 +93,7 @@ p11e_ca_outcome p11e_ca_vfail(struct p11e_ca_result *res, p11e_ca_outcome outcom
 	return outcome;
 }
 
-p11e_ca_outcome p11e_ca_fail(struct p11e_ca_result *res, p11e_ca_outcome outcome, const char *fmt,
-			     ...)
+p11e_ca_outcome p11e_ca_fail(struct p11e_ca_result *res, p11e_ca_outcome outcome, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -97,8 +104,8 @@ p11e_ca_outcome p11e_ca_fail(struct p11e_ca_result *res, p11e_ca_outcome outcome
 }
 
 static const char *const reason_names[] = {
-	"unspecified", "keyCompromise", "caCompromise",
-	"affiliationChanged", "superseded", "cessationOfOperation",
+	"unspecified",        "keyCompromise", "caCompromise",
+	"affiliationChanged", "superseded",    "cessationOfOperation",
 };
 
 int p11e_revoke_reason_parse(const char *name)

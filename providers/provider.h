@@ -40,34 +40,34 @@ p11e_status p11e_settings_copy(struct p11e_settings *dst, const struct p11e_sett
 void p11e_settings_free_copy(struct p11e_settings *s);
 
 typedef enum {
-	P11E_CA_OK,            /* a call that is not an order succeeded (check, products, revoke, orders) */
-	P11E_CA_ISSUED,        /* the certificate is ready: fetch it (or chain_pem is already set) */
-	P11E_CA_PENDING,       /* the order exists and is not issued yet: order ids + retry_after */
-	P11E_CA_REJECTED,      /* the CA refused: ca_code + message; placing again will not help */
-	P11E_CA_UNREACHABLE,   /* transport error, 5xx, rate limit after the bounded retries: try later */
+	P11E_CA_OK,       /* a call that is not an order succeeded (check, products, revoke, orders) */
+	P11E_CA_ISSUED,   /* the certificate is ready: fetch it (or chain_pem is already set) */
+	P11E_CA_PENDING,  /* the order exists and is not issued yet: order ids + retry_after */
+	P11E_CA_REJECTED, /* the CA refused: ca_code + message; placing again will not help */
+	P11E_CA_UNREACHABLE, /* transport error, 5xx, rate limit after the bounded retries: try later */
 	P11E_CA_MISCONFIGURED, /* our side is wrong (credentials, product, a missing field): fix config */
-	P11E_CA_UNKNOWN,       /* an order placement whose outcome is unknown: reconcile before placing again */
-	P11E_CA_NOT_FOUND,     /* reconcile found no order; the order id is unknown to the CA */
+	P11E_CA_UNKNOWN, /* an order placement whose outcome is unknown: reconcile before placing again */
+	P11E_CA_NOT_FOUND, /* reconcile found no order; the order id is unknown to the CA */
 } p11e_ca_outcome;
 
 const char *p11e_ca_outcome_name(p11e_ca_outcome outcome);
 
 struct p11e_ca_result {
 	p11e_ca_outcome outcome;
-	char ca_code[64];      /* the CA's own error code ("EMS-1162"), "" when none */
-	char message[1024];    /* the CA's message and what to do about it; never a secret */
-	char order_id[128];    /* the CA's primary order reference */
-	char request_id[128];  /* secondary reference (request number, partner order id) */
-	char status_text[128]; /* the CA's own word for the state, for progress lines */
-	unsigned retry_after;  /* seconds the CA suggests before the next poll */
-	char *chain_pem;       /* ISSUED by fetch: the certificates the CA sent for the order, as
+	char ca_code[64];        /* the CA's own error code ("EMS-1162"), "" when none */
+	char message[1024];      /* the CA's message and what to do about it; never a secret */
+	char order_id[128];      /* the CA's primary order reference */
+	char request_id[128];    /* secondary reference (request number, partner order id) */
+	char status_text[128];   /* the CA's own word for the state, for progress lines */
+	unsigned retry_after;    /* seconds the CA suggests before the next poll */
+	char *chain_pem;         /* ISSUED by fetch: the certificates the CA sent for the order, as
 				* PEM in the order received (leaf anywhere, strangers possible);
 				* the agent finds the leaf by its key and orders the chain
 				* (common/chain.h); free() */
-	char serial[130];      /* leaf serial when the CA names it (p11e_cert_serial's format
+	char serial[130];        /* leaf serial when the CA names it (p11e_cert_serial's format
 				* when read from a certificate), else "" */
-	time_t not_after;      /* leaf notAfter when known, else 0 */
-	char placed_as[32];    /* place: what was sent ("neworder", "renewal", "reissue"), set
+	time_t not_after;        /* leaf notAfter when known, else 0 */
+	char placed_as[32];      /* place: what was sent ("neworder", "renewal", "reissue"), set
 				* before sending so that it is known whatever the outcome; the
 				* agent journals it and hands it back in p11e_order.placed_as */
 	char instructions[2048]; /* pending: what the operator must publish for domain
@@ -77,8 +77,8 @@ struct p11e_ca_result {
 /* Frees chain_pem and clears the record. */
 void p11e_ca_result_clear(struct p11e_ca_result *res);
 /* Sets res->outcome and res->message (printf-style); returns the outcome. */
-p11e_ca_outcome p11e_ca_fail(struct p11e_ca_result *res, p11e_ca_outcome outcome, const char *fmt,
-			     ...) __attribute__((format(printf, 3, 4)));
+p11e_ca_outcome p11e_ca_fail(struct p11e_ca_result *res, p11e_ca_outcome outcome, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 p11e_ca_outcome p11e_ca_vfail(struct p11e_ca_result *res, p11e_ca_outcome outcome, const char *fmt,
 			      va_list ap) __attribute__((format(printf, 3, 0)));
 
@@ -90,18 +90,18 @@ struct p11e_order_ref {
 
 /* What the agent asks for. Strings are owned by the caller. */
 struct p11e_order {
-	const char *name;                      /* the [cert:NAME] */
-	const char *csr_pem;                   /* PKCS#10, PEM */
-	const char *common_name;               /* CN of the subject, may be NULL */
-	const struct p11e_strlist *dns;        /* DNS SANs in configuration order */
-	const char *idempotency_id;            /* agent-made, one per order intent, journalled before the
+	const char *name;               /* the [cert:NAME] */
+	const char *csr_pem;            /* PKCS#10, PEM */
+	const char *common_name;        /* CN of the subject, may be NULL */
+	const struct p11e_strlist *dns; /* DNS SANs in configuration order */
+	const char *idempotency_id;     /* agent-made, one per order intent, journalled before the
 						* first placement and reused by every retry of it */
-	const char *placed_as;                 /* reconcile: res->placed_as of the placement, or NULL */
-	const char *dcv_instructions;          /* poll: res->instructions of an earlier poll, kept by the
+	const char *placed_as;          /* reconcile: res->placed_as of the placement, or NULL */
+	const char *dcv_instructions;   /* poll: res->instructions of an earlier poll, kept by the
 						* agent, so that they are not asked for again; or NULL */
-	time_t placed_after;                   /* the placement happened at or after this (reconcile window) */
-	struct p11e_order_ref previous;        /* renewal: the order being replaced (ids NULL when none) */
-	time_t previous_not_after;             /* renewal: notAfter of the certificate being replaced */
+	time_t placed_after; /* the placement happened at or after this (reconcile window) */
+	struct p11e_order_ref previous; /* renewal: the order being replaced (ids NULL when none) */
+	time_t previous_not_after;      /* renewal: notAfter of the certificate being replaced */
 	const struct p11e_settings *overrides; /* per-certificate overrides from [cert:NAME] */
 };
 
@@ -113,24 +113,24 @@ struct p11e_product {
 
 /* Where a listed order stands, in CA-neutral words (reconcile). */
 typedef enum {
-	P11E_ROW_UNKNOWN,  /* a state the provider does not know */
-	P11E_ROW_PENDING,  /* not issued yet, may still be */
-	P11E_ROW_ISSUED,   /* a certificate exists and is valid */
-	P11E_ROW_FAILED,   /* ended without a certificate (rejected, cancelled) */
-	P11E_ROW_REVOKED,  /* its certificate was revoked (or cancelled after issue) */
-	P11E_ROW_EXPIRED,  /* its certificate has expired */
+	P11E_ROW_UNKNOWN, /* a state the provider does not know */
+	P11E_ROW_PENDING, /* not issued yet, may still be */
+	P11E_ROW_ISSUED,  /* a certificate exists and is valid */
+	P11E_ROW_FAILED,  /* ended without a certificate (rejected, cancelled) */
+	P11E_ROW_REVOKED, /* its certificate was revoked (or cancelled after issue) */
+	P11E_ROW_EXPIRED, /* its certificate has expired */
 } p11e_row_state;
 
 struct p11e_order_row {
 	p11e_row_state state;
-	char tag[128];      /* the idempotency id of the p11enroll order intent that placed it,
+	char tag[128]; /* the idempotency id of the p11enroll order intent that placed it,
 			     * as the CA keeps it; "" when none is known */
 	char order_id[128];
 	char request_id[128];
 	char status[128];
 	char domain[256];
 	char product[64];
-	char ordered[64];   /* as the CA writes the date */
+	char ordered[64]; /* as the CA writes the date */
 	char expires[64];
 	char serial[130];
 };
@@ -138,8 +138,8 @@ struct p11e_order_row {
 struct p11e_order_page {
 	struct p11e_order_row *rows; /* free() */
 	size_t n;
-	unsigned page;      /* 1-based page these rows are */
-	unsigned pages;     /* total pages the CA reports (0 when empty) */
+	unsigned page;  /* 1-based page these rows are */
+	unsigned pages; /* total pages the CA reports (0 when empty) */
 };
 
 typedef enum {
@@ -170,20 +170,20 @@ struct p11e_ca_ops {
 	const char *const *cert_keys; /* keys a [cert:NAME] may set to override the CA per order */
 	/* What the agent needs to know of this CA besides the calls below, so
 	 * that no agent/ code names a CA type: */
-	const char *title;            /* the CA's name for people ("The SSL Store") */
-	const struct p11e_ca_note *help; /* notes for `p11enroll help`, ending in { NULL } */
-	const char *account_key;      /* the [ca:] key naming the account that order_rate
+	const char *title;                   /* the CA's name for people ("The SSL Store") */
+	const struct p11e_ca_note *help;     /* notes for `p11enroll help`, ending in { NULL } */
+	const char *account_key;             /* the [ca:] key naming the account that order_rate
 				       * counts per; NULL: the section */
-	unsigned order_rate_n;        /* order_rate's default: placements the CA takes per */
-	unsigned order_rate_window;   /* this many seconds; 0: it documents no limit */
-	const char *no_products_hint; /* asked when `products` lists none; NULL: nothing */
+	unsigned order_rate_n;               /* order_rate's default: placements the CA takes per */
+	unsigned order_rate_window;          /* this many seconds; 0: it documents no limit */
+	const char *no_products_hint;        /* asked when `products` lists none; NULL: nothing */
 	const char *const *product_suffixes; /* endings of a product code that order the listed
 					      * code another way; NULL-terminated, or NULL */
 
 	/* Validates the section and reads its secrets; MISCONFIGURED problems
 	 * come back as P11E_EUSAGE naming file:line. */
-	p11e_status (*open)(const char *ca_name, const struct p11e_settings *ca,
-			    struct p11e_ca **out, struct p11e_err *err);
+	p11e_status (*open)(const char *ca_name, const struct p11e_settings *ca, struct p11e_ca **out,
+			    struct p11e_err *err);
 	void (*close)(struct p11e_ca *ca);
 	/* The settings part of open, run when the configuration loads so that
 	 * a mistake is reported (file:line) before any token or CA operation:

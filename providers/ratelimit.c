@@ -85,8 +85,10 @@ p11e_status p11e_ratelimit_take(const char *dir, const char *account, unsigned n
 	if (n == 0 || window <= 0)
 		return P11E_OK;
 	for (const char *a = account; *a && j < sizeof(name) - 1; a++)
-		name[j++] = (strchr("._-", *a) || (*a >= '0' && *a <= '9') || (*a >= 'a' && *a <= 'z') ||
-			     (*a >= 'A' && *a <= 'Z')) ? *a : '_';
+		name[j++] = (strchr("._-", *a) || (*a >= '0' && *a <= '9') ||
+			     (*a >= 'a' && *a <= 'z') || (*a >= 'A' && *a <= 'Z'))
+				    ? *a
+				    : '_';
 	name[j] = '\0';
 	snprintf(path, sizeof(path), "%s/.order-rate-%s", dir, name);
 	t = calloc(n, sizeof(*t));
@@ -103,13 +105,15 @@ p11e_status p11e_ratelimit_take(const char *dir, const char *account, unsigned n
 		size_t k;
 
 		if (p11e_stop_requested()) {
-			rc = p11e_err_set(err, P11E_EPENDING, "stopped while waiting for the order rate limit");
+			rc = p11e_err_set(err, P11E_EPENDING,
+					  "stopped while waiting for the order rate limit");
 			goto out;
 		}
 		if (flock(fd, LOCK_EX) != 0) {
 			if (errno == EINTR)
 				continue;
-			rc = p11e_err_set(err, P11E_EFAIL, "cannot lock %s: %s", path, strerror(errno));
+			rc = p11e_err_set(err, P11E_EFAIL, "cannot lock %s: %s", path,
+					  strerror(errno));
 			goto out;
 		}
 		now = now_s();
@@ -117,7 +121,8 @@ p11e_status p11e_ratelimit_take(const char *dir, const char *account, unsigned n
 		if (k < n) {
 			t[k++] = now;
 			if (store(fd, t, k) != 0)
-				rc = p11e_err_set(err, P11E_EFAIL, "cannot write %s: %s", path, strerror(errno));
+				rc = p11e_err_set(err, P11E_EFAIL, "cannot write %s: %s", path,
+						  strerror(errno));
 			flock(fd, LOCK_UN);
 			goto out;
 		}

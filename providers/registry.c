@@ -38,7 +38,8 @@ const char *p11e_ca_types(void)
 		for (size_t i = 0; providers[i]; i++) {
 			size_t len = strlen(types);
 
-			snprintf(types + len, sizeof(types) - len, "%s%s", i ? ", " : "", providers[i]->type);
+			snprintf(types + len, sizeof(types) - len, "%s%s", i ? ", " : "",
+				 providers[i]->type);
 		}
 	}
 	return types;

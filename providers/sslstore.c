@@ -30,24 +30,24 @@
 #define SS_DEFAULT_VALIDITY_DAYS 365
 #define SS_DEFAULT_PAGE_SIZE 100
 #define SS_DEFAULT_POLL_INTERVAL 60
-#define SS_QUERY_ATTEMPTS 5      /* tries of one query page ("Listing orders") */
-#define SS_RECONCILE_PAGES 50    /* pages of query a reconcile reads at most */
+#define SS_QUERY_ATTEMPTS 5   /* tries of one query page ("Listing orders") */
+#define SS_RECONCILE_PAGES 50 /* pages of query a reconcile reads at most */
 
 /* Per-order keys: a [cert:NAME] may set them to override the CA (docs/providers-sslstore.md). */
-#define SS_CONTACT_KEYS(p)                                                                 \
-	p "first_name", p "last_name", p "title", p "phone", p "email", p "org_name",     \
-		p "address", p "city", p "region", p "postal_code", p "country"
-#define SS_ORG_KEYS                                                                       \
+#define SS_CONTACT_KEYS(p)                                                                         \
+	p "first_name", p "last_name", p "title", p "phone", p "email", p "org_name", p "address", \
+		p "city", p "region", p "postal_code", p "country"
+#define SS_ORG_KEYS                                                                            \
 	"org_name", "org_address", "org_city", "org_region", "org_postal_code", "org_country", \
 		"org_phone", "org_jurisdiction_country", "org_id"
-#define SS_ORDER_KEYS                                                                     \
-	"validity", "approver_email", SS_CONTACT_KEYS("admin_"), SS_CONTACT_KEYS("tech_"), \
-		SS_ORG_KEYS, "server_count", "web_server_type", "signature_hash_algorithm",   \
+#define SS_ORDER_KEYS                                                                       \
+	"validity", "approver_email", SS_CONTACT_KEYS("admin_"), SS_CONTACT_KEYS("tech_"),  \
+		SS_ORG_KEYS, "server_count", "web_server_type", "signature_hash_algorithm", \
 		"file_auth_dcv", "cname_auth_dcv", "https_file_auth_dcv", "auto_www"
 
 static const char *const ss_ca_keys[] = {
-	"api_url", "partner_code", "auth_token_file", "default_product", "renewal_window",
-	"page_size", "poll_interval", SS_ORDER_KEYS, P11E_HTTP_SETTING_KEYS, NULL,
+	"api_url",   "partner_code",  "auth_token_file", "default_product",      "renewal_window",
+	"page_size", "poll_interval", SS_ORDER_KEYS,     P11E_HTTP_SETTING_KEYS, NULL,
 };
 
 static const char *const ss_cert_keys[] = { "product", SS_ORDER_KEYS, NULL };
@@ -55,16 +55,16 @@ static const char *const ss_cert_keys[] = { "product", SS_ORDER_KEYS, NULL };
 struct p11e_ca {
 	char *name;
 	struct p11e_settings settings; /* a deep copy of the [ca:NAME] settings */
-	char *api_url;          /* without trailing slash */
+	char *api_url;                 /* without trailing slash */
 	char *partner_code;
-	char *auth_token;       /* secret: only in request bodies */
-	char *token_spec;       /* auth_token_file as configured, for `check` */
+	char *auth_token; /* secret: only in request bodies */
+	char *token_spec; /* auth_token_file as configured, for `check` */
 	struct p11e_http *http;
 	struct p11e_http_opts opts; /* for a fresh client per placement */
 	long renewal_window;
 	unsigned page_size;
 	unsigned poll_interval;
-	bool https_hint;        /* this poll's order validates by HTTPS file */
+	bool https_hint; /* this poll's order validates by HTTPS file */
 };
 
 /* ---- small helpers ---------------------------------------------------------- */
@@ -114,12 +114,49 @@ static bool ends_with(const char *s, const char *suffix)
 
 /* The WebServerType values the API accepts. */
 static const char *const web_server_types[] = {
-	"aol", "apachessl", "apacheraven", "apachessleay", "iis", "iis4", "iis5", "c2net",
-	"Ibmhttp", "Ibminternet", "Iplanet", "Dominogo4625", "Dominogo4626", "Domino", "Netscape",
-	"NetscapeFastTrack", "zeusv3", "Other", "apacheopenssl", "apache2", "apacheapachessl",
-	"cobaltseries", "covalentserver", "cpanel", "ensim", "hsphere", "ipswitch", "plesk",
-	"tomcat", "WebLogic", "website", "webstar", "sapwebserver", "webten", "redhat", "reven",
-	"r3ssl", "quid", "oracle", "javawebserver", "cisco3000", "citrix", NULL,
+	"aol",
+	"apachessl",
+	"apacheraven",
+	"apachessleay",
+	"iis",
+	"iis4",
+	"iis5",
+	"c2net",
+	"Ibmhttp",
+	"Ibminternet",
+	"Iplanet",
+	"Dominogo4625",
+	"Dominogo4626",
+	"Domino",
+	"Netscape",
+	"NetscapeFastTrack",
+	"zeusv3",
+	"Other",
+	"apacheopenssl",
+	"apache2",
+	"apacheapachessl",
+	"cobaltseries",
+	"covalentserver",
+	"cpanel",
+	"ensim",
+	"hsphere",
+	"ipswitch",
+	"plesk",
+	"tomcat",
+	"WebLogic",
+	"website",
+	"webstar",
+	"sapwebserver",
+	"webten",
+	"redhat",
+	"reven",
+	"r3ssl",
+	"quid",
+	"oracle",
+	"javawebserver",
+	"cisco3000",
+	"citrix",
+	NULL,
 };
 
 /* Checks the value of one typed key; "" when fine, else what is wrong. */
@@ -146,8 +183,9 @@ static void check_value(const struct p11e_setting *s, char *why, size_t size)
 		for (size_t i = 0; web_server_types[i] && !ok; i++)
 			ok = strcasecmp(v, web_server_types[i]) == 0;
 		if (!ok)
-			snprintf(why, size, "is not a WebServerType of the API (e.g. Other, apache2, "
-					    "iis, tomcat, plesk, cpanel)");
+			snprintf(why, size,
+				 "is not a WebServerType of the API (e.g. Other, apache2, "
+				 "iis, tomcat, plesk, cpanel)");
 	} else if (strcmp(k, "renewal_window") == 0 || strcmp(k, "poll_interval") == 0) {
 		if (p11e_parse_duration(v) < 1)
 			snprintf(why, size, "is not a duration (e.g. 30d, 12h, 90s)");
@@ -180,8 +218,7 @@ static void check_value(const struct p11e_setting *s, char *why, size_t size)
 		if (strcmp(v, "PREFER_SHA2") && strcmp(v, "REQUIRE_SHA2") && strcmp(v, "PREFER_SHA1"))
 			snprintf(why, size, "is not one of PREFER_SHA2, REQUIRE_SHA2, PREFER_SHA1");
 	} else if (ends_with(k, "_country")) {
-		if (strlen(v) != 2 || !isalpha((unsigned char)v[0]) ||
-		    !isalpha((unsigned char)v[1]))
+		if (strlen(v) != 2 || !isalpha((unsigned char)v[0]) || !isalpha((unsigned char)v[1]))
 			snprintf(why, size, "is not a two-letter ISO 3166 country code (e.g. US, GB)");
 	} else if (strcmp(k, "approver_email") == 0 || ends_with(k, "_email")) {
 		struct p11e_strlist list;
@@ -392,9 +429,9 @@ out:
 /* ---- one call --------------------------------------------------------------- */
 
 struct ss_call {
-	const char *path;      /* "/rest/order/status" */
-	const char *what;      /* "order status", for messages */
-	bool place;            /* an order placement: never retried once sent */
+	const char *path; /* "/rest/order/status" */
+	const char *what; /* "order status", for messages */
+	bool place;       /* an order placement: never retried once sent */
 	/* when any refusal of the call is final: how refusal() names the call
 	 * and what it advises; NULL when the caller reads refusals itself */
 	const char *refused, *todo;
@@ -405,8 +442,8 @@ struct ss_call {
 struct ss_exchange {
 	struct ss_auth auth;
 	char replay[32];
-	enum ss_errkind kind;  /* of a refusal (P11E_CA_REJECTED) */
-	cJSON *json;           /* the answer of a call that succeeded; the caller deletes it */
+	enum ss_errkind kind; /* of a refusal (P11E_CA_REJECTED) */
+	cJSON *json;          /* the answer of a call that succeeded; the caller deletes it */
 };
 
 /* The AuthRequest for the body of one request (a new ReplayToken each). */
@@ -446,14 +483,14 @@ static p11e_ca_outcome refusal(struct p11e_ca *ca, enum ss_errkind kind, const c
 	snprintf(camsg, sizeof(camsg), "%s", res->message);
 	if (kind == SS_ERR_AUTH)
 		return p11e_ca_fail(res, P11E_CA_MISCONFIGURED,
-			    "The SSL Store refused the credentials (%s): %s; check partner_code "
-			    "and auth_token_file of [ca:%s] (sandbox and production credentials "
-			    "differ)",
-			    what, camsg, ca->name);
+				    "The SSL Store refused the credentials (%s): %s; check partner_code "
+				    "and auth_token_file of [ca:%s] (sandbox and production credentials "
+				    "differ)",
+				    what, camsg, ca->name);
 	if (kind == SS_ERR_NOT_FOUND)
 		return p11e_ca_fail(res, P11E_CA_NOT_FOUND, "The SSL Store %s: %s", what, camsg);
 	return p11e_ca_fail(res, P11E_CA_REJECTED, "The SSL Store %s: %s%s%s", what, camsg,
-		    what_to_do ? "; " : "", what_to_do ? what_to_do : "");
+			    what_to_do ? "; " : "", what_to_do ? what_to_do : "");
 }
 
 /* Every call to the CA: sends `body` (built on ss_auth_for(ca, x); consumed)
@@ -478,7 +515,8 @@ static p11e_ca_outcome ss_ask(struct p11e_ca *ca, const struct ss_call *call, cJ
 	snprintf(url, sizeof(url), "%s%s", ca->api_url, call->path);
 	payload = body ? cJSON_PrintUnformatted(body) : NULL;
 	if (!payload) {
-		rc = p11e_ca_fail(res, P11E_CA_UNREACHABLE, "The SSL Store %s: out of memory", call->what);
+		rc = p11e_ca_fail(res, P11E_CA_UNREACHABLE, "The SSL Store %s: out of memory",
+				  call->what);
 		goto out;
 	}
 	req.method = "POST";
@@ -495,7 +533,7 @@ static p11e_ca_outcome ss_ask(struct p11e_ca *ca, const struct ss_call *call, cJ
 		 * for neworder would be a second order. */
 		if (p11e_http_new(&ca->opts, &fresh, &err) != P11E_OK) {
 			rc = p11e_ca_fail(res, P11E_CA_UNREACHABLE, "The SSL Store %s: %s", call->what,
-				  err.msg);
+					  err.msg);
 			goto out;
 		}
 		p11e_http_add_secret(fresh, ca->auth_token);
@@ -503,8 +541,7 @@ static p11e_ca_outcome ss_ask(struct p11e_ca *ca, const struct ss_call *call, cJ
 	}
 	p11e_http_perform(http, &req, &resp);
 
-	rc = ss_judge(&resp, call->what, ca->api_url, call->place, x->replay, &x->json, &x->kind,
-		      res);
+	rc = ss_judge(&resp, call->what, ca->api_url, call->place, x->replay, &x->json, &x->kind, res);
 	if (rc == P11E_CA_REJECTED && call->refused)
 		rc = refusal(ca, x->kind, call->refused, call->todo, res);
 out:
@@ -522,8 +559,8 @@ static const struct ss_call CALL_REISSUE = { "/rest/order/reissue", "reissue", t
 static const struct ss_call CALL_APPROVERS = { "/rest/order/approverlist", "approver list", false,
 					       NULL, NULL };
 static const struct ss_call CALL_QUERY = { "/rest/order/query", "order query", false, NULL, NULL };
-static const struct ss_call CALL_REFUND = { "/rest/order/refundrequest", "refund request", false,
-					    NULL, NULL };
+static const struct ss_call CALL_REFUND = { "/rest/order/refundrequest", "refund request", false, NULL,
+					    NULL };
 static const struct ss_call CALL_DRY_RUN = { "/rest/order/validate", "order validation (dry run)",
 					     false, "order validation (dry run)",
 					     "fix the configuration before an order is placed" };
@@ -535,8 +572,8 @@ static const struct ss_call CALL_REVOKE = { "/rest/order/certificaterevokereques
 static const struct ss_call CALL_ORGS = { "/rest/digicert/organizationlist",
 					  "DigiCert organisation list", false, "organisation list",
 					  "check the account's DigiCert setup" };
-static const struct ss_call CALL_VALIDATE = { "/rest/health/validate", "credential check", false,
-					      NULL, NULL };
+static const struct ss_call CALL_VALIDATE = { "/rest/health/validate", "credential check", false, NULL,
+					      NULL };
 static const struct ss_call CALL_PRODUCTS = { "/rest/product/query", "product query", false,
 					      "product query", NULL };
 
@@ -555,8 +592,9 @@ static p11e_ca_outcome ss_status(struct p11e_ca *ca, const char *order_id, const
 	if (rc == P11E_CA_OK) {
 		ss_parse_order(x.json, info);
 		if (!info->order_id[0])
-			rc = p11e_ca_fail(res, P11E_CA_UNREACHABLE,
-				  "The SSL Store order status: the answer names no TheSSLStoreOrderID");
+			rc = p11e_ca_fail(
+				res, P11E_CA_UNREACHABLE,
+				"The SSL Store order status: the answer names no TheSSLStoreOrderID");
 	}
 	cJSON_Delete(x.json);
 	return rc;
@@ -570,7 +608,8 @@ static p11e_ca_outcome read_order(struct p11e_ca *ca, const char *order_id, cons
 	p11e_ca_outcome rc = ss_status(ca, order_id, custom_id, info, &kind, res);
 
 	if (rc == P11E_CA_REJECTED)
-		return refusal(ca, kind, "order status", "check the order in the SSL Store portal", res);
+		return refusal(ca, kind, "order status", "check the order in the SSL Store portal",
+			       res);
 	return rc;
 }
 
@@ -589,7 +628,8 @@ static void rejected_message(const struct ss_order_info *info, struct p11e_ca_re
 		char text[sizeof(info->comments)];
 
 		/* the vendor's reason, as the CA recorded it */
-		ss_vendor_message(info->comments, text, sizeof(text), res->ca_code, sizeof(res->ca_code));
+		ss_vendor_message(info->comments, text, sizeof(text), res->ca_code,
+				  sizeof(res->ca_code));
 		msgf(res, "order %s is %s: %s; fix the order data and enrol again", info->order_id,
 		     res->status_text, text);
 	} else if (info->refund_id[0])
@@ -663,8 +703,7 @@ static p11e_ca_outcome order_outcome(struct p11e_ca *ca, const struct ss_order_i
 
 	set_ids(res, info);
 	res->outcome = o;
-	res->retry_after = res->retry_after > ca->poll_interval ? res->retry_after
-								: ca->poll_interval;
+	res->retry_after = res->retry_after > ca->poll_interval ? res->retry_after : ca->poll_interval;
 	switch (o) {
 	case P11E_CA_ISSUED:
 		snprintf(res->serial, sizeof(res->serial), "%s", info->serial);
@@ -688,7 +727,7 @@ struct ss_order_ctx {
 	char product[64];
 	char custom_id[72];
 	char *csr;
-	char *approvers;      /* comma-joined, trimmed, lower-case */
+	char *approvers; /* comma-joined, trimmed, lower-case */
 	struct p11e_strlist approver_list;
 	const struct p11e_setting *product_from, *approver_from, *org_id_from;
 };
@@ -719,13 +758,13 @@ static const char *val(const struct p11e_ca *ca, const struct p11e_order *order,
 	return s ? s->value : NULL;
 }
 
-static void read_contact(const struct p11e_ca *ca, const struct p11e_order *order,
-			 const char *prefix, struct ss_contact *c)
+static void read_contact(const struct p11e_ca *ca, const struct p11e_order *order, const char *prefix,
+			 struct ss_contact *c)
 {
 	char key[64];
 
-#define C(field)                                                        \
-	snprintf(key, sizeof(key), "%s" #field, prefix);                  \
+#define C(field)                                         \
+	snprintf(key, sizeof(key), "%s" #field, prefix); \
 	c->field = val(ca, order, key)
 	C(first_name);
 	C(last_name);
@@ -812,8 +851,8 @@ static p11e_ca_outcome join_approvers(const struct p11e_ca *ca, const struct p11
 	size_t len = 0;
 
 	c->approver_from = lookup(ca, order, "approver_email");
-	if (ss_approver_split(c->approver_from ? c->approver_from->value : NULL,
-			      &c->approver_list) != 0)
+	if (ss_approver_split(c->approver_from ? c->approver_from->value : NULL, &c->approver_list) !=
+	    0)
 		return p11e_ca_fail(res, P11E_CA_UNREACHABLE, "out of memory");
 	if (c->approver_list.n == 0 || p->file_dcv || p->cname_dcv || p->https_file_dcv ||
 	    p->family == SS_DIGICERT_EO)
@@ -846,13 +885,13 @@ static p11e_ca_outcome resolve(struct p11e_ca *ca, const struct p11e_order *orde
 	/* per-certificate overrides get the same checks as the section */
 	if ((s = bad_setting(order->overrides, true, why, sizeof(why))))
 		return p11e_ca_fail(res, P11E_CA_MISCONFIGURED, "%s: [cert:%s] %s = '%s' %s",
-			    where(s, at, sizeof(at)), name, s->key, s->value, why);
+				    where(s, at, sizeof(at)), name, s->key, s->value, why);
 	c->product_from = s = product_setting(ca, order->overrides);
 	if (!s)
 		return p11e_ca_fail(res, P11E_CA_MISCONFIGURED,
-			    "[ca:%s] has no default_product and [cert:%s] no product; set one "
-			    "(e.g. positivessl; `p11enroll products %s` lists them)",
-			    ca->name, name, ca->name);
+				    "[ca:%s] has no default_product and [cert:%s] no product; set one "
+				    "(e.g. positivessl; `p11enroll products %s` lists them)",
+				    ca->name, name, ca->name);
 	snprintf(c->product, sizeof(c->product), "%s", s->value);
 	p->product = c->product;
 	p->family = ss_product_family(c->product);
@@ -863,17 +902,17 @@ static p11e_ca_outcome resolve(struct p11e_ca *ca, const struct p11e_order *orde
 
 	if (ss_custom_order_id(order->idempotency_id, c->custom_id, sizeof(c->custom_id)) != 0)
 		return p11e_ca_fail(res, P11E_CA_MISCONFIGURED,
-			    "the order of [cert:%s] has no idempotency id; p11enroll journals one "
-			    "before placing (this is a bug)",
-			    name);
+				    "the order of [cert:%s] has no idempotency id; p11enroll journals one "
+				    "before placing (this is a bug)",
+				    name);
 	p->custom_order_id = c->custom_id;
 
 	c->csr = ss_csr_normalize(order->csr_pem);
 	if (!c->csr)
 		return p11e_ca_fail(res, P11E_CA_MISCONFIGURED,
-			    "the CSR of [cert:%s] is not a PKCS#10 request; run `p11enroll csr %s` "
-			    "to make a new one",
-			    name, name);
+				    "the CSR of [cert:%s] is not a PKCS#10 request; run `p11enroll csr %s` "
+				    "to make a new one",
+				    name, name);
 	p->csr_pem = c->csr;
 	/* DomainName must equal the CSR's CN when sent; none without a CN */
 	p->domain_name = order->common_name ? order->common_name : "";
@@ -891,14 +930,14 @@ static p11e_ca_outcome resolve(struct p11e_ca *ca, const struct p11e_order *orde
 	read_dcv(ca, order, p);
 	if (p->https_file_dcv && (p->file_dcv || p->cname_dcv))
 		return p11e_ca_fail(res, P11E_CA_MISCONFIGURED,
-			    "[cert:%s]: https_file_auth_dcv and another domain validation method "
-			    "are both on; choose one",
-			    name);
+				    "[cert:%s]: https_file_auth_dcv and another domain validation method "
+				    "are both on; choose one",
+				    name);
 	if (p->file_dcv && p->cname_dcv)
 		return p11e_ca_fail(res, P11E_CA_MISCONFIGURED,
-			    "[cert:%s]: file_auth_dcv and cname_auth_dcv are both on; choose one "
-			    "domain validation method",
-			    name);
+				    "[cert:%s]: file_auth_dcv and cname_auth_dcv are both on; choose one "
+				    "domain validation method",
+				    name);
 	rc = join_approvers(ca, order, c, res);
 	if (rc != P11E_CA_OK)
 		return rc;
@@ -907,10 +946,11 @@ static p11e_ca_outcome resolve(struct p11e_ca *ca, const struct p11e_order *orde
 	if (ss_family_missing(p, missing, sizeof(missing)) > 0 &&
 	    strcmp(missing, "approver_email") != 0)
 		return p11e_ca_fail(res, P11E_CA_MISCONFIGURED,
-			    "product %s (%s%s%s) needs %s; set %s in [ca:%s] or [cert:%s]",
-			    c->product, ss_family_name(p->family), c->product_from ? ", from " : "",
-			    c->product_from ? where(c->product_from, at, sizeof(at)) : "", missing,
-			    strchr(missing, ',') ? "them" : "it", ca->name, name);
+				    "product %s (%s%s%s) needs %s; set %s in [ca:%s] or [cert:%s]",
+				    c->product, ss_family_name(p->family),
+				    c->product_from ? ", from " : "",
+				    c->product_from ? where(c->product_from, at, sizeof(at)) : "",
+				    missing, strchr(missing, ',') ? "them" : "it", ca->name, name);
 	return P11E_CA_OK;
 }
 
@@ -932,16 +972,16 @@ static p11e_ca_outcome fetch_approvers(struct p11e_ca *ca, const char *product, 
 		if (x.kind == SS_ERR_AUTH)
 			return refusal(ca, x.kind, "approver list", NULL, res);
 		return p11e_ca_fail(res, P11E_CA_MISCONFIGURED,
-			    "The SSL Store has no approver list for %s with product %s: %s; check "
-			    "the product and the names",
-			    domain, product, camsg);
+				    "The SSL Store has no approver list for %s with product %s: %s; check "
+				    "the product and the names",
+				    domain, product, camsg);
 	}
 	if (rc != P11E_CA_OK)
 		return rc;
 	arr = cJSON_GetObjectItemCaseSensitive(x.json, "ApproverEmailList");
 	if (!arr)
 		arr = cJSON_GetObjectItem(x.json, "ApproverEmailList");
-	cJSON_ArrayForEach(e, (cJSON_IsArray(arr) ? arr : NULL))
+	cJSON_ArrayForEach (e, (cJSON_IsArray(arr) ? arr : NULL))
 		if (cJSON_IsString(e) && p11e_strlist_add(list, e->valuestring) != 0)
 			rc = p11e_ca_fail(res, P11E_CA_UNREACHABLE, "out of memory");
 	cJSON_Delete(x.json);
@@ -983,12 +1023,12 @@ static p11e_ca_outcome check_approvers(struct p11e_ca *ca, const struct p11e_ord
 		if (rc != P11E_CA_OK)
 			goto out;
 	}
-	if (ss_approver_rule(digicert, &c->approver_list, domains, lists, digicert && n ? 1 : n,
-			     why, sizeof(why)) != 0)
+	if (ss_approver_rule(digicert, &c->approver_list, domains, lists, digicert && n ? 1 : n, why,
+			     sizeof(why)) != 0)
 		rc = p11e_ca_fail(res, P11E_CA_MISCONFIGURED,
-			  "%s%s[ca:%s] product %s: %s; nothing was ordered",
-			  c->approver_from ? where(c->approver_from, at, sizeof(at)) : "",
-			  c->approver_from ? ": " : "", ca->name, c->product, why);
+				  "%s%s[ca:%s] product %s: %s; nothing was ordered",
+				  c->approver_from ? where(c->approver_from, at, sizeof(at)) : "",
+				  c->approver_from ? ": " : "", ca->name, c->product, why);
 out:
 	for (size_t i = 0; lists && i < cap; i++)
 		p11e_strlist_free(&lists[i]);
@@ -1013,13 +1053,14 @@ static p11e_ca_outcome check_org(struct p11e_ca *ca, struct ss_order_ctx *c,
 	if (rc != P11E_CA_OK)
 		return rc;
 	list = cJSON_GetObjectItem(x.json, "OrganizationList");
-	cJSON_ArrayForEach(e, (cJSON_IsArray(list) ? list : NULL)) {
+	cJSON_ArrayForEach (e, (cJSON_IsArray(list) ? list : NULL)) {
 		const cJSON *id = cJSON_GetObjectItem(e, "TSSOrganizationId");
 		const cJSON *st = cJSON_GetObjectItem(e, "Status");
 		const cJSON *name = cJSON_GetObjectItem(e, "Name");
 		const char *status = cJSON_IsString(st) ? st->valuestring : "";
-		long idv = cJSON_IsNumber(id) ? (long)id->valuedouble
-			   : cJSON_IsString(id) ? atol(id->valuestring) : 0;
+		long idv = cJSON_IsNumber(id)   ? (long)id->valuedouble
+			   : cJSON_IsString(id) ? atol(id->valuestring)
+						: 0;
 		char item[160];
 
 		if (idv == c->p.org.id)
@@ -1041,10 +1082,10 @@ static p11e_ca_outcome check_org(struct p11e_ca *ca, struct ss_order_ctx *c,
 			snprintf(state, sizeof(state),
 				 "not in the account's DigiCert organisation list");
 		rc = p11e_ca_fail(res, P11E_CA_MISCONFIGURED,
-			  "%s%s[ca:%s] org_id %ld is %s for product %s; active organisations: %s",
-			  c->org_id_from ? where(c->org_id_from, at, sizeof(at)) : "",
-			  c->org_id_from ? ": " : "", ca->name, c->p.org.id, state, c->product,
-			  active[0] ? active : "none");
+				  "%s%s[ca:%s] org_id %ld is %s for product %s; active organisations: %s",
+				  c->org_id_from ? where(c->org_id_from, at, sizeof(at)) : "",
+				  c->org_id_from ? ": " : "", ca->name, c->p.org.id, state, c->product,
+				  active[0] ? active : "none");
 	}
 	cJSON_Delete(x.json);
 	return rc;
@@ -1113,8 +1154,8 @@ static p11e_ca_outcome send_placement(struct p11e_ca *ca, struct ss_order_ctx *c
 				      struct p11e_ca_result *res)
 {
 	if (mode == SS_REISSUE)
-		return ss_ask(ca, &CALL_REISSUE, ss_req_reissue(ss_auth_for(ca, x), &c->p, prev->order_id),
-			      x, res);
+		return ss_ask(ca, &CALL_REISSUE,
+			      ss_req_reissue(ss_auth_for(ca, x), &c->p, prev->order_id), x, res);
 	c->p.renewal = mode == SS_RENEWAL;
 	c->p.related_order_id = c->p.renewal ? prev->order_id : NULL;
 	return ss_ask(ca, &CALL_NEWORDER, ss_req_neworder(ss_auth_for(ca, x), &c->p), x, res);
@@ -1145,17 +1186,18 @@ static p11e_ca_outcome placement_refused(struct p11e_ca *ca, const struct p11e_o
 	if (kind == SS_ERR_AUTH)
 		return refusal(ca, kind, mode_name(mode), NULL, res);
 	rc = p11e_ca_fail(res, P11E_CA_REJECTED,
-		  "The SSL Store refused the %s for %s (product %s): %s; fix the order data "
-		  "in [ca:%s] or [cert:%s] and enrol again",
-		  mode_name(mode), c->p.domain_name, c->product, camsg, ca->name,
-		  order->name ? order->name : "?");
+			  "The SSL Store refused the %s for %s (product %s): %s; fix the order data "
+			  "in [ca:%s] or [cert:%s] and enrol again",
+			  mode_name(mode), c->p.domain_name, c->product, camsg, ca->name,
+			  order->name ? order->name : "?");
 	snprintf(res->ca_code, sizeof(res->ca_code), "%s", code);
 	return rc;
 }
 
 /* Where a placement the CA took stands, from its answer. */
 static p11e_ca_outcome placement_taken(struct p11e_ca *ca, const struct ss_order_ctx *c,
-				       enum ss_mode mode, const cJSON *json, struct p11e_ca_result *res)
+				       enum ss_mode mode, const cJSON *json,
+				       struct p11e_ca_result *res)
 {
 	struct ss_order_info info;
 	p11e_ca_outcome rc;
@@ -1163,9 +1205,9 @@ static p11e_ca_outcome placement_taken(struct p11e_ca *ca, const struct ss_order
 	ss_parse_order(json, &info);
 	if (!info.order_id[0])
 		return p11e_ca_fail(res, P11E_CA_UNKNOWN,
-			  "The SSL Store %s: the answer names no TheSSLStoreOrderID; the order may "
-			  "exist: it is looked up by its CustomOrderID before any new order",
-			  mode_name(mode));
+				    "The SSL Store %s: the answer names no TheSSLStoreOrderID; the order may "
+				    "exist: it is looked up by its CustomOrderID before any new order",
+				    mode_name(mode));
 	rc = order_outcome(ca, &info, res);
 	if (rc == P11E_CA_PENDING) {
 		char more[sizeof(res->message)];
@@ -1261,10 +1303,10 @@ static bool reissue_settled(struct p11e_ca *ca, const struct p11e_order *order, 
 		return false;
 	p11e_ca_result_clear(res);
 	*rc = p11e_ca_fail(res, P11E_CA_NOT_FOUND,
-		    "order %s was not reissued (PartnerOrderID %s unchanged); "
-		    "asking for the reissue again is safe",
-		    order->previous.order_id,
-		    order->previous.request_id ? order->previous.request_id : "?");
+			   "order %s was not reissued (PartnerOrderID %s unchanged); "
+			   "asking for the reissue again is safe",
+			   order->previous.order_id,
+			   order->previous.request_id ? order->previous.request_id : "?");
 	return true;
 }
 
@@ -1287,7 +1329,7 @@ static p11e_ca_outcome find_in_inventory(struct p11e_ca *ca, const struct p11e_o
 		if (rc != P11E_CA_OK)
 			return rc == P11E_CA_REJECTED ? P11E_CA_UNREACHABLE : rc;
 		n = cJSON_IsArray(arr) ? cJSON_GetArraySize(arr) : 0;
-		cJSON_ArrayForEach(e, arr) {
+		cJSON_ArrayForEach (e, arr) {
 			ss_parse_order(e, &info);
 			if (strcmp(info.custom_order_id, custom) == 0 && info.order_id[0]) {
 				cJSON_Delete(arr);
@@ -1300,15 +1342,16 @@ static p11e_ca_outcome find_in_inventory(struct p11e_ca *ca, const struct p11e_o
 		if ((unsigned)n < ca->page_size) {
 			p11e_ca_result_clear(res);
 			return p11e_ca_fail(res, P11E_CA_NOT_FOUND,
-				    "The SSL Store has no order with CustomOrderID %s%s; it was never "
-				    "placed, a new order is safe",
-				    custom, has_prev ? " and no reissue of the previous order" : "");
+					    "The SSL Store has no order with CustomOrderID %s%s; it was never "
+					    "placed, a new order is safe",
+					    custom,
+					    has_prev ? " and no reissue of the previous order" : "");
 		}
 	}
 	return p11e_ca_fail(res, P11E_CA_UNREACHABLE,
-		    "The SSL Store order query: more than %d pages since the placement; cannot "
-		    "be sure the order does not exist, try again later",
-		    SS_RECONCILE_PAGES);
+			    "The SSL Store order query: more than %d pages since the placement; cannot "
+			    "be sure the order does not exist, try again later",
+			    SS_RECONCILE_PAGES);
 }
 
 static p11e_ca_outcome ss_reconcile(struct p11e_ca *ca, const struct p11e_order *order,
@@ -1323,8 +1366,8 @@ static p11e_ca_outcome ss_reconcile(struct p11e_ca *ca, const struct p11e_order 
 	p11e_ca_result_clear(res);
 	if (ss_custom_order_id(order->idempotency_id, custom, sizeof(custom)) != 0)
 		return p11e_ca_fail(res, P11E_CA_MISCONFIGURED,
-			    "the order of [cert:%s] has no idempotency id (this is a bug)",
-			    order->name ? order->name : "?");
+				    "the order of [cert:%s] has no idempotency id (this is a bug)",
+				    order->name ? order->name : "?");
 	if (has_prev && reissue_settled(ca, order, &rc, res))
 		return rc;
 	/* 2. a new order or renewal carries our CustomOrderID ("Order identifiers") */
@@ -1353,7 +1396,8 @@ static p11e_ca_outcome ss_poll(struct p11e_ca *ca, const struct p11e_order *orde
 	p11e_ca_result_clear(res);
 	if ((!ref || !ref->order_id || !*ref->order_id) &&
 	    (!order || ss_custom_order_id(order->idempotency_id, custom, sizeof(custom)) != 0))
-		return p11e_ca_fail(res, P11E_CA_MISCONFIGURED, "poll without an order id (this is a bug)");
+		return p11e_ca_fail(res, P11E_CA_MISCONFIGURED,
+				    "poll without an order id (this is a bug)");
 	rc = read_order(ca, ref && ref->order_id && *ref->order_id ? ref->order_id : NULL, custom,
 			&info, res);
 	if (rc != P11E_CA_OK)
@@ -1380,7 +1424,8 @@ static p11e_ca_outcome download_refused(struct p11e_ca *ca, const struct p11e_or
 	char camsg[sizeof(res->message)];
 
 	snprintf(camsg, sizeof(camsg), "%s", res->message);
-	if (kind != SS_ERR_AUTH && ss_status(ca, ref->order_id, NULL, &info, NULL, &probe) == P11E_CA_OK &&
+	if (kind != SS_ERR_AUTH &&
+	    ss_status(ca, ref->order_id, NULL, &info, NULL, &probe) == P11E_CA_OK &&
 	    order_outcome(ca, &info, &probe) != P11E_CA_ISSUED) {
 		p11e_ca_result_clear(res);
 		*res = probe;
@@ -1421,8 +1466,10 @@ static p11e_ca_outcome ss_fetch(struct p11e_ca *ca, const struct p11e_order_ref 
 
 	p11e_ca_result_clear(res);
 	if (!ref || !ref->order_id || !*ref->order_id)
-		return p11e_ca_fail(res, P11E_CA_MISCONFIGURED, "fetch without an order id (this is a bug)");
-	rc = ss_ask(ca, &CALL_DOWNLOAD, ss_req_order(ss_auth_for(ca, &x), ref->order_id, NULL), &x, res);
+		return p11e_ca_fail(res, P11E_CA_MISCONFIGURED,
+				    "fetch without an order id (this is a bug)");
+	rc = ss_ask(ca, &CALL_DOWNLOAD, ss_req_order(ss_auth_for(ca, &x), ref->order_id, NULL), &x,
+		    res);
 	json = x.json;
 	if (rc == P11E_CA_REJECTED)
 		rc = download_refused(ca, ref, x.kind, res);
@@ -1433,13 +1480,13 @@ static p11e_ca_outcome ss_fetch(struct p11e_ca *ca, const struct p11e_order_ref 
 		rc = p11e_ca_fail(res, P11E_CA_UNREACHABLE, "out of memory");
 	else if (entries == 0)
 		rc = p11e_ca_fail(res, P11E_CA_REJECTED,
-			  "The SSL Store download of order %s holds no certificate (an order "
-			  "cancelled before issuance has none)",
-			  ref->order_id);
+				  "The SSL Store download of order %s holds no certificate (an order "
+				  "cancelled before issuance has none)",
+				  ref->order_id);
 	else if (n == 0)
 		rc = p11e_ca_fail(res, P11E_CA_UNREACHABLE,
-			  "The SSL Store download of order %s: the download holds no certificate",
-			  ref->order_id);
+				  "The SSL Store download of order %s: the download holds no certificate",
+				  ref->order_id);
 	if (rc != P11E_CA_OK)
 		goto out;
 	download_ids(json, ref, res);
@@ -1461,15 +1508,15 @@ static bool refund_done(const struct ss_order_info *info)
 
 static void already_done(struct p11e_ca_result *res, const struct ss_order_info *info)
 {
-	bool cancelled = strcasecmp(info->major, "Cancelled") == 0 ||
-			 strcasecmp(info->major, "Canceled") == 0;
+	bool cancelled =
+		strcasecmp(info->major, "Cancelled") == 0 || strcasecmp(info->major, "Canceled") == 0;
 
 	set_ids(res, info);
 	msgf(res, "order %s is %s: %s (refund request %s); nothing more to do, nothing was sent",
 	     info->order_id, info->major,
-	     cancelled ? "already cancelled"
-		       : info->refund_approved ? "its refund is already approved"
-					       : "a refund request is already filed",
+	     cancelled               ? "already cancelled"
+	     : info->refund_approved ? "its refund is already approved"
+				     : "a refund request is already filed",
 	     info->refund_id[0] ? info->refund_id : "?");
 	res->outcome = P11E_CA_OK;
 }
@@ -1484,7 +1531,8 @@ static p11e_ca_outcome ss_revoke(struct p11e_ca *ca, const struct p11e_order_ref
 
 	p11e_ca_result_clear(res);
 	if (!ref || !ref->order_id || !*ref->order_id)
-		return p11e_ca_fail(res, P11E_CA_MISCONFIGURED, "revoke without an order id (this is a bug)");
+		return p11e_ca_fail(res, P11E_CA_MISCONFIGURED,
+				    "revoke without an order id (this is a bug)");
 	/* Idempotent on the wire: read the order first, send nothing when the
 	 * refund was already asked for or the order is cancelled. */
 	rc = read_order(ca, ref->order_id, NULL, &info, res);
@@ -1559,8 +1607,8 @@ static p11e_ca_outcome ss_dry_run(struct p11e_ca *ca, const struct p11e_order *o
 		goto out;
 	rc = ss_ask(ca, &CALL_DRY_RUN, ss_req_neworder(ss_auth_for(ca, &x), &c.p), &x, res);
 	if (rc == P11E_CA_OK) {
-		msgf(res, "The SSL Store accepts the order: product %s (%s), %d months, %s",
-		     c.product, ss_family_name(c.p.family), c.p.months, c.p.domain_name);
+		msgf(res, "The SSL Store accepts the order: product %s (%s), %d months, %s", c.product,
+		     ss_family_name(c.p.family), c.p.months, c.p.domain_name);
 		res->outcome = P11E_CA_OK;
 	}
 out:
@@ -1592,14 +1640,16 @@ static p11e_ca_outcome ss_revoke_no_refund(struct p11e_ca *ca, const struct p11e
 		snprintf(res->status_text, sizeof(res->status_text), "revoked");
 		return res->outcome = P11E_CA_OK;
 	}
-	rc = ss_ask(ca, &CALL_REVOKE, ss_req_revoke(ss_auth_for(ca, &x), ref->order_id, info.serial), &x,
-		    res);
+	rc = ss_ask(ca, &CALL_REVOKE, ss_req_revoke(ss_auth_for(ca, &x), ref->order_id, info.serial),
+		    &x, res);
 	if (rc == P11E_CA_OK) {
 		set_ids(res, &info);
 		snprintf(res->status_text, sizeof(res->status_text), "revoked");
-		msgf(res, "The SSL Store revoked the certificate of order %s (serial %s, reason %s) "
-			  "without a refund: the order stays paid",
-		     ref->order_id, info.serial[0] ? info.serial : "?", p11e_revoke_reason_name(reason));
+		msgf(res,
+		     "The SSL Store revoked the certificate of order %s (serial %s, reason %s) "
+		     "without a refund: the order stays paid",
+		     ref->order_id, info.serial[0] ? info.serial : "?",
+		     p11e_revoke_reason_name(reason));
 		res->outcome = P11E_CA_OK;
 	}
 	cJSON_Delete(x.json);
@@ -1617,8 +1667,8 @@ static p11e_ca_outcome ss_refund_status(struct p11e_ca *ca, const struct p11e_or
 	p11e_ca_result_clear(res);
 	if (!ref || !ref->order_id || !*ref->order_id)
 		return p11e_ca_fail(res, P11E_CA_NOT_FOUND, "no order number");
-	rc = ss_ask(ca, &CALL_REFUND_STATUS, ss_req_order(ss_auth_for(ca, &x), ref->order_id, NULL), &x,
-		    res);
+	rc = ss_ask(ca, &CALL_REFUND_STATUS, ss_req_order(ss_auth_for(ca, &x), ref->order_id, NULL),
+		    &x, res);
 	if (rc == P11E_CA_OK) {
 		ss_parse_order(x.json, &info);
 		set_ids(res, &info);
@@ -1631,7 +1681,8 @@ static p11e_ca_outcome ss_refund_status(struct p11e_ca *ca, const struct p11e_or
 		res->outcome = P11E_CA_OK;
 	} else if (rc == P11E_CA_REJECTED && x.kind != SS_ERR_AUTH &&
 		   strcasestr(res->message, "no refund")) {
-		rc = p11e_ca_fail(res, P11E_CA_NOT_FOUND, "no refund was asked for order %s", ref->order_id);
+		rc = p11e_ca_fail(res, P11E_CA_NOT_FOUND, "no refund was asked for order %s",
+				  ref->order_id);
 	} else if (rc == P11E_CA_REJECTED) {
 		rc = refusal(ca, x.kind, "refund status", NULL, res);
 	}
@@ -1662,8 +1713,9 @@ static p11e_ca_outcome ss_cancel(struct p11e_ca *ca, const struct p11e_order_ref
 				    ca->name, ref->order_id, info.major);
 	rc = ss_revoke(ca, ref, P11E_REVOKE_CESSATION_OF_OPERATION, res);
 	if (rc == P11E_CA_OK) {
-		msgf(res, "The SSL Store accepted the cancellation (a refund request) of order %s; it "
-			  "shows Cancelled once SSL Store staff process it",
+		msgf(res,
+		     "The SSL Store accepted the cancellation (a refund request) of order %s; it "
+		     "shows Cancelled once SSL Store staff process it",
 		     ref->order_id);
 		snprintf(res->status_text, sizeof(res->status_text), "cancellation requested");
 	}
@@ -1689,13 +1741,13 @@ static p11e_ca_outcome query_page(struct p11e_ca *ca, time_t since, unsigned pag
 			usleep(1000u * p11e_http_backoff_ms(attempt - 1, 200, 5000, r / 255.0));
 		}
 		p11e_ca_result_clear(res);
-		rc = ss_ask(ca, &CALL_QUERY, ss_req_query(ss_auth_for(ca, &x), since, page, ca->page_size),
-			    &x, res);
+		rc = ss_ask(ca, &CALL_QUERY,
+			    ss_req_query(ss_auth_for(ca, &x), since, page, ca->page_size), &x, res);
 		if (rc == P11E_CA_OK && !cJSON_IsArray(x.json)) {
 			cJSON_Delete(x.json);
 			x.json = NULL;
 			rc = p11e_ca_fail(res, P11E_CA_UNREACHABLE,
-				  "The SSL Store order query: page %u is not a list", page);
+					  "The SSL Store order query: page %u is not a list", page);
 		}
 		if (rc == P11E_CA_OK) {
 			*out = x.json;
@@ -1705,8 +1757,8 @@ static p11e_ca_outcome query_page(struct p11e_ca *ca, time_t since, unsigned pag
 			return refusal(ca, x.kind, "order query", NULL, res);
 		if (rc == P11E_CA_MISCONFIGURED)
 			return rc;
-		p11e_warn("[ca:%s] order query page %u failed (attempt %u of %d): %s", ca->name,
-			  page, attempt, SS_QUERY_ATTEMPTS, res->message);
+		p11e_warn("[ca:%s] order query page %u failed (attempt %u of %d): %s", ca->name, page,
+			  attempt, SS_QUERY_ATTEMPTS, res->message);
 	}
 	if (rc == P11E_CA_REJECTED)
 		rc = refusal(ca, SS_ERR_OTHER, "order query", "try again later", res);
@@ -1734,7 +1786,7 @@ static p11e_ca_outcome ss_list_orders(struct p11e_ca *ca, time_t since, unsigned
 		cJSON_Delete(arr);
 		return p11e_ca_fail(res, P11E_CA_UNREACHABLE, "out of memory");
 	}
-	cJSON_ArrayForEach(e, arr) {
+	cJSON_ArrayForEach (e, arr) {
 		struct p11e_order_row *row = &out->rows[out->n];
 
 		if (ss_parse_order(e, &info) != 0 || !info.order_id[0])
@@ -1759,7 +1811,8 @@ static p11e_ca_outcome ss_list_orders(struct p11e_ca *ca, time_t since, unsigned
 				row->state = P11E_ROW_PENDING;
 			else if (o == P11E_CA_ISSUED)
 				row->state = info.cert_end_t && info.cert_end_t < time(NULL)
-						     ? P11E_ROW_EXPIRED : P11E_ROW_ISSUED;
+						     ? P11E_ROW_EXPIRED
+						     : P11E_ROW_ISSUED;
 			else
 				/* cancelled after issue: refunded and revoked */
 				row->state = info.serial[0] ? P11E_ROW_REVOKED : P11E_ROW_FAILED;
@@ -1794,10 +1847,10 @@ static p11e_ca_outcome ss_check(struct p11e_ca *ca, struct p11e_ca_result *res)
 
 		snprintf(camsg, sizeof(camsg), "%s", res->message);
 		return p11e_ca_fail(res, P11E_CA_MISCONFIGURED,
-			    "The SSL Store refused the credentials of [ca:%s] (partner %s): %s; "
-			    "check partner_code and auth_token_file (sandbox and production "
-			    "credentials differ)",
-			    ca->name, ca->partner_code, camsg);
+				    "The SSL Store refused the credentials of [ca:%s] (partner %s): %s; "
+				    "check partner_code and auth_token_file (sandbox and production "
+				    "credentials differ)",
+				    ca->name, ca->partner_code, camsg);
 	}
 	if (rc != P11E_CA_OK)
 		return rc;
@@ -1822,14 +1875,15 @@ static p11e_ca_outcome ss_products(struct p11e_ca *ca, struct p11e_product **lis
 		return rc;
 	if (!cJSON_IsArray(x.json)) {
 		cJSON_Delete(x.json);
-		return p11e_ca_fail(res, P11E_CA_UNREACHABLE, "The SSL Store product query: not a list");
+		return p11e_ca_fail(res, P11E_CA_UNREACHABLE,
+				    "The SSL Store product query: not a list");
 	}
 	*list = calloc((size_t)cJSON_GetArraySize(x.json) + 1, sizeof(**list));
 	if (!*list) {
 		cJSON_Delete(x.json);
 		return p11e_ca_fail(res, P11E_CA_UNREACHABLE, "out of memory");
 	}
-	cJSON_ArrayForEach(e, x.json) {
+	cJSON_ArrayForEach (e, x.json) {
 		struct p11e_product *p = &(*list)[*n];
 		const cJSON *code = cJSON_GetObjectItem(e, "ProductCode");
 		const cJSON *name = cJSON_GetObjectItem(e, "ProductName");
@@ -1858,9 +1912,8 @@ extern const struct p11e_ca_ops p11e_sslstore_ops;
 
 /* What resolve() would find missing or malformed in an order of
  * `cert_name`, found without a CSR. */
-static p11e_status validate_order(struct p11e_ca *ca, const char *cert_name,
-				  const char *cert_where, const struct p11e_settings *overrides,
-				  struct p11e_err *err)
+static p11e_status validate_order(struct p11e_ca *ca, const char *cert_name, const char *cert_where,
+				  const struct p11e_settings *overrides, struct p11e_err *err)
 {
 	struct p11e_order order = { .name = cert_name, .overrides = overrides };
 	const struct p11e_setting *s, *product_from;
@@ -1894,7 +1947,8 @@ static p11e_status validate_order(struct p11e_ca *ca, const char *cert_name,
 				    "[ca:%s] or [cert:%s]",
 				    cert_where ? cert_where : "?", cert_name, p.product,
 				    ss_family_name(p.family), where(product_from, at, sizeof(at)),
-				    missing, strchr(missing, ',') ? "them" : "it", ca->name, cert_name);
+				    missing, strchr(missing, ',') ? "them" : "it", ca->name,
+				    cert_name);
 	return P11E_OK;
 }
 

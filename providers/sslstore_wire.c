@@ -28,10 +28,10 @@
 /* Extra members some codes need beyond their family (the per-product table
  * in docs/providers-sslstore.md), and Sectigo multi-domain products that include three names. */
 enum {
-	X_CITY = 1,          /* OrganizationAddress.LocalityName */
-	X_JURISDICTION = 2,  /* OrganizationInfo.JurisdictionCountry */
-	X_CONTACTS = 4,      /* legacy codes: full admin and technical contacts */
-	X_MDC = 8,           /* Sectigo multi-domain: ReserveSANCount beyond 3 names */
+	X_CITY = 1,         /* OrganizationAddress.LocalityName */
+	X_JURISDICTION = 2, /* OrganizationInfo.JurisdictionCountry */
+	X_CONTACTS = 4,     /* legacy codes: full admin and technical contacts */
+	X_MDC = 8,          /* Sectigo multi-domain: ReserveSANCount beyond 3 names */
 };
 
 static const struct product_row {
@@ -131,15 +131,24 @@ enum ss_family ss_product_family(const char *code)
 const char *ss_family_name(enum ss_family family)
 {
 	switch (family) {
-	case SS_SECTIGO_DV: return "Sectigo DV";
-	case SS_SECTIGO_OV: return "Sectigo OV";
-	case SS_SECTIGO_EP: return "Sectigo OV (Enterprise Pro)";
-	case SS_SECTIGO_EV: return "Sectigo EV";
-	case SS_DIGICERT_DV: return "DigiCert DV";
-	case SS_DIGICERT_OV: return "DigiCert OV Flex";
-	case SS_DIGICERT_EV: return "DigiCert EV Flex";
-	case SS_DIGICERT_EO: return "DigiCert existing organisation (-EO)";
-	case SS_OTHER: return "other";
+	case SS_SECTIGO_DV:
+		return "Sectigo DV";
+	case SS_SECTIGO_OV:
+		return "Sectigo OV";
+	case SS_SECTIGO_EP:
+		return "Sectigo OV (Enterprise Pro)";
+	case SS_SECTIGO_EV:
+		return "Sectigo EV";
+	case SS_DIGICERT_DV:
+		return "DigiCert DV";
+	case SS_DIGICERT_OV:
+		return "DigiCert OV Flex";
+	case SS_DIGICERT_EV:
+		return "DigiCert EV Flex";
+	case SS_DIGICERT_EO:
+		return "DigiCert existing organisation (-EO)";
+	case SS_OTHER:
+		return "other";
 	}
 	return "?";
 }
@@ -274,8 +283,7 @@ int ss_family_missing(const struct ss_params *p, char *out, size_t size)
 		need(set(p->tech.email), "tech_email", out, size, &count);
 	}
 	if (extra & X_JURISDICTION)
-		need(set(p->org.jurisdiction_country), "org_jurisdiction_country", out, size,
-		     &count);
+		need(set(p->org.jurisdiction_country), "org_jurisdiction_country", out, size, &count);
 	return count;
 }
 
@@ -331,10 +339,9 @@ static bool add_contact(cJSON *obj, const char *key, const struct ss_contact *c)
 	cJSON *o = cJSON_AddObjectToObject(obj, key);
 	char cc[8];
 
-	return o && add_opt(o, "FirstName", c->first_name) &&
-	       add_opt(o, "LastName", c->last_name) && add_opt(o, "Title", c->title) &&
-	       add_opt(o, "Phone", c->phone) && add_opt(o, "Email", c->email) &&
-	       add_opt(o, "OrganizationName", c->org_name) &&
+	return o && add_opt(o, "FirstName", c->first_name) && add_opt(o, "LastName", c->last_name) &&
+	       add_opt(o, "Title", c->title) && add_opt(o, "Phone", c->phone) &&
+	       add_opt(o, "Email", c->email) && add_opt(o, "OrganizationName", c->org_name) &&
 	       add_opt(o, "AddressLine1", c->address) && add_opt(o, "City", c->city) &&
 	       add_opt(o, "Region", c->region) && add_opt(o, "PostalCode", c->postal_code) &&
 	       add_opt(o, "Country", upper_dup(c->country, cc, sizeof(cc)));
@@ -359,8 +366,7 @@ static bool add_org(cJSON *obj, const struct ss_org *org, bool with_details)
 		       upper_dup(org->jurisdiction_country, jc, sizeof(jc))) &&
 	       add_opt(addr, "AddressLine1", org->address) &&
 	       add_opt(addr, "LocalityName", org->city) && add_opt(addr, "City", org->city) &&
-	       add_opt(addr, "Region", org->region) &&
-	       add_opt(addr, "PostalCode", org->postal_code) &&
+	       add_opt(addr, "Region", org->region) && add_opt(addr, "PostalCode", org->postal_code) &&
 	       add_opt(addr, "Country", upper_dup(org->country, cc, sizeof(cc))) &&
 	       add_opt(addr, "Phone", org->phone);
 }
@@ -422,8 +428,7 @@ cJSON *ss_req_neworder(const struct ss_auth *auth, const struct ss_params *p)
 	     cJSON_AddFalseToObject(o, "isCUOrder") &&
 	     cJSON_AddBoolToObject(o, "isRenewalOrder", p->renewal) &&
 	     (!p->renewal || add_str(o, "RelatedTheSSLStoreOrderID", p->related_order_id)) &&
-	     cJSON_AddFalseToObject(o, "isTrialOrder") &&
-	     add_contact(o, "AdminContact", &p->admin) &&
+	     cJSON_AddFalseToObject(o, "isTrialOrder") && add_contact(o, "AdminContact", &p->admin) &&
 	     add_contact(o, "TechnicalContact", &p->tech) &&
 	     (eo || add_opt(o, "ApproverEmail", p->approver_email)) &&
 	     cJSON_AddNumberToObject(o, "ReserveSANCount", ss_reserve_san_count(p)) &&
@@ -435,8 +440,7 @@ cJSON *ss_req_neworder(const struct ss_auth *auth, const struct ss_params *p)
 	     cJSON_AddBoolToObject(o, "HTTPSFileAuthDVIndicator", p->https_file_dcv) &&
 	     add_str(o, "SignatureHashAlgorithm", p->signature_hash) &&
 	     cJSON_AddFalseToObject(o, "CertTransparencyIndicator") &&
-	     cJSON_AddNumberToObject(o, "RenewalDays", 0) &&
-	     cJSON_AddFalseToObject(o, "isPKCS10") &&
+	     cJSON_AddNumberToObject(o, "RenewalDays", 0) && cJSON_AddFalseToObject(o, "isPKCS10") &&
 	     cJSON_AddNumberToObject(o, "WildcardReserveSANCount", 0);
 	if (!ok) {
 		cJSON_Delete(o);
@@ -497,7 +501,8 @@ cJSON *ss_req_revoke(const struct ss_auth *auth, const char *order_id, const cha
 {
 	cJSON *o = ss_req_order(auth, order_id, NULL);
 
-	if (o && !(add_str(o, "SerialNumber", serial ? serial : "") && cJSON_AddFalseToObject(o, "ResendEmail"))) {
+	if (o && !(add_str(o, "SerialNumber", serial ? serial : "") &&
+		   cJSON_AddFalseToObject(o, "ResendEmail"))) {
 		cJSON_Delete(o);
 		o = NULL;
 	}
@@ -668,7 +673,7 @@ int ss_resp_error(const cJSON *body, char *msg, size_t msg_size, char *code, siz
 	} else if (cJSON_IsArray(m)) {
 		const cJSON *e;
 
-		cJSON_ArrayForEach(e, m)
+		cJSON_ArrayForEach (e, m)
 			if (cJSON_IsString(e) && e->valuestring && *e->valuestring)
 				split_vendor(e->valuestring, msg, msg_size, code, code_size);
 	}
@@ -773,8 +778,8 @@ int ss_parse_date(const char *text, time_t *out)
 	tm.tm_hour = v[3];
 	tm.tm_min = v[4];
 	tm.tm_sec = v[5];
-	if (tm.tm_year <= 0 || tm.tm_mon < 0 || tm.tm_mon > 11 || tm.tm_mday < 1 ||
-	    tm.tm_mday > 31 || tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60)
+	if (tm.tm_year <= 0 || tm.tm_mon < 0 || tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31 ||
+	    tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60)
 		return -1; /* includes 1900, the API's "unset" */
 	*out = timegm(&tm);
 	return 0;
@@ -827,13 +832,14 @@ int ss_parse_order(const cJSON *obj, struct ss_order_info *info)
 
 p11e_ca_outcome ss_status_outcome(const char *major, const char *minor, bool *known)
 {
-	static const char *const issued[] = { "active", "issued", "valid", "complete", "completed",
-					      "enrolled", "reissued" };
-	static const char *const pending[] = { "initial", "pending", "start", "submitted",
-					       "processing", "" };
-	static const char *const rejected[] = { "cancelled", "canceled", "rejected", "revoked",
-						"expired", "refunded", "replaced", "certgen_failed",
-						"order rejected", "failed", "denied" };
+	static const char *const issued[] = { "active",    "issued",   "valid",   "complete",
+					      "completed", "enrolled", "reissued" };
+	static const char *const pending[] = { "initial",   "pending",    "start",
+					       "submitted", "processing", "" };
+	static const char *const rejected[] = { "cancelled", "canceled",       "rejected",
+						"revoked",   "expired",        "refunded",
+						"replaced",  "certgen_failed", "order rejected",
+						"failed",    "denied" };
 	bool minor_reject = minor && (contains_ci(minor, "reject") || contains_ci(minor, "denied") ||
 				      contains_ci(minor, "fail") || contains_ci(minor, "cancel"));
 
@@ -991,7 +997,7 @@ int ss_parse_download(const cJSON *json, char **pem, size_t *entries)
 	*entries = 0;
 	if (!all)
 		return -1;
-	cJSON_ArrayForEach(e, (cJSON_IsArray(certs) ? certs : NULL)) {
+	cJSON_ArrayForEach (e, (cJSON_IsArray(certs) ? certs : NULL)) {
 		const cJSON *fc = member(e, "FileContent");
 
 		if (!cJSON_IsString(fc))
@@ -1078,15 +1084,13 @@ int ss_custom_order_id(const char *idempotency_id, char *out, size_t size)
 
 void ss_refund_reason(p11e_revoke_reason reason, char *out, size_t size)
 {
-	snprintf(out, size, "%s: revocation requested by p11enroll",
-		 p11e_revoke_reason_name(reason));
+	snprintf(out, size, "%s: revocation requested by p11enroll", p11e_revoke_reason_name(reason));
 }
 
 /* ---- one HTTP answer -------------------------------------------------------- */
 
 
-#define MAYBE_PLACED                                                                    \
-	"the order may exist: it is looked up by its CustomOrderID before any new order"
+#define MAYBE_PLACED "the order may exist: it is looked up by its CustomOrderID before any new order"
 
 /* The transport's part of the judgement: P11E_CA_OK when there is an
  * HTTP answer to read, else the outcome (no answer, 5xx, 429). */
@@ -1096,40 +1100,42 @@ static p11e_ca_outcome judge_transport(const struct p11e_http_response *resp, co
 	switch (resp->kind) {
 	case P11E_HTTP_LOCAL:
 		return p11e_ca_fail(res, P11E_CA_MISCONFIGURED,
-			      "The SSL Store %s at %s: %s (check api_url and ca_bundle)", what, api_url,
-			      resp->error);
+				    "The SSL Store %s at %s: %s (check api_url and ca_bundle)", what,
+				    api_url, resp->error);
 	case P11E_HTTP_NOT_SENT:
 		return p11e_ca_fail(res, P11E_CA_UNREACHABLE,
-			      "The SSL Store %s: cannot reach %s: %s; nothing was sent, try again later",
-			      what, api_url, resp->error);
+				    "The SSL Store %s: cannot reach %s: %s; nothing was sent, try again later",
+				    what, api_url, resp->error);
 	case P11E_HTTP_MAYBE_SENT:
 	case P11E_HTTP_TOO_LARGE:
-		return place ? p11e_ca_fail(res, P11E_CA_UNKNOWN, "The SSL Store %s: %s after the request "
-							  "was sent; " MAYBE_PLACED,
-				      what, resp->error)
-			     : p11e_ca_fail(res, P11E_CA_UNREACHABLE, "The SSL Store %s: %s; try again later",
-				      what, resp->error);
+		return place ? p11e_ca_fail(res, P11E_CA_UNKNOWN,
+					    "The SSL Store %s: %s after the request "
+					    "was sent; " MAYBE_PLACED,
+					    what, resp->error)
+			     : p11e_ca_fail(res, P11E_CA_UNREACHABLE,
+					    "The SSL Store %s: %s; try again later", what,
+					    resp->error);
 	case P11E_HTTP_RESPONSE:
 		break;
 	}
 	res->retry_after = resp->retry_after;
 	if (resp->status >= 500)
 		return place ? p11e_ca_fail(res, P11E_CA_UNKNOWN,
-				      "The SSL Store %s: HTTP %ld after the request was sent; " MAYBE_PLACED,
-				      what, resp->status)
+					    "The SSL Store %s: HTTP %ld after the request was sent; " MAYBE_PLACED,
+					    what, resp->status)
 			     : p11e_ca_fail(res, P11E_CA_UNREACHABLE,
-				      "The SSL Store %s: HTTP %ld from %s; try again later", what,
-				      resp->status, api_url);
+					    "The SSL Store %s: HTTP %ld from %s; try again later",
+					    what, resp->status, api_url);
 	if (resp->status == 429)
 		return p11e_ca_fail(res, P11E_CA_UNREACHABLE,
-			      "The SSL Store %s: rate limited (HTTP 429); try again %s", what,
-			      resp->retry_after ? "after the time it asked for" : "later");
+				    "The SSL Store %s: rate limited (HTTP 429); try again %s", what,
+				    resp->retry_after ? "after the time it asked for" : "later");
 	return P11E_CA_OK;
 }
 
-p11e_ca_outcome ss_judge(const struct p11e_http_response *resp, const char *what,
-			 const char *api_url, bool place, const char *replay, cJSON **out,
-			 enum ss_errkind *kind, struct p11e_ca_result *res)
+p11e_ca_outcome ss_judge(const struct p11e_http_response *resp, const char *what, const char *api_url,
+			 bool place, const char *replay, cJSON **out, enum ss_errkind *kind,
+			 struct p11e_ca_result *res)
 {
 	char text[900], code[64];
 	cJSON *json = NULL;
@@ -1155,28 +1161,31 @@ p11e_ca_outcome ss_judge(const struct p11e_http_response *resp, const char *what
 	}
 	if (resp->status == 401 || resp->status == 403) {
 		rc = p11e_ca_fail(res, P11E_CA_MISCONFIGURED,
-			    "The SSL Store %s: HTTP %ld: the partner code or the auth token was "
-			    "refused; check partner_code and auth_token_file (sandbox and production "
-			    "credentials differ)",
-			    what, resp->status);
+				  "The SSL Store %s: HTTP %ld: the partner code or the auth token was "
+				  "refused; check partner_code and auth_token_file (sandbox and production "
+				  "credentials differ)",
+				  what, resp->status);
 		goto out;
 	}
 	if (resp->status < 200 || resp->status > 299) {
 		/* the request was refused as a whole: nothing was created */
-		rc = p11e_ca_fail(res, P11E_CA_MISCONFIGURED, "The SSL Store %s: HTTP %ld from %s%s; check api_url",
-			    what, resp->status, api_url,
-			    resp->status == 404 ? " (no such endpoint)" : "");
+		rc = p11e_ca_fail(res, P11E_CA_MISCONFIGURED,
+				  "The SSL Store %s: HTTP %ld from %s%s; check api_url", what,
+				  resp->status, api_url,
+				  resp->status == 404 ? " (no such endpoint)" : "");
 		goto out;
 	}
-	if (is_error < 0 || (replay && *ss_resp_replay(json) && strcmp(ss_resp_replay(json), replay))) {
+	if (is_error < 0 ||
+	    (replay && *ss_resp_replay(json) && strcmp(ss_resp_replay(json), replay))) {
 		const char *why = !json ? "an answer that is not JSON"
-				  : is_error < 0 ? "an answer without AuthResponse.isError"
-						 : "an answer to another request (ReplayToken differs)";
+				  : is_error < 0
+					  ? "an answer without AuthResponse.isError"
+					  : "an answer to another request (ReplayToken differs)";
 
-		rc = place ? p11e_ca_fail(res, P11E_CA_UNKNOWN, "The SSL Store %s: %s; " MAYBE_PLACED, what,
-				    why)
-			   : p11e_ca_fail(res, P11E_CA_UNREACHABLE, "The SSL Store %s: %s; try again later",
-				    what, why);
+		rc = place ? p11e_ca_fail(res, P11E_CA_UNKNOWN, "The SSL Store %s: %s; " MAYBE_PLACED,
+					  what, why)
+			   : p11e_ca_fail(res, P11E_CA_UNREACHABLE,
+					  "The SSL Store %s: %s; try again later", what, why);
 		goto out;
 	}
 	*out = json;

@@ -19,13 +19,13 @@
 enum ss_family {
 	SS_SECTIGO_DV,
 	SS_SECTIGO_OV,
-	SS_SECTIGO_EP,   /* enterprisepro: OV with the admin first name instead of e-mail */
+	SS_SECTIGO_EP, /* enterprisepro: OV with the admin first name instead of e-mail */
 	SS_SECTIGO_EV,
 	SS_DIGICERT_DV,
 	SS_DIGICERT_OV,
 	SS_DIGICERT_EV,
-	SS_DIGICERT_EO,  /* "-EO": an organisation already vetted, TSSOrganizationId */
-	SS_OTHER,        /* not in our table: send what is configured, require little */
+	SS_DIGICERT_EO, /* "-EO": an organisation already vetted, TSSOrganizationId */
+	SS_OTHER,       /* not in our table: send what is configured, require little */
 };
 
 enum ss_family ss_product_family(const char *code);
@@ -52,22 +52,22 @@ struct ss_org {
 /* Everything a neworder / reissue body is built from, resolved from the
  * [ca:] section and the per-certificate overrides. */
 struct ss_params {
-	const char *product;          /* as configured (may end in -EO) */
+	const char *product; /* as configured (may end in -EO) */
 	enum ss_family family;
 	int months;
 	const char *custom_order_id;
-	const char *csr_pem;          /* normalised PEM */
-	const char *domain_name;      /* CN, "" when none */
+	const char *csr_pem;     /* normalised PEM */
+	const char *domain_name; /* CN, "" when none */
 	const struct p11e_strlist *dns;
-	const char *approver_email;   /* comma-joined, "" when DCV is not by e-mail */
+	const char *approver_email; /* comma-joined, "" when DCV is not by e-mail */
 	struct ss_contact admin, tech;
 	struct ss_org org;
 	int server_count;
 	const char *web_server_type;
 	const char *signature_hash;
 	bool file_dcv, cname_dcv;
-	bool https_file_dcv;       /* HTTPSFileAuthDVIndicator */
-	bool auto_www;             /* AutoWWW: also the www twin (single-domain products) */
+	bool https_file_dcv; /* HTTPSFileAuthDVIndicator */
+	bool auto_www;       /* AutoWWW: also the www twin (single-domain products) */
 	bool renewal;
 	const char *related_order_id; /* renewal: RelatedTheSSLStoreOrderID */
 };
@@ -118,15 +118,15 @@ enum ss_errkind { SS_ERR_OTHER, SS_ERR_AUTH, SS_ERR_NOT_FOUND, SS_ERR_DUPLICATE 
 enum ss_errkind ss_classify_message(const char *msg);
 
 struct ss_order_info {
-	char order_id[128];         /* TheSSLStoreOrderID (string or number) */
+	char order_id[128]; /* TheSSLStoreOrderID (string or number) */
 	char partner_order_id[128];
 	char custom_order_id[128];
 	char vendor_order_id[128];
 	char major[64], minor[64];
 	char common_name[256];
 	char product[64];
-	char purchase[64];          /* PurchaseDateInUTC as sent */
-	char cert_end[64];          /* CertificateEndDateInUTC as sent */
+	char purchase[64]; /* PurchaseDateInUTC as sent */
+	char cert_end[64]; /* CertificateEndDateInUTC as sent */
 	char serial[130];
 	char refund_id[64];
 	bool refund_approved;
@@ -134,7 +134,7 @@ struct ss_order_info {
 	bool order_expiry_known;
 	char cname_name[256], cname_value[256];
 	char file_name[256], file_content[512];
-	char comments[512];         /* OrderStatus.AuthenticationComments */
+	char comments[512]; /* OrderStatus.AuthenticationComments */
 };
 /* Reads one order object; returns 0, or -1 when it is not an object. */
 int ss_parse_order(const cJSON *obj, struct ss_order_info *info);
@@ -179,9 +179,9 @@ int ss_custom_order_id(const char *idempotency_id, char *out, size_t size);
  * that may have reached the CA: timeout after send, reset, 5xx, oversize,
  * malformed body). `replay`: our ReplayToken; an echo that differs is a
  * malformed answer. */
-p11e_ca_outcome ss_judge(const struct p11e_http_response *resp, const char *what,
-			 const char *api_url, bool place, const char *replay, cJSON **out,
-			 enum ss_errkind *kind, struct p11e_ca_result *res);
+p11e_ca_outcome ss_judge(const struct p11e_http_response *resp, const char *what, const char *api_url,
+			 bool place, const char *replay, cJSON **out, enum ss_errkind *kind,
+			 struct p11e_ca_result *res);
 
 /* Reason text for RefundReason. */
 void ss_refund_reason(p11e_revoke_reason reason, char *out, size_t size);

@@ -108,8 +108,10 @@ Test(acme_wire, ec_jwk_and_signature_form)
 	EVP_MD_CTX_free(md);
 	cJSON_Delete(jwk);
 	EVP_PKEY_free(key);
-	cr_assert_str_eq(acme_jws_alg(&(struct p11e_key_spec){ .alg = P11E_ALG_EC, .bits = 384 }), "ES384");
-	cr_assert_str_eq(acme_jws_alg(&(struct p11e_key_spec){ .alg = P11E_ALG_RSA, .bits = 4096 }), "RS256");
+	cr_assert_str_eq(acme_jws_alg(&(struct p11e_key_spec){ .alg = P11E_ALG_EC, .bits = 384 }),
+			 "ES384");
+	cr_assert_str_eq(acme_jws_alg(&(struct p11e_key_spec){ .alg = P11E_ALG_RSA, .bits = 4096 }),
+			 "RS256");
 }
 
 Test(acme_wire, eab_is_hs256_over_the_jwk)
@@ -160,7 +162,8 @@ Test(acme_wire, problems)
 	cr_assert(acme_problem_parse(
 		"{\"type\":\"urn:ietf:params:acme:error:rejectedIdentifier\",\"detail\":\"no\","
 		"\"subproblems\":[{\"type\":\"urn:ietf:params:acme:error:caa\",\"detail\":\"CAA forbids\","
-		"\"identifier\":{\"type\":\"dns\",\"value\":\"a.example\"}}]}", &p));
+		"\"identifier\":{\"type\":\"dns\",\"value\":\"a.example\"}}]}",
+		&p));
 	cr_assert(p.acme);
 	cr_assert_str_eq(p.type, "rejectedIdentifier");
 	cr_assert_str_eq(p.detail, "no; a.example: CAA forbids");
@@ -174,8 +177,9 @@ Test(acme_wire, problems)
 /* RFC 9773 §4.1's example: AKI keyIdentifier 69:88:5B:…:D4, serial 0x0087654321. */
 Test(acme_wire, ari_cert_id)
 {
-	static const unsigned char kid[] = { 0x69, 0x88, 0x5B, 0x6B, 0x87, 0x46, 0x40, 0x41, 0xE1, 0xB3,
-					     0x7B, 0x84, 0x7B, 0xA0, 0xAE, 0x2C, 0xDE, 0x01, 0xC8, 0xD4 };
+	static const unsigned char kid[] = { 0x69, 0x88, 0x5B, 0x6B, 0x87, 0x46, 0x40,
+					     0x41, 0xE1, 0xB3, 0x7B, 0x84, 0x7B, 0xA0,
+					     0xAE, 0x2C, 0xDE, 0x01, 0xC8, 0xD4 };
 	static const unsigned char serial[] = { 0x87, 0x65, 0x43, 0x21 };
 	EVP_PKEY *key = EVP_EC_gen("P-256");
 	X509 *x = X509_new();

@@ -32,13 +32,20 @@ static int outcome_exit(p11e_ca_outcome o)
 {
 	switch (o) {
 	case P11E_CA_OK:
-	case P11E_CA_ISSUED: return 0;
-	case P11E_CA_UNREACHABLE: return 1;
-	case P11E_CA_MISCONFIGURED: return 2;
-	case P11E_CA_PENDING: return 3;
-	case P11E_CA_REJECTED: return 4;
-	case P11E_CA_UNKNOWN: return 5;
-	case P11E_CA_NOT_FOUND: return 6;
+	case P11E_CA_ISSUED:
+		return 0;
+	case P11E_CA_UNREACHABLE:
+		return 1;
+	case P11E_CA_MISCONFIGURED:
+		return 2;
+	case P11E_CA_PENDING:
+		return 3;
+	case P11E_CA_REJECTED:
+		return 4;
+	case P11E_CA_UNKNOWN:
+		return 5;
+	case P11E_CA_NOT_FOUND:
+		return 6;
 	}
 	return 1;
 }
@@ -151,14 +158,14 @@ static void usage(void)
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{ "csr", 1, NULL, 'c' },	  { "cn", 1, NULL, 'n' },
-		{ "dns", 1, NULL, 'd' },	  { "id", 1, NULL, 'i' },
-		{ "order", 1, NULL, 'o' },	  { "request", 1, NULL, 'r' },
-		{ "reason", 1, NULL, 'R' },	  { "placed-after", 1, NULL, 'p' },
-		{ "since", 1, NULL, 's' },	  { "page", 1, NULL, 'P' },
-		{ "set", 1, NULL, 'S' },	  { "max-sleep", 1, NULL, 'm' },
-		{ "max-polls", 1, NULL, 'M' },	  { "chain-out", 1, NULL, 'C' },
-		{ "name", 1, NULL, 'N' },	  { "verbose", 0, NULL, 'v' },
+		{ "csr", 1, NULL, 'c' },       { "cn", 1, NULL, 'n' },
+		{ "dns", 1, NULL, 'd' },       { "id", 1, NULL, 'i' },
+		{ "order", 1, NULL, 'o' },     { "request", 1, NULL, 'r' },
+		{ "reason", 1, NULL, 'R' },    { "placed-after", 1, NULL, 'p' },
+		{ "since", 1, NULL, 's' },     { "page", 1, NULL, 'P' },
+		{ "set", 1, NULL, 'S' },       { "max-sleep", 1, NULL, 'm' },
+		{ "max-polls", 1, NULL, 'M' }, { "chain-out", 1, NULL, 'C' },
+		{ "name", 1, NULL, 'N' },      { "verbose", 0, NULL, 'v' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const struct p11e_ca_ops *ops = p11e_ca_lookup("certinext");
@@ -197,21 +204,51 @@ int main(int argc, char **argv)
 	optind += 2;
 	while ((opt = getopt_long(argc, argv, "v", longopts, NULL)) != -1) {
 		switch (opt) {
-		case 'v': p11e_log_set_level(P11E_LOG_DEBUG); break;
-		case 'c': csr_path = optarg; break;
-		case 'n': order.common_name = optarg; break;
-		case 'd': p11e_strlist_split(&dns, optarg, ','); break;
-		case 'i': order.idempotency_id = optarg; break;
-		case 'o': ref.order_id = optarg; break;
-		case 'r': ref.request_id = optarg; break;
-		case 'R': reason = optarg; break;
-		case 'p': order.placed_after = (time_t)strtoll(optarg, NULL, 10); break;
-		case 's': since = (time_t)strtoll(optarg, NULL, 10); break;
-		case 'P': page = (unsigned)strtoul(optarg, NULL, 10); break;
-		case 'm': max_sleep = (unsigned)strtoul(optarg, NULL, 10); break;
-		case 'M': max_polls = (unsigned)strtoul(optarg, NULL, 10); break;
-		case 'C': chain_out = optarg; break;
-		case 'N': order.name = optarg; break;
+		case 'v':
+			p11e_log_set_level(P11E_LOG_DEBUG);
+			break;
+		case 'c':
+			csr_path = optarg;
+			break;
+		case 'n':
+			order.common_name = optarg;
+			break;
+		case 'd':
+			p11e_strlist_split(&dns, optarg, ',');
+			break;
+		case 'i':
+			order.idempotency_id = optarg;
+			break;
+		case 'o':
+			ref.order_id = optarg;
+			break;
+		case 'r':
+			ref.request_id = optarg;
+			break;
+		case 'R':
+			reason = optarg;
+			break;
+		case 'p':
+			order.placed_after = (time_t)strtoll(optarg, NULL, 10);
+			break;
+		case 's':
+			since = (time_t)strtoll(optarg, NULL, 10);
+			break;
+		case 'P':
+			page = (unsigned)strtoul(optarg, NULL, 10);
+			break;
+		case 'm':
+			max_sleep = (unsigned)strtoul(optarg, NULL, 10);
+			break;
+		case 'M':
+			max_polls = (unsigned)strtoul(optarg, NULL, 10);
+			break;
+		case 'C':
+			chain_out = optarg;
+			break;
+		case 'N':
+			order.name = optarg;
+			break;
 		case 'S': {
 			char *eq = strchr(optarg, '=');
 
@@ -221,7 +258,8 @@ int main(int argc, char **argv)
 			add_kv(&over_kv, optarg, eq + 1, "[cert:test]", ++set_line);
 			break;
 		}
-		default: usage();
+		default:
+			usage();
 		}
 	}
 	if (!ops) {

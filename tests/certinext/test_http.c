@@ -79,7 +79,8 @@ Test(url, policy)
 {
 	struct p11e_err err = { 0 };
 
-	cr_assert_eq(p11e_http_check_url("https://api.certinext.io/emSignHub-API", "api_url", &err), P11E_OK);
+	cr_assert_eq(p11e_http_check_url("https://api.certinext.io/emSignHub-API", "api_url", &err),
+		     P11E_OK);
 	cr_assert_eq(p11e_http_check_url("http://127.0.0.1:8443/x", "api_url", &err), P11E_OK);
 	cr_assert_eq(p11e_http_check_url("http://127.9.1.2/x", "api_url", &err), P11E_OK);
 	cr_assert_eq(p11e_http_check_url("http://localhost/x", "api_url", &err), P11E_OK);
@@ -90,7 +91,8 @@ Test(url, policy)
 	p11e_err_clear(&err);
 	cr_assert_eq(p11e_http_check_url("http://128.0.0.1/x", "api_url", &err), P11E_EUSAGE);
 	p11e_err_clear(&err);
-	cr_assert_eq(p11e_http_check_url("http://127.0.0.1.evil.example/x", "api_url", &err), P11E_EUSAGE);
+	cr_assert_eq(p11e_http_check_url("http://127.0.0.1.evil.example/x", "api_url", &err),
+		     P11E_EUSAGE);
 	p11e_err_clear(&err);
 	cr_assert_eq(p11e_http_check_url("ftp://127.0.0.1/x", "api_url", &err), P11E_EUSAGE);
 	p11e_err_clear(&err);
@@ -100,7 +102,7 @@ Test(url, policy)
 Test(options, defaults_values_and_errors)
 {
 	struct p11e_setting v[] = {
-		{ "connect_timeout", "5s", "a.conf", 3 }, { "timeout", "2m", "a.conf", 4 },
+		{ "connect_timeout", "5s", "a.conf", 3 },     { "timeout", "2m", "a.conf", 4 },
 		{ "max_response_size", "512k", "a.conf", 5 }, { "max_retries", "2", "a.conf", 6 },
 		{ "max_retry_time", "0", "a.conf", 7 },
 	};
@@ -108,7 +110,8 @@ Test(options, defaults_values_and_errors)
 	struct p11e_http_opts o;
 	struct p11e_err err = { 0 };
 
-	cr_assert_eq(p11e_http_opts_from_settings(&o, &(struct p11e_settings){ NULL, 0 }, &err), P11E_OK);
+	cr_assert_eq(p11e_http_opts_from_settings(&o, &(struct p11e_settings){ NULL, 0 }, &err),
+		     P11E_OK);
 	cr_assert_eq(o.connect_timeout, 10);
 	cr_assert_eq(o.timeout, 60);
 	cr_assert_eq(o.max_response, 4u << 20);
@@ -197,8 +200,11 @@ static char *body_with_secret(void *ctx, unsigned attempt)
 Test(redact, debug_output_of_a_request, .init = cr_redirect_stderr)
 {
 	static const char *const headers[] = { "Authorization: Bearer bearer-token-xyz", NULL };
-	struct p11e_http_opts o = { .connect_timeout = 2, .timeout = 2, .max_response = 1 << 20,
-				    .max_retries = 1, .max_retry_time = 5 };
+	struct p11e_http_opts o = { .connect_timeout = 2,
+				    .timeout = 2,
+				    .max_response = 1 << 20,
+				    .max_retries = 1,
+				    .max_retry_time = 5 };
 	struct p11e_http_request req = {
 		.url = "http://127.0.0.1:9/emSignHub-API/TrackOrder",
 		.headers = headers,
@@ -225,7 +231,8 @@ Test(redact, debug_output_of_a_request, .init = cr_redirect_stderr)
 	f = cr_get_redirected_stderr();
 	n = fread(text, 1, sizeof(text) - 1, f);
 	text[n] = '\0';
-	cr_assert_not_null(strstr(text, "test: > POST http://127.0.0.1:9/emSignHub-API/TrackOrder"), "%s", text);
+	cr_assert_not_null(strstr(text, "test: > POST http://127.0.0.1:9/emSignHub-API/TrackOrder"),
+			   "%s", text);
 	cr_assert_not_null(strstr(text, "Authorization: <redacted>"));
 	cr_assert_not_null(strstr(text, "\"authKey\":\"<redacted>\""));
 	cr_assert_not_null(strstr(text, "the key is <redacted>"));

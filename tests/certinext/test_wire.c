@@ -21,10 +21,12 @@ Test(auth, vectors_of_the_notes)
 	char out[65];
 
 	cr_assert_eq(cn_auth_key("demo-access-key-123", "2026-05-12T09:41:07+00:00",
-				 "482913657120394857", out), 0);
+				 "482913657120394857", out),
+		     0);
 	cr_assert_str_eq(out, "d6200a2f0218247d48333c7456ba1db949f632c8e6937b07ed626f7f93afaf78");
-	cr_assert_eq(cn_auth_key("Zx9-Example-Key", "2026-05-12T15:11:07+05:30",
-				 "7305518842019934", out), 0);
+	cr_assert_eq(cn_auth_key("Zx9-Example-Key", "2026-05-12T15:11:07+05:30", "7305518842019934",
+				 out),
+		     0);
 	cr_assert_str_eq(out, "94cb8a66386c06a0eca3af3fac854f98610cf377b65f00f2e30c742d4ead35c3");
 }
 
@@ -67,7 +69,7 @@ Test(auth, meta_block)
 	const cJSON *item;
 
 	cr_assert_not_null(meta);
-	cJSON_ArrayForEach(item, meta) {
+	cJSON_ArrayForEach (item, meta) {
 		cr_assert(cJSON_IsString(item), "%s is not a string", item->string);
 		n++;
 	}
@@ -141,12 +143,19 @@ static const char *at(const cJSON *root, const char *path)
 	return node && cJSON_IsString(node) ? node->valuestring : NULL;
 }
 
-static cJSON *build(struct fake *f, const char *product, const char *domain,
-		    const char *const *dns, size_t n, const char *id)
+static cJSON *build(struct fake *f, const char *product, const char *domain, const char *const *dns,
+		    size_t n, const char *id)
 {
-	struct cn_order_input in = { fake_lookup, f, product, domain, dns, n,
-				     "-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n-----END CERTIFICATE REQUEST-----\n",
-				     id };
+	struct cn_order_input in = {
+		fake_lookup,
+		f,
+		product,
+		domain,
+		dns,
+		n,
+		"-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n-----END CERTIFICATE REQUEST-----\n",
+		id
+	};
 	const struct p11e_setting *bad;
 	const char *key;
 	char why[256];
@@ -180,8 +189,12 @@ Test(order, dv_defaults_of_section_3_3)
 	cr_assert_str_eq(at(od, "subscriptionDetails.renewCriteria"), "30");
 	cr_assert_str_eq(at(od, "certificateInformation.domainName"), "shop.example.net");
 	cr_assert_str_eq(at(od, "certificateInformation.autoSecureWWW"), "0");
-	cr_assert_str_eq(cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetObjectItem(od,
-		"certificateInformation"), "additionalDomains"), 0)->valuestring, "shop.example.net");
+	cr_assert_str_eq(cJSON_GetArrayItem(
+				 cJSON_GetObjectItem(cJSON_GetObjectItem(od, "certificateInformation"),
+						     "additionalDomains"),
+				 0)
+				 ->valuestring,
+			 "shop.example.net");
 	/* technical contact falls back to the requestor */
 	cr_assert_str_eq(at(od, "technicalPointOfContact.tpcName"), "Edge Fleet PKI");
 	cr_assert_str_eq(at(od, "technicalPointOfContact.tpcEmail"), "pki-bot@example.net");
@@ -195,7 +208,11 @@ Test(order, dv_defaults_of_section_3_3)
 	cr_assert_str_eq(at(od, "additionalInformation.remarks"),
 			 "Enrolled by p11enroll [p11enroll:idem-1]");
 	cr_assert_str_eq(cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetObjectItem(od,
-		"additionalInformation"), "tags"), 0)->valuestring, "p11enroll:idem-1");
+										    "additionalInformation"),
+								"tags"),
+					    0)
+				 ->valuestring,
+			 "p11enroll:idem-1");
 	cJSON_Delete(od);
 }
 
@@ -217,8 +234,10 @@ Test(order, every_scalar_is_a_string)
 	cr_assert_null(strstr(text, ":null"));
 	cr_assert_str_eq(at(od, "subscriptionDetails.autoRenew"), "1");
 	cr_assert_str_eq(at(od, "delegationInformation.groupNumber"), "5550009876");
-	cr_assert_eq(cJSON_GetArraySize(cJSON_GetObjectItem(cJSON_GetObjectItem(od,
-		"certificateInformation"), "additionalDomains")), 2);
+	cr_assert_eq(cJSON_GetArraySize(
+			     cJSON_GetObjectItem(cJSON_GetObjectItem(od, "certificateInformation"),
+						 "additionalDomains")),
+		     2);
 	/* without an idempotency id: no tag, plain remarks */
 	cr_assert_null(cJSON_GetObjectItem(cJSON_GetObjectItem(od, "additionalInformation"), "tags"));
 	cr_assert_str_eq(at(od, "additionalInformation.remarks"), "Enrolled by p11enroll");
@@ -270,8 +289,11 @@ Test(order, ev_members)
 	static const char *const people[] = { "contract_signer", "contractSignerInfo",
 					      "certificate_approver", "certificateApproverInfo" };
 	static const char *const members[][2] = {
-		{ "name", "name" }, { "email", "email" }, { "isd_code", "isdCode" },
-		{ "mobile", "mobileNumber" }, { "designation", "designation" },
+		{ "name", "name" },
+		{ "email", "email" },
+		{ "isd_code", "isdCode" },
+		{ "mobile", "mobileNumber" },
+		{ "designation", "designation" },
 		{ "employee_id", "employeeID" },
 	};
 	static char keys[12][64], paths[12][96], values[12][64];
@@ -286,9 +308,13 @@ Test(order, ev_members)
 	for (int p = 0; p < 2; p++)
 		for (int m = 0; m < 6; m++, k++) {
 			snprintf(keys[k], sizeof(keys[k]), "%s_%s", people[2 * p], members[m][0]);
-			snprintf(paths[k], sizeof(paths[k]), "%s.%s", people[2 * p + 1], members[m][1]);
-			snprintf(values[k], sizeof(values[k]), m == 1 ? "p%d@example.com"
-						: (m == 2 || m == 3) ? "%d1" : "v%d", k);
+			snprintf(paths[k], sizeof(paths[k]), "%s.%s", people[2 * p + 1],
+				 members[m][1]);
+			snprintf(values[k], sizeof(values[k]),
+				 m == 1               ? "p%d@example.com"
+				 : (m == 2 || m == 3) ? "%d1"
+						      : "v%d",
+				 k);
 			put(&f, keys[k], values[k]);
 		}
 	od = build(&f, "850", "ev.example.com", NULL, 0, NULL);
@@ -428,7 +454,8 @@ Test(build, dcv_methods_and_answers)
 	r = cJSON_Parse("{\"dcvDetails\":{\"fileName\":\"../x\",\"fileContent\":\"tok\"}}");
 	cr_assert_eq(cn_parse_dcv_file(r, name, sizeof(name), content, sizeof(content)), -1);
 	cJSON_Delete(r);
-	r = cJSON_Parse("{\"dcvDetails\":{\"dcvEmails\":[\"admin@x.example\",3,\"webmaster@x.example\"]}}");
+	r = cJSON_Parse(
+		"{\"dcvDetails\":{\"dcvEmails\":[\"admin@x.example\",3,\"webmaster@x.example\"]}}");
 	cr_assert_eq(cn_parse_dcv_emails(r, &emails), 0);
 	cr_assert_eq(emails.n, 2);
 	cr_assert_str_eq(emails.v[1], "webmaster@x.example");
@@ -454,14 +481,14 @@ Test(states, every_certificate_status_id)
 		const char *id;
 		cn_state state;
 	} table[] = {
-		{ "1", CN_STATE_PENDING },  { "2", CN_STATE_PENDING },	{ "3", CN_STATE_FAILED },
-		{ "4", CN_STATE_PENDING },  { "5", CN_STATE_FAILED },	{ "6", CN_STATE_PENDING },
-		{ "7", CN_STATE_ISSUED },   { "8", CN_STATE_FAILED },	{ "9", CN_STATE_ISSUED },
+		{ "1", CN_STATE_PENDING },  { "2", CN_STATE_PENDING },  { "3", CN_STATE_FAILED },
+		{ "4", CN_STATE_PENDING },  { "5", CN_STATE_FAILED },   { "6", CN_STATE_PENDING },
+		{ "7", CN_STATE_ISSUED },   { "8", CN_STATE_FAILED },   { "9", CN_STATE_ISSUED },
 		{ "10", CN_STATE_UNKNOWN }, { "11", CN_STATE_UNKNOWN }, { "12", CN_STATE_EXPIRED },
-		{ "13", CN_STATE_FAILED },  { "14", CN_STATE_FAILED },	{ "15", CN_STATE_ISSUED },
+		{ "13", CN_STATE_FAILED },  { "14", CN_STATE_FAILED },  { "15", CN_STATE_ISSUED },
 		{ "16", CN_STATE_PENDING }, { "17", CN_STATE_PENDING }, { "18", CN_STATE_FAILED },
-		{ "19", CN_STATE_FAILED },  { "20", CN_STATE_ISSUED },	{ "21", CN_STATE_FAILED },
-		{ "22", CN_STATE_REVOKED }, { "23", CN_STATE_ISSUED },	{ "24", CN_STATE_PENDING },
+		{ "19", CN_STATE_FAILED },  { "20", CN_STATE_ISSUED },  { "21", CN_STATE_FAILED },
+		{ "22", CN_STATE_REVOKED }, { "23", CN_STATE_ISSUED },  { "24", CN_STATE_PENDING },
 		{ "", CN_STATE_PENDING },   { NULL, CN_STATE_PENDING }, { "99", CN_STATE_UNKNOWN },
 		{ "2x", CN_STATE_UNKNOWN },
 	};
@@ -568,23 +595,27 @@ Test(responses, every_shape)
 
 	cr_assert_eq(interpret(P11E_HTTP_RESPONSE, 200,
 			       "{\"meta\":{\"status\":\"1\",\"errorCode\":\"\"},\"x\":1}", true, &res,
-			       &meta), CN_CALL_OK);
+			       &meta),
+		     CN_CALL_OK);
 	/* meta failure */
 	cr_assert_eq(interpret(P11E_HTTP_RESPONSE, 200,
 			       "{\"meta\":{\"status\":\"0\",\"errorCode\":\"EMS-1162\","
-			       "\"errorMessage\":\"Invalid Product Code\"}}", true, &res, &meta),
+			       "\"errorMessage\":\"Invalid Product Code\"}}",
+			       true, &res, &meta),
 		     CN_CALL_CA_ERROR);
 	cr_assert_str_eq(meta.code, "EMS-1162");
 	cr_assert_str_eq(meta.message, "Invalid Product Code");
 	/* non-2xx that still carries meta */
 	cr_assert_eq(interpret(P11E_HTTP_RESPONSE, 400,
 			       "{\"meta\":{\"status\":\"0\",\"errorCode\":\"EMS-SIM-101\","
-			       "\"errorMessage\":\"Invalid value\"}}", false, &res, &meta),
+			       "\"errorMessage\":\"Invalid value\"}}",
+			       false, &res, &meta),
 		     CN_CALL_CA_ERROR);
 	/* credentials */
 	cr_assert_eq(interpret(P11E_HTTP_RESPONSE, 401,
 			       "{\"meta\":{\"status\":\"0\",\"errorCode\":\"EMS-001\","
-			       "\"errorMessage\":\"Invalid credentials\"}}", false, &res, &meta),
+			       "\"errorMessage\":\"Invalid credentials\"}}",
+			       false, &res, &meta),
 		     CN_CALL_FAILED);
 	cr_assert_eq(res.outcome, P11E_CA_MISCONFIGURED);
 	cr_assert_not_null(strstr(res.message, "Invalid credentials"));
@@ -655,8 +686,7 @@ Test(errors, codes_and_advice)
 
 /* ---------- certificates ---------- */
 
-static X509 *make_cert(EVP_PKEY *key, EVP_PKEY *signer, X509 *issuer, long serial,
-		       const char *cn)
+static X509 *make_cert(EVP_PKEY *key, EVP_PKEY *signer, X509 *issuer, long serial, const char *cn)
 {
 	X509 *x = X509_new();
 	X509_NAME *name = X509_NAME_new();
@@ -717,8 +747,8 @@ static char *bare(const char *pem)
 	return out;
 }
 
-static int parse(const char *leaf, const char *ca, const char *root, char **chain,
-		 char serial[130], char *api)
+static int parse(const char *leaf, const char *ca, const char *root, char **chain, char serial[130],
+		 char *api)
 {
 	cJSON *r = cJSON_CreateObject(), *cd = cJSON_AddObjectToObject(r, "certificateDetails");
 	time_t na;
@@ -779,9 +809,11 @@ Test(certificates, pem_bare_crlf_and_empty_fields)
 
 	cr_assert_neq(parse("", ca_pem, "", &chain, serial, api), 0);
 	cr_assert_neq(parse("-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n",
-			    "", "", &chain, serial, api), 0);
+			    "", "", &chain, serial, api),
+		      0);
 	cr_assert_neq(parse(leaf_pem, "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
-			    "", &chain, serial, api), 0);
+			    "", &chain, serial, api),
+		      0);
 	free(two);
 	free(leaf_crlf);
 	free(leaf_bare);

@@ -57,10 +57,10 @@ static inline bool fuzz_answer_read(const uint8_t *data, size_t size, struct fuz
 			a->resp.status = strtol(first + 5, NULL, 10);
 		else if (first) {
 			a->resp.status = 0;
-			a->resp.kind = strcmp(first, "NOT_SENT") == 0	? P11E_HTTP_NOT_SENT
+			a->resp.kind = strcmp(first, "NOT_SENT") == 0    ? P11E_HTTP_NOT_SENT
 				       : strcmp(first, "TOO_LARGE") == 0 ? P11E_HTTP_TOO_LARGE
-				       : strcmp(first, "LOCAL") == 0	? P11E_HTTP_LOCAL
-									: P11E_HTTP_MAYBE_SENT;
+				       : strcmp(first, "LOCAL") == 0     ? P11E_HTTP_LOCAL
+									 : P11E_HTTP_MAYBE_SENT;
 			snprintf(a->resp.error, sizeof(a->resp.error), "%s", first);
 		}
 		fuzz_token(&cursor, a->endpoint, sizeof(a->endpoint));

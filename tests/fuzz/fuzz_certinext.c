@@ -17,8 +17,8 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const char *const known[] = {
-	"GenerateOrderSSL", "TrackOrder", "GetCertificate", "GetOrderReport", "GetDcv",
-	"GetProductDetails", "ValidateCredentials", "RevokeOrder", "VerifyDcv", NULL,
+	"GenerateOrderSSL",  "TrackOrder",          "GetCertificate", "GetOrderReport", "GetDcv",
+	"GetProductDetails", "ValidateCredentials", "RevokeOrder",    "VerifyDcv",      NULL,
 };
 
 static bool is(const char *endpoint, const char *name)
@@ -44,10 +44,12 @@ static void good_answer(const char *endpoint, const cJSON *root)
 		if (cn_parse_track(root, &tracked) == 0) {
 			(void)cn_state_name(cn_cert_state(tracked.status_id));
 			for (size_t i = 0; i < tracked.n_dcv; i++)
-				cn_dcv_record_name("_dnsauth", tracked.dcv[i].domain, name, sizeof(name));
+				cn_dcv_record_name("_dnsauth", tracked.dcv[i].domain, name,
+						   sizeof(name));
 			if (tracked.csr)
-				(void)cn_same_csr(tracked.csr, "-----BEGIN CERTIFICATE REQUEST-----\n"
-							       "MIIB\n-----END CERTIFICATE REQUEST-----\n");
+				(void)cn_same_csr(tracked.csr,
+						  "-----BEGIN CERTIFICATE REQUEST-----\n"
+						  "MIIB\n-----END CERTIFICATE REQUEST-----\n");
 		}
 		cn_tracked_free(&tracked);
 	}

@@ -35,7 +35,8 @@ static void names_of(X509 *x, struct p11e_cert_conf *cert)
 		const ASN1_STRING *v = g->type == GEN_DNS     ? g->d.dNSName
 				       : g->type == GEN_EMAIL ? g->d.rfc822Name
 				       : g->type == GEN_URI   ? g->d.uniformResourceIdentifier
-							      : g->type == GEN_IPADD ? g->d.iPAddress : NULL;
+				       : g->type == GEN_IPADD ? g->d.iPAddress
+							      : NULL;
 		char *text;
 
 		if (!v)

@@ -32,7 +32,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			snprintf(names[n], sizeof(names[n]), "/fuzz/p11enroll.conf");
 		else
 			snprintf(names[n], sizeof(names[n]), "/fuzz/conf.d/%zu.conf", n);
-		texts[n] = (struct p11e_config_text){ names[n], p, (size_t)((sep ? sep + 1 : end) - p) };
+		texts[n] =
+			(struct p11e_config_text){ names[n], p, (size_t)((sep ? sep + 1 : end) - p) };
 		n++;
 		if (!sep)
 			break;

@@ -16,12 +16,22 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const char *const members[][2] = {
-	{ "key", "id" },	       { "key", "type" },	{ "key", "next_id" },
-	{ "csr", "pem" },	       { "order", "ca" },	{ "order", "ca_type" },
-	{ "order", "idempotency_id" }, { "order", "order_id" }, { "order", "request_id" },
-	{ "order", "status" },	       { "cert", "chain" },	{ "cert", "serial" },
-	{ "previous", "key_id" },      { "previous", "order_id" },
-	{ "last_error", "message" },   { "revocation", "reason" },
+	{ "key", "id" },
+	{ "key", "type" },
+	{ "key", "next_id" },
+	{ "csr", "pem" },
+	{ "order", "ca" },
+	{ "order", "ca_type" },
+	{ "order", "idempotency_id" },
+	{ "order", "order_id" },
+	{ "order", "request_id" },
+	{ "order", "status" },
+	{ "cert", "chain" },
+	{ "cert", "serial" },
+	{ "previous", "key_id" },
+	{ "previous", "order_id" },
+	{ "last_error", "message" },
+	{ "revocation", "reason" },
 };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -18,10 +18,12 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const char *const known[] = {
-	"/rest/order/status", "/rest/order/neworder", "/rest/order/reissue",
-	"/rest/order/refundstatus", "/rest/order/refundrequest", "/rest/order/query",
-	"/rest/order/download", "/rest/order/approverlist", "/rest/product/query",
-	"/rest/digicert/organizationlist", "/rest/health/validate", NULL,
+	"/rest/order/status",        "/rest/order/neworder",
+	"/rest/order/reissue",       "/rest/order/refundstatus",
+	"/rest/order/refundrequest", "/rest/order/query",
+	"/rest/order/download",      "/rest/order/approverlist",
+	"/rest/product/query",       "/rest/digicert/organizationlist",
+	"/rest/health/validate",     NULL,
 };
 
 static bool is(const char *endpoint, const char *prefix)
@@ -61,7 +63,7 @@ static void approvers(const cJSON *json)
 	const char *domains[] = { "www.example.com" };
 	char why[512];
 
-	cJSON_ArrayForEach(e, (cJSON_IsArray(arr) ? arr : NULL))
+	cJSON_ArrayForEach (e, (cJSON_IsArray(arr) ? arr : NULL))
 		if (cJSON_IsString(e))
 			p11e_strlist_add(&list, e->valuestring);
 	if (list.n) {
@@ -81,14 +83,14 @@ static void good_answer(const char *endpoint, const cJSON *json)
 	    is(endpoint, "/rest/order/reissue") || is(endpoint, "/rest/order/refund"))
 		order(json);
 	if (is(endpoint, "/rest/order/query") && cJSON_IsArray(json))
-		cJSON_ArrayForEach(e, json)
+		cJSON_ArrayForEach (e, json)
 			order(e);
 	if (is(endpoint, "/rest/order/download"))
 		download(json);
 	if (is(endpoint, "/rest/order/approverlist"))
 		approvers(json);
 	if (is(endpoint, "/rest/product/query") && cJSON_IsArray(json))
-		cJSON_ArrayForEach(e, json) {
+		cJSON_ArrayForEach (e, json) {
 			const cJSON *code = cJSON_GetObjectItem(e, "ProductCode");
 
 			if (cJSON_IsString(code))

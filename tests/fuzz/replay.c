@@ -89,8 +89,8 @@ static size_t mutate(uint8_t *buf, size_t size, size_t cap)
 		break;
 	case 1: /* an interesting byte */
 		if (size) {
-			static const uint8_t bytes[] = { 0, '"', '\\', '{', '}', '[', ']', ',', ';',
-							 '=', '%', '\n', 0xff, 0x80, '+', '#' };
+			static const uint8_t bytes[] = { 0,   '"', '\\', '{',  '}',  '[',  ']', ',',
+							 ';', '=', '%',  '\n', 0xff, 0x80, '+', '#' };
 			buf[pos] = bytes[next_random() % sizeof(bytes)];
 		}
 		break;

@@ -38,7 +38,7 @@
 #define MAX_ATTR 24
 #define MAX_SESS 64
 #define MAX_FAIL 8
-#define OUR_SLOT(n) ((CK_SLOT_ID)(10 + (n) - 1))
+#define OUR_SLOT(n) ((CK_SLOT_ID)(10 + (n)-1))
 
 struct attr {
 	CK_ATTRIBUTE_TYPE type;
@@ -203,7 +203,10 @@ static CK_RV done(const char *func, CK_RV rv)
 /* Notes the signing mechanism, for tests that check which one is used. */
 static void note_mechanism(CK_MECHANISM_TYPE m)
 {
-	static const struct { CK_MECHANISM_TYPE m; const char *name; } names[] = {
+	static const struct {
+		CK_MECHANISM_TYPE m;
+		const char *name;
+	} names[] = {
 		{ CKM_RSA_PKCS, "CKM_RSA_PKCS" },
 		{ CKM_ECDSA, "CKM_ECDSA" },
 		{ CKM_SHA256_RSA_PKCS, "CKM_SHA256_RSA_PKCS" },
@@ -243,11 +246,11 @@ static CK_RV injected(const char *func)
 	return CKR_OK;
 }
 
-#define ENTER(name)                                  \
-	do {                                         \
-		CK_RV inj_ = injected(name);         \
-		if (inj_ != CKR_OK)                  \
-			return done(name, inj_);     \
+#define ENTER(name)                              \
+	do {                                     \
+		CK_RV inj_ = injected(name);     \
+		if (inj_ != CKR_OK)              \
+			return done(name, inj_); \
 	} while (0)
 
 /* ---- objects ------------------------------------------------------------------ */
@@ -464,10 +467,10 @@ static bool mech_offered(CK_MECHANISM_TYPE m)
 
 static CK_RV mock_GetMechanismList(CK_SLOT_ID slot, CK_MECHANISM_TYPE *list, CK_ULONG *count)
 {
-	static const CK_MECHANISM_TYPE all[] = { CKM_RSA_PKCS_KEY_PAIR_GEN, CKM_EC_KEY_PAIR_GEN,
-						 CKM_RSA_PKCS, CKM_ECDSA, CKM_SHA256_RSA_PKCS,
-						 CKM_SHA384_RSA_PKCS, CKM_ECDSA_SHA256,
-						 CKM_ECDSA_SHA384 };
+	static const CK_MECHANISM_TYPE all[] = {
+		CKM_RSA_PKCS_KEY_PAIR_GEN, CKM_EC_KEY_PAIR_GEN, CKM_RSA_PKCS,     CKM_ECDSA,
+		CKM_SHA256_RSA_PKCS,       CKM_SHA384_RSA_PKCS, CKM_ECDSA_SHA256, CKM_ECDSA_SHA384
+	};
 	CK_ULONG n = 0;
 
 	ENTER("C_GetMechanismList");
@@ -701,8 +704,7 @@ static CK_RV mock_FindObjectsInit(CK_SESSION_HANDLE h, CK_ATTRIBUTE *tmpl, CK_UL
 	return done("C_FindObjectsInit", CKR_OK);
 }
 
-static CK_RV mock_FindObjects(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE *out, CK_ULONG max,
-			      CK_ULONG *n)
+static CK_RV mock_FindObjects(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE *out, CK_ULONG max, CK_ULONG *n)
 {
 	struct session *s = session_of(h);
 
@@ -919,7 +921,8 @@ static CK_RV mock_Sign(CK_SESSION_HANDLE h, CK_BYTE *data, CK_ULONG len, CK_BYTE
 		return done("C_Sign", CKR_KEY_HANDLE_INVALID);
 	}
 	ec = EVP_PKEY_is_a(o->pkey, "EC");
-	want = ec ? 2 * (size_t)((EVP_PKEY_get_bits(o->pkey) + 7) / 8) : (size_t)EVP_PKEY_get_size(o->pkey);
+	want = ec ? 2 * (size_t)((EVP_PKEY_get_bits(o->pkey) + 7) / 8)
+		  : (size_t)EVP_PKEY_get_size(o->pkey);
 	if (!sig) {
 		*sig_len = want;
 		return done("C_Sign", CKR_OK);

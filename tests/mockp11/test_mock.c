@@ -143,8 +143,10 @@ Test(mock, hash_and_sign_is_used_when_offered)
 	cr_assert_eq(everything("rsa-2048", "&pin-value=1234", &err), P11E_OK, "%s", err.msg);
 	cr_assert_eq(calls("mechanism", "CKM_ECDSA_SHA256"), 1);
 	cr_assert_eq(calls("mechanism", "CKM_SHA256_RSA_PKCS"), 1);
-	cr_assert_eq(calls("mechanism", "CKM_ECDSA"), 0, "raw ECDSA used although ECDSA_SHA256 is offered");
-	cr_assert_eq(calls("mechanism", "CKM_RSA_PKCS"), 0, "raw RSA used although SHA256_RSA_PKCS is offered");
+	cr_assert_eq(calls("mechanism", "CKM_ECDSA"), 0,
+		     "raw ECDSA used although ECDSA_SHA256 is offered");
+	cr_assert_eq(calls("mechanism", "CKM_RSA_PKCS"), 0,
+		     "raw RSA used although SHA256_RSA_PKCS is offered");
 }
 
 Test(mock, raw_mechanisms_only)
@@ -331,8 +333,9 @@ static const char *const lost[] = {
 	"CKR_TOKEN_NOT_PRESENT",      "CKR_USER_NOT_LOGGED_IN", "CKR_DEVICE_ERROR",
 };
 static const char *const steps[] = {
-	"C_OpenSession",     "C_Login",         "C_GetMechanismInfo", "C_FindObjectsInit", "C_FindObjects",
-	"C_GetAttributeValue", "C_GenerateKeyPair", "C_SignInit",     "C_Sign",
+	"C_OpenSession",     "C_Login",         "C_GetMechanismInfo",
+	"C_FindObjectsInit", "C_FindObjects",   "C_GetAttributeValue",
+	"C_GenerateKeyPair", "C_SignInit",      "C_Sign",
 	"C_CreateObject",    "C_DestroyObject",
 };
 
@@ -352,11 +355,11 @@ Test(mock, every_lost_session_once_at_every_step_is_survived)
 			setenv("MOCKP11", conf, 1);
 			cr_assert_eq(everything("ec-p256", "&pin-value=1234", &err), P11E_OK,
 				     "%s at %s: %s", lost[r], steps[s], err.msg);
-			cr_assert_eq(calls(steps[s], lost[r]), 1, "%s at %s was not injected",
-				     lost[r], steps[s]);
+			cr_assert_eq(calls(steps[s], lost[r]), 1, "%s at %s was not injected", lost[r],
+				     steps[s]);
 			cr_assert_leq(calls("C_Login", NULL), 2, "%s at %s", lost[r], steps[s]);
-			cr_assert_eq(calls("C_GenerateKeyPair", "CKR_OK"), 1,
-				     "%s at %s: a second key", lost[r], steps[s]);
+			cr_assert_eq(calls("C_GenerateKeyPair", "CKR_OK"), 1, "%s at %s: a second key",
+				     lost[r], steps[s]);
 		}
 	}
 }

@@ -85,13 +85,20 @@ static int outcome_exit(p11e_ca_outcome o)
 {
 	switch (o) {
 	case P11E_CA_OK:
-	case P11E_CA_ISSUED: return 0;
-	case P11E_CA_UNREACHABLE: return 1;
-	case P11E_CA_MISCONFIGURED: return 2;
-	case P11E_CA_PENDING: return 3;
-	case P11E_CA_REJECTED: return 4;
-	case P11E_CA_UNKNOWN: return 6;
-	case P11E_CA_NOT_FOUND: return 7;
+	case P11E_CA_ISSUED:
+		return 0;
+	case P11E_CA_UNREACHABLE:
+		return 1;
+	case P11E_CA_MISCONFIGURED:
+		return 2;
+	case P11E_CA_PENDING:
+		return 3;
+	case P11E_CA_REJECTED:
+		return 4;
+	case P11E_CA_UNKNOWN:
+		return 6;
+	case P11E_CA_NOT_FOUND:
+		return 7;
 	}
 	return 1;
 }
@@ -138,8 +145,8 @@ static int as_the_agent(struct p11e_ca_result *res, const char *csr_pem)
 	X509 *leaf = NULL;
 	char *ordered = NULL;
 
-	if (req && p11e_chain_build(res->chain_pem, X509_REQ_get0_pubkey(req), &leaf, &cas, &err) ==
-		       P11E_OK)
+	if (req &&
+	    p11e_chain_build(res->chain_pem, X509_REQ_get0_pubkey(req), &leaf, &cas, &err) == P11E_OK)
 		ordered = p11e_certs_pem(leaf, cas, -1);
 	if (ordered) {
 		free(res->chain_pem);

@@ -88,12 +88,19 @@ static struct ss_params base_params(const char *product, const struct p11e_strli
 	p.server_count = 1;
 	p.web_server_type = "Other";
 	p.signature_hash = "PREFER_SHA2";
-	p.admin = (struct ss_contact){ .first_name = "Dana", .last_name = "Rivera", .title = "IT Director",
-				       .phone = "+1 217 555 0101", .email = "dana@example.com" };
+	p.admin = (struct ss_contact){ .first_name = "Dana",
+				       .last_name = "Rivera",
+				       .title = "IT Director",
+				       .phone = "+1 217 555 0101",
+				       .email = "dana@example.com" };
 	p.tech = (struct ss_contact){ .email = "tech@example.com" };
-	p.org = (struct ss_org){ .name = "Example Bank Inc", .address = "500 Main Street",
-				 .city = "Springfield", .region = "IL", .postal_code = "62701",
-				 .country = "us", .phone = "+1 217 555 0100",
+	p.org = (struct ss_org){ .name = "Example Bank Inc",
+				 .address = "500 Main Street",
+				 .city = "Springfield",
+				 .region = "IL",
+				 .postal_code = "62701",
+				 .country = "us",
+				 .phone = "+1 217 555 0100",
 				 .jurisdiction_country = "us" };
 	return p;
 }
@@ -141,12 +148,15 @@ Test(body, sectigo_ov_and_ev)
 	cJSON *b = ss_req_neworder(&AUTH, &p);
 
 	cr_assert_str_eq(str_at(b, "OrganizationInfo.OrganizationName"), "Example Bank Inc");
-	cr_assert_str_eq(str_at(b, "OrganizationInfo.OrganizationAddress.AddressLine1"), "500 Main Street");
+	cr_assert_str_eq(str_at(b, "OrganizationInfo.OrganizationAddress.AddressLine1"),
+			 "500 Main Street");
 	cr_assert_str_eq(str_at(b, "OrganizationInfo.OrganizationAddress.Region"), "IL");
 	cr_assert_str_eq(str_at(b, "OrganizationInfo.OrganizationAddress.PostalCode"), "62701");
-	cr_assert_str_eq(str_at(b, "OrganizationInfo.OrganizationAddress.Country"), "US"); /* upper-cased */
+	cr_assert_str_eq(str_at(b, "OrganizationInfo.OrganizationAddress.Country"),
+			 "US"); /* upper-cased */
 	cr_assert_str_eq(str_at(b, "OrganizationInfo.OrganizationAddress.Phone"), "+1 217 555 0100");
-	cr_assert_str_eq(str_at(b, "OrganizationInfo.OrganizationAddress.LocalityName"), "Springfield");
+	cr_assert_str_eq(str_at(b, "OrganizationInfo.OrganizationAddress.LocalityName"),
+			 "Springfield");
 	cJSON_Delete(b);
 
 	p = base_params("sectigoevmdc", &dns);
@@ -181,7 +191,8 @@ Test(body, digicert_ov_ev)
 	cr_assert_str_eq(str_at(b, "AdminContact.FirstName"), "Dana");
 	cr_assert_str_eq(str_at(b, "AdminContact.LastName"), "Rivera");
 	cr_assert_str_eq(str_at(b, "AdminContact.Phone"), "+1 217 555 0101");
-	cr_assert_str_eq(str_at(b, "OrganizationInfo.OrganizationAddress.LocalityName"), "Springfield");
+	cr_assert_str_eq(str_at(b, "OrganizationInfo.OrganizationAddress.LocalityName"),
+			 "Springfield");
 	cr_assert_eq(num_at(b, "TSSOrganizationId"), 0);
 	cJSON_Delete(b);
 
@@ -320,19 +331,22 @@ Test(family, missing_keys)
 	cr_assert_eq(ss_family_missing(&p, out, sizeof(out)), 1);
 	cr_assert_str_eq(out, "admin_email");
 
-	p = (struct ss_params){ .product = "sectigoevssl", .family = SS_SECTIGO_EV,
+	p = (struct ss_params){ .product = "sectigoevssl",
+				.family = SS_SECTIGO_EV,
 				.approver_email = "a@b.co" };
 	ss_family_missing(&p, out, sizeof(out));
 	cr_assert_str_eq(out, "org_jurisdiction_country, admin_email, org_name, org_address, "
 			      "org_region, org_postal_code, org_country, org_phone");
 
-	p = (struct ss_params){ .product = "enterprisepro", .family = SS_SECTIGO_EP,
+	p = (struct ss_params){ .product = "enterprisepro",
+				.family = SS_SECTIGO_EP,
 				.approver_email = "a@b.co" };
 	ss_family_missing(&p, out, sizeof(out));
 	cr_assert(strstr(out, "admin_first_name"));
 	cr_assert_null(strstr(out, "admin_email"));
 
-	p = (struct ss_params){ .product = "digi_securesite_ev_flex", .family = SS_DIGICERT_EV,
+	p = (struct ss_params){ .product = "digi_securesite_ev_flex",
+				.family = SS_DIGICERT_EV,
 				.approver_email = "a@b.co" };
 	ss_family_missing(&p, out, sizeof(out));
 	cr_assert_str_eq(out, "admin_title, admin_first_name, admin_last_name, admin_phone, "
@@ -350,7 +364,8 @@ Test(family, missing_keys)
 	cr_assert_eq(ss_family_missing(&p, out, sizeof(out)), 0);
 
 	/* legacy code: full contacts, once each */
-	p = (struct ss_params){ .product = "comodossl", .family = SS_SECTIGO_OV,
+	p = (struct ss_params){ .product = "comodossl",
+				.family = SS_SECTIGO_OV,
 				.approver_email = "a@b.co" };
 	ss_family_missing(&p, out, sizeof(out));
 	cr_assert(strstr(out, "tech_first_name"));
@@ -359,9 +374,12 @@ Test(family, missing_keys)
 
 Test(validity, days_to_months_table)
 {
-	static const struct { long days; int sectigo, digicert; } rows[] = {
-		{ 1, 1, 1 },     { 30, 1, 1 },    { 90, 3, 3 },     { 180, 6, 6 },
-		{ 365, 12, 12 }, { 397, 12, 12 }, { 398, 12, 12 },  { 730, 24, 24 },
+	static const struct {
+		long days;
+		int sectigo, digicert;
+	} rows[] = {
+		{ 1, 1, 1 },      { 30, 1, 1 },     { 90, 3, 3 },     { 180, 6, 6 },
+		{ 365, 12, 12 },  { 397, 12, 12 },  { 398, 12, 12 },  { 730, 24, 24 },
 		{ 1095, 36, 36 }, { 1460, 48, 48 }, { 1825, 60, 60 }, { 2190, 60, 72 },
 		{ 5000, 60, 72 },
 	};
@@ -434,7 +452,8 @@ Test(approver, sectigo_rules)
 
 	/* every domain covered */
 	ss_approver_split("Admin@example.com, webmaster@example.org", &given);
-	cr_assert_eq(ss_approver_rule(false, &given, domains, lists, 2, why, sizeof(why)), 0, "%s", why);
+	cr_assert_eq(ss_approver_rule(false, &given, domains, lists, 2, why, sizeof(why)), 0, "%s",
+		     why);
 	p11e_strlist_free(&given);
 	/* one domain left uncovered */
 	ss_approver_split("admin@example.com", &given);
@@ -472,39 +491,50 @@ Test(response, auth_response_shapes)
 	char msg[512], code[64];
 
 	cr_assert_eq(error_of("{\"AuthResponse\":{\"isError\":false,\"Message\":null}}", msg,
-			      sizeof(msg), code), 0);
+			      sizeof(msg), code),
+		     0);
 	cr_assert_eq(error_of("{\"AuthResponse\":{\"isError\":true,\"Message\":[\"Invalid order id.\","
-			      "\"Second.\"]}}", msg, sizeof(msg), code), 1);
+			      "\"Second.\"]}}",
+			      msg, sizeof(msg), code),
+		     1);
 	cr_assert_str_eq(msg, "Invalid order id.; Second.");
 	cr_assert_str_eq(code, "");
 	/* a bare string (OQ-7) */
 	cr_assert_eq(error_of("{\"AuthResponse\":{\"isError\":true,\"Message\":\"Bad thing\"}}", msg,
-			      sizeof(msg), code), 1);
+			      sizeof(msg), code),
+		     1);
 	cr_assert_str_eq(msg, "Bad thing");
 	/* the vendor form (docs/protocol-sslstore.md "Reading an answer") */
 	cr_assert_eq(error_of("{\"AuthResponse\":{\"isError\":true,\"Message\":[\"ErrorCode:-9009|"
-			      "Message:Vendor returns error:bad country\"]}}", msg, sizeof(msg), code), 1);
+			      "Message:Vendor returns error:bad country\"]}}",
+			      msg, sizeof(msg), code),
+		     1);
 	cr_assert_str_eq(code, "-9009");
 	cr_assert_str_eq(msg, "Vendor returns error:bad country");
 	/* flat (health/validate) */
 	cr_assert_eq(error_of("{\"isError\":true,\"Message\":[\"Invalid Partner Code or Auth Token.\"]}",
-			      msg, sizeof(msg), code), 1);
+			      msg, sizeof(msg), code),
+		     1);
 	cr_assert_eq(ss_classify_message(msg), SS_ERR_AUTH);
 	/* arrays: element 0; empty is fine */
 	cr_assert_eq(error_of("[{\"AuthResponse\":{\"isError\":true,\"Message\":[\"x\"]}},{}]", msg,
-			      sizeof(msg), code), 1);
+			      sizeof(msg), code),
+		     1);
 	cr_assert_eq(error_of("[]", msg, sizeof(msg), code), 0);
 	/* casing drift survives */
 	cr_assert_eq(error_of("{\"authResponse\":{\"IsError\":true,\"message\":[\"drift\"]}}", msg,
-			      sizeof(msg), code), 1);
+			      sizeof(msg), code),
+		     1);
 	cr_assert_str_eq(msg, "drift");
 	/* no isError anywhere, or not boolean: malformed */
 	cr_assert_eq(error_of("{\"TheSSLStoreOrderID\":\"1\"}", msg, sizeof(msg), code), -1);
-	cr_assert_eq(error_of("{\"AuthResponse\":{\"isError\":\"false\"}}", msg, sizeof(msg), code), -1);
+	cr_assert_eq(error_of("{\"AuthResponse\":{\"isError\":\"false\"}}", msg, sizeof(msg), code),
+		     -1);
 	cr_assert_eq(error_of("\"text\"", msg, sizeof(msg), code), -1);
 	/* error without text */
 	cr_assert_eq(error_of("{\"AuthResponse\":{\"isError\":true,\"Message\":[]}}", msg, sizeof(msg),
-			      code), 1);
+			      code),
+		     1);
 	cr_assert_str_eq(msg, "no reason given");
 }
 
@@ -555,11 +585,13 @@ Test(response, judge_every_error_shape)
 	/* the CA refused: its words surface, whatever the status */
 	cr_assert_eq(judge(P11E_HTTP_RESPONSE, 200,
 			   "{\"AuthResponse\":{\"isError\":true,\"Message\":[\"ErrorCode:-42|Message:No.\"]}}",
-			   true, &res), P11E_CA_REJECTED);
+			   true, &res),
+		     P11E_CA_REJECTED);
 	cr_assert_str_eq(res.ca_code, "-42");
 	cr_assert_str_eq(res.message, "No.");
 	cr_assert_eq(judge(P11E_HTTP_RESPONSE, 400,
-			   "{\"AuthResponse\":{\"isError\":true,\"Message\":[\"not JSON\"]}}", false, &res),
+			   "{\"AuthResponse\":{\"isError\":true,\"Message\":[\"not JSON\"]}}", false,
+			   &res),
 		     P11E_CA_REJECTED);
 	/* placements: whatever may have reached the CA is UNKNOWN, never retried */
 	cr_assert_eq(judge(P11E_HTTP_RESPONSE, 500, "<html>", true, &res), P11E_CA_UNKNOWN);
@@ -576,7 +608,8 @@ Test(response, judge_every_error_shape)
 	cr_assert_eq(judge(P11E_HTTP_RESPONSE, 200, "{\"x\":1}", true, &res), P11E_CA_UNKNOWN);
 	/* an answer to another request */
 	cr_assert_eq(judge(P11E_HTTP_RESPONSE, 200,
-			   "{\"AuthResponse\":{\"isError\":false,\"ReplayToken\":\"other\"}}", true, &res),
+			   "{\"AuthResponse\":{\"isError\":false,\"ReplayToken\":\"other\"}}", true,
+			   &res),
 		     P11E_CA_UNKNOWN);
 	/* nothing sent: safe to say unreachable even for a placement */
 	cr_assert_eq(judge(P11E_HTTP_NOT_SENT, 0, NULL, true, &res), P11E_CA_UNREACHABLE);
@@ -590,7 +623,11 @@ Test(response, judge_every_error_shape)
 
 Test(response, status_words)
 {
-	static const struct { const char *major, *minor; p11e_ca_outcome want; bool known; } rows[] = {
+	static const struct {
+		const char *major, *minor;
+		p11e_ca_outcome want;
+		bool known;
+	} rows[] = {
 		{ "Initial", "", P11E_CA_PENDING, true },
 		{ "Pending", "", P11E_CA_PENDING, true },
 		{ "Pending", "REJECTED", P11E_CA_REJECTED, true },
@@ -771,7 +808,7 @@ Test(download, pieces_as_received_in_every_order)
 	make_pki(&p);
 	{
 		const char *sets[][3] = {
-			{ p.inter, p.leaf, NULL },  { p.leaf, p.inter, NULL },
+			{ p.inter, p.leaf, NULL },   { p.leaf, p.inter, NULL },
 			{ p.root, p.inter, p.leaf }, { p.inter, p.root, p.leaf },
 			{ p.leaf, p.root, p.inter }, { p.root, p.leaf, p.inter },
 		};
@@ -803,8 +840,8 @@ Test(download, bundles_duplicates_strangers_and_two_leaves)
 	bundle = malloc(len);
 	snprintf(bundle, len, "%s%s", p.inter, p.leaf);
 	/* the base64 body of the other leaf's PEM: a bare DER entry */
-	bare_leaf = strndup(strchr(p.other_leaf, '\n') + 1,
-			    (size_t)(strstr(p.other_leaf, "-----END") - strchr(p.other_leaf, '\n') - 1));
+	bare_leaf = strndup(strchr(p.other_leaf, '\n') + 1, (size_t)(strstr(p.other_leaf, "-----END") -
+								     strchr(p.other_leaf, '\n') - 1));
 	{
 		const char *set[] = { p.stranger, bundle, p.inter, "a readme, not a certificate",
 				      bare_leaf };
@@ -946,8 +983,8 @@ Test(secrets, token_redacted_from_logged_bodies)
 {
 	struct p11e_strlist dns = names("www.example.com");
 	struct ss_params p = base_params("positivessl", &dns);
-	cJSON *bodies[] = { ss_req_neworder(&AUTH, &p), ss_req_validate(&AUTH),
-			    ss_req_orglist(&AUTH), ss_req_query(&AUTH, 0, 1, 10) };
+	cJSON *bodies[] = { ss_req_neworder(&AUTH, &p), ss_req_validate(&AUTH), ss_req_orglist(&AUTH),
+			    ss_req_query(&AUTH, 0, 1, 10) };
 
 	for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
 		char *text = cJSON_PrintUnformatted(bodies[i]);
@@ -1084,15 +1121,31 @@ Test(config, keys_lists_are_complete)
 {
 	const struct p11e_ca_ops *ops = p11e_ca_lookup("sslstore");
 	static const char *const want_ca[] = {
-		"api_url", "partner_code", "auth_token_file", "default_product", "approver_email",
-		"renewal_window", "validity", "ca_bundle", "timeout", "connect_timeout",
-		"server_count", "web_server_type", "signature_hash_algorithm", "file_auth_dcv",
-		"cname_auth_dcv", "org_id", "org_jurisdiction_country", "admin_title",
-		"tech_postal_code", NULL,
+		"api_url",
+		"partner_code",
+		"auth_token_file",
+		"default_product",
+		"approver_email",
+		"renewal_window",
+		"validity",
+		"ca_bundle",
+		"timeout",
+		"connect_timeout",
+		"server_count",
+		"web_server_type",
+		"signature_hash_algorithm",
+		"file_auth_dcv",
+		"cname_auth_dcv",
+		"org_id",
+		"org_jurisdiction_country",
+		"admin_title",
+		"tech_postal_code",
+		NULL,
 	};
-	static const char *const want_cert[] = { "product", "validity", "approver_email",
-						 "admin_first_name", "tech_country", "org_name",
-						 "org_id", NULL };
+	static const char *const want_cert[] = { "product",        "validity",
+						 "approver_email", "admin_first_name",
+						 "tech_country",   "org_name",
+						 "org_id",         NULL };
 
 	for (size_t i = 0; want_ca[i]; i++) {
 		bool found = false;

@@ -18,8 +18,7 @@
 
 static int fail(const char *what, const struct p11e_err *err)
 {
-	fprintf(stderr, "FAIL: %s%s%s\n", what, err && err->msg[0] ? ": " : "",
-		err ? err->msg : "");
+	fprintf(stderr, "FAIL: %s%s%s\n", what, err && err->msg[0] ? ": " : "", err ? err->msg : "");
 	return 1;
 }
 
@@ -107,8 +106,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	printf("reopened key2 by id\n");
-	if (p11e_cert_key_commit(&ck, &err) != P11E_OK ||
-	    p11e_cert_key_commit(&ck, &err) != P11E_OK) {
+	if (p11e_cert_key_commit(&ck, &err) != P11E_OK || p11e_cert_key_commit(&ck, &err) != P11E_OK) {
 		rc = fail("commit", &err);
 		goto out;
 	}

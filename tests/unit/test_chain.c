@@ -284,14 +284,16 @@ Test(chain, shapes_the_cas_send)
 	cr_assert_eq(count_read(""), 0);
 	cr_assert_eq(count_read(" \r\n\t"), 0);
 	cr_assert_eq(count_read("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"), -1);
-	cr_assert_eq(count_read("-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n"),
+	cr_assert_eq(count_read(
+			     "-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n"),
 		     -1);
 	cr_assert_eq(count_read("AAAA"), -1, "base64 that is no certificate");
 	cr_assert_eq(count_read("not base64!"), -1);
 	{
 		/* a good block, then a broken one: refused, the good one kept */
 		char *text = join((const char *[]){ p.inter, "-----BEGIN CERTIFICATE-----\nAAAA\n"
-							     "-----END CERTIFICATE-----\n" }, 2);
+							     "-----END CERTIFICATE-----\n" },
+				  2);
 		STACK_OF(X509) *certs = sk_X509_new_null();
 
 		cr_assert_eq(p11e_certs_read(text, certs), -1);

@@ -6,7 +6,10 @@
 
 #include "config.h"
 
-#define TEXT(n, t) { (n), (t), sizeof(t) - 1 }
+#define TEXT(n, t)                      \
+	{                               \
+		(n), (t), sizeof(t) - 1 \
+	}
 
 static const char main_conf[] = "[agent]\n"
 				"include_dir = /mem/conf.d\n"
@@ -21,8 +24,7 @@ static const char db_conf[] = "[cert:db]\n"
 Test(config_texts, includes_come_from_the_given_texts_only)
 {
 	const struct p11e_config_text texts[] = {
-		TEXT("/mem/p11enroll.conf", main_conf),
-		TEXT("/mem/conf.d/web.conf", web_conf),
+		TEXT("/mem/p11enroll.conf", main_conf), TEXT("/mem/conf.d/web.conf", web_conf),
 		TEXT("/mem/conf.d/sub/db.conf", db_conf), /* not DIR/NAME.conf */
 		TEXT("/mem/other/db.conf", db_conf),      /* another folder */
 	};

@@ -74,7 +74,8 @@ Test(ratelimit, n_at_once_then_the_window)
 	double t0 = mono();
 
 	for (int i = 0; i < 3; i++)
-		cr_assert_eq(p11e_ratelimit_take(dir, "certinext-1", 3, 1, &err), P11E_OK, "%s", err.msg);
+		cr_assert_eq(p11e_ratelimit_take(dir, "certinext-1", 3, 1, &err), P11E_OK, "%s",
+			     err.msg);
 	cr_assert_lt(mono() - t0, 0.5, "the first N do not wait");
 	/* the 4th waits for the first to leave the window (1 s + 0.5 s slack) */
 	cr_assert_eq(p11e_ratelimit_take(dir, "certinext-1", 3, 1, &err), P11E_OK);

@@ -26,8 +26,9 @@ static int run_sh(const char *script, int64_t timeout, char *why, size_t len)
 {
 	char *const argv[] = { "sh", "-c", (char *)script, NULL };
 	char *const envp[] = { "PATH=/usr/bin:/bin", "MARK=hook-test", NULL };
-	const struct p11e_hook hook = { .what = "test hook", .path = "/bin/sh", .argv = argv,
-					.envp = envp, .timeout = timeout };
+	const struct p11e_hook hook = {
+		.what = "test hook", .path = "/bin/sh", .argv = argv, .envp = envp, .timeout = timeout
+	};
 
 	return p11e_hook_run(&hook, why, len);
 }

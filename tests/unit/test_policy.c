@@ -35,14 +35,16 @@ Test(policy, digest_follows_the_curve)
 
 Test(policy, refusals_name_the_allowed_set)
 {
-	const char *bad[] = { "rsa-1024", "rsa-8192", "rsa-2047", "ec-p521", "ed25519", "ed448", "", "rsa" };
+	const char *bad[] = { "rsa-1024", "rsa-8192", "rsa-2047", "ec-p521",
+			      "ed25519",  "ed448",    "",         "rsa" };
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		const struct p11e_key_spec *spec = NULL;
 		struct p11e_err err = { 0 };
 
 		cr_assert_eq(p11e_policy_parse(bad[i], &spec, &err), P11E_EUSAGE, "%s", bad[i]);
-		cr_assert(strstr(err.msg, "rsa-2048, rsa-3072, rsa-4096, ec-p256, ec-p384"), "%s", err.msg);
+		cr_assert(strstr(err.msg, "rsa-2048, rsa-3072, rsa-4096, ec-p256, ec-p384"), "%s",
+			  err.msg);
 		cr_assert(spec == NULL);
 	}
 }
@@ -63,8 +65,10 @@ static EVP_PKEY *make_key(const char *alg, const char *param)
 
 Test(policy, classify_found_keys)
 {
-	struct { const char *alg, *param, *want; } cases[] = {
-		{ "EC", "P-256", "ec-p256" }, { "EC", "P-384", "ec-p384" },
+	struct {
+		const char *alg, *param, *want;
+	} cases[] = {
+		{ "EC", "P-256", "ec-p256" },  { "EC", "P-384", "ec-p384" },
 		{ "RSA", "2048", "rsa-2048" }, { "EC", "P-521", NULL },
 		{ "RSA", "1024", NULL },       { "ED25519", "", NULL },
 	};

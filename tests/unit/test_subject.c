@@ -36,7 +36,8 @@ Test(subject, order_and_types)
 	struct p11e_err err = { 0 };
 
 	/* RFC 4514 lists the most specific RDN first; X.509 stores it last. */
-	cr_assert_eq(p11e_subject_parse("CN=www.example.com,O=Example Corp,C=US", &name, &err), P11E_OK);
+	cr_assert_eq(p11e_subject_parse("CN=www.example.com,O=Example Corp,C=US", &name, &err),
+		     P11E_OK);
 	cr_assert_eq(X509_NAME_entry_count(name), 3);
 	cr_assert_eq(OBJ_obj2nid(X509_NAME_ENTRY_get_object(X509_NAME_get_entry(name, 0))),
 		     NID_countryName);
@@ -158,8 +159,8 @@ Test(san, ip_email_uri)
 }
 
 /* A software signer, so the CSR code is tested without a token. */
-static p11e_status soft_sign(void *ctx, const unsigned char *digest, size_t len,
-			     unsigned char **sig, size_t *sig_len, struct p11e_err *err)
+static p11e_status soft_sign(void *ctx, const unsigned char *digest, size_t len, unsigned char **sig,
+			     size_t *sig_len, struct p11e_err *err)
 {
 	EVP_PKEY_CTX *pctx = EVP_PKEY_CTX_new(ctx, NULL);
 	(void)err;
@@ -188,7 +189,9 @@ static X509_REQ *build(const char *type, EVP_PKEY *key, bool client_auth)
 	p11e_strlist_split(&email, "pki@example.com", ',');
 	p11e_strlist_split(&uri, "spiffe://example.com/web", ',');
 	cr_assert_eq(p11e_policy_parse(type, &spec, &err), P11E_OK);
-	struct p11e_csr_request r = { "CN=www.example.com,O=Example,C=US", &dns, &ip, &email, &uri, client_auth };
+	struct p11e_csr_request r = {
+		"CN=www.example.com,O=Example,C=US", &dns, &ip, &email, &uri, client_auth
+	};
 	struct p11e_signer signer = { key, spec, soft_sign, key };
 	cr_assert_eq(p11e_csr_build(&r, &signer, &req, &err), P11E_OK, "%s", err.msg);
 	p11e_strlist_free(&dns);
@@ -248,8 +251,8 @@ Test(csr, rsa_has_key_encipherment_and_client_auth_when_asked)
 	EVP_PKEY_free(key);
 }
 
-static p11e_status bad_sign(void *ctx, const unsigned char *digest, size_t len,
-			    unsigned char **sig, size_t *sig_len, struct p11e_err *err)
+static p11e_status bad_sign(void *ctx, const unsigned char *digest, size_t len, unsigned char **sig,
+			    size_t *sig_len, struct p11e_err *err)
 {
 	/* A signature by another key: the CSR must be refused. */
 	EVP_PKEY *other = gen("EC", "P-256", 0);
@@ -293,7 +296,9 @@ static void same_csr_through_openssl(const char *type, EVP_PKEY *key)
 {
 	const struct p11e_key_spec *spec;
 	struct p11e_err err = { 0 };
-	struct p11e_csr_request r = { "CN=www.example.com,O=Example,C=US", NULL, NULL, NULL, NULL, false };
+	struct p11e_csr_request r = {
+		"CN=www.example.com,O=Example,C=US", NULL, NULL, NULL, NULL, false
+	};
 	X509_REQ *a = NULL, *b = NULL;
 	unsigned char *tbs_a = NULL, *tbs_b = NULL, *alg_a = NULL, *alg_b = NULL;
 	int la, lb, ga, gb;

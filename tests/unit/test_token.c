@@ -46,7 +46,8 @@ static void open_token(void)
 	fclose(f);
 	setenv("SOFTHSM2_CONF", conf, 1);
 	sh("softhsm2-util --init-token --free --label unit --pin 1234 --so-pin 5678 >/dev/null");
-	snprintf(text, sizeof(text), "pkcs11:token=unit;object=k?module-path=" MODULE "&pin-value=1234");
+	snprintf(text, sizeof(text),
+		 "pkcs11:token=unit;object=k?module-path=" MODULE "&pin-value=1234");
 	cr_assert_eq(p11e_uri_parse(text, &uri, &err), P11E_OK, "%s", err.msg);
 	cr_assert_eq(p11e_token_open(uri, &tok, &err), P11E_OK, "%s", err.msg);
 }
@@ -72,7 +73,8 @@ Test(token, generated_keys_are_protected_and_found_again)
 	cr_assert(!key.extractable);
 	cr_assert_eq(key.id_len, 16, "a random 16-byte CKA_ID");
 	cr_assert_str_eq(key.spec->name, "ec-p256");
-	cr_assert_eq(p11e_token_find_key(tok, "k", NULL, 0, &again, &found, &err), P11E_OK, "%s", err.msg);
+	cr_assert_eq(p11e_token_find_key(tok, "k", NULL, 0, &again, &found, &err), P11E_OK, "%s",
+		     err.msg);
 	cr_assert(found);
 	cr_assert_eq(memcmp(again.id, key.id, 16), 0);
 	cr_assert_eq(EVP_PKEY_eq(again.pub_pkey, key.pub_pkey), 1);
@@ -84,7 +86,8 @@ Test(token, generated_keys_are_protected_and_found_again)
 	cr_assert_eq(p11e_token_find_key(tok, "k", NULL, 0, &again, &found, &err), P11E_ETOKEN);
 	cr_assert(strstr(err.msg, "add id="), "%s", err.msg);
 	p11e_err_clear(&err);
-	cr_assert_eq(p11e_token_find_key(tok, "k", second.id, second.id_len, &again, &found, &err), P11E_OK);
+	cr_assert_eq(p11e_token_find_key(tok, "k", second.id, second.id_len, &again, &found, &err),
+		     P11E_OK);
 	cr_assert(found);
 	p11e_key_clear(&again);
 	p11e_key_clear(&second);
@@ -107,8 +110,9 @@ Test(token, certificate_object_beside_the_key_is_replaced_new_first)
 	STACK_OF(X509) *cas = sk_X509_new_null();
 	EVP_PKEY *ca_pub = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
 
-	cr_assert_eq(p11e_token_generate(tok, spec("ec-p256"), "k", (const unsigned char *)"\x01\x02", 2,
-					 &key, &err), P11E_OK, "%s", err.msg);
+	cr_assert_eq(p11e_token_generate(tok, spec("ec-p256"), "k", (const unsigned char *)"\x01\x02",
+					 2, &key, &err),
+		     P11E_OK, "%s", err.msg);
 	first = issue(key.pub_pkey, "first", 1);
 	second = issue(key.pub_pkey, "second", 2);
 	sk_X509_push(cas, issue(ca_pub, "Some CA", 3));
@@ -122,7 +126,8 @@ Test(token, certificate_object_beside_the_key_is_replaced_new_first)
 	/* What pkcs11-tool sees from another process: one cert with our id and
 	 * label (holding CN=second), one CA certificate, nothing more. */
 	sh("pkcs11-tool --module " MODULE " --token-label unit --list-objects --type cert 2>/dev/null"
-	   " > %s/certs.txt", dir);
+	   " > %s/certs.txt",
+	   dir);
 	sh("test $(grep -c 'Certificate Object' %s/certs.txt) = 2", dir);
 	sh("grep -A3 'label:  *k$' %s/certs.txt | grep -q 'ID: *0102'", dir);
 	sh("grep -A3 'label:  *k$' %s/certs.txt | grep -q 'subject: *DN: CN=second'", dir);
@@ -147,6 +152,7 @@ Test(token, destroying_a_key_removes_its_objects)
 	cr_assert_eq(p11e_token_destroy_key(tok, &key, &err), P11E_OK, "%s", err.msg);
 	cr_assert_eq(p11e_token_find_key(tok, "k", NULL, 0, &again, &found, &err), P11E_OK);
 	cr_assert(!found);
-	sh("test -z \"$(pkcs11-tool --module " MODULE " --token-label unit --login --pin 1234 --list-objects 2>/dev/null | grep Object)\"");
+	sh("test -z \"$(pkcs11-tool --module " MODULE
+	   " --token-label unit --login --pin 1234 --list-objects 2>/dev/null | grep Object)\"");
 	X509_free(cert);
 }

@@ -60,7 +60,8 @@ Test(uri, key_uri_never_carries_the_pin)
 	char *text;
 
 	cr_assert_eq(p11e_uri_parse("pkcs11:token=edge;object=web?module-path=/m.so&pin-value=1234",
-				    &u, &err), P11E_OK);
+				    &u, &err),
+		     P11E_OK);
 	text = p11e_uri_for_key(u, "web", id, sizeof(id));
 	cr_assert(text);
 	cr_assert(strstr(text, "token=edge"), "%s", text);
