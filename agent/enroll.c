@@ -897,6 +897,44 @@ static p11e_status wait_issued(struct flow *f, struct p11e_err *err)
 
 /* ---- verify and install ----------------------------------------------------- */
 
+/* The CA issued a certificate that has already expired: fetching again
+ * gives the same one, so the order has failed. */
+static p11e_status issued_expired(struct flow *f, const struct p11e_issued *issued,
+				  struct p11e_err *err)
+{
+	struct p11e_ca_result res = { .outcome = P11E_CA_REJECTED };
+	const char *order_id = p11e_journal_str(&f->j, "order", "order_id");
+	time_t end = p11e_issued_not_after(issued);
+	char when[32];
+
+	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%SZ", gmtime(&end));
+	snprintf(res.status_text, sizeof(res.status_text), "certificate expired");
+	snprintf(res.message, sizeof(res.message),
+		 "order %s: the CA issued a certificate that has already expired (notAfter %s); "
+		 "it was not installed",
+		 order_id ? order_id : "?", when);
+	return rejected(f, &res, err);
+}
+
+/* The files, the provider key's name, the token objects: each idempotent,
+ * so the installing state can do them all again. */
+static p11e_status put_in_place(struct flow *f, const struct p11e_issued *issued, struct p11e_err *err)
+{
+	p11e_status rc = p11e_install_files(f->cert, issued, err);
+
+	if (rc != P11E_OK)
+		return rc;
+	p11e_fault_point("files-written");
+	/* A provider key's file name moves to the new key only now. */
+	rc = p11e_cert_key_commit(&f->ck, err);
+	if (rc != P11E_OK || !f->cert->store_in_token)
+		return rc;
+	rc = p11e_cert_key_store_chain(&f->ck, issued->leaf, issued->cas, err);
+	if (rc == P11E_OK)
+		p11e_fault_point("token-stored");
+	return rc;
+}
+
 static p11e_status install(struct flow *f, struct p11e_err *err)
 {
 	struct p11e_issued issued = { 0 };
@@ -908,21 +946,7 @@ static p11e_status install(struct flow *f, struct p11e_err *err)
 	rc = p11e_issued_parse(pem ? pem : "", p11e_cert_key_public(&f->ck), &issued, err);
 	if (rc == P11E_OK && p11e_issued_not_after(&issued) > 0 &&
 	    p11e_issued_not_after(&issued) < time(NULL)) {
-		/* Fetching again gives the same certificate: the order has failed. */
-		struct p11e_ca_result res = { .outcome = P11E_CA_REJECTED };
-		time_t end = p11e_issued_not_after(&issued);
-		char when[32];
-
-		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%SZ", gmtime(&end));
-		snprintf(res.status_text, sizeof(res.status_text), "certificate expired");
-		snprintf(res.message, sizeof(res.message),
-			 "order %s: the CA issued a certificate that has already expired (notAfter %s); "
-			 "it was not installed",
-			 p11e_journal_str(&f->j, "order", "order_id")
-				 ? p11e_journal_str(&f->j, "order", "order_id")
-				 : "?",
-			 when);
-		rc = rejected(f, &res, err);
+		rc = issued_expired(f, &issued, err);
 		goto out;
 	}
 	if (rc == P11E_OK)
@@ -941,25 +965,10 @@ static p11e_status install(struct flow *f, struct p11e_err *err)
 	rc = save(f, P11E_ST_INSTALLING, serial, err);
 	if (rc != P11E_OK)
 		goto out;
-	rc = p11e_install_files(f->cert, &issued, err);
+	rc = put_in_place(f, &issued, err);
 	if (rc != P11E_OK) {
 		fail(f, err, NULL);
 		goto out;
-	}
-	p11e_fault_point("files-written");
-	/* A provider key's file name moves to the new key only now. */
-	rc = p11e_cert_key_commit(&f->ck, err);
-	if (rc != P11E_OK) {
-		fail(f, err, NULL);
-		goto out;
-	}
-	if (f->cert->store_in_token) {
-		rc = p11e_cert_key_store_chain(&f->ck, issued.leaf, issued.cas, err);
-		if (rc != P11E_OK) {
-			fail(f, err, NULL);
-			goto out;
-		}
-		p11e_fault_point("token-stored");
 	}
 	p11e_journal_set_num(&f->j, "cert", "installed_at", (double)time(NULL));
 	p11e_journal_clear(&f->j, "revocation");

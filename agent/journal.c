@@ -171,11 +171,10 @@ static const char *kind_name(const cJSON *v)
 }
 
 /* Says in `why` what is wrong with the document, false when something is. */
-static bool check_schema(const cJSON *doc, const char *name, char *why, size_t len)
+/* The members that say what the file is: version, name, state. */
+static bool check_header(const cJSON *doc, const char *name, char *why, size_t len)
 {
-	static const char *const sections[] = { "key",      "csr",        "order",      "cert",
-						"previous", "last_error", "revocation", "fallback" };
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(doc, "version"), *item;
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(doc, "version");
 
 	if (!cJSON_IsObject(doc))
 		return snprintf(why, len, "it is %s, not a JSON object", kind_name(doc)), false;
@@ -206,6 +205,16 @@ static bool check_schema(const cJSON *doc, const char *name, char *why, size_t l
 		return snprintf(why, len, "\"state\" is \"%.60s\", which this p11enroll does not know",
 				v->valuestring),
 		       false;
+	return true;
+}
+
+/* Sections are objects, the members p11enroll reads have their types. */
+static bool check_types(const cJSON *doc, char *why, size_t len)
+{
+	static const char *const sections[] = { "key",      "csr",        "order",      "cert",
+						"previous", "last_error", "revocation", "fallback" };
+	const cJSON *v, *item;
+
 	for (size_t i = 0; i < sizeof(sections) / sizeof(sections[0]); i++) {
 		item = cJSON_GetObjectItemCaseSensitive(doc, sections[i]);
 		if (item && !cJSON_IsObject(item))
@@ -237,6 +246,12 @@ static bool check_schema(const cJSON *doc, const char *name, char *why, size_t l
 			return snprintf(why, len, "\"old_keys\" holds %s, expected key ids (strings)",
 					kind_name(v)),
 			       false;
+	return true;
+}
+
+/* The state has what its next step reads. */
+static bool check_needs(const cJSON *doc, char *why, size_t len)
+{
 	for (size_t i = 0; i < sizeof(needs) / sizeof(needs[0]); i++) {
 		int s = p11e_state_parse(
 			cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(doc, "state")));
@@ -256,6 +271,12 @@ static bool check_schema(const cJSON *doc, const char *name, char *why, size_t l
 			       false;
 	}
 	return true;
+}
+
+static bool check_schema(const cJSON *doc, const char *name, char *why, size_t len)
+{
+	return check_header(doc, name, why, len) && check_types(doc, why, len) &&
+	       check_needs(doc, why, len);
 }
 
 static p11e_status load(struct p11e_journal *j, bool *found, struct p11e_err *err)

@@ -407,7 +407,8 @@ static void protect_secrets(void)
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 }
 
-int main(int argc, char **argv)
+/* The options before the command: -1 to go on, else the exit status. */
+static int global_options(int argc, char **argv, struct p11e_cli *cli)
 {
 	static const struct option options[] = {
 		{ "config", required_argument, NULL, 'c' },
@@ -418,26 +419,22 @@ int main(int argc, char **argv)
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct p11e_cli cli = { 0 };
-	struct p11e_err err = { 0 };
-	p11e_status rc = P11E_EUSAGE;
 	int opt;
 
-	protect_secrets();
 	/* '+': options after the command belong to the command. */
 	while ((opt = getopt_long(argc, argv, "+c:vqhV", options, NULL)) != -1) {
 		switch (opt) {
 		case 'c':
-			cli.config_path = optarg;
+			cli->config_path = optarg;
 			break;
 		case 'v':
-			cli.verbosity = 1;
+			cli->verbosity = 1;
 			break;
 		case 'q':
-			cli.verbosity = -1;
+			cli->verbosity = -1;
 			break;
 		case 'j':
-			cli.json = true;
+			cli->json = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -450,42 +447,59 @@ int main(int argc, char **argv)
 			return P11E_EUSAGE;
 		}
 	}
-	if (cli.verbosity > 0)
+	if (cli->verbosity > 0)
 		p11e_log_set_level(P11E_LOG_DEBUG);
-	else if (cli.verbosity < 0)
+	else if (cli->verbosity < 0)
 		p11e_log_set_level(P11E_LOG_ERROR);
+	return -1;
+}
+
+/* One command, its arguments from argv[0] (its name). */
+static int run_command(const struct p11e_command *cmd, struct p11e_cli *cli, int argc, char **argv)
+{
+	struct p11e_err err = { 0 };
+	bool agent = strcmp(cmd->name, "agent") == 0;
+	p11e_status rc;
+
+	if (p11e_cli_wants_help(cmd, argc, argv))
+		return 0;
+	if (unknown_option(cmd, argc, argv))
+		return P11E_EUSAGE;
+	/* The commands that wait (for a CA, between polls, for a due
+	 * time) stop within P11E_STOP_GRACE_MS of SIGTERM/SIGINT; the
+	 * journal resumes their work. The agent's stop is a success. */
+	if (strcmp(cmd->name, "enroll") == 0 || strcmp(cmd->name, "renew") == 0 || agent)
+		p11e_stop_init(agent ? 0 : -1);
+	/* Commands parse their own options from argv[0..]. */
+	rc = cmd->run(cli, argc, argv, &err);
+	p11e_config_free(cli->cfg);
+	if (p11e_stop_requested() && !agent) {
+		p11e_warn("stopped by %s; the next run resumes from the journal",
+			  p11e_stop_requested() == SIGINT ? "SIGINT" : "SIGTERM");
+		return 128 + p11e_stop_requested();
+	}
+	if (rc != P11E_OK && rc != P11E_EPENDING && err.status != P11E_OK)
+		p11e_error("%s", err.msg);
+	return (int)rc;
+}
+
+int main(int argc, char **argv)
+{
+	struct p11e_cli cli = { 0 };
+	int status;
+
+	protect_secrets();
+	if ((status = global_options(argc, argv, &cli)) >= 0)
+		return status;
 	if (optind >= argc) {
 		usage(stderr);
 		return P11E_EUSAGE;
 	}
 	if (strcmp(argv[optind], "help") == 0)
 		return help(argc - optind, argv + optind);
-	for (size_t i = 0; i < N_COMMANDS; i++) {
-		if (strcmp(argv[optind], commands[i].name) != 0)
-			continue;
-		if (p11e_cli_wants_help(&commands[i], argc - optind, argv + optind))
-			return 0;
-		if (unknown_option(&commands[i], argc - optind, argv + optind))
-			return P11E_EUSAGE;
-		optind++;
-		/* The commands that wait (for a CA, between polls, for a due
-		 * time) stop within P11E_STOP_GRACE_MS of SIGTERM/SIGINT; the
-		 * journal resumes their work. The agent's stop is a success. */
-		if (strcmp(commands[i].name, "enroll") == 0 ||
-		    strcmp(commands[i].name, "renew") == 0 || strcmp(commands[i].name, "agent") == 0)
-			p11e_stop_init(strcmp(commands[i].name, "agent") == 0 ? 0 : -1);
-		/* Commands parse their own options from argv[0..]. */
-		rc = commands[i].run(&cli, argc - optind + 1, argv + optind - 1, &err);
-		p11e_config_free(cli.cfg);
-		if (p11e_stop_requested() && strcmp(commands[i].name, "agent") != 0) {
-			p11e_warn("stopped by %s; the next run resumes from the journal",
-				  p11e_stop_requested() == SIGINT ? "SIGINT" : "SIGTERM");
-			return 128 + p11e_stop_requested();
-		}
-		if (rc != P11E_OK && rc != P11E_EPENDING && err.status != P11E_OK)
-			p11e_error("%s", err.msg);
-		return (int)rc;
-	}
+	for (size_t i = 0; i < N_COMMANDS; i++)
+		if (strcmp(argv[optind], commands[i].name) == 0)
+			return run_command(&commands[i], &cli, argc - optind, argv + optind);
 	p11e_error("unknown command '%s'; p11enroll help lists them", argv[optind]);
 	return P11E_EUSAGE;
 }
