@@ -7,7 +7,7 @@
 #    parallel 8 and M, against the same M×3 requests (placement with a real
 #    CSR, TrackOrder, GetCertificate) sent all at once by curl; R runs each
 #    (default 3), min/median/max; and at parallel 8 with the keys spread
-#    over 8 tokens (token steps take turns per token).
+#    over 8 tokens of one store (they share the module's token lock).
 #  - B certificates (default 100) with the simulator's burst limit on
 #    (16 in 10 s) and the default order_rate: orders placed and rate-limit
 #    answers, and the time against the limit's own floor.
