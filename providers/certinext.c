@@ -31,6 +31,20 @@
 #define MAX_REPORT_PAGES 100 /* reconcile never reads more than this */
 #define MAX_CSR_CHECKS 20    /* candidate orders whose CSR reconcile compares */
 
+/* The order fields both [ca:] and [cert:] may set (certinext_wire.c, cn_order_fields). */
+#define CN_ORDER_FIELD_KEYS                                                                           \
+	"group_number", "pre_vetting", "organization_number", "street_address", "street_address2",    \
+		"city", "state", "country", "requestor_name", "requestor_isd_code",                   \
+		"requestor_mobile", "requestor_email", "requestor_designation", "validity",           \
+		"auto_renew", "renew_criteria", "auto_secure_www", "locality", "postal_code",         \
+		"company_registration_number", "tpc_name", "tpc_email", "tpc_isd_code", "tpc_mobile", \
+		"signer_name", "signer_place", "signer_ip", "contract_signer_name",                   \
+		"contract_signer_email", "contract_signer_isd_code", "contract_signer_mobile",        \
+		"contract_signer_designation", "contract_signer_employee_id",                         \
+		"certificate_approver_name", "certificate_approver_email",                            \
+		"certificate_approver_isd_code", "certificate_approver_mobile",                       \
+		"certificate_approver_designation", "certificate_approver_employee_id", "remarks"
+
 static const char *const ca_keys[] = {
 	"api_url",
 	"account_number",
@@ -54,97 +68,13 @@ static const char *const ca_keys[] = {
 	/* the order fields of certinext_wire.c (cn_order_fields) */
 	"accounting_model",
 	"email_notifications",
-	"group_number",
-	"pre_vetting",
-	"organization_number",
-	"street_address",
-	"street_address2",
-	"city",
-	"state",
-	"country",
-	"requestor_name",
-	"requestor_isd_code",
-	"requestor_mobile",
-	"requestor_email",
-	"requestor_designation",
-	"validity",
-	"auto_renew",
-	"renew_criteria",
-	"auto_secure_www",
-	"locality",
-	"postal_code",
-	"company_registration_number",
-	"tpc_name",
-	"tpc_email",
-	"tpc_isd_code",
-	"tpc_mobile",
-	"signer_name",
-	"signer_place",
-	"signer_ip",
-	"contract_signer_name",
-	"contract_signer_email",
-	"contract_signer_isd_code",
-	"contract_signer_mobile",
-	"contract_signer_designation",
-	"contract_signer_employee_id",
-	"certificate_approver_name",
-	"certificate_approver_email",
-	"certificate_approver_isd_code",
-	"certificate_approver_mobile",
-	"certificate_approver_designation",
-	"certificate_approver_employee_id",
-	"remarks",
+	CN_ORDER_FIELD_KEYS,
 	P11E_HTTP_SETTING_KEYS,
 	NULL,
 };
 
 static const char *const cert_keys[] = {
-	"product",
-	"domain_name",
-	"tags",
-	"dcv_method",
-	"dcv_email",
-	"group_number",
-	"pre_vetting",
-	"organization_number",
-	"street_address",
-	"street_address2",
-	"city",
-	"state",
-	"country",
-	"requestor_name",
-	"requestor_isd_code",
-	"requestor_mobile",
-	"requestor_email",
-	"requestor_designation",
-	"validity",
-	"auto_renew",
-	"renew_criteria",
-	"auto_secure_www",
-	"locality",
-	"postal_code",
-	"company_registration_number",
-	"tpc_name",
-	"tpc_email",
-	"tpc_isd_code",
-	"tpc_mobile",
-	"signer_name",
-	"signer_place",
-	"signer_ip",
-	"contract_signer_name",
-	"contract_signer_email",
-	"contract_signer_isd_code",
-	"contract_signer_mobile",
-	"contract_signer_designation",
-	"contract_signer_employee_id",
-	"certificate_approver_name",
-	"certificate_approver_email",
-	"certificate_approver_isd_code",
-	"certificate_approver_mobile",
-	"certificate_approver_designation",
-	"certificate_approver_employee_id",
-	"remarks",
-	NULL,
+	"product", "domain_name", "tags", "dcv_method", "dcv_email", CN_ORDER_FIELD_KEYS, NULL,
 };
 
 /* The requestor e-mail of an order, learnt from TrackOrder, because fetch
