@@ -16,40 +16,6 @@
 #include "log.h"
 #include "util.h"
 
-static p11e_status soft_sign_data(void *ctx, const unsigned char *data, size_t data_len,
-				  unsigned char **sig, size_t *sig_len, struct p11e_err *err)
-{
-	EVP_PKEY *key = ctx;
-	const struct p11e_key_spec *spec = NULL;
-	EVP_MD_CTX *md = EVP_MD_CTX_new();
-	p11e_status rc = P11E_EFAIL;
-	size_t len = 0;
-
-	*sig = NULL;
-	if (p11e_policy_classify(key, &spec, err) != P11E_OK)
-		goto out;
-	if (!md || EVP_DigestSignInit_ex(md, NULL, spec->digest, NULL, NULL, key, NULL) != 1 ||
-	    EVP_DigestSign(md, NULL, &len, data, data_len) != 1 || !(*sig = OPENSSL_malloc(len)) ||
-	    EVP_DigestSign(md, *sig, &len, data, data_len) != 1) {
-		OPENSSL_free(*sig);
-		*sig = NULL;
-		p11e_err_set(err, P11E_EFAIL, "cannot sign the dry-run CSR");
-		goto out;
-	}
-	*sig_len = len;
-	rc = P11E_OK;
-out:
-	EVP_MD_CTX_free(md);
-	return rc;
-}
-
-static p11e_status unused_sign(void *ctx, const unsigned char *digest, size_t digest_len,
-			       unsigned char **sig, size_t *sig_len, struct p11e_err *err)
-{
-	(void)ctx, (void)digest, (void)digest_len, (void)sig, (void)sig_len;
-	return p11e_err_set(err, P11E_EFAIL, "unreachable");
-}
-
 p11e_status p11e_enroll_dry_run(struct p11e_cli *cli, const struct p11e_cert_conf *cert,
 				struct p11e_err *err)
 {
@@ -82,11 +48,10 @@ p11e_status p11e_enroll_dry_run(struct p11e_cli *cli, const struct p11e_cert_con
 		rc = p11e_err_set(err, P11E_EFAIL, "cannot make the throwaway %s key", spec->name);
 		goto out;
 	}
+	/* OpenSSL holds the key: it signs the CSR itself (keygen/csr.h). */
 	signer.pub = key;
+	signer.priv = key;
 	signer.spec = spec;
-	signer.sign = unused_sign;
-	signer.sign_data = soft_sign_data;
-	signer.ctx = key;
 	rc = p11e_csr_build(&req, &signer, &csr, err);
 	if (rc != P11E_OK)
 		goto out;

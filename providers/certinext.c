@@ -1461,7 +1461,7 @@ static p11e_ca_outcome cn_poll(struct p11e_ca *ca, const struct p11e_order *orde
 static p11e_ca_outcome cn_fetch(struct p11e_ca *ca, const struct p11e_order_ref *ref,
 				struct p11e_ca_result *res)
 {
-	cJSON *payload, *root = NULL;
+	cJSON *root = NULL;
 	struct cn_meta meta;
 	char api_serial[130], why[256];
 	p11e_ca_outcome outcome;
@@ -1474,10 +1474,15 @@ static p11e_ca_outcome cn_fetch(struct p11e_ca *ca, const struct p11e_order_ref 
 	snprintf(res->order_id, sizeof(res->order_id), "%s", ref->order_id);
 	if (ref->request_id)
 		snprintf(res->request_id, sizeof(res->request_id), "%s", ref->request_id);
-	payload = cn_build_get_certificate(ref->order_id, email_for(ca, ref->order_id));
-	if (!payload)
-		return res->outcome = P11E_CA_UNREACHABLE;
-	switch (call(ca, "GetCertificate", payload, false, &root, &meta, res)) {
+	const struct cn_call c = {
+		.endpoint = "GetCertificate",
+		.subject = ref->order_id,
+		.payload = cn_build_get_certificate(ref->order_id, email_for(ca, ref->order_id)),
+		.root = &root,
+		.meta = &meta, /* a refusal is judged below */
+	};
+
+	switch (cn_call(ca, &c, res)) {
 	case CN_CALL_OK:
 		if (cn_parse_certificate(root, &res->chain_pem, res->serial, &res->not_after,
 					 api_serial, sizeof(api_serial), why, sizeof(why)) != 0) {
@@ -1531,7 +1536,6 @@ static p11e_ca_outcome cn_fetch(struct p11e_ca *ca, const struct p11e_order_ref 
 		break;
 	}
 	cJSON_Delete(root);
-	cJSON_Delete(payload);
 	return outcome;
 }
 
