@@ -13,6 +13,7 @@
 #include "ca.h"
 #include "csr.h"
 #include "enroll.h"
+#include "keys.h"
 #include "log.h"
 #include "util.h"
 
@@ -20,14 +21,7 @@ p11e_status p11e_enroll_dry_run(struct p11e_cli *cli, const struct p11e_cert_con
 				struct p11e_err *err)
 {
 	const struct p11e_key_spec *spec = cert->key_spec;
-	struct p11e_csr_request req = {
-		.subject = cert->subject,
-		.dns = &cert->dns,
-		.ip = &cert->ip,
-		.email = &cert->email,
-		.uri = &cert->uri,
-		.client_auth = cert->client_auth,
-	};
+	struct p11e_csr_request req = p11e_cert_csr_request(cert);
 	struct p11e_ca_result res = { 0 };
 	struct p11e_ca_handle h = { 0 };
 	struct p11e_signer signer = { 0 };

@@ -255,10 +255,9 @@ p11e_status p11e_cert_key_rotate(const struct p11e_cert_conf *cert, struct p11e_
 	return rc;
 }
 
-p11e_status p11e_cert_key_csr(const struct p11e_cert_conf *cert, struct p11e_cert_key *ck,
-			      X509_REQ **out, struct p11e_err *err)
+struct p11e_csr_request p11e_cert_csr_request(const struct p11e_cert_conf *cert)
 {
-	struct p11e_csr_request req = {
+	return (struct p11e_csr_request){
 		.subject = cert->subject,
 		.dns = &cert->dns,
 		.ip = &cert->ip,
@@ -266,6 +265,12 @@ p11e_status p11e_cert_key_csr(const struct p11e_cert_conf *cert, struct p11e_cer
 		.uri = &cert->uri,
 		.client_auth = cert->client_auth,
 	};
+}
+
+p11e_status p11e_cert_key_csr(const struct p11e_cert_conf *cert, struct p11e_cert_key *ck,
+			      X509_REQ **out, struct p11e_err *err)
+{
+	struct p11e_csr_request req = p11e_cert_csr_request(cert);
 	struct p11e_signer signer;
 	p11e_status rc = ck->have_key ? acquire(ck, err) : P11E_OK;
 

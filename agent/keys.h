@@ -62,6 +62,8 @@ p11e_status p11e_cert_key_ensure(const struct p11e_cert_conf *cert, struct p11e_
  * The previous key stays until the caller removes it. */
 p11e_status p11e_cert_key_rotate(const struct p11e_cert_conf *cert, struct p11e_cert_key *ck,
 				 const char *new_id_hex, struct p11e_err *err);
+/* What the CSR of `cert` asks for (its subject, names, client_auth). */
+struct p11e_csr_request p11e_cert_csr_request(const struct p11e_cert_conf *cert);
 /* The CSR of `cert`, signed by the key. */
 p11e_status p11e_cert_key_csr(const struct p11e_cert_conf *cert, struct p11e_cert_key *ck,
 			      X509_REQ **out, struct p11e_err *err);
