@@ -14,7 +14,6 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -30,7 +29,6 @@
 #include "util.h"
 
 #define BAD_NONCE_RETRIES 10
-#define HOOK_MAX_SECONDS 300
 #define AUTHZ_TIMEOUT 300  /* seconds one authorisation may stay pending after our answer */
 #define MAX_ORDER_PAGES 20 /* reconcile reads at most this many pages of the orders list */
 #define MAX_ORDERS_CHECKED 200
@@ -1090,58 +1088,6 @@ out:
 
 /* ---------- challenges ---------- */
 
-static int run_hook(const struct p11e_ca *ca, const char *action, const char *domain,
-		    const char *record, const char *value, char *why, size_t why_size)
-{
-	char e_action[64], e_domain[512], e_record[600], e_value[1100], e_path[1200];
-	const char *path = getenv("PATH");
-	char *const envp[] = { e_action, e_domain, e_record, e_value, e_path, NULL };
-	char *const argv[] = { (char *)ca->dcv_hook, NULL };
-	time_t deadline = time(NULL) + HOOK_MAX_SECONDS;
-	int status = 0;
-	pid_t pid, done;
-
-	/* Only these variables and PATH: nothing of ours can leak into it. */
-	snprintf(e_action, sizeof(e_action), "P11ENROLL_DCV_ACTION=%s", action);
-	snprintf(e_domain, sizeof(e_domain), "P11ENROLL_DCV_DOMAIN=%s", domain);
-	snprintf(e_record, sizeof(e_record), "P11ENROLL_DCV_RECORD=%s", record);
-	snprintf(e_value, sizeof(e_value), "P11ENROLL_DCV_VALUE=%s", value);
-	snprintf(e_path, sizeof(e_path), "PATH=%.1180s",
-		 path ? path : "/usr/sbin:/usr/bin:/sbin:/bin");
-	fflush(NULL);
-	pid = fork();
-	if (pid < 0) {
-		snprintf(why, why_size, "cannot start dcv_hook: %s", strerror(errno));
-		return -1;
-	}
-	if (pid == 0) {
-		dup2(STDERR_FILENO, STDOUT_FILENO);
-		for (int fd = 3; fd < 1024; fd++)
-			close(fd);
-		execve(ca->dcv_hook, argv, envp);
-		_exit(127);
-	}
-	while ((done = waitpid(pid, &status, WNOHANG)) == 0) {
-		if (time(NULL) > deadline) {
-			kill(pid, SIGKILL);
-			waitpid(pid, &status, 0);
-			snprintf(why, why_size, "dcv_hook %s (%s %s) did not finish in time; killed",
-				 ca->dcv_hook, action, domain);
-			return -1;
-		}
-		usleep(20 * 1000);
-	}
-	if (done < 0) {
-		snprintf(why, why_size, "dcv_hook: %s", strerror(errno));
-		return -1;
-	}
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
-		return 0;
-	snprintf(why, why_size, "dcv_hook %s (%s %s) failed: %s %d", ca->dcv_hook, action, domain,
-		 WIFEXITED(status) ? "exit status" : "signal",
-		 WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
-	return -1;
-}
 
 struct proof {
 	const char *type; /* dns-01 or http-01 */
@@ -1159,7 +1105,8 @@ static int publish(struct p11e_ca *ca, struct proof *p, char *why, size_t why_si
 	char dir[4096];
 
 	if (strcmp(p->type, "dns-01") == 0)
-		return run_hook(ca, "publish", p->domain, p->record, p->value, why, why_size);
+		return p11e_ca_dcv_hook(ca->dcv_hook, "publish", p->domain, p->record, p->value, why,
+					why_size);
 	snprintf(dir, sizeof(dir), "%s/.well-known/acme-challenge", p->webroot);
 	if (p11e_mkdirs(dir, 0755, &err) != P11E_OK ||
 	    p11e_write_atomic(p->file, p->keyauth, strlen(p->keyauth), 0644, (uid_t)-1, (gid_t)-1,
@@ -1175,7 +1122,8 @@ static void unpublish(struct p11e_ca *ca, struct proof *p)
 	char why[600];
 
 	if (strcmp(p->type, "dns-01") == 0) {
-		if (run_hook(ca, "remove", p->domain, p->record, p->value, why, sizeof(why)) != 0)
+		if (p11e_ca_dcv_hook(ca->dcv_hook, "remove", p->domain, p->record, p->value, why,
+				     sizeof(why)) != 0)
 			p11e_warn("[ca:%s] %s (the TXT record %s may stay behind)", ca->name, why,
 				  p->record);
 	} else if (unlink(p->file) != 0 && errno != ENOENT) {

@@ -9,20 +9,17 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
 
 #include "certinext_wire.h"
-#include "hook.h"
 #include "http.h"
 #include "log.h"
 #include "secret.h"
@@ -1013,36 +1010,6 @@ static bool dns_method(const char *method)
 	return !method[0] || strcmp(method, "1") == 0 || strcasestr(method, "DNS") != NULL;
 }
 
-/* Runs the hook without a shell, with a clean environment: the four
- * P11ENROLL_DCV_* variables and PATH only, so no secret of ours (an env:
- * access key, say) can leak into it. 0 when it exits 0. */
-static int run_hook(const struct p11e_ca *ca, const char *action, const char *domain,
-		    const char *record, const char *value, char *why, size_t why_size)
-{
-	char e_action[64], e_domain[512], e_record[600], e_value[1100], e_path[1200];
-	const char *path = getenv("PATH");
-	char *const envp[] = { e_action, e_domain, e_record, e_value, e_path, NULL };
-	char *const argv[] = { (char *)ca->dcv_hook, NULL };
-	/* [agent] hook_timeout bounds it; stdout is for results, the hook's
-	 * chatter goes to stderr. */
-	const struct p11e_hook hook = { .what = "dcv_hook",
-					.path = ca->dcv_hook,
-					.argv = argv,
-					.envp = envp,
-					.stdout_to_stderr = true };
-	char msg[400];
-
-	snprintf(e_action, sizeof(e_action), "P11ENROLL_DCV_ACTION=%s", action);
-	snprintf(e_domain, sizeof(e_domain), "P11ENROLL_DCV_DOMAIN=%s", domain);
-	snprintf(e_record, sizeof(e_record), "P11ENROLL_DCV_RECORD=%s", record);
-	snprintf(e_value, sizeof(e_value), "P11ENROLL_DCV_VALUE=%s", value);
-	snprintf(e_path, sizeof(e_path), "PATH=%.1180s",
-		 path ? path : "/usr/sbin:/usr/bin:/sbin:/bin");
-	if (p11e_hook_run(&hook, msg, sizeof(msg)) == 0)
-		return 0;
-	snprintf(why, why_size, "dcv_hook %s (%s %s): %s", ca->dcv_hook, action, domain, msg);
-	return -1;
-}
 
 #define DCV_TOKEN_MAX 512
 
@@ -1148,7 +1115,8 @@ static bool publish_records(struct p11e_ca *ca, const char *order_number, const 
 		p11e_info("%s: DCV for %s: publishing TXT %s", ca->name, p->domain, p->record);
 		/* a failed publish may have half-happened: remove it too */
 		(*n_pub)++;
-		if (run_hook(ca, "publish", p->domain, p->record, p->value, why, sizeof(why)) != 0) {
+		if (p11e_ca_dcv_hook(ca->dcv_hook, "publish", p->domain, p->record, p->value, why,
+				     sizeof(why)) != 0) {
 			p11e_ca_fail(res, P11E_CA_MISCONFIGURED, "%.200s: %.600s", ca->name, why);
 			return false;
 		}
@@ -1246,8 +1214,8 @@ static void remove_records(const struct p11e_ca *ca, const struct published *pub
 
 	for (size_t i = 0; i < n_pub; i++) {
 		p11e_info("%s: DCV for %s: removing TXT %s", ca->name, pub[i].domain, pub[i].record);
-		if (run_hook(ca, "remove", pub[i].domain, pub[i].record, pub[i].value, why,
-			     sizeof(why)) != 0)
+		if (p11e_ca_dcv_hook(ca->dcv_hook, "remove", pub[i].domain, pub[i].record,
+				     pub[i].value, why, sizeof(why)) != 0)
 			p11e_warn("%s: %s; remove the record by hand", ca->name, why);
 	}
 }

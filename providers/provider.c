@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hook.h"
+
 const struct p11e_setting *p11e_settings_find(const struct p11e_settings *s, const char *key)
 {
 	if (!s)
@@ -196,4 +198,29 @@ const char *p11e_ip_not_public(const char *text)
 	if ((a[0] & 0xe0) != 0x20)
 		return "a reserved address (outside 2000::/3)";
 	return NULL;
+}
+
+int p11e_ca_dcv_hook(const char *hook, const char *action, const char *domain, const char *record,
+		     const char *value, char *why, size_t why_size)
+{
+	char e_action[64], e_domain[512], e_record[600], e_value[1100], e_path[1200];
+	const char *path = getenv("PATH");
+	char *const envp[] = { e_action, e_domain, e_record, e_value, e_path, NULL };
+	char *const argv[] = { (char *)hook, NULL };
+	/* stdout is for results; the hook's chatter goes to stderr */
+	const struct p11e_hook run = {
+		.what = "dcv_hook", .path = hook, .argv = argv, .envp = envp, .stdout_to_stderr = true
+	};
+	char msg[400];
+
+	snprintf(e_action, sizeof(e_action), "P11ENROLL_DCV_ACTION=%s", action);
+	snprintf(e_domain, sizeof(e_domain), "P11ENROLL_DCV_DOMAIN=%s", domain);
+	snprintf(e_record, sizeof(e_record), "P11ENROLL_DCV_RECORD=%s", record);
+	snprintf(e_value, sizeof(e_value), "P11ENROLL_DCV_VALUE=%s", value);
+	snprintf(e_path, sizeof(e_path), "PATH=%.1180s",
+		 path ? path : "/usr/sbin:/usr/bin:/sbin:/bin");
+	if (p11e_hook_run(&run, msg, sizeof(msg)) == 0)
+		return 0;
+	snprintf(why, why_size, "dcv_hook %s (%s %s): %s", hook, action, domain, msg);
+	return -1;
 }

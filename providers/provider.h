@@ -39,6 +39,14 @@ const char *p11e_settings_get(const struct p11e_settings *s, const char *key, co
 p11e_status p11e_settings_copy(struct p11e_settings *dst, const struct p11e_settings *src);
 void p11e_settings_free_copy(struct p11e_settings *s);
 
+/* Runs a DNS validation hook (the dcv_hook of CERTInext and ACME) without a
+ * shell and with a clean environment: P11ENROLL_DCV_ACTION (publish or
+ * remove), _DOMAIN, _RECORD, _VALUE and PATH only, so no secret of ours
+ * (an env: access key, say) can leak into it; bounded by [agent]
+ * hook_timeout (common/hook.h). 0 when it exits 0, else -1 with why. */
+int p11e_ca_dcv_hook(const char *hook, const char *action, const char *domain, const char *record,
+		     const char *value, char *why, size_t why_size);
+
 typedef enum {
 	P11E_CA_OK,       /* a call that is not an order succeeded (check, products, revoke, orders) */
 	P11E_CA_ISSUED,   /* the certificate is ready: fetch it (or chain_pem is already set) */
