@@ -14,6 +14,8 @@
 #   scripts/bench-fleet.sh [N] [M] [B]      (N=0 skips the first part; P11ENROLL=path to pick a build;
 #   BASE=1 for a build before `enroll --all`: no [agent] parallel, the M
 #   certificates enrolled one `enroll NAME` after the other)
+#   TMPDIR=/dev/shm: state_dir and token store on tmpfs, where fsync and file
+#   writes cost nothing (the work dir's filesystem is printed)
 #   BACKEND=db: SoftHSM2's sqlite object store instead of its file store
 #   (needs a softhsm2 built with it; Debian's is not)
 set -euo pipefail
@@ -146,6 +148,9 @@ fi
 
 echo
 echo "== $M new certificates vs the same $((M * 3)) requests sent by curl (min/median/max of $R runs)"
+# Durable writes (the journal's fsyncs, SoftHSM2's object files) cost what
+# the storage makes them cost: say where they went (TMPDIR picks it).
+echo "state_dir and token store in $work ($(stat -f -c %T "$work"))"
 # The floor (scripts/bench-fleet-floor.py): M placements with real CSRs, M
 # TrackOrder that issue, M GetCertificate, all at once ("all"); "waves" sends
 # the M of each kind at once, one kind after the other, as the calls of one
