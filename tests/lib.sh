@@ -79,6 +79,30 @@ t_token_objects() {
 		/ID:/ { print cls, lbl, $2 }'
 }
 
+# t_free_ports N — N loopback ports free at this moment, picked at random
+# below the kernel's ephemeral range. Ports from bind(0) come from inside that
+# range, where any outgoing connection of a test running beside this one can
+# take them before our server binds (pebble once lost its port that way).
+# A window remains between release and bind: callers that start a server on
+# several ports retry when one answers "address already in use".
+t_free_ports() {
+	"$PYTHON" - "$1" <<'EOF'
+import random, socket, sys
+with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+    low = int(f.read().split()[0])
+held = []
+while len(held) < int(sys.argv[1]):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", random.randrange(10000, low)))
+    except OSError:
+        s.close()
+        continue
+    held.append(s)
+print(" ".join(str(s.getsockname()[1]) for s in held))
+EOF
+}
+
 # t_sim_start KIND NAME [ARGS…] — starts tests/sim/KIND_sim.py on loopback
 # in $WORK/NAME and waits until it listens. Sets SIM_DIR, SIM_URL (from the
 # sim's url file), SIM_ROOT (its root certificate: TLS trust and issuer).

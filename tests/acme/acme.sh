@@ -8,27 +8,59 @@
 
 PIN=918273
 
-# Free loopback ports (bound, read, released).
-free_ports() {
-	"$PYTHON" - "$1" <<'EOF'
-import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-EOF
-}
-
 # wait_port PORT PID NAME — until something listens on 127.0.0.1:PORT.
+# Returns 1 when NAME died because one of its ports was taken meanwhile.
 wait_port() {
 	for _ in $(seq 1 200); do
 		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-		kill -0 "$2" 2>/dev/null || { cat "$WORK/$3.log" >&2; t_fail "$3 died"; }
+		if ! kill -0 "$2" 2>/dev/null; then
+			grep -qi 'address already in use' "$WORK/$3.log" && return 1
+			cat "$WORK/$3.log" >&2
+			t_fail "$3 died"
+		fi
 		sleep 0.05
 	done
 	t_fail "$3 did not listen on port $1"
+}
+
+# servers_stop PID… — stops servers of an attempt that lost a port.
+servers_stop() {
+	kill "$@" 2>/dev/null
+	wait "$@" 2>/dev/null
+	return 0
+}
+
+# servers_start EAB REJECT — challtestsrv, pebble and the http-01 web server
+# on fresh ports; 1 when one of them found its port taken.
+servers_start() {
+	local eab=$1 reject=$2 pids=()
+	read -r ACME_PORT MGMT_PORT HTTP_PORT TLS_PORT DNS_PORT DNSM_PORT <<<"$(t_free_ports 6)"
+	cat >"$WORK/pebble.json" <<EOF
+{"pebble": {"listenAddress": "127.0.0.1:$ACME_PORT", "managementListenAddress": "127.0.0.1:$MGMT_PORT",
+ "certificate": "$WORK/pki/tls.pem", "privateKey": "$WORK/pki/tls.key",
+ "httpPort": $HTTP_PORT, "tlsPort": $TLS_PORT, "ocspResponderURL": "",
+ "externalAccountBindingRequired": $([ "$eab" = yes ] && echo true || echo false),
+ "externalAccountMACKeys": {"$EAB_KID": "$EAB_KEY"}}}
+EOF
+	# AAAA answers off: validation then dials 127.0.0.1 only.
+	pebble-challtestsrv -defaultIPv6 "" -dns01 "127.0.0.1:$DNS_PORT" -http01 "" -https01 "" \
+		-tlsalpn01 "" -management "127.0.0.1:$DNSM_PORT" >"$WORK/challtestsrv.log" 2>&1 &
+	pids+=("$!")
+	wait_port "$DNSM_PORT" "$!" challtestsrv || { servers_stop "${pids[@]}"; return 1; }
+	PEBBLE_VA_NOSLEEP=1 PEBBLE_WFE_NONCEREJECT=$reject PEBBLE_AUTHZREUSE=0 \
+		pebble -config "$WORK/pebble.json" -dnsserver "127.0.0.1:$DNS_PORT" >"$WORK/pebble.log" 2>&1 &
+	pids+=("$!")
+	if ! wait_port "$ACME_PORT" "$!" pebble || ! wait_port "$MGMT_PORT" "$!" pebble; then
+		servers_stop "${pids[@]}"
+		return 1
+	fi
+	(cd "$WORK/webroot" && exec "$PYTHON" -m http.server "$HTTP_PORT" --bind 127.0.0.1) \
+		>"$WORK/http.log" 2>&1 &
+	pids+=("$!")
+	wait_port "$HTTP_PORT" "$!" http || { servers_stop "${pids[@]}"; return 1; }
+	# challtestsrv's DNS port is UDP, which wait_port cannot see.
+	kill -0 "${pids[0]}" 2>/dev/null || { servers_stop "${pids[@]}"; return 1; }
+	T_PIDS+=("${pids[@]}")
 }
 
 # pebble_start [EAB=yes|no] [NONCE_REJECT_PERCENT] — pebble, challtestsrv
@@ -36,7 +68,6 @@ wait_port() {
 pebble_start() {
 	local eab=${1:-yes} reject=${2:-0}
 	t_need pebble pebble-challtestsrv openssl curl pkcs11-tool
-	read -r ACME_PORT MGMT_PORT HTTP_PORT TLS_PORT DNS_PORT DNSM_PORT <<<"$(free_ports 6)"
 	mkdir -p "$WORK/pki" "$WORK/webroot"
 	(
 		cd "$WORK/pki" || exit 1
@@ -51,26 +82,12 @@ pebble_start() {
 	EAB_KID=kid-1
 	EAB_KEY=$(head -c 48 /dev/urandom | basenc --base64url | tr -d '=\n')
 	(umask 077; printf '%s\n' "$EAB_KEY" >"$WORK/eab.key")
-	cat >"$WORK/pebble.json" <<EOF
-{"pebble": {"listenAddress": "127.0.0.1:$ACME_PORT", "managementListenAddress": "127.0.0.1:$MGMT_PORT",
- "certificate": "$WORK/pki/tls.pem", "privateKey": "$WORK/pki/tls.key",
- "httpPort": $HTTP_PORT, "tlsPort": $TLS_PORT, "ocspResponderURL": "",
- "externalAccountBindingRequired": $([ "$eab" = yes ] && echo true || echo false),
- "externalAccountMACKeys": {"$EAB_KID": "$EAB_KEY"}}}
-EOF
-	# AAAA answers off: validation then dials 127.0.0.1 only.
-	pebble-challtestsrv -defaultIPv6 "" -dns01 "127.0.0.1:$DNS_PORT" -http01 "" -https01 "" \
-		-tlsalpn01 "" -management "127.0.0.1:$DNSM_PORT" >"$WORK/challtestsrv.log" 2>&1 &
-	T_PIDS+=("$!")
-	wait_port "$DNSM_PORT" "$!" challtestsrv
-	PEBBLE_VA_NOSLEEP=1 PEBBLE_WFE_NONCEREJECT=$reject PEBBLE_AUTHZREUSE=0 \
-		pebble -config "$WORK/pebble.json" -dnsserver "127.0.0.1:$DNS_PORT" >"$WORK/pebble.log" 2>&1 &
-	T_PIDS+=("$!")
-	wait_port "$ACME_PORT" "$!" pebble
-	(cd "$WORK/webroot" && exec "$PYTHON" -m http.server "$HTTP_PORT" --bind 127.0.0.1) \
-		>"$WORK/http.log" 2>&1 &
-	T_PIDS+=("$!")
-	wait_port "$HTTP_PORT" "$!" http
+	local attempt
+	for attempt in 1 2 3 4 5; do
+		servers_start "$eab" "$reject" && break
+		echo "attempt $attempt: a port was taken before its server bound it; new ports" >&2
+		[ "$attempt" = 5 ] && t_fail "pebble's servers lost their ports 5 times"
+	done
 	ACME_URL="https://127.0.0.1:$ACME_PORT/dir"
 	curl -sf --cacert "$WORK/pki/ca.pem" "$ACME_URL" >/dev/null || t_fail "pebble's directory is not there"
 	# The dns-01 hook: challtestsrv's management API.

@@ -89,7 +89,7 @@ case_tls_handshake() {
 	setup certinext ec-p256
 	t_expect 0 p11e enroll web
 	local port
-	port=$("$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	port=$(t_free_ports 1)
 	PKCS11_MODULE_PATH=$SOFTHSM_MODULE openssl s_server -engine pkcs11 -keyform engine \
 		-key "pkcs11:token=edge;object=web;type=private;pin-value=$PIN" \
 		-cert "$WORK/tls/cert.pem" -cert_chain "$WORK/tls/chain.pem" \

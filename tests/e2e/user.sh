@@ -268,7 +268,7 @@ case_nginx() {
 		echo "cert_file = $WORK/tls/cert.pem"; echo "fullchain_file = $WORK/tls/fullchain.pem"
 	} >"$WORK/p.conf"
 	t_expect 0 "$P11ENROLL" -c "$WORK/p.conf" enroll web
-	NGINX_PORT=$("$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	NGINX_PORT=$(t_free_ports 1)
 	mkdir -p "$WORK/nginx/logs"
 	# libp11 reads the PIN file whole: no trailing newline.
 	(umask 077; printf '%s' "$PIN" >"$WORK/nginx/pin")
