@@ -94,8 +94,9 @@ struct member {
 	enum kind kind;
 };
 
-/* The members p11enroll reads, with their types. Others may be added within
- * a version (readers ignore what they do not know), never retyped. */
+/* The members p11enroll reads, with their types, a section's together (the
+ * check looks each section up once). Others may be added within a version
+ * (readers ignore what they do not know), never retyped. */
 static const struct member members[] = {
 	{ "key", "id", STR },
 	{ "key", "uri", STR },
@@ -132,11 +133,11 @@ static const struct member members[] = {
 	{ "revocation", "order_id", STR },
 	{ "revocation", "serial", STR },
 	{ "revocation", "message", STR },
+	{ "revocation", "refund", STR },
+	{ "revocation", "refund_status", STR },
 	{ "fallback", "primary_failing_since", NUM },
 	{ "fallback", "reason", STR },
 	{ "fallback", "active", STR },
-	{ "revocation", "refund", STR },
-	{ "revocation", "refund_status", STR },
 };
 
 /* What a state cannot go on without: the next step reads it. */
@@ -213,7 +214,7 @@ static bool check_types(const cJSON *doc, char *why, size_t len)
 {
 	static const char *const sections[] = { "key",      "csr",        "order",      "cert",
 						"previous", "last_error", "revocation", "fallback" };
-	const cJSON *v, *item;
+	const cJSON *v, *item, *sect = NULL;
 
 	for (size_t i = 0; i < sizeof(sections) / sizeof(sections[0]); i++) {
 		item = cJSON_GetObjectItemCaseSensitive(doc, sections[i]);
@@ -223,10 +224,11 @@ static bool check_types(const cJSON *doc, char *why, size_t len)
 			       false;
 	}
 	for (size_t i = 0; i < sizeof(members) / sizeof(members[0]); i++) {
-		item = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(doc,
-											 members[i]
-												 .section),
-							members[i].key);
+		if (i == 0 || strcmp(members[i].section, members[i - 1].section) != 0)
+			sect = cJSON_GetObjectItemCaseSensitive(doc, members[i].section);
+		if (!sect)
+			continue;
+		item = cJSON_GetObjectItemCaseSensitive(sect, members[i].key);
 		if (item && !(members[i].kind == STR ? cJSON_IsString(item) : cJSON_IsNumber(item)))
 			return snprintf(why, len, "\"%s.%s\" is %s, expected %s", members[i].section,
 					members[i].key, kind_name(item),
@@ -252,9 +254,9 @@ static bool check_types(const cJSON *doc, char *why, size_t len)
 /* The state has what its next step reads. */
 static bool check_needs(const cJSON *doc, char *why, size_t len)
 {
+	int s = p11e_state_parse(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(doc, "state")));
+
 	for (size_t i = 0; i < sizeof(needs) / sizeof(needs[0]); i++) {
-		int s = p11e_state_parse(
-			cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(doc, "state")));
 		const char *got;
 
 		if (s < (int)needs[i].from || s > (int)needs[i].to)
@@ -281,12 +283,14 @@ static bool check_schema(const cJSON *doc, const char *name, char *why, size_t l
 
 static p11e_status load(struct p11e_journal *j, bool *found, struct p11e_err *err)
 {
+	struct p11e_err read_err = { 0 };
 	char *text = NULL, why[256];
 	size_t len = 0;
 	p11e_status rc;
 
 	*found = false;
-	if (access(j->path, F_OK) != 0) {
+	rc = p11e_read_file(j->path, JOURNAL_MAX, &text, &len, &read_err);
+	if (rc != P11E_OK && errno == ENOENT) {
 		j->doc = cJSON_CreateObject();
 		cJSON_AddNumberToObject(j->doc, "version", JOURNAL_VERSION);
 		cJSON_AddStringToObject(j->doc, "name", j->name);
@@ -295,9 +299,8 @@ static p11e_status load(struct p11e_journal *j, bool *found, struct p11e_err *er
 		return j->doc ? P11E_OK : p11e_err_set(err, P11E_EFAIL, "out of memory");
 	}
 	*found = true; /* from here on a failure is about a file that exists */
-	rc = p11e_read_file(j->path, JOURNAL_MAX, &text, &len, err);
 	if (rc != P11E_OK)
-		return rc;
+		return p11e_err_set(err, rc, "%s", read_err.msg);
 	j->doc = cJSON_ParseWithLength(text, len);
 	if (!j->doc) {
 		const char *at = cJSON_GetErrorPtr();

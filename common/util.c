@@ -215,31 +215,86 @@ p11e_status p11e_mkdirs(const char *path, mode_t mode, struct p11e_err *err)
 	return P11E_OK;
 }
 
-p11e_status p11e_read_file(const char *path, size_t limit, char **out, size_t *len,
+/* Sized by fstat, so the usual file is one read into a buffer of its own
+ * size (an 8 MB limit must not mean an 8 MB allocation per journal); the
+ * buffer grows if the file does meanwhile, up to limit + 1 to see it is too
+ * large. On failure errno is that of the call that failed (ENOENT: no file;
+ * EFBIG: over the limit). */
+static p11e_status read_fd(int fd, const char *path, size_t limit, char **out, size_t *len,
 			   struct p11e_err *err)
 {
-	FILE *f = fopen(path, "rbe");
-	char *buf = NULL;
-	size_t n;
+	struct stat sb;
+	size_t cap = 4096, n = 0;
+	char *buf, *bigger;
+	ssize_t got;
+	int why = ENOMEM;
 
-	if (!f)
-		return p11e_err_set(err, P11E_EFAIL, "cannot open %s: %s", path, strerror(errno));
-	buf = malloc(limit + 1);
-	if (!buf) {
-		fclose(f);
-		return p11e_err_set(err, P11E_EFAIL, "out of memory");
+	/* + 1: an unchanged file ends with a read of 0, without a grow. Files
+	 * of /proc and pipes say 0 and get the default. */
+	if (fstat(fd, &sb) == 0 && sb.st_size > 0 && (unsigned long long)sb.st_size < limit)
+		cap = (size_t)sb.st_size + 1;
+	if (cap > limit)
+		cap = limit + 1; /* a full buffer then means "too large" */
+	buf = malloc(cap + 1);
+	if (!buf)
+		goto fail;
+	for (;;) {
+		got = read(fd, buf + n, cap - n);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0) {
+			why = got < 0 ? errno : 0;
+			break;
+		}
+		n += (size_t)got;
+		if (n < cap)
+			continue;
+		why = EFBIG;
+		if (n > limit)
+			goto fail;
+		cap = cap > limit / 2 ? limit + 1 : cap * 2;
+		why = ENOMEM;
+		bigger = realloc(buf, cap + 1);
+		if (!bigger)
+			goto fail;
+		buf = bigger;
 	}
-	n = fread(buf, 1, limit + 1, f);
-	fclose(f);
-	if (n > limit) {
-		free(buf);
-		return p11e_err_set(err, P11E_EFAIL, "%s is larger than %zu bytes", path, limit);
-	}
+	if (why)
+		goto fail;
 	buf[n] = '\0';
 	*out = buf;
 	if (len)
 		*len = n;
 	return P11E_OK;
+fail:
+	free(buf);
+	if (why == ENOMEM)
+		p11e_err_set(err, P11E_EFAIL, "out of memory");
+	else if (why == EFBIG)
+		p11e_err_set(err, P11E_EFAIL, "%s is larger than %zu bytes", path, limit);
+	else
+		p11e_err_set(err, P11E_EFAIL, "cannot read %s: %s", path, strerror(why));
+	errno = why;
+	return P11E_EFAIL;
+}
+
+p11e_status p11e_read_file(const char *path, size_t limit, char **out, size_t *len,
+			   struct p11e_err *err)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC), saved;
+	p11e_status rc;
+
+	if (fd < 0) {
+		saved = errno;
+		p11e_err_set(err, P11E_EFAIL, "cannot open %s: %s", path, strerror(saved));
+		errno = saved;
+		return P11E_EFAIL;
+	}
+	rc = read_fd(fd, path, limit, out, len, err);
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return rc;
 }
 
 char *p11e_bio_text(BIO *bio)

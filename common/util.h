@@ -31,7 +31,8 @@ p11e_status p11e_write_atomic(const char *path, const void *data, size_t len, mo
 			      gid_t gid, struct p11e_err *err);
 /* mkdir -p with `mode` for folders it creates. */
 p11e_status p11e_mkdirs(const char *path, mode_t mode, struct p11e_err *err);
-/* Reads a whole file (limit bytes at most). */
+/* Reads a whole file (limit bytes at most), NUL-terminated. On failure
+ * errno says why: ENOENT no such file, EFBIG over the limit, ENOMEM. */
 p11e_status p11e_read_file(const char *path, size_t limit, char **out, size_t *len,
 			   struct p11e_err *err);
 

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -121,4 +122,53 @@ Test(util, atomic_write_replaces_whole_files)
 	cr_assert_eq(system(cmd), 0);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	system(cmd);
+}
+
+/* p11e_read_file sizes its buffer by fstat: what it returns must not
+ * depend on that size being right. */
+Test(util, read_file_whatever_the_size_says)
+{
+	char dir[] = "/tmp/p11e-read.XXXXXX", path[128], big[5000], *data = NULL;
+	struct p11e_err err = { 0 };
+	size_t len = 0;
+	FILE *f;
+
+	cr_assert(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/missing", dir);
+	cr_assert_eq(p11e_read_file(path, 100, &data, &len, &err), P11E_EFAIL);
+	cr_assert_eq(errno, ENOENT);
+	cr_assert(strstr(err.msg, "cannot open") && strstr(err.msg, path), "%s", err.msg);
+	cr_assert_null(data);
+
+	/* exactly the limit, then one byte over it */
+	memset(big, 'x', sizeof(big));
+	snprintf(path, sizeof(path), "%s/big", dir);
+	f = fopen(path, "w");
+	cr_assert(f);
+	fwrite(big, 1, 4097, f);
+	fclose(f);
+	err = (struct p11e_err){ 0 };
+	cr_assert_eq(p11e_read_file(path, 4097, &data, &len, &err), P11E_OK, "%s", err.msg);
+	cr_assert_eq(len, 4097);
+	cr_assert_eq(data[4097], '\0');
+	free(data);
+	data = NULL;
+	cr_assert_eq(p11e_read_file(path, 4096, &data, &len, &err), P11E_EFAIL);
+	cr_assert_eq(errno, EFBIG);
+	cr_assert(strstr(err.msg, "larger than 4096 bytes"), "%s", err.msg);
+
+	/* /proc says 0 bytes and has more: the buffer grows */
+	err = (struct p11e_err){ 0 };
+	cr_assert_eq(p11e_read_file("/proc/self/status", 1 << 20, &data, &len, &err), P11E_OK, "%s",
+		     err.msg);
+	cr_assert_gt(len, 100);
+	cr_assert_eq(strlen(data), len);
+	cr_assert(strstr(data, "VmRSS") || strstr(data, "Name:"));
+	free(data);
+	/* and over the limit there too */
+	data = NULL;
+	cr_assert_eq(p11e_read_file("/proc/self/status", 64, &data, &len, &err), P11E_EFAIL);
+	cr_assert_eq(errno, EFBIG);
+	snprintf(big, sizeof(big), "rm -rf %s", dir);
+	system(big);
 }
