@@ -38,7 +38,7 @@ struct parser {
 	struct raw_section *sections;
 	size_t n_sections, cap_sections;
 	struct p11e_strindex by_name[3]; /* per section_kind */
-	struct p11e_strindex keys;       /* key names in cfg->strings */
+	struct p11e_strindex keys;       /* key names in cfg->kept */
 	const char *file;                /* kept copy */
 	FILE *stream;
 	char *buf; /* the file being parsed, read whole */
@@ -84,11 +84,20 @@ static bool in_list(const char *const *list, const char *key)
 	return false;
 }
 
+/* A copy of s that lives as long as cfg, at position cfg->n_kept - 1. */
 static const char *keep(struct p11e_config *cfg, const char *s)
 {
-	if (p11e_strlist_add(&cfg->strings, s) != 0)
-		return NULL;
-	return cfg->strings.v[cfg->strings.n - 1];
+	if (cfg->n_kept == cfg->cap_kept) {
+		size_t cap = cfg->cap_kept ? cfg->cap_kept * 2 : 64;
+		const char **grown = realloc(cfg->kept, cap * sizeof(*grown));
+
+		if (!grown)
+			return NULL;
+		cfg->kept = grown;
+		cfg->cap_kept = cap;
+	}
+	cfg->kept[cfg->n_kept] = p11e_arena_strdup(&cfg->arena, s);
+	return cfg->kept[cfg->n_kept] ? cfg->kept[cfg->n_kept++] : NULL;
 }
 
 static const char *cert_name(const void *ctx, size_t i)
@@ -136,7 +145,7 @@ static char *reader(char *str, int num, void *stream)
 
 static const char *kept_string(const void *ctx, size_t i)
 {
-	return ((const struct p11e_config *)ctx)->strings.v[i];
+	return ((const struct p11e_config *)ctx)->kept[i];
 }
 
 /* Key names and many values (ca, key_type, paths) repeat in every
@@ -146,11 +155,11 @@ static const char *keep_shared(struct parser *p, const char *key)
 	size_t i = p11e_strindex_find(&p->keys, key, kept_string, p->cfg);
 
 	if (i != (size_t)-1)
-		return p->cfg->strings.v[i];
+		return p->cfg->kept[i];
 	if (!keep(p->cfg, key) ||
-	    p11e_strindex_add(&p->keys, p->cfg->strings.n - 1, kept_string, p->cfg) != 0)
+	    p11e_strindex_add(&p->keys, p->cfg->n_kept - 1, kept_string, p->cfg) != 0)
 		return NULL;
-	return p->cfg->strings.v[p->cfg->strings.n - 1];
+	return p->cfg->kept[p->cfg->n_kept - 1];
 }
 
 static const char *section_name(const void *ctx, size_t i)
@@ -1214,7 +1223,8 @@ void p11e_config_free(struct p11e_config *cfg)
 	p11e_strindex_clear(&cfg->ca_index);
 	free(cfg->cas);
 	free(cfg->certs);
-	p11e_strlist_free(&cfg->strings);
+	p11e_arena_free(cfg->arena);
+	free(cfg->kept);
 	free(cfg->path);
 	free(cfg);
 }

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "arena.h"
 #include "err.h"
 #include "policy.h"
 #include "provider.h"
@@ -65,7 +66,9 @@ struct p11e_config {
 	size_t n_cas;
 	struct p11e_cert_conf *certs;
 	size_t n_certs;
-	struct p11e_strlist strings; /* storage for every string above */
+	struct p11e_arena *arena; /* storage for every string above */
+	const char **kept;        /* the kept strings by position (config.c) */
+	size_t n_kept, cap_kept;
 	struct p11e_setting **owned; /* storage of the parsed sections' settings */
 	size_t n_owned;
 	struct p11e_settings agent;                /* [agent] keys, for file:line */
