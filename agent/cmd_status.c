@@ -76,9 +76,8 @@ static void print_text(const struct p11e_cert_status *s, time_t now)
 		       s->revocation_reason ? s->revocation_reason : "?",
 		       s->revocation_message ? s->revocation_message : "");
 	/* domain validation the operator must do (docs/orders.md) */
-	if (s->found && !s->damaged && s->state == P11E_ST_ORDER_PENDING &&
-	    p11e_journal_str(&s->j, "order", "dcv_instructions"))
-		printf("  publish     %s\n", p11e_journal_str(&s->j, "order", "dcv_instructions"));
+	if (s->dcv_instructions)
+		printf("  publish     %s\n", s->dcv_instructions);
 	if (s->last_error)
 		printf("  last error  %s: %s%s%s\n", when(s->last_error_at, t1, sizeof(t1)),
 		       s->last_error_code ? s->last_error_code : "", s->last_error_code ? ": " : "",
@@ -146,22 +145,21 @@ static p11e_status write_prometheus(const char *prom, const struct p11e_cert_sta
 	return rc;
 }
 
-static void print_status(const struct p11e_config *cfg, const struct p11e_cert_status *st, size_t n,
-			 bool json, time_t now)
+static p11e_status print_status(const struct p11e_config *cfg, const struct p11e_cert_status *st,
+				size_t n, bool json, time_t now, struct p11e_err *err)
 {
 	if (json) {
-		cJSON *doc = p11e_status_json(st, n, now);
-		char *text = cJSON_Print(doc);
-
-		printf("%s\n", text ? text : "null");
-		free(text);
-		cJSON_Delete(doc);
-		return;
+		if (!p11e_status_json_print(stdout, st, n, now) || fflush(stdout) != 0)
+			return p11e_err_set(err, P11E_EFAIL,
+					    "status --json: cannot print the document (out of memory, "
+					    "or standard output is closed or full)");
+		return P11E_OK;
 	}
 	for (size_t i = 0; i < n; i++)
 		print_text(&st[i], now);
 	if (n == 0)
 		p11e_warn("%s has no [cert:NAME] sections", cfg->path);
+	return P11E_OK;
 }
 
 p11e_status p11e_cmd_status(struct p11e_cli *cli, int argc, char **argv, struct p11e_err *err)
@@ -197,8 +195,9 @@ p11e_status p11e_cmd_status(struct p11e_cli *cli, int argc, char **argv, struct 
 	if (a.prom && (rc = write_prometheus(a.prom, st, a.n, now, err)) != P11E_OK)
 		goto out;
 	/* The metrics on standard output are the whole output. */
-	if (!a.prom || strcmp(a.prom, "-") != 0)
-		print_status(cli->cfg, st, a.n, a.json, now);
+	if ((!a.prom || strcmp(a.prom, "-") != 0) &&
+	    (rc = print_status(cli->cfg, st, a.n, a.json, now, err)) != P11E_OK)
+		goto out;
 	/* One code for "needs attention", whatever the reason (p11enroll(1)). */
 	if (bad)
 		rc = p11e_err_set(err, P11E_EFAIL, "%zu certificate(s) need attention: %s", bad,

@@ -60,9 +60,9 @@ static const char *next_action(const struct p11e_cert_status *st)
 /* Healthy means one thing: a certificate is installed, valid for more
  * than a day, not revoked, and nothing waits for a person. Everything else
  * gets a problem (the worst first) and a short code for scripts. */
-static void assess(const struct p11e_config *cfg, struct p11e_cert_status *st, time_t now)
+static void assess(const struct p11e_config *cfg, struct p11e_cert_status *st, const char *ordered_at,
+		   time_t now)
 {
-	const char *ordered_at = jstr(&st->j, "order", "ca");
 	bool installed = st->installed_at && st->not_after;
 
 	switch (st->state) {
@@ -112,66 +112,116 @@ static void assess(const struct p11e_config *cfg, struct p11e_cert_status *st, t
 		set_problem(st, "revoked", "the certificate is revoked; renew replaces it");
 }
 
+/* The strings the views print, copied out of the journal into one block
+ * so that the parsed journal can go at once: `status` of 10,000
+ * certificates then holds a few hundred bytes for each, not each journal
+ * (docs/architecture.md, "Costs at scale"). */
+static void keep_strings(struct p11e_cert_status *st)
+{
+	const char **const kept[] = { &st->ca,
+				      &st->ca_type,
+				      &st->issued_by,
+				      &st->order_id,
+				      &st->request_id,
+				      &st->order_status,
+				      &st->serial,
+				      &st->key_type,
+				      &st->last_error,
+				      &st->last_error_code,
+				      &st->revocation_reason,
+				      &st->revocation_message,
+				      &st->dcv_instructions };
+	size_t total = 1, n;
+	char *at;
+
+	for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++)
+		total += *kept[i] ? strlen(*kept[i]) + 1 : 0;
+	at = st->strings = malloc(total);
+	for (size_t i = 0; at && i < sizeof(kept) / sizeof(kept[0]); i++) {
+		if (!*kept[i])
+			continue;
+		n = strlen(*kept[i]) + 1;
+		memcpy(at, *kept[i], n);
+		*kept[i] = at;
+		at += n;
+	}
+	/* Out of memory: each string reads as absent rather than dangling. */
+	for (size_t i = 0; !st->strings && i < sizeof(kept) / sizeof(kept[0]); i++)
+		*kept[i] = NULL;
+}
+
+/* What the journal says of the certificate; its strings still point into `j`. */
+static void read_journal(struct p11e_cert_status *st, const struct p11e_journal *j)
+{
+	const struct p11e_cert_conf *cert = st->cert;
+
+	st->state = j->state;
+	if (jstr(j, "order", "ca"))
+		st->ca = jstr(j, "order", "ca");
+	st->ca_type = jstr(j, "order", "ca_type");
+	st->order_id = jstr(j, "order", "order_id");
+	st->request_id = jstr(j, "order", "request_id");
+	st->order_status = jstr(j, "order", "status");
+	st->key_type = jstr(j, "key", "type");
+	/* During a renewal `cert` still describes the installed certificate. */
+	st->serial = jstr(j, "cert", "serial");
+	st->not_after = (time_t)p11e_journal_num(j, "cert", "not_after");
+	st->installed_at = (time_t)p11e_journal_num(j, "cert", "installed_at");
+	st->last_error = jstr(j, "last_error", "message");
+	st->last_error_code = jstr(j, "last_error", "ca_code");
+	st->last_error_at = (time_t)p11e_journal_num(j, "last_error", "at");
+	st->revoked_at = (time_t)p11e_journal_num(j, "revocation", "at");
+	st->revocation_reason = jstr(j, "revocation", "reason");
+	st->revocation_message = jstr(j, "revocation", "message");
+	if (st->state == P11E_ST_ORDER_PENDING)
+		st->dcv_instructions = jstr(j, "order", "dcv_instructions");
+	/* During a renewal the installed certificate is the previous order's. */
+	if (st->installed_at && st->serial && jstr(j, "previous", "serial") &&
+	    strcmp(st->serial, jstr(j, "previous", "serial")) == 0)
+		st->issued_by = jstr(j, "previous", "ca");
+	else if (st->installed_at)
+		st->issued_by = jstr(j, "order", "ca");
+	st->on_fallback =
+		st->issued_by && cert->fallback_ca && strcmp(st->issued_by, cert->fallback_ca) == 0;
+}
+
 void p11e_status_read(const struct p11e_config *cfg, const struct p11e_cert_conf *cert, time_t now,
 		      struct p11e_cert_status *st)
 {
 	struct p11e_err err = { 0 };
+	struct p11e_journal j;
 	time_t due;
 
 	memset(st, 0, sizeof(*st));
 	st->cert = cert;
 	st->state = P11E_ST_NEW;
 	st->ca = cert->ca;
-	if (p11e_journal_peek(cfg->state_dir, cert->name, &st->j, &st->found, &err) != P11E_OK) {
+	if (p11e_journal_peek(cfg->state_dir, cert->name, &j, &st->found, &err) != P11E_OK) {
 		/* A journal that exists but cannot be used needs a person. */
 		st->damaged = true;
 		st->found = true;
-		set_problem(st, "damaged", "journal damaged: %s",
-			    st->j.damage ? st->j.damage : err.msg);
+		set_problem(st, "damaged", "journal damaged: %s", j.damage ? j.damage : err.msg);
 	}
-	if (st->found && !st->damaged) {
-		st->state = st->j.state;
-		if (jstr(&st->j, "order", "ca"))
-			st->ca = jstr(&st->j, "order", "ca");
-		st->ca_type = jstr(&st->j, "order", "ca_type");
-		st->order_id = jstr(&st->j, "order", "order_id");
-		st->request_id = jstr(&st->j, "order", "request_id");
-		st->order_status = jstr(&st->j, "order", "status");
-		st->key_type = jstr(&st->j, "key", "type");
-		/* During a renewal `cert` still describes the installed certificate. */
-		st->serial = jstr(&st->j, "cert", "serial");
-		st->not_after = (time_t)p11e_journal_num(&st->j, "cert", "not_after");
-		st->installed_at = (time_t)p11e_journal_num(&st->j, "cert", "installed_at");
-		st->last_error = jstr(&st->j, "last_error", "message");
-		st->last_error_code = jstr(&st->j, "last_error", "ca_code");
-		st->last_error_at = (time_t)p11e_journal_num(&st->j, "last_error", "at");
-		st->revoked_at = (time_t)p11e_journal_num(&st->j, "revocation", "at");
-		st->revocation_reason = jstr(&st->j, "revocation", "reason");
-		st->revocation_message = jstr(&st->j, "revocation", "message");
-		/* During a renewal the installed certificate is the previous order's. */
-		if (st->installed_at && st->serial && jstr(&st->j, "previous", "serial") &&
-		    strcmp(st->serial, jstr(&st->j, "previous", "serial")) == 0)
-			st->issued_by = jstr(&st->j, "previous", "ca");
-		else if (st->installed_at)
-			st->issued_by = jstr(&st->j, "order", "ca");
-		st->on_fallback = st->issued_by && cert->fallback_ca &&
-				  strcmp(st->issued_by, cert->fallback_ca) == 0;
-	}
+	if (st->found && !st->damaged)
+		read_journal(st, &j);
 	if (!st->ca_type && st->ca) {
 		const struct p11e_ca_conf *ca = p11e_config_ca(cfg, st->ca);
 
 		st->ca_type = ca && ca->ops ? ca->ops->type : NULL;
 	}
 	st->next_action = next_action(st);
-	due = st->damaged ? now : st->found ? p11e_renew_due_journal(&st->j, cert) : 0;
+	due = st->damaged ? now : st->found ? p11e_renew_due_journal(&j, cert) : 0;
 	st->next_at = due < now ? now : due;
 
-	assess(cfg, st, now);
+	assess(cfg, st, st->found && !st->damaged ? jstr(&j, "order", "ca") : NULL, now);
+	keep_strings(st);
+	p11e_journal_close(&j);
 }
 
 void p11e_status_release(struct p11e_cert_status *st)
 {
-	p11e_journal_close(&st->j);
+	free(st->strings);
+	st->strings = NULL;
 }
 
 /* ---- JSON ------------------------------------------------------------------- */
@@ -197,80 +247,108 @@ static long long floor_div(long long a, long long b)
 	return a / b - (a % b != 0 && (a < 0) != (b < 0));
 }
 
-cJSON *p11e_status_json(const struct p11e_cert_status *st, size_t n, time_t now)
+/* One certificate's object of the document (p11enroll(1), STATUS JSON). */
+static cJSON *cert_json(const struct p11e_cert_status *s, time_t now)
 {
-	cJSON *doc = cJSON_CreateObject(), *arr;
-	bool ok = true;
+	cJSON *c = cJSON_CreateObject(), *o;
 
-	cJSON_AddNumberToObject(doc, "version", STATUS_JSON_VERSION);
-	cJSON_AddNumberToObject(doc, "time", (double)now);
-	arr = cJSON_CreateArray();
-	for (size_t i = 0; i < n; i++) {
-		const struct p11e_cert_status *s = &st[i];
-		cJSON *c = cJSON_CreateObject(), *o;
-
-		cJSON_AddStringToObject(c, "name", s->cert->name);
-		add_str(c, "ca", s->ca);
-		add_str(c, "ca_type", s->ca_type);
-		add_str(c, "issued_by", s->issued_by);
-		cJSON_AddBoolToObject(c, "on_fallback", s->on_fallback);
-		cJSON_AddBoolToObject(c, "journal", s->found);
-		cJSON_AddStringToObject(c, "state",
-					s->damaged ? "damaged" : p11e_state_name(s->state));
-		cJSON_AddBoolToObject(c, "ok", s->problem == NULL);
-		add_str(c, "problem", s->problem);
-		add_str(c, "problem_code", s->problem_code);
-		add_str(c, "key_type", s->key_type ? s->key_type : s->cert->key_spec->name);
-		if (s->order_id || s->request_id) {
-			o = cJSON_AddObjectToObject(c, "order");
-			add_str(o, "order_id", s->order_id);
-			add_str(o, "request_id", s->request_id);
-			add_str(o, "status", s->order_status);
-			/* only while pending: what to publish for domain validation (docs/orders.md) */
-			if (s->found && !s->damaged && s->state == P11E_ST_ORDER_PENDING &&
-			    jstr(&s->j, "order", "dcv_instructions"))
-				add_str(o, "dcv_instructions",
-					jstr(&s->j, "order", "dcv_instructions"));
-		} else {
-			cJSON_AddNullToObject(c, "order");
-		}
-		add_str(c, "serial", s->serial);
-		add_time(c, "not_after", s->not_after);
-		if (s->not_after) {
-			cJSON_AddNumberToObject(c, "seconds_left", (double)(s->not_after - now));
-			cJSON_AddNumberToObject(c, "days_left",
-						(double)floor_div((long long)(s->not_after - now),
-								  86400));
-		} else {
-			cJSON_AddNullToObject(c, "seconds_left");
-			cJSON_AddNullToObject(c, "days_left");
-		}
-		add_time(c, "installed_at", s->installed_at);
-		cJSON_AddStringToObject(c, "next_action", s->next_action);
-		cJSON_AddNumberToObject(c, "next_action_at", (double)s->next_at);
-		if (s->last_error) {
-			o = cJSON_AddObjectToObject(c, "last_error");
-			add_time(o, "at", s->last_error_at);
-			cJSON_AddStringToObject(o, "message", s->last_error);
-			add_str(o, "ca_code", s->last_error_code);
-		} else {
-			cJSON_AddNullToObject(c, "last_error");
-		}
-		if (s->revoked_at) {
-			o = cJSON_AddObjectToObject(c, "revocation");
-			add_time(o, "at", s->revoked_at);
-			add_str(o, "reason", s->revocation_reason);
-			add_str(o, "message", s->revocation_message);
-		} else {
-			cJSON_AddNullToObject(c, "revocation");
-		}
-		if (s->problem)
-			ok = false;
-		cJSON_AddItemToArray(arr, c);
+	cJSON_AddStringToObject(c, "name", s->cert->name);
+	add_str(c, "ca", s->ca);
+	add_str(c, "ca_type", s->ca_type);
+	add_str(c, "issued_by", s->issued_by);
+	cJSON_AddBoolToObject(c, "on_fallback", s->on_fallback);
+	cJSON_AddBoolToObject(c, "journal", s->found);
+	cJSON_AddStringToObject(c, "state", s->damaged ? "damaged" : p11e_state_name(s->state));
+	cJSON_AddBoolToObject(c, "ok", s->problem == NULL);
+	add_str(c, "problem", s->problem);
+	add_str(c, "problem_code", s->problem_code);
+	add_str(c, "key_type", s->key_type ? s->key_type : s->cert->key_spec->name);
+	if (s->order_id || s->request_id) {
+		o = cJSON_AddObjectToObject(c, "order");
+		add_str(o, "order_id", s->order_id);
+		add_str(o, "request_id", s->request_id);
+		add_str(o, "status", s->order_status);
+		/* only while pending: what to publish for domain validation (docs/orders.md) */
+		if (s->dcv_instructions)
+			add_str(o, "dcv_instructions", s->dcv_instructions);
+	} else {
+		cJSON_AddNullToObject(c, "order");
 	}
-	cJSON_AddBoolToObject(doc, "ok", ok);
-	cJSON_AddItemToObject(doc, "certificates", arr);
-	return doc;
+	add_str(c, "serial", s->serial);
+	add_time(c, "not_after", s->not_after);
+	if (s->not_after) {
+		cJSON_AddNumberToObject(c, "seconds_left", (double)(s->not_after - now));
+		cJSON_AddNumberToObject(c, "days_left",
+					(double)floor_div((long long)(s->not_after - now), 86400));
+	} else {
+		cJSON_AddNullToObject(c, "seconds_left");
+		cJSON_AddNullToObject(c, "days_left");
+	}
+	add_time(c, "installed_at", s->installed_at);
+	cJSON_AddStringToObject(c, "next_action", s->next_action);
+	cJSON_AddNumberToObject(c, "next_action_at", (double)s->next_at);
+	if (s->last_error) {
+		o = cJSON_AddObjectToObject(c, "last_error");
+		add_time(o, "at", s->last_error_at);
+		cJSON_AddStringToObject(o, "message", s->last_error);
+		add_str(o, "ca_code", s->last_error_code);
+	} else {
+		cJSON_AddNullToObject(c, "last_error");
+	}
+	if (s->revoked_at) {
+		o = cJSON_AddObjectToObject(c, "revocation");
+		add_time(o, "at", s->revoked_at);
+		add_str(o, "reason", s->revocation_reason);
+		add_str(o, "message", s->revocation_message);
+	} else {
+		cJSON_AddNullToObject(c, "revocation");
+	}
+	return c;
+}
+
+/* Prints `obj` as cJSON_Print would inside the certificates array: two
+ * tabs deeper (the document's object, then its array) after every line
+ * break. */
+static bool print_nested(FILE *out, const cJSON *obj)
+{
+	char *text = cJSON_Print(obj);
+	bool ok = text != NULL;
+
+	for (const char *c = text; ok && *c; c++)
+		ok = fputc(*c, out) != EOF && (*c != '\n' || fputs("\t\t", out) != EOF);
+	free(text);
+	return ok;
+}
+
+bool p11e_status_json_print(FILE *out, const struct p11e_cert_status *st, size_t n, time_t now)
+{
+	cJSON *head = cJSON_CreateObject(), *c;
+	char *text = NULL, *cut;
+	bool all_ok = true, ok = false;
+
+	for (size_t i = 0; i < n; i++)
+		all_ok = all_ok && !st[i].problem;
+	cJSON_AddNumberToObject(head, "version", STATUS_JSON_VERSION);
+	cJSON_AddNumberToObject(head, "time", (double)now);
+	cJSON_AddBoolToObject(head, "ok", all_ok);
+	cJSON_AddArrayToObject(head, "certificates");
+	text = cJSON_Print(head);
+	cut = text ? strstr(text, "[]") : NULL;
+	if (!cut)
+		goto out;
+	/* The certificates go between the brackets one by one, so that a
+	 * fleet's document is never whole in memory. */
+	ok = fwrite(text, 1, (size_t)(cut - text) + 1, out) == (size_t)(cut - text) + 1;
+	for (size_t i = 0; ok && i < n; i++) {
+		c = cert_json(&st[i], now);
+		ok = c && (i == 0 || fputs(", ", out) != EOF) && print_nested(out, c);
+		cJSON_Delete(c);
+	}
+	ok = ok && fputs(cut + 1, out) != EOF && fputc('\n', out) != EOF;
+out:
+	free(text);
+	cJSON_Delete(head);
+	return ok;
 }
 
 /* ---- Prometheus textfile ------------------------------------------------------ */
@@ -281,38 +359,79 @@ struct buf {
 	bool oom;
 };
 
+/* Room for `more` bytes and the NUL after them. */
+static bool grow(struct buf *b, size_t more)
+{
+	size_t cap = b->cap ? b->cap : 4096;
+	char *grown;
+
+	if (b->oom)
+		return false;
+	if (b->len + more < b->cap)
+		return true;
+	while (cap <= b->len + more)
+		cap *= 2;
+	grown = realloc(b->p, cap);
+	if (!grown) {
+		b->oom = true;
+		return false;
+	}
+	b->p = grown;
+	b->cap = cap;
+	return true;
+}
+
+/* The series lines are most of a fleet's file (16 for each certificate):
+ * they are copied, not formatted. */
+static void put_raw(struct buf *b, const char *text, size_t len)
+{
+	if (!grow(b, len))
+		return;
+	memcpy(b->p + b->len, text, len);
+	b->len += len;
+	b->p[b->len] = '\0';
+}
+
+static void put_str(struct buf *b, const char *text)
+{
+	put_raw(b, text, strlen(text));
+}
+
+/* " VALUE\n" */
+static void put_value(struct buf *b, long long v)
+{
+	char digits[24], *at = digits + sizeof(digits);
+	unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+
+	*--at = '\n';
+	do
+		*--at = (char)('0' + u % 10);
+	while (u /= 10);
+	if (v < 0)
+		*--at = '-';
+	*--at = ' ';
+	put_raw(b, at, (size_t)(digits + sizeof(digits) - at));
+}
+
 static void put(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void put(struct buf *b, const char *fmt, ...)
 {
 	va_list ap;
 	int n;
 
-	if (b->oom)
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		b->oom = true;
 		return;
-	for (;;) {
-		va_start(ap, fmt);
-		n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? b->cap - b->len : 0, fmt, ap);
-		va_end(ap);
-		if (n < 0) {
-			b->oom = true;
-			return;
-		}
-		if (b->p && b->len + (size_t)n < b->cap) {
-			b->len += (size_t)n;
-			return;
-		}
-		size_t cap = b->cap ? b->cap : 4096;
-		while (cap <= b->len + (size_t)n)
-			cap *= 2;
-		char *grown = realloc(b->p, cap);
-
-		if (!grown) {
-			b->oom = true;
-			return;
-		}
-		b->p = grown;
-		b->cap = cap;
 	}
+	if (!grow(b, (size_t)n))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+	va_end(ap);
+	b->len += (size_t)n;
 }
 
 /* Label values escape \ " and newline (exposition format). */
@@ -324,13 +443,14 @@ static void put_label(struct buf *b, const char *value)
 	while (*c) {
 		size_t run = strcspn(c, "\\\"\n");
 
-		if (run)
-			put(b, "%.*s", (int)run, c);
+		put_raw(b, c, run);
 		c += run;
 		if (*c == '\n')
-			put(b, "\\n");
-		else if (*c)
-			put(b, "\\%c", *c);
+			put_raw(b, "\\n", 2);
+		else if (*c == '\\')
+			put_raw(b, "\\\\", 2);
+		else if (*c == '"')
+			put_raw(b, "\\\"", 2);
 		if (*c)
 			c++;
 	}
@@ -339,15 +459,17 @@ static void put_label(struct buf *b, const char *value)
 static void put_labels(struct buf *b, const struct p11e_cert_status *s, const char *extra_key,
 		       const char *extra_value)
 {
-	put(b, "{name=\"");
+	put_str(b, "{name=\"");
 	put_label(b, s->cert->name);
-	put(b, "\",ca=\"");
+	put_str(b, "\",ca=\"");
 	put_label(b, s->ca);
 	if (extra_key) {
-		put(b, "\",%s=\"", extra_key);
+		put_str(b, "\",");
+		put_str(b, extra_key);
+		put_str(b, "=\"");
 		put_label(b, extra_value);
 	}
-	put(b, "\"}");
+	put_str(b, "\"}");
 }
 
 static void head(struct buf *b, const char *name, const char *help)
@@ -364,58 +486,58 @@ char *p11e_status_prometheus(const struct p11e_cert_status *st, size_t n, time_t
 	for (size_t i = 0; i < n; i++) {
 		if (!st[i].not_after)
 			continue;
-		put(&b, "p11enroll_certificate_not_after_seconds");
+		put_str(&b, "p11enroll_certificate_not_after_seconds");
 		put_labels(&b, &st[i], NULL, NULL);
-		put(&b, " %lld\n", (long long)st[i].not_after);
+		put_value(&b, (long long)st[i].not_after);
 	}
 	head(&b, "p11enroll_certificate_next_action_timestamp_seconds",
 	     "When the renewal, or the continuation of an enrolment, is next due, Unix time.");
 	for (size_t i = 0; i < n; i++) {
-		put(&b, "p11enroll_certificate_next_action_timestamp_seconds");
+		put_str(&b, "p11enroll_certificate_next_action_timestamp_seconds");
 		put_labels(&b, &st[i], "action", st[i].next_action);
-		put(&b, " %lld\n", (long long)st[i].next_at);
+		put_value(&b, (long long)st[i].next_at);
 	}
 	head(&b, "p11enroll_last_success_timestamp_seconds",
 	     "When the current certificate was installed, Unix time (0: never).");
 	for (size_t i = 0; i < n; i++) {
-		put(&b, "p11enroll_last_success_timestamp_seconds");
+		put_str(&b, "p11enroll_last_success_timestamp_seconds");
 		put_labels(&b, &st[i], NULL, NULL);
-		put(&b, " %lld\n", (long long)st[i].installed_at);
+		put_value(&b, (long long)st[i].installed_at);
 	}
 	head(&b, "p11enroll_last_failure_timestamp_seconds",
 	     "When the recorded last error happened, Unix time (0: none since the last success).");
 	for (size_t i = 0; i < n; i++) {
-		put(&b, "p11enroll_last_failure_timestamp_seconds");
+		put_str(&b, "p11enroll_last_failure_timestamp_seconds");
 		put_labels(&b, &st[i], NULL, NULL);
-		put(&b, " %lld\n", (long long)(st[i].last_error ? st[i].last_error_at : 0));
+		put_value(&b, (long long)(st[i].last_error ? st[i].last_error_at : 0));
 	}
 	head(&b, "p11enroll_certificate_ok",
 	     "1 when the certificate passes `p11enroll status`, 0 when it needs attention.");
 	for (size_t i = 0; i < n; i++) {
-		put(&b, "p11enroll_certificate_ok");
+		put_str(&b, "p11enroll_certificate_ok");
 		put_labels(&b, &st[i], NULL, NULL);
-		put(&b, " %d\n", st[i].problem ? 0 : 1);
+		put_value(&b, st[i].problem ? 0 : 1);
 	}
 	head(&b, "p11enroll_certificate_problem",
 	     "1 with the reason (the problem_code of status --json) of a certificate that needs attention.");
 	for (size_t i = 0; i < n; i++) {
 		if (!st[i].problem_code)
 			continue;
-		put(&b, "p11enroll_certificate_problem");
+		put_str(&b, "p11enroll_certificate_problem");
 		put_labels(&b, &st[i], "problem", st[i].problem_code);
-		put(&b, " 1\n");
+		put_value(&b, 1);
 	}
 	head(&b, "p11enroll_state",
 	     "The journal state of the certificate: 1 for the current one (\"damaged\": refused).");
 	for (size_t i = 0; i < n; i++) {
 		for (int s = P11E_ST_NEW; s <= P11E_ST_VERIFY_FAILED; s++) {
-			put(&b, "p11enroll_state");
+			put_str(&b, "p11enroll_state");
 			put_labels(&b, &st[i], "state", p11e_state_name((p11e_state)s));
-			put(&b, " %d\n", !st[i].damaged && (int)st[i].state == s);
+			put_value(&b, !st[i].damaged && (int)st[i].state == s);
 		}
-		put(&b, "p11enroll_state");
+		put_str(&b, "p11enroll_state");
 		put_labels(&b, &st[i], "state", "damaged");
-		put(&b, " %d\n", st[i].damaged ? 1 : 0);
+		put_value(&b, st[i].damaged ? 1 : 0);
 	}
 	head(&b, "p11enroll_metrics_timestamp_seconds", "When p11enroll wrote this file, Unix time.");
 	put(&b, "p11enroll_metrics_timestamp_seconds %lld\n", (long long)now);

@@ -6,6 +6,7 @@
 #define P11E_STATUS_H
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <time.h>
 
 #include <cjson/cJSON.h>
@@ -19,9 +20,9 @@
 
 struct p11e_cert_status {
 	const struct p11e_cert_conf *cert;
-	struct p11e_journal j; /* owns the strings below */
-	bool found;            /* a journal exists */
-	bool damaged;          /* it exists but was refused (journal.h) */
+	char *strings; /* owns the strings below: the journal is not kept */
+	bool found;    /* a journal exists */
+	bool damaged;  /* it exists but was refused (journal.h) */
 	p11e_state state;
 	const char *ca, *ca_type;
 	const char *issued_by; /* the CA of the installed certificate, NULL when none */
@@ -34,7 +35,8 @@ struct p11e_cert_status {
 	const char *last_error, *last_error_code;
 	time_t revoked_at; /* 0: not revoked */
 	const char *revocation_reason, *revocation_message;
-	const char *next_action; /* enroll resume reconcile poll renew retry */
+	const char *dcv_instructions; /* what the operator must publish, when pending */
+	const char *next_action;      /* enroll resume reconcile poll renew retry */
 	time_t next_at;
 	const char *problem;      /* NULL when healthy: why it needs attention */
 	const char *problem_code; /* its short word (p11enroll(1) STATUS JSON) */
@@ -46,8 +48,10 @@ void p11e_status_read(const struct p11e_config *cfg, const struct p11e_cert_conf
 		      struct p11e_cert_status *st);
 void p11e_status_release(struct p11e_cert_status *st);
 
-/* The documented JSON document of p11enroll(1) for n certificates. */
-cJSON *p11e_status_json(const struct p11e_cert_status *st, size_t n, time_t now);
+/* Prints the documented JSON document of p11enroll(1) for n certificates
+ * (as cJSON_Print would, and a newline), building one certificate's part
+ * at a time. false: out of memory or a write error. */
+bool p11e_status_json_print(FILE *out, const struct p11e_cert_status *st, size_t n, time_t now);
 
 /* The node_exporter textfile (HELP/TYPE lines included); free(). */
 char *p11e_status_prometheus(const struct p11e_cert_status *st, size_t n, time_t now);
