@@ -247,6 +247,22 @@ static long long floor_div(long long a, long long b)
 	return a / b - (a % b != 0 && (a < 0) != (b < 0));
 }
 
+/* NAME: {"at": AT, K1: V1, K2: V2} when `present`, else null. */
+static void add_event(cJSON *c, const char *name, bool present, time_t at, const char *k1,
+		      const char *v1, const char *k2, const char *v2)
+{
+	cJSON *o;
+
+	if (!present) {
+		cJSON_AddNullToObject(c, name);
+		return;
+	}
+	o = cJSON_AddObjectToObject(c, name);
+	add_time(o, "at", at);
+	add_str(o, k1, v1);
+	add_str(o, k2, v2);
+}
+
 /* One certificate's object of the document (p11enroll(1), STATUS JSON). */
 static cJSON *cert_json(const struct p11e_cert_status *s, time_t now)
 {
@@ -287,22 +303,10 @@ static cJSON *cert_json(const struct p11e_cert_status *s, time_t now)
 	add_time(c, "installed_at", s->installed_at);
 	cJSON_AddStringToObject(c, "next_action", s->next_action);
 	cJSON_AddNumberToObject(c, "next_action_at", (double)s->next_at);
-	if (s->last_error) {
-		o = cJSON_AddObjectToObject(c, "last_error");
-		add_time(o, "at", s->last_error_at);
-		cJSON_AddStringToObject(o, "message", s->last_error);
-		add_str(o, "ca_code", s->last_error_code);
-	} else {
-		cJSON_AddNullToObject(c, "last_error");
-	}
-	if (s->revoked_at) {
-		o = cJSON_AddObjectToObject(c, "revocation");
-		add_time(o, "at", s->revoked_at);
-		add_str(o, "reason", s->revocation_reason);
-		add_str(o, "message", s->revocation_message);
-	} else {
-		cJSON_AddNullToObject(c, "revocation");
-	}
+	add_event(c, "last_error", s->last_error != NULL, s->last_error_at, "message", s->last_error,
+		  "ca_code", s->last_error_code);
+	add_event(c, "revocation", s->revoked_at != 0, s->revoked_at, "reason", s->revocation_reason,
+		  "message", s->revocation_message);
 	return c;
 }
 

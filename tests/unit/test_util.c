@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "arena.h"
 #include "secret.h"
 #include "util.h"
 
@@ -171,4 +172,35 @@ Test(util, read_file_whatever_the_size_says)
 	cr_assert_eq(errno, EFBIG);
 	snprintf(big, sizeof(big), "rm -rf %s", dir);
 	system(big);
+}
+
+/* Strings packed into blocks: each copy stays intact across block
+ * boundaries, and one larger than a block gets a block of its own without
+ * ending the one being filled. */
+Test(util, arena_keeps_every_string)
+{
+	struct p11e_arena *arena = NULL;
+	char *copies[3000], name[32], *big = malloc(100000);
+	const char *before_big, *after_big;
+
+	cr_assert(big);
+	for (int i = 0; i < 3000; i++) {
+		snprintf(name, sizeof(name), "string-%d-%s", i, i % 7 ? "x" : "longer-value");
+		copies[i] = p11e_arena_strdup(&arena, name);
+		cr_assert(copies[i]);
+	}
+	before_big = p11e_arena_strdup(&arena, "before");
+	memset(big, 'b', 99999);
+	big[99999] = '\0';
+	cr_assert_eq(strlen(p11e_arena_strdup(&arena, big)), 99999);
+	after_big = p11e_arena_strdup(&arena, "after");
+	/* the small ones go on in the block "before" is in */
+	cr_assert_eq(after_big, before_big + strlen("before") + 1);
+	for (int i = 0; i < 3000; i++) {
+		snprintf(name, sizeof(name), "string-%d-%s", i, i % 7 ? "x" : "longer-value");
+		cr_assert_str_eq(copies[i], name);
+	}
+	cr_assert_str_eq(p11e_arena_strdup(&arena, ""), "");
+	p11e_arena_free(arena);
+	free(big);
 }
